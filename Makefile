@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is pinned to the CPU wheel for the local environment; the library itself accepts torch>=2.2.
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[dev]" "$(TORCH_PIN)"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/overtensor demo
+
+test: $(STAMP)
+	$(BIN)/ruff check overtensor tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check overtensor tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_loss.py
+	$(BIN)/python benchmarks/bench_vs_classical.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

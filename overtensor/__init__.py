@@ -1,0 +1,42 @@
+"""overtensor: over-parameterized symmetric tensor decomposition with gradient methods.
+
+>>> import overtensor
+>>> target = overtensor.random_target(order=3, dim=30, rank=3, random_state=0)
+>>> result = overtensor.fit(target, width=12, random_state=0)
+>>> result.relative_error < 1e-4
+True
+"""
+
+from overtensor.cp import SymmetricCP
+from overtensor.fit import METHODS, fit
+from overtensor.metrics import cp_relative_error, laziness, recovery
+from overtensor.result import FitResult
+from overtensor.targets import (
+    CPTarget,
+    DenseTarget,
+    MomentTarget,
+    Target,
+    as_target,
+    random_target,
+)
+from overtensor.training import DivergenceError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "CPTarget",
+    "DenseTarget",
+    "DivergenceError",
+    "FitResult",
+    "MomentTarget",
+    "SymmetricCP",
+    "Target",
+    "__version__",
+    "as_target",
+    "cp_relative_error",
+    "fit",
+    "laziness",
+    "random_target",
+    "recovery",
+]

@@ -1,0 +1,1 @@
+"""Experiments: run functions, built-in specs, runner, store and figures."""

@@ -1,0 +1,88 @@
+"""Registry of run functions and built-in experiments.
+
+An *experiment* is a grid of *runs*. A run is one call of a registered **run function**
+``fn(config: dict) -> dict``: it receives a flat, JSON-serializable configuration (fixed
+parameters, one point of the grid and a ``seed``) and returns a flat dict of JSON-serializable
+metrics. It may add a key ``"history"`` holding a short list of dicts (a compact history); the
+runner stores it separately. Run functions must be deterministic given ``config`` (all random
+draws from ``config["seed"]``) and must not print.
+
+A built-in :class:`Experiment` bundles a spec per preset (``"small"``, ``"full"``) and a
+``figures`` function that turns the results table into PNG/SVG figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RunFn = Callable[[dict[str, Any]], dict[str, Any]]
+FiguresFn = Callable[[Any, Path], list[Path]]  # (pandas.DataFrame of runs, output dir) -> files
+
+_RUNS: dict[str, RunFn] = {}
+_EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register_run(name: str) -> Callable[[RunFn], RunFn]:
+    """Decorator registering ``fn`` as the run function called ``name``."""
+
+    def deco(fn: RunFn) -> RunFn:
+        _RUNS[name] = fn
+        return fn
+
+    return deco
+
+
+def get_run(name: str) -> RunFn:
+    _load_builtins()
+    if name not in _RUNS:
+        raise ValueError(f"unknown run function {name!r}; known: {sorted(_RUNS)}")
+    return _RUNS[name]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A built-in experiment.
+
+    Attributes
+    ----------
+    name : str
+        Identifier used on the command line (``overtensor experiment run NAME``).
+    description : str
+        One line: the question the experiment answers.
+    presets : dict[str, dict]
+        Spec dictionaries (same schema as spec files) keyed by preset name.
+    figures : callable
+        ``figures(df, outdir) -> list[Path]``: draws the experiment's figures from the table of
+        finished runs (one row per run: config columns, then metric columns).
+    """
+
+    name: str
+    description: str
+    presets: dict[str, dict[str, Any]]
+    figures: FiguresFn | None = None
+    summary: Callable[[Any], str] | None = field(default=None)
+
+
+def register_experiment(exp: Experiment) -> Experiment:
+    _EXPERIMENTS[exp.name] = exp
+    return exp
+
+
+def get_experiment(name: str) -> Experiment:
+    _load_builtins()
+    if name not in _EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(_EXPERIMENTS)}")
+    return _EXPERIMENTS[name]
+
+
+def list_experiments() -> list[Experiment]:
+    _load_builtins()
+    return [_EXPERIMENTS[k] for k in sorted(_EXPERIMENTS)]
+
+
+def _load_builtins() -> None:
+    # Importing the modules registers their run functions and experiments.
+    from overtensor.experiments import builtin  # noqa: F401

@@ -1,0 +1,108 @@
+"""From an over-parameterized solution to a clean rank-``r'`` CP (SPEC §5, extraction and polish).
+
+An over-parameterized fit splits one true component over several rows and leaves small
+leftovers. :func:`merge_components` groups rows whose directions agree (sign-aware), sums their
+contributions and drops negligible ones; :func:`polish` runs a few exact-rank L-BFGS steps with
+free coefficients and ``μ = 0`` in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from overtensor.cp import SymmetricCP
+from overtensor.loss import half_sq_distance, relative_error
+from overtensor.targets import Target
+
+
+def merge_components(
+    a: torch.Tensor,
+    V: torch.Tensor,
+    order: int,
+    *,
+    merge_cos: float = 0.99,
+    drop_tol: float = 1e-3,
+) -> SymmetricCP:
+    """Merge rows with ``|cos| ≥ merge_cos`` and drop terms below ``drop_tol · max|λ|``.
+
+    Rows are normalized first (their norms folded into the coefficients as ``‖v‖^l``). A row
+    joins the cluster of the first (largest) representative it is aligned with; for odd ``l``,
+    ``−v`` with weight ``−a`` is the same term, for even ``l`` so is ``−v`` with weight ``a``.
+    The merged direction is the ``|a|``-weighted mean of the aligned rows.
+    """
+    a = a.detach()
+    V = V.detach()
+    norms = V.norm(dim=-1)
+    w = a * norms**order
+    Vbar = V / norms.clamp_min(torch.finfo(V.dtype).tiny).unsqueeze(-1)
+    big = w.abs() >= drop_tol * w.abs().max().clamp_min(torch.finfo(V.dtype).tiny) * 1e-3
+    w, Vbar = w[big], Vbar[big]
+    orderi = torch.argsort(w.abs(), descending=True)
+    w, Vbar = w[orderi], Vbar[orderi]
+    reps: list[torch.Tensor] = []
+    sums: list[torch.Tensor] = []
+    weights: list[torch.Tensor] = []
+    for wi, vi in zip(w, Vbar, strict=True):
+        placed = False
+        for k, rep in enumerate(reps):
+            c = torch.dot(rep, vi)
+            if c.abs() >= merge_cos:
+                sgn = torch.sign(c)
+                wi_aligned = wi * (sgn if order % 2 == 1 else 1.0)
+                sums[k] = sums[k] + wi_aligned.abs() * sgn * vi
+                weights[k] = weights[k] + wi_aligned
+                placed = True
+                break
+        if not placed:
+            reps.append(vi)
+            sums.append(wi.abs() * vi)
+            weights.append(wi)
+    if not reps:
+        return SymmetricCP(V.new_zeros(0), V.new_zeros(0, V.shape[-1]), order)
+    lam = torch.stack(weights)
+    U = torch.stack(sums)
+    U = U / U.norm(dim=-1, keepdim=True)
+    keep = lam.abs() >= drop_tol * lam.abs().max()
+    return SymmetricCP(lam[keep], U[keep], order).canonical()
+
+
+def polish(
+    cp: SymmetricCP,
+    target: Target,
+    *,
+    max_iter: int = 200,
+) -> SymmetricCP:
+    """Exact-rank refinement: L-BFGS on ``½‖Σ_j c_j ū_j^{⊗l} − T*‖²`` (free ``c``, ``u``), float64.
+
+    Returns the polished CP when it lowers the error, otherwise the input unchanged.
+    """
+    if cp.rank == 0 or max_iter <= 0:
+        return cp
+    t64 = target if target.dtype == torch.float64 else target.to(dtype=torch.float64)
+    sq = t64.sq_norm()
+    scale = 1.0 / sq.sqrt()
+    c = (cp.weights.detach().to(torch.float64) * scale).clone().requires_grad_(True)
+    U = cp.components.detach().to(torch.float64).clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([c, U], lr=1.0, max_iter=max_iter, tolerance_grad=1e-14,
+                            tolerance_change=1e-16, history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        Ubar = U / U.norm(dim=-1, keepdim=True)
+        loss = half_sq_distance(c, Ubar, t64, scale, sq)
+        loss.backward()
+        return loss
+
+    before = float(relative_error(c, U / U.norm(dim=-1, keepdim=True), t64, scale))
+    opt.step(closure)
+    with torch.no_grad():
+        Ubar = U / U.norm(dim=-1, keepdim=True)
+        if not torch.isfinite(Ubar).all() or not torch.isfinite(c).all():
+            return cp
+        after = float(relative_error(c, Ubar, t64, scale))
+    if not after < before:
+        return cp
+    dt, dev = cp.weights.dtype, cp.weights.device
+    return SymmetricCP((c.detach() / scale).to(dev, dt), Ubar.detach().to(dev, dt),
+                       cp.order).canonical()

@@ -1,0 +1,175 @@
+"""``overtensor.fit``: one entry point for every method, with validation before any work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from overtensor._checks import (
+    check_choice,
+    check_float,
+    check_int,
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+)
+from overtensor.models import MODELS
+from overtensor.result import FitResult
+from overtensor.targets import Target, as_target
+
+#: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
+#: ``"half-init"`` means ``init_scale / 2`` (SPEC §5: ``δ_1 = δ_0/2``).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "beyond-lazy": dict(model="homogeneous", init_scale=1e-3, weight_decay=1e-3,
+                        reinit_threshold="half-init", epoch_steps=200, epoch_growth=1.0),
+    "gd": dict(model="plain", init_scale=1e-3, weight_decay=0.0, reinit_threshold=None,
+               epoch_steps=200, epoch_growth=1.0),
+    "exact-rank": dict(model="homogeneous", init_scale=1e-3, weight_decay=0.0,
+                       reinit_threshold=None, epoch_steps=200, epoch_growth=1.0),
+}
+METHODS = (*METHOD_DEFAULTS, "power-method")
+
+
+def fit(
+    target: Any,
+    width: int | None = None,
+    method: str = "beyond-lazy",
+    *,
+    order: int | None = None,
+    model: str | None = None,
+    init_scale: float | None = None,
+    weight_decay: float | None = None,
+    reinit_threshold: float | str | None = "default",
+    epoch_steps: int | None = None,
+    epoch_growth: float | None = None,
+    max_steps: int = 20000,
+    final_steps: int = 10000,
+    tol: float = 1e-4,
+    lr: float | None = None,
+    optimizer: Any = None,
+    signs: str = "auto",
+    patience: int = 5,
+    eval_every: int = 50,
+    extract: bool = True,
+    polish_iter: int = 100,
+    merge_cos: float = 0.99,
+    drop_tol: float = 1e-3,
+    random_state: Any = None,
+    device: Any = None,
+    dtype: Any = None,
+    callback: Callable | None = None,
+    recorders: Sequence[Callable] = (),
+    progress: bool = False,
+) -> FitResult:
+    """Decompose a symmetric tensor with an over-parameterized gradient method.
+
+    Parameters
+    ----------
+    target : Target, SymmetricCP, (weights, factors) or dense array
+        The tensor ``T*``; see :func:`overtensor.as_target`.
+    width : int
+        Number of rank-one terms ``m``. Required except for ``exact-rank`` and ``power-method``
+        (which use the target's rank).
+    method : {"beyond-lazy", "gd", "exact-rank", "power-method"}
+        ``beyond-lazy``: the paper's variant (homogeneous model, weight decay, re-initialization,
+        final phase without weight decay). ``gd``: gradient descent on the ``plain`` model from the
+        same small init. ``exact-rank``: ``m = r`` on the homogeneous model, no re-initialization.
+        ``power-method``: classical tensor power method with deflation.
+    model : {"plain", "homogeneous", "coefficients"}, optional
+        Override the method's model.
+    init_scale, weight_decay, reinit_threshold, epoch_steps, epoch_growth
+        ``δ_0``, ``μ``, ``δ_1`` (``None`` disables re-initialization), ``K`` and ``γ``.
+    max_steps, final_steps, tol, patience
+        Step budget, budget of the final ``μ = 0`` phase, target relative error ``ε`` and the
+        number of epochs without 1 % improvement that ends a phase.
+    lr : float, optional
+        Step size for the unit-norm normalized target. Default ``0.5 / max(order, 4)``, which is
+        below the curvature of a fitted component (``≈ max(4, l)·λ_max ≤ max(4, l)``).
+    optimizer : None, "gd", "adam", torch.optim.Optimizer class or callable
+        Default plain gradient descent.
+    signs : {"auto", "positive", "balanced"}
+        Fixed signs of the terms; ``auto`` balances them for even orders with negative weights.
+    random_state : int, torch.Generator or None
+        Seeds every random draw (init and re-initializations).
+    device, dtype
+        Default: the target's device; float64 on CPU, float32 on CUDA.
+    callback : callable ``(record, state) -> bool``, optional
+        Called at every evaluation; returning True stops the fit.
+    recorders : sequence of callables ``state -> dict``
+        Extra per-evaluation diagnostics merged into the history records.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    FitResult
+    """
+    check_choice("method", method, METHODS)
+    tgt = as_target(target, order)
+    if width is not None:
+        width = check_int("width", width, 1)
+    max_steps = check_int("max_steps", max_steps, 1)
+    final_steps = check_int("final_steps", final_steps, 0)
+    tol = check_float("tol", tol, minimum=0.0)
+    dev = resolve_device(device if device is not None else tgt.device)
+    dt = resolve_dtype(dtype if dtype is not None else tgt.dtype, dev)
+    gen = make_generator(random_state)
+
+    if method == "power-method":
+        from overtensor.algorithms.power import power_method
+
+        rank = width if width is not None else _target_rank(tgt, method)
+        return power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
+                            progress=progress)
+
+    cfg = dict(METHOD_DEFAULTS[method])
+    if method == "exact-rank":
+        rank = _target_rank(tgt, method)
+        if width is not None and width != rank:
+            raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")
+        width = rank
+    if width is None:
+        raise ValueError(f"width is required for method={method!r}")
+    for key, value in dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
+                           epoch_steps=epoch_steps, epoch_growth=epoch_growth).items():
+        if value is not None:
+            cfg[key] = value
+    if reinit_threshold != "default":
+        cfg["reinit_threshold"] = reinit_threshold
+    check_choice("model", cfg["model"], MODELS)
+    cfg["init_scale"] = check_float("init_scale", cfg["init_scale"], minimum=0.0, strict=True)
+    cfg["weight_decay"] = check_float("weight_decay", cfg["weight_decay"], minimum=0.0)
+    cfg["epoch_steps"] = check_int("epoch_steps", cfg["epoch_steps"], 1)
+    cfg["epoch_growth"] = check_float("epoch_growth", cfg["epoch_growth"], minimum=1.0)
+    if cfg["reinit_threshold"] == "half-init":
+        cfg["reinit_threshold"] = cfg["init_scale"] / 2
+    elif cfg["reinit_threshold"] is not None:
+        cfg["reinit_threshold"] = check_float("reinit_threshold", cfg["reinit_threshold"],
+                                              minimum=0.0)
+    if lr is None:
+        lr = 0.5 / max(tgt.order, 4)
+    lr = check_float("lr", lr, minimum=0.0, strict=True)
+    check_choice("signs", signs, ("auto", "positive", "balanced"))
+    patience = check_int("patience", patience, 1)
+    eval_every = check_int("eval_every", eval_every, 1)
+    polish_iter = check_int("polish_iter", polish_iter, 0)
+    merge_cos = check_float("merge_cos", merge_cos, minimum=0.0, maximum=1.0)
+    drop_tol = check_float("drop_tol", drop_tol, minimum=0.0, maximum=1.0)
+
+    from overtensor.algorithms.gradient import gradient_fit
+
+    return gradient_fit(
+        tgt, method=method, width=width, max_steps=max_steps, final_steps=final_steps, tol=tol,
+        lr=lr, optimizer=optimizer, signs=signs, patience=patience, eval_every=eval_every,
+        extract=extract, polish_iter=polish_iter, merge_cos=merge_cos, drop_tol=drop_tol,
+        generator=gen, dtype=dt, device=dev, callback=callback, recorders=recorders,
+        progress=progress, **cfg,
+    )
+
+
+def _target_rank(target: Target, method: str) -> int:
+    if target.truth is None:
+        raise ValueError(
+            f"method={method!r} needs the rank: pass width=RANK (the target's rank is unknown)"
+        )
+    return target.truth.rank

@@ -1,0 +1,101 @@
+"""The optimizer loop: steps, evaluation, history, stopping and divergence detection.
+
+The mathematics lives in :mod:`overtensor.models` and :mod:`overtensor.loss`; this module only
+drives an optimizer over a loss closure and records what happened.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+class DivergenceError(RuntimeError):
+    """Training produced NaN/inf or an exploding loss."""
+
+
+def make_optimizer(optimizer: Any, params: Iterable[torch.Tensor], lr: float):
+    """Build the optimizer.
+
+    ``None`` or ``"gd"``: plain gradient descent (``torch.optim.SGD`` without momentum);
+    ``"adam"``: ``torch.optim.Adam``; a ``torch.optim.Optimizer`` subclass: called as
+    ``cls(params, lr=lr)``; any other callable: called as ``fn(params)``.
+    """
+    params = list(params)
+    if optimizer is None or optimizer == "gd":
+        return torch.optim.SGD(params, lr=lr)
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
+        return optimizer(params, lr=lr)
+    if callable(optimizer):
+        return optimizer(params)
+    raise ValueError(
+        f"optimizer must be 'gd', 'adam', a torch.optim.Optimizer class or a callable, "
+        f"got {optimizer!r}"
+    )
+
+
+def check_divergence(loss: torch.Tensor, step: int, lr: float, limit: float = 1e8) -> None:
+    """Raise :class:`DivergenceError` with advice if ``loss`` is NaN/inf or above ``limit``.
+
+    The target is normalized to unit norm, so the loss starts near ½; ``limit`` is far above
+    anything a converging run visits.
+    """
+    value = float(loss.detach().max()) if loss.numel() > 1 else float(loss)
+    if not math.isfinite(value) or value > limit:
+        raise DivergenceError(
+            f"training diverged at step {step}: loss = {value:.3g}. "
+            f"Lower the step size (lr={lr:g}; try lr={lr / 4:g}), or use float64 "
+            "(dtype='float64') if this happened late in training."
+        )
+
+
+def gd_steps(
+    loss_fn: Callable[[], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    n_steps: int,
+) -> torch.Tensor:
+    """``n_steps`` optimizer steps on ``loss_fn``; returns the last loss (detached)."""
+    loss = None
+    for _ in range(n_steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.sum().backward()
+        optimizer.step()
+    return loss.detach() if loss is not None else torch.tensor(float("nan"))
+
+
+class Progress:
+    """A rich progress bar over steps, or nothing when disabled."""
+
+    def __init__(self, enabled: bool, total: int, description: str) -> None:
+        self._bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
+            )
+
+            self._bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=True,
+            )
+            self._task = self._bar.add_task(description, total=total, info="")
+            self._bar.start()
+
+    def update(self, completed: int, info: str = "") -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=completed, info=info)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
