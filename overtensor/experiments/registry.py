@@ -21,7 +21,10 @@ from typing import Any
 RunFn = Callable[[dict[str, Any]], dict[str, Any]]
 FiguresFn = Callable[[Any, Path], list[Path]]  # (pandas.DataFrame of runs, output dir) -> files
 
+BatchedRunFn = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
 _RUNS: dict[str, RunFn] = {}
+_BATCHED: dict[str, tuple[BatchedRunFn, Callable[[dict[str, Any]], Any]]] = {}
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
@@ -33,6 +36,26 @@ def register_run(name: str) -> Callable[[RunFn], RunFn]:
         return fn
 
     return deco
+
+
+def register_batched(name: str, key: Callable[[dict[str, Any]], Any]):
+    """Decorator registering a batched variant of the run function ``name``.
+
+    ``fn(configs) -> list of metrics`` runs several configs together and must give the same
+    metrics as calling the single run function on each. ``key(config)`` returns a hashable: only
+    configs with equal keys (same shapes) may share a batch.
+    """
+
+    def deco(fn: BatchedRunFn) -> BatchedRunFn:
+        _BATCHED[name] = (fn, key)
+        return fn
+
+    return deco
+
+
+def get_batched(name: str) -> tuple[BatchedRunFn, Callable[[dict[str, Any]], Any]] | None:
+    _load_builtins()
+    return _BATCHED.get(name)
 
 
 def get_run(name: str) -> RunFn:
