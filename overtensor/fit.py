@@ -52,6 +52,7 @@ def fit(
     eval_every: int = 50,
     extract: bool = True,
     polish_iter: int = 100,
+    polish_below: float = 1e-2,
     merge_cos: float = 0.99,
     drop_tol: float = 1e-3,
     random_state: Any = None,
@@ -89,6 +90,10 @@ def fit(
         Default plain gradient descent.
     signs : {"auto", "positive", "balanced"}
         Fixed signs of the terms; ``auto`` balances them for even orders with negative weights.
+    extract, polish_iter, polish_below, merge_cos, drop_tol
+        Extraction of the over-parameterized solution (:mod:`overtensor.extraction`): merge rows
+        with ``|cos| ≥ merge_cos``, drop terms below ``drop_tol·max|λ|``, then ``polish_iter``
+        L-BFGS steps, only when the model's own relative error is ``≤ polish_below``.
     random_state : int, torch.Generator or None
         Seeds every random draw (init and re-initializations).
     device, dtype
@@ -122,6 +127,27 @@ def fit(
         return power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
                             progress=progress)
 
+    from overtensor.algorithms.gradient import gradient_fit
+
+    cfg = gradient_options(
+        tgt, width, method, model=model, init_scale=init_scale, weight_decay=weight_decay,
+        reinit_threshold=reinit_threshold, epoch_steps=epoch_steps, epoch_growth=epoch_growth,
+        max_steps=max_steps, final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
+        signs=signs, patience=patience, eval_every=eval_every, extract=extract,
+        polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
+    )
+    return gradient_fit(tgt, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
+                        recorders=recorders, progress=progress)
+
+
+def gradient_options(
+    tgt: Target, width: int | None, method: str, *, model, init_scale, weight_decay,
+    reinit_threshold, epoch_steps, epoch_growth, max_steps, final_steps, tol, lr, optimizer,
+    signs, patience, eval_every, extract, polish_iter, polish_below, merge_cos, drop_tol,
+) -> dict[str, Any]:
+    """Validated keyword arguments of :func:`~overtensor.algorithms.gradient.gradient_fit` for a
+    gradient method (method defaults filled in); shared by :func:`fit` and
+    :func:`overtensor.batched.fit_batched`. Arguments as in :func:`fit`."""
     cfg = dict(METHOD_DEFAULTS[method])
     if method == "exact-rank":
         rank = _target_rank(tgt, method)
@@ -153,17 +179,15 @@ def fit(
     patience = check_int("patience", patience, 1)
     eval_every = check_int("eval_every", eval_every, 1)
     polish_iter = check_int("polish_iter", polish_iter, 0)
+    polish_below = check_float("polish_below", polish_below, minimum=0.0)
     merge_cos = check_float("merge_cos", merge_cos, minimum=0.0, maximum=1.0)
     drop_tol = check_float("drop_tol", drop_tol, minimum=0.0, maximum=1.0)
 
-    from overtensor.algorithms.gradient import gradient_fit
-
-    return gradient_fit(
-        tgt, method=method, width=width, max_steps=max_steps, final_steps=final_steps, tol=tol,
+    return dict(
+        method=method, width=width, max_steps=max_steps, final_steps=final_steps, tol=tol,
         lr=lr, optimizer=optimizer, signs=signs, patience=patience, eval_every=eval_every,
-        extract=extract, polish_iter=polish_iter, merge_cos=merge_cos, drop_tol=drop_tol,
-        generator=gen, dtype=dt, device=dev, callback=callback, recorders=recorders,
-        progress=progress, **cfg,
+        extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
+        drop_tol=drop_tol, **cfg,
     )
 
 

@@ -29,7 +29,7 @@ class FitResult:
     steps, seconds : int, float
         Gradient steps taken and wall-clock time.
     converged : bool
-        Whether the model reached ``tol``.
+        Whether the returned ``cp`` is within ``tol`` (after extraction and polish).
     stop_reason : str
         ``"tol"``, ``"max_steps"``, ``"stagnation"`` (or algorithm-specific).
     """

@@ -10,7 +10,12 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
 2. epochs of ``K`` gradient steps on ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` on the ``homogeneous`` model;
    epoch lengths grow by the factor ``γ`` (``epoch_growth``; 1 keeps them fixed);
 3. at each epoch boundary, rows whose norm fell below ``δ_1`` are re-drawn with norm ``δ_0`` in a
-   fresh random direction, so that free directions keep searching the residual;
+   fresh random direction, so that free directions keep searching the residual. For odd ``l``,
+   rows of norm ``≤ δ_0`` whose direction sees a negative residual (``s_i R(w̄_i) < 0``) are
+   flipped, ``w_i → −w_i`` (also at the start). Why: with ``l`` odd a direction with negative
+   overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``, orthogonal
+   to everything left, while its norm decays only slowly; its mirror image escapes. The flip
+   changes the model by at most ``2‖w_i‖² ≤ 2δ_0²`` per row;
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
    ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`).
 """
@@ -89,6 +94,7 @@ def gradient_fit(
     eval_every: int,
     extract: bool,
     polish_iter: int,
+    polish_below: float,
     merge_cos: float,
     drop_tol: float,
     generator: torch.Generator,
@@ -98,124 +104,250 @@ def gradient_fit(
     recorders: Sequence[Recorder] = (),
     progress: bool = False,
 ) -> FitResult:
-    """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`."""
+    """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`.
+
+    The epoch, evaluation and stopping logic lives in :class:`EpochSchedule` and the set-up and
+    extraction in :func:`prepare_fit` / :func:`finish_fit`, which the batched engine
+    (:mod:`overtensor.batched`) shares.
+    """
     t0 = time.perf_counter()
-    target = target.to(dtype=dtype, device=device)
-    sq = target.sq_norm()
-    if not float(sq) > 0:
-        raise ValueError("target has zero norm: nothing to decompose")
-    scale = 1.0 / sq.sqrt()
-    d, l = target.dim, target.order
-    params = init_params(model, width, d, init_scale, generator, dtype, device)
-    params0 = {k: v.clone() for k, v in params.items()}
-    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
-    s = balanced_signs(width, need_neg, dtype, device)
+    target, sq, scale, params, params0, s = prepare_fit(
+        target, model=model, width=width, init_scale=init_scale, signs=signs,
+        generator=generator, dtype=dtype, device=device, flip=reinit_threshold is not None)
     for p in params.values():
         p.requires_grad_(True)
     opt = make_optimizer(optimizer, params.values(), lr)
-    mu = weight_decay
+    sched = EpochSchedule(
+        epoch_steps=epoch_steps, epoch_growth=epoch_growth, max_steps=max_steps,
+        final_steps=final_steps, tol=tol, patience=patience, eval_every=eval_every,
+        weight_decay=weight_decay, reinit=reinit_threshold is not None)
 
     def loss_fn() -> torch.Tensor:
         a, V = model_cp(model, params, s)
         loss = half_sq_distance(a, V, target, scale, sq)
+        mu = sched.weight_decay
         if mu > 0:
             loss = loss + 0.5 * mu * (params["W"] ** 2).sum()
         return loss
 
     history: list[dict[str, Any]] = []
-    step = epoch = 0
-    phase = "main" if weight_decay > 0 else "final"
     bar = Progress(progress, max_steps, f"{method} m={width}")
-    best = math.inf
-    bad_epochs = 0
-    stop_reason = "max_steps"
-    converged = False
-    K = epoch_steps
-    final_budget = final_steps
 
     def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, step, lr)
+        check_divergence(loss, sched.step, lr)
         with torch.no_grad():
             a, V = model_cp(model, params, s)
             rel = float(relative_error(a, V, target, scale))
-            rec: dict[str, Any] = {
-                "step": step, "epoch": epoch, "phase": phase, "loss": float(loss),
-                "relative_error": rel, "weight_decay": mu,
-                "laziness": float((params["W"] - params0["W"]).norm() / params0["W"].norm()),
-            }
-            state = FitState(target, scale, model, params, params0, s, step, epoch, phase, mu)
+            rec = sched.record(float(loss), rel, laziness_of(params, params0))
+            state = FitState(target, scale, model, params, params0, s, sched.step, sched.epoch,
+                             sched.phase, sched.weight_decay)
             for fn in recorders:
                 rec.update(fn(state))
         history.append(rec)
-        bar.update(step, f"rel.err {rel:.2e}")
+        bar.update(sched.step, f"rel.err {rel:.2e}")
         if callback is not None and callback(rec, state):
-            raise _StopRequested
+            sched.stop("callback")
         return rel
 
     try:
-        while True:
-            # One epoch, evaluated every `eval_every` steps.
-            done = 0
-            rel = math.inf
-            while done < K:
-                n = min(eval_every, K - done, max_steps - step)
-                if n <= 0:
-                    break
-                loss = gd_steps(loss_fn, opt, n)
-                step += n
-                done += n
-                rel = evaluate(loss)
-                if rel <= tol:
-                    break
-            epoch += 1
-            if rel <= tol:
-                converged, stop_reason = True, "tol"
-                break
-            if step >= max_steps:
-                break
-            # Stagnation: the error did not improve by 1 % over `patience` epochs.
-            if rel < best * 0.99:
-                best, bad_epochs = rel, 0
-            else:
-                bad_epochs += 1
-            if bad_epochs >= patience:
-                if phase == "main":
-                    phase, mu, bad_epochs, best = "final", 0.0, 0, math.inf
-                    max_steps = min(max_steps, step + final_budget)
-                    continue
-                stop_reason = "stagnation"
-                break
-            if reinit_threshold is not None and phase == "main":
-                _reinit_small_rows(params, reinit_threshold, init_scale, generator)
-            K = max(1, round(K * epoch_growth))
-    except _StopRequested:
-        stop_reason = "callback"
+        while (n := sched.next_steps()) > 0:
+            if sched.take_reinit():
+                restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
+                             generator)
+            loss = gd_steps(loss_fn, opt, n)
+            sched.advance(n)
+            sched.observe(evaluate(loss))
     finally:
         bar.close()
+    return finish_fit(
+        target, scale, model, params, params0, s, history, sched, method=method, width=width,
+        extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
+        drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0)
 
+
+def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, signs: str,
+                generator: torch.Generator, dtype: torch.dtype, device: torch.device,
+                flip: bool = False):
+    """Target in the working dtype/device, ``‖T*‖²``, the scale ``σ = 1/‖T*‖``, the initial
+    parameters (a copy kept as ``params0``) and the fixed signs: the set-up of one run.
+
+    The only random draws are those of :func:`~overtensor.models.init_params` from ``generator``.
+    """
+    target = target.to(dtype=dtype, device=device)
+    sq = target.sq_norm()
+    if not float(sq) > 0:
+        raise ValueError("target has zero norm: nothing to decompose")
+    scale = 1.0 / sq.sqrt()
+    params = init_params(model, width, target.dim, init_scale, generator, dtype, device)
+    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
+    s = balanced_signs(width, need_neg, dtype, device)
+    if flip:  # methods with re-initialization start from mirrored rows where useful (docstring)
+        _flip_small_rows(params, s, model, target, scale, init_scale)
+    params0 = {k: v.clone() for k, v in params.items()}
+    return target, sq, scale, params, params0, s
+
+
+def laziness_of(params: dict[str, torch.Tensor], params0: dict[str, torch.Tensor]) -> float:
+    """``‖W − W_0‖ / ‖W_0‖`` (SPEC §6)."""
+    return float((params["W"] - params0["W"]).norm() / params0["W"].norm())
+
+
+def finish_fit(
+    target: Target, scale: torch.Tensor, model: str, params: dict[str, torch.Tensor],
+    params0: dict[str, torch.Tensor], signs: torch.Tensor | None, history: list[dict[str, Any]],
+    schedule: EpochSchedule, *, method: str, width: int, extract: bool, polish_iter: int,
+    polish_below: float, merge_cos: float, drop_tol: float, tol: float, seconds: float,
+) -> FitResult:
+    """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run."""
+    l = target.order
     with torch.no_grad():
-        a, V = model_cp(model, params, s)
+        a, V = model_cp(model, params, signs)
         model_rel = float(relative_error(a, V, target, scale))
         raw = SymmetricCP(a / scale, V, l, normalize=True)
         if extract:
             cp = merge_components(a / scale, V, l, merge_cos=merge_cos, drop_tol=drop_tol)
         else:
             cp = raw.canonical()
-    if extract and polish_iter > 0:
+    # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
+    # run with the work of L-BFGS), so it only runs once the model itself is close.
+    polished = extract and polish_iter > 0 and model_rel <= polish_below
+    if polished:
         cp = polish(cp, target, max_iter=polish_iter)
     final_rel = cp_relative_error(cp, target)
-    if final_rel <= tol and not converged:
-        converged, stop_reason = True, "tol-after-polish"
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
-        steps=step, seconds=time.perf_counter() - t0, converged=converged or final_rel <= tol,
-        stop_reason=stop_reason, method=method, width=width, target=target,
-        params={k: v.detach() for k, v in params.items()}, params0=params0, signs=s, model=model,
+        steps=schedule.step, seconds=seconds, converged=final_rel <= tol,
+        stop_reason=schedule.stop_reason, method=method, width=width, target=target,
+        params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
+        model=model, info={"polished": polished},
     )
 
 
-class _StopRequested(Exception):
-    pass
+class EpochSchedule:
+    """Epochs, evaluation points and stopping of one run (SPEC §5, steps 2–5), without the maths.
+
+    A pure state machine over step counts and observed errors, shared by :func:`gradient_fit` and
+    the batched engine so that both take exactly the same decisions::
+
+        while (n := schedule.next_steps()) > 0:     # steps until the next evaluation
+            if schedule.take_reinit():              # an epoch of the main phase just ended
+                ...re-draw small rows...
+            ...n gradient steps with weight decay schedule.weight_decay...
+            schedule.advance(n)
+            schedule.observe(relative_error)
+
+    Rules: an epoch has ``K`` steps (``K ← max(1, round(γK))`` after each epoch), evaluated every
+    ``eval_every`` steps; the run stops at ``rel ≤ tol`` (``"tol"``), at the step budget
+    (``"max_steps"``), or when ``patience`` epochs in a row improve the error by less than 1 %
+    (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
+    final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
+    (``"stagnation"``).
+    """
+
+    def __init__(self, *, epoch_steps: int, epoch_growth: float, max_steps: int, final_steps: int,
+                 tol: float, patience: int, eval_every: int, weight_decay: float,
+                 reinit: bool) -> None:
+        self.epoch_growth, self.max_steps, self.final_steps = epoch_growth, max_steps, final_steps
+        self.tol, self.patience, self.eval_every, self.reinit = tol, patience, eval_every, reinit
+        self.weight_decay = weight_decay
+        self.phase = "main" if weight_decay > 0 else "final"
+        self.step = self.epoch = 0
+        self.stop_reason: str | None = None
+        self._K = epoch_steps
+        self._done = 0  # steps taken in the current epoch
+        self._rel = math.inf  # last error observed in the current epoch
+        self._best = math.inf
+        self._bad_epochs = 0
+        self._reinit_due = False
+
+    @property
+    def finished(self) -> bool:
+        return self.stop_reason is not None
+
+    def next_steps(self) -> int:
+        """Steps to take before the next evaluation, handling epoch ends; 0 once finished."""
+        while self.stop_reason is None:
+            n = min(self.eval_every, self._K - self._done, self.max_steps - self.step)
+            if n > 0 and not self._rel <= self.tol:
+                return n
+            self._end_epoch()
+        return 0
+
+    def take_reinit(self) -> bool:
+        """Whether small rows must be re-drawn now (once per main-phase epoch end)."""
+        due, self._reinit_due = self._reinit_due, False
+        return due
+
+    def advance(self, n: int) -> None:
+        self.step += n
+        self._done += n
+
+    def observe(self, rel: float) -> None:
+        self._rel = rel
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+    def record(self, loss: float, rel: float, laziness: float) -> dict[str, Any]:
+        """The history record of an evaluation point."""
+        return {"step": self.step, "epoch": self.epoch, "phase": self.phase, "loss": loss,
+                "relative_error": rel, "weight_decay": self.weight_decay, "laziness": laziness}
+
+    def _end_epoch(self) -> None:
+        rel = self._rel
+        self.epoch += 1
+        self._done, self._rel = 0, math.inf
+        if rel <= self.tol:
+            self.stop_reason = "tol"
+            return
+        if self.step >= self.max_steps:
+            self.stop_reason = "max_steps"
+            return
+        # Stagnation: the error did not improve by 1 % over `patience` epochs. The plateau
+        # before the first escape from the small initialization (error still ~1) is the
+        # saddle-escape phase, not stagnation, so it does not count.
+        if rel < self._best * 0.99:
+            self._best, self._bad_epochs = rel, 0
+        elif rel < ESCAPED:
+            self._bad_epochs += 1
+        if self._bad_epochs >= self.patience:
+            if self.phase == "main":
+                self.phase, self.weight_decay = "final", 0.0
+                self._bad_epochs, self._best = 0, math.inf
+                self.max_steps = min(self.max_steps, self.step + self.final_steps)
+                return
+            self.stop_reason = "stagnation"
+            return
+        if self.reinit and self.phase == "main":
+            self._reinit_due = True
+        self._K = max(1, round(self._K * self.epoch_growth))
+
+
+#: Relative error below which the model counts as having escaped the initial plateau.
+ESCAPED = 0.95
+
+
+def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,
+                 init_scale: float, generator: torch.Generator) -> None:
+    """What happens to the rows at the end of a main-phase epoch (SPEC §5 step 3): re-draw the
+    small ones, then mirror those that face a negative residual. Shared with the batched engine."""
+    _reinit_small_rows(params, threshold, init_scale, generator)
+    _flip_small_rows(params, signs, model, target, scale, init_scale)
+
+
+@torch.no_grad()
+def _flip_small_rows(params, signs, model: str, target: Target, scale, threshold: float) -> int:
+    """Odd order only: flip small rows with ``s_i R(w̄_i) < 0`` (see module docstring)."""
+    if target.order % 2 == 0 or model == "coefficients":
+        return 0
+    W = params["W"]
+    norms = W.norm(dim=-1)
+    a, V = model_cp(model, params, signs)
+    Wbar = W / norms.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1)
+    residual = scale * target.values(Wbar) - ((Wbar @ V.transpose(-1, -2)) ** target.order) @ a
+    flip = (norms <= threshold) & (signs * residual < 0)
+    W[flip] = -W[flip]
+    return int(flip.sum())
 
 
 @torch.no_grad()
