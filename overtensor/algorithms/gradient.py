@@ -103,6 +103,7 @@ def gradient_fit(
     callback: Callable[[dict[str, Any], FitState], bool | None] | None = None,
     recorders: Sequence[Recorder] = (),
     progress: bool = False,
+    main_epochs: int | None = None,
 ) -> FitResult:
     """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`.
 
@@ -120,7 +121,7 @@ def gradient_fit(
     sched = EpochSchedule(
         epoch_steps=epoch_steps, epoch_growth=epoch_growth, max_steps=max_steps,
         final_steps=final_steps, tol=tol, patience=patience, eval_every=eval_every,
-        weight_decay=weight_decay, reinit=reinit_threshold is not None)
+        weight_decay=weight_decay, reinit=reinit_threshold is not None, main_epochs=main_epochs)
 
     def loss_fn() -> torch.Tensor:
         a, V = model_cp(model, params, s)
@@ -214,6 +215,18 @@ def finish_fit(
     if polished:
         cp = polish(cp, target, max_iter=polish_iter)
     final_rel = cp_relative_error(cp, target)
+    if polished:
+        # A component split over nearby rows that are not yet aligned (|cos| < merge_cos when the
+        # run stops at tol) survives as two terms. Try coarser merges; keep a smaller CP whenever,
+        # polished, it is as accurate as the current one (or within tol).
+        for cos in sorted({merge_cos, *COARSE_MERGES}, reverse=True):
+            again = merge_components(cp.weights, cp.components, l, merge_cos=min(cos, merge_cos),
+                                     drop_tol=drop_tol)
+            if again.rank < cp.rank:
+                again = polish(again, target, max_iter=polish_iter)
+                again_rel = cp_relative_error(again, target)
+                if again_rel <= max(final_rel, tol):
+                    cp, final_rel = again, again_rel
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
         steps=schedule.step, seconds=seconds, converged=final_rel <= tol,
@@ -241,15 +254,16 @@ class EpochSchedule:
     (``"max_steps"``), or when ``patience`` epochs in a row improve the error by less than 1 %
     (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
     final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
-    (``"stagnation"``).
+    (``"stagnation"``). With ``main_epochs`` set, the main phase also ends after that many epochs
+    (the ``deflation`` method derives it from ``tol``; see :mod:`overtensor.algorithms.deflation`).
     """
 
     def __init__(self, *, epoch_steps: int, epoch_growth: float, max_steps: int, final_steps: int,
                  tol: float, patience: int, eval_every: int, weight_decay: float,
-                 reinit: bool) -> None:
+                 reinit: bool, main_epochs: int | None = None) -> None:
         self.epoch_growth, self.max_steps, self.final_steps = epoch_growth, max_steps, final_steps
         self.tol, self.patience, self.eval_every, self.reinit = tol, patience, eval_every, reinit
-        self.weight_decay = weight_decay
+        self.weight_decay, self.main_epochs = weight_decay, main_epochs
         self.phase = "main" if weight_decay > 0 else "final"
         self.step = self.epoch = 0
         self.stop_reason: str | None = None
@@ -310,7 +324,8 @@ class EpochSchedule:
             self._best, self._bad_epochs = rel, 0
         elif rel < ESCAPED:
             self._bad_epochs += 1
-        if self._bad_epochs >= self.patience:
+        main_over = self.main_epochs is not None and self.epoch >= self.main_epochs
+        if self._bad_epochs >= self.patience or (main_over and self.phase == "main"):
             if self.phase == "main":
                 self.phase, self.weight_decay = "final", 0.0
                 self._bad_epochs, self._best = 0, math.inf
@@ -322,6 +337,9 @@ class EpochSchedule:
             self._reinit_due = True
         self._K = max(1, round(self._K * self.epoch_growth))
 
+
+#: Coarser merge thresholds tried after polishing (see :func:`finish_fit`).
+COARSE_MERGES = (0.95, 0.9, 0.8)
 
 #: Relative error below which the model counts as having escaped the initial plateau.
 ESCAPED = 0.95
