@@ -9,9 +9,7 @@ import torch
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or (not isinstance(value, int | torch.SymInt) and not (
-        hasattr(value, "__index__")
-    )):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:

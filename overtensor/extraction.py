@@ -35,7 +35,9 @@ def merge_components(
     norms = V.norm(dim=-1)
     w = a * norms**order
     Vbar = V / norms.clamp_min(torch.finfo(V.dtype).tiny).unsqueeze(-1)
-    big = w.abs() >= drop_tol * w.abs().max().clamp_min(torch.finfo(V.dtype).tiny) * 1e-3
+    # Rows far below the drop threshold cannot change any merged weight noticeably: skip them
+    # before the quadratic clustering loop.
+    big = w.abs() >= 1e-3 * drop_tol * w.abs().max().clamp_min(torch.finfo(V.dtype).tiny)
     w, Vbar = w[big], Vbar[big]
     orderi = torch.argsort(w.abs(), descending=True)
     w, Vbar = w[orderi], Vbar[orderi]
