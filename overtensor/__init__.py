@@ -9,7 +9,10 @@ True
 
 from overtensor.cp import SymmetricCP
 from overtensor.fit import METHODS, fit
+from overtensor.laziness import laziness_recorder
+from overtensor.lazy import lazy_error, lazy_least_squares, random_features_least_squares
 from overtensor.metrics import cp_relative_error, laziness, recovery
+from overtensor.regimes import REGIMES
 from overtensor.result import FitResult
 from overtensor.targets import (
     CPTarget,
@@ -25,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "METHODS",
+    "REGIMES",
     "CPTarget",
     "DenseTarget",
     "DivergenceError",
@@ -37,6 +41,10 @@ __all__ = [
     "cp_relative_error",
     "fit",
     "laziness",
+    "laziness_recorder",
+    "lazy_error",
+    "lazy_least_squares",
+    "random_features_least_squares",
     "random_target",
     "recovery",
 ]

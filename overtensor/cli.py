@@ -20,7 +20,10 @@ def _add_fit(sub) -> None:
     p.add_argument("--width", type=int, default=None,
                    help="number of rank-one terms m (default 5*rank)")
     p.add_argument("--method", default="beyond-lazy", help="beyond-lazy | gd | exact-rank | "
-                   "power-method (default beyond-lazy)")
+                   "deflation | power-method (default beyond-lazy)")
+    p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled "
+                   "(default full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled (default 1)")
     p.add_argument("--components", default="random", help="random | orthonormal")
     p.add_argument("--weights", default="equal",
                    help="equal | geometric | linear | a ratio in (0, 1] (default equal)")
@@ -51,11 +54,18 @@ def _cmd_fit(args) -> int:
         device=args.device, dtype=args.dtype,
     )
     width = args.width if args.width is not None else 5 * args.rank
-    if args.method == "exact-rank":
-        width = None
+    if args.method == "exact-rank" or (args.method == "power-method" and args.width is None):
+        width = None  # the target's rank (power-method: --width sets the number of components)
+    from overtensor.laziness import laziness_recorder
+
+    recorders = [laziness_recorder()] if args.method != "power-method" else []
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
-                    lr=args.lr, random_state=args.seed, progress=not args.json)
+                    lr=args.lr, random_state=args.seed, progress=not args.json,
+                    regime=args.regime, alpha=args.alpha, recorders=recorders)
     summary = result.summary()
+    if result.history and "kernel_change" in result.history[-1]:
+        summary["kernel_change"] = result.history[-1]["kernel_change"]
+    summary.setdefault("regime", args.regime)
     summary.setdefault("width", width)
     if args.json:
         print(json.dumps(summary))

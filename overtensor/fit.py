@@ -26,6 +26,10 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
                epoch_steps=200, epoch_growth=1.0),
     "exact-rank": dict(model="homogeneous", init_scale=1e-3, weight_decay=0.0,
                        reinit_threshold=None, epoch_steps=200, epoch_growth=1.0),
+    # Ge, Ren, Wang, Zhou 2021: geometric epochs (γ = 2), main-phase epochs from tol ("auto").
+    "deflation": dict(model="homogeneous", init_scale=1e-3, weight_decay=1e-3,
+                      reinit_threshold="half-init", epoch_steps=50, epoch_growth=2.0,
+                      main_epochs="auto"),
 }
 METHODS = (*METHOD_DEFAULTS, "power-method")
 
@@ -37,6 +41,8 @@ def fit(
     *,
     order: int | None = None,
     model: str | None = None,
+    regime: str = "full",
+    alpha: float = 1.0,
     init_scale: float | None = None,
     weight_decay: float | None = None,
     reinit_threshold: float | str | None = "default",
@@ -53,6 +59,7 @@ def fit(
     extract: bool = True,
     polish_iter: int = 100,
     polish_below: float = 1e-2,
+    main_epochs: int | str | None = "default",
     merge_cos: float = 0.99,
     drop_tol: float = 1e-3,
     random_state: Any = None,
@@ -71,18 +78,33 @@ def fit(
     width : int
         Number of rank-one terms ``m``. Required except for ``exact-rank`` and ``power-method``
         (which use the target's rank).
-    method : {"beyond-lazy", "gd", "exact-rank", "power-method"}
+    method : {"beyond-lazy", "gd", "exact-rank", "deflation", "power-method"}
         ``beyond-lazy``: the paper's variant (homogeneous model, weight decay, re-initialization,
         final phase without weight decay). ``gd``: gradient descent on the ``plain`` model from the
         same small init. ``exact-rank``: ``m = r`` on the homogeneous model, no re-initialization.
+        ``deflation``: like ``beyond-lazy`` with geometric epochs (``γ = 2``) and a number of
+        main-phase epochs that follows from ``tol`` (Ge, Ren, Wang, Zhou 2021;
+        :mod:`overtensor.algorithms.deflation`).
         ``power-method``: classical tensor power method with deflation.
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
+    regime : {"full", "lazy", "random-features", "alpha-scaled"}
+        What is trained (SPEC §4, :mod:`overtensor.regimes`): ``full`` runs ``method`` as is; the
+        others train the method's model, from rows of norm ``init_scale`` (default 1), by gradient
+        descent: ``lazy`` its linearization at the initialization, ``random-features`` only the
+        coefficients, ``alpha-scaled`` ``T(W_0) + α (T(W) − T(W_0))`` on the loss ``/α²``.
+        ``lr=None`` then means ``1/L`` from the top Hessian eigenvalue at the start.
+    alpha : float
+        ``α`` of ``alpha-scaled``.
     init_scale, weight_decay, reinit_threshold, epoch_steps, epoch_growth
         ``δ_0``, ``μ``, ``δ_1`` (``None`` disables re-initialization), ``K`` and ``γ``.
     max_steps, final_steps, tol, patience
         Step budget, budget of the final ``μ = 0`` phase, target relative error ``ε`` and the
         number of epochs without 1 % improvement that ends a phase.
+    main_epochs : int, "auto" or None, optional
+        Number of epochs after which the main phase (with weight decay) ends; ``"auto"`` derives it
+        from ``tol`` (:func:`overtensor.algorithms.deflation.deflation_epochs`); ``None``: only
+        stagnation ends it. Default: the method's (``"auto"`` for ``deflation``, else ``None``).
     lr : float, optional
         Step size for the unit-norm normalized target. Default ``0.5 / max(order, 4)``, which is
         below the curvature of a fitted component (``≈ max(4, l)·λ_max ≤ max(4, l)``).
@@ -120,6 +142,17 @@ def fit(
     dt = resolve_dtype(dtype if dtype is not None else tgt.dtype, dev)
     gen = make_generator(random_state)
 
+    if regime != "full":
+        from overtensor.regimes import fit_regime
+
+        return fit_regime(
+            tgt, width, method, regime=regime, alpha=alpha, model=model, init_scale=init_scale,
+            weight_decay=weight_decay, reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
+            max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,
+            patience=patience, eval_every=eval_every, generator=gen, dtype=dt, device=dev,
+            callback=callback, recorders=recorders, progress=progress,
+        )
+
     if method == "power-method":
         from overtensor.algorithms.power import power_method
 
@@ -135,6 +168,7 @@ def fit(
         max_steps=max_steps, final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
         signs=signs, patience=patience, eval_every=eval_every, extract=extract,
         polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
+        main_epochs=main_epochs,
     )
     return gradient_fit(tgt, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
                         recorders=recorders, progress=progress)
@@ -144,6 +178,7 @@ def gradient_options(
     tgt: Target, width: int | None, method: str, *, model, init_scale, weight_decay,
     reinit_threshold, epoch_steps, epoch_growth, max_steps, final_steps, tol, lr, optimizer,
     signs, patience, eval_every, extract, polish_iter, polish_below, merge_cos, drop_tol,
+    main_epochs: int | str | None = "default",
 ) -> dict[str, Any]:
     """Validated keyword arguments of :func:`~overtensor.algorithms.gradient.gradient_fit` for a
     gradient method (method defaults filled in); shared by :func:`fit` and
@@ -175,6 +210,16 @@ def gradient_options(
     if lr is None:
         lr = 0.5 / max(tgt.order, 4)
     lr = check_float("lr", lr, minimum=0.0, strict=True)
+    if main_epochs != "default":
+        cfg["main_epochs"] = main_epochs
+    if cfg.get("main_epochs") == "auto":
+        from overtensor.algorithms.deflation import deflation_epochs
+
+        cfg["main_epochs"] = deflation_epochs(
+            tgt.order, tgt.dim, tol, init_scale=cfg["init_scale"], epoch_steps=cfg["epoch_steps"],
+            epoch_growth=cfg["epoch_growth"], lr=lr, main_budget=max_steps - final_steps)
+    elif cfg.get("main_epochs") is not None:
+        cfg["main_epochs"] = check_int("main_epochs", cfg["main_epochs"], 1)
     check_choice("signs", signs, ("auto", "positive", "balanced"))
     patience = check_int("patience", patience, 1)
     eval_every = check_int("eval_every", eval_every, 1)

@@ -2,19 +2,44 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from overtensor.experiments.registry import register_run
+
+#: Metrics that measure time: they differ between two executions of the same config.
+TIMING_METRICS = frozenset({"seconds", "time_to_eps"})
+
+#: Methods that use the target's rank as width (a sweep's ``width``/``width_factor`` is ignored).
+_RANK_WIDTH_METHODS = ("exact-rank", "power-method")
 
 
 @register_run("fit")
 def run_fit(config: dict[str, Any]) -> dict[str, Any]:
     """One :func:`overtensor.fit` on a :func:`overtensor.random_target`.
 
-    Config keys: ``order, dim, rank, components, weights, noise`` (target), ``width, method`` and
-    any keyword of :func:`overtensor.fit` under ``fit_*`` names is not supported on purpose: the
-    keys below are the ones a sweep varies. ``seed`` seeds both the target and the fit.
+    Config keys: ``order, dim, rank, components, weights, noise`` (target); ``seed`` seeds both
+    the target and the fit; ``width_factor`` sets ``width = ceil(width_factor * rank)``
+    (ignored, like ``width``, by ``exact-rank`` and ``power-method``, which use the rank);
+    ``eps`` adds ``steps_to_eps`` and ``time_to_eps``: the first evaluation at which the model's
+    relative error is ``<= eps`` (None if never; for ``power-method``, the whole run's time when its
+    final error is ``<= eps``). Every other key is a keyword of :func:`overtensor.fit`.
     """
+    import time
+
+    import overtensor as ot
+
+    target, cfg, seed, eps = fit_inputs(config)
+    hit: dict[str, Any] = {}
+    if eps is not None and cfg.get("method") != "power-method":
+        cfg["callback"] = eps_callback(eps, hit, time.perf_counter())
+    result = ot.fit(target, random_state=seed + 10_000, **cfg)
+    return fit_outputs(result, cfg.get("method"), eps, hit)
+
+
+def fit_inputs(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int, float | None]:
+    """``(target, fit keywords, seed, eps)`` of a ``fit`` run config (see :func:`run_fit`); shared
+    with the batched variant (:mod:`overtensor.experiments.batched_runs`)."""
     import overtensor as ot
 
     cfg = dict(config)
@@ -24,8 +49,35 @@ def run_fit(config: dict[str, Any]) -> dict[str, Any]:
         components=cfg.pop("components", "random"), weights=cfg.pop("weights", "equal"),
         noise=cfg.pop("noise", 0.0), random_state=seed,
     )
-    result = ot.fit(target, random_state=seed + 10_000, **cfg)
+    factor = cfg.pop("width_factor", None)
+    eps = cfg.pop("eps", None)
+    if factor is not None:
+        cfg["width"] = math.ceil(float(factor) * target.truth.rank)
+    if cfg.get("method") in _RANK_WIDTH_METHODS:
+        cfg.pop("width", None)
+    return target, cfg, seed, eps
+
+
+def eps_callback(eps: float, hit: dict[str, Any], t0: float):
+    """A fit callback filling ``hit`` with ``steps_to_eps``/``time_to_eps`` at the first
+    evaluation whose relative error is ``<= eps``."""
+    import time
+
+    def callback(record, state):
+        if not hit and record.get("relative_error", float("inf")) <= eps:
+            hit.update(steps_to_eps=int(state.step), time_to_eps=time.perf_counter() - t0)
+        return False
+
+    return callback
+
+
+def fit_outputs(result, method: str | None, eps: float | None, hit: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of a ``fit`` run: the result's summary, the ``eps`` hit, a compact history."""
     out = result.summary()
+    if eps is not None:
+        if method == "power-method" and result.relative_error <= eps:
+            hit.update(steps_to_eps=int(result.steps), time_to_eps=float(result.seconds))
+        out.update(steps_to_eps=hit.get("steps_to_eps"), time_to_eps=hit.get("time_to_eps"))
     out["history"] = [
         {k: h[k] for k in ("step", "relative_error") if k in h} for h in result.history[::10]
     ]

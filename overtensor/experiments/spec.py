@@ -1,9 +1,9 @@
-"""Experiment specs: expansion of a spec into runs (minimal core; validation lives here too).
+"""Experiment specs: loading and validation of spec files, expansion of a spec into runs.
 
 Schema (YAML/TOML file or dict)::
 
     name: lazy-lower-bound          # identifier
-    run: lazy_error                  # registered run function (see registry.py)
+    run: lazy_error                  # registered run function (see registry.py), or "module:function"
     description: one line
     fixed: {order: 3, rank: 1}       # parameters common to all runs
     grid: {dim: [8, 12], width: [4, 8, 16]}   # cartesian product over these
@@ -12,14 +12,227 @@ Schema (YAML/TOML file or dict)::
     success: {metric: relative_error, op: "<=", value: 1.0e-4}   # optional
 
 A run's config is ``{**fixed, **grid_point, "seed": s}``.
+
+:func:`load_spec` validates a file or dict with pydantic before anything runs: an unknown key, a
+wrong type, an empty grid or an unknown run function raises one :class:`SpecError` (a
+``ValueError``) whose message names the offending key and the file.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import importlib
 import itertools
 import json
-from typing import Any
+import math
+import operator
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".toml")
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
+
+
+class SpecError(ValueError):
+    """A spec file or dict is invalid; the message names the key and the source."""
+
+    def __init__(self, source: str, key: str | None, message: str):
+        self.source, self.key = source, key
+        where = f"key '{key}': " if key else ""
+        super().__init__(f"invalid spec {source}: {where}{message}")
+
+
+class Success(BaseModel):
+    """Success criterion: ``metrics[metric] <op> value``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    metric: str = Field(min_length=1)
+    op: Literal["<", "<=", ">", ">=", "=="] = "<="
+    value: float
+
+
+class Spec(BaseModel):
+    """The validated form of a spec (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(min_length=1)
+    run: str = Field(min_length=1)
+    description: str = ""
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | None = None
+    seeds: Any = 1
+    metrics: list[str] = Field(default_factory=list)
+    success: Success | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int | list):
+            raise ValueError(f"must be a positive integer or a non-empty list of integers, got {v!r}")
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1, got {v!r}")
+        if isinstance(v, list):
+            if not v or any(isinstance(s, bool) or not isinstance(s, int) for s in v):
+                raise ValueError(f"must be a non-empty list of integers, got {v!r}")
+            if len(set(v)) != len(v):
+                raise ValueError(f"has repeated seeds: {v!r}")
+        return v
+
+    @field_validator("fixed", "grid", mode="after")
+    @classmethod
+    def _json_values(cls, v: dict | None) -> dict | None:
+        for key, value in (v or {}).items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key!r}: value {value!r} is not a JSON number/string/list") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        if self.grid is not None and not self.grid:
+            raise _KeyError("grid", "is empty: list at least one parameter, or remove the key")
+        for key, values in (self.grid or {}).items():
+            if not values:
+                raise _KeyError(f"grid.{key}", "empty list: a grid parameter needs at least one value")
+        both = set(self.fixed) & set(self.grid or {})
+        if both:
+            key = sorted(both)[0]
+            raise _KeyError(f"grid.{key}", f"{key!r} is both in 'fixed' and in 'grid'")
+        for part in ("fixed", "grid"):
+            if "seed" in (getattr(self, part) or {}):
+                raise _KeyError(f"{part}.seed", "set seeds with the top-level key 'seeds'")
+        return self
+
+
+class _KeyError(ValueError):
+    """Raised inside model validators to report a precise key path."""
+
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+        super().__init__(f"{key}: {message}")
+
+
+def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
+              check_run: bool = True) -> dict[str, Any]:
+    """Read and validate a spec from a YAML/TOML file or a dict; returns a plain dict.
+
+    Parameters
+    ----------
+    source : path or dict
+        A ``.yaml``/``.yml``/``.toml`` file, or an already parsed spec.
+    origin : str, optional
+        How to name the source in error messages (default: the file path, or ``"<dict>"``).
+    check_run : bool
+        Also check that the run function exists (registered name or importable ``module:function``).
+
+    Raises
+    ------
+    SpecError
+        One error naming the first offending key and the source, before any run starts.
+    """
+    if isinstance(source, dict):
+        data, where = source, origin or f"<dict {source.get('name', '?')!r}>"
+    else:
+        path = Path(source)
+        where = origin or str(path)
+        data = _read(path, where)
+    if not isinstance(data, dict):
+        raise SpecError(where, None, f"the top level must be a mapping, got {type(data).__name__}")
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, where) from None
+    except _KeyError as exc:  # pragma: no cover - pydantic wraps these, kept as a safety net
+        raise SpecError(where, exc.key, exc.message) from None
+    out = spec.model_dump(exclude_none=True)
+    if check_run:
+        try:
+            resolve_run(out["run"])
+        except ValueError as exc:
+            raise SpecError(where, "run", str(exc)) from None
+    return out
+
+
+def _read(path: Path, where: str) -> Any:
+    if path.suffix not in SPEC_SUFFIXES:
+        raise SpecError(where, None, f"unknown file type {path.suffix!r}; use one of {list(SPEC_SUFFIXES)}")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(where, None, f"cannot read the file ({exc.strerror})") from None
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        import yaml
+
+        return yaml.safe_load(text)
+    except Exception as exc:  # yaml.YAMLError / tomllib.TOMLDecodeError carry line numbers
+        raise SpecError(where, None, f"not valid {path.suffix[1:].upper()}: {exc}") from None
+
+
+def _spec_error(exc: ValidationError, where: str) -> SpecError:
+    err = exc.errors()[0]
+    ctx_err = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_err, _KeyError):
+        return SpecError(where, ctx_err.key, ctx_err.message)
+    loc = [str(p) for p in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        model = Success if len(loc) > 1 and loc[0] == "success" else Spec
+        allowed = list(model.model_fields)
+        close = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return SpecError(where, key, f"unknown key (allowed: {', '.join(allowed)}){hint}")
+    if err["type"] == "missing":
+        return SpecError(where, key, "required key is missing")
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if err["type"] not in ("value_error",) and not isinstance(got, dict):
+        msg = f"{msg}, got {got!r}"
+    more = len(exc.errors()) - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return SpecError(where, key, msg)
+
+
+def resolve_run(name: str):
+    """The run function called ``name``: a registered name, or ``"package.module:function"``."""
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"cannot import run function {name!r}: {exc}") from None
+        if not callable(fn):
+            raise ValueError(f"run function {name!r} is not callable")
+        return fn
+    from overtensor.experiments.registry import get_run
+
+    return get_run(name)
+
+
+def is_success(metrics: dict[str, Any], success: dict[str, Any] | None) -> bool | None:
+    """Evaluate ``success`` (``{metric, op, value}``) on a metrics dict; None without a criterion.
+
+    A missing or non-finite metric counts as a failure.
+    """
+    if not success:
+        return None
+    value = metrics.get(success["metric"])
+    if value is None or isinstance(value, str):
+        return False
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    if not math.isfinite(value):
+        return False
+    return bool(_OPS[success.get("op", "<=")](value, float(success["value"])))
 
 
 def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -43,6 +256,16 @@ def config_hash(run: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Keep the metrics the spec lists (all when it lists none) and add ``success``."""
+    keep = spec.get("metrics") or []
+    out = {k: v for k, v in metrics.items() if not keep or k in keep}
+    ok = is_success(metrics, spec.get("success"))
+    if ok is not None and "success" not in out:
+        out["success"] = ok
+    return out
+
+
 def run_inprocess(spec: dict[str, Any]):
     """Run every config of ``spec`` sequentially in this process; returns a pandas DataFrame.
 
@@ -50,12 +273,10 @@ def run_inprocess(spec: dict[str, Any]):
     """
     import pandas as pd
 
-    from overtensor.experiments.registry import get_run
-
-    fn = get_run(spec["run"])
+    fn = resolve_run(spec["run"])
     rows = []
     for cfg in expand(spec):
         metrics = dict(fn(dict(cfg)))
         metrics.pop("history", None)
-        rows.append({**cfg, **metrics})
+        rows.append({**cfg, **select_metrics(metrics, spec)})
     return pd.DataFrame(rows)

@@ -1,0 +1,84 @@
+"""Batched throughput: run-steps per second of ``fit_batched`` against a loop of single fits.
+
+Each run is a ``beyond-lazy`` fit of an order-3 rank-5 random target of dimension ``d`` with
+``m`` components, for a fixed number of steps (``tol=0``, no extraction), so that both sides do
+exactly the same steps. The sequential rate does not depend on ``B``; it is measured on a few runs
+right before each batched measurement (the pair shares the machine's load of the moment; the
+machine may be shared), and each is the median of ``--repeats`` timings.
+
+    python benchmarks/bench_batched.py            # CPU: m=d=50, B = 1 … 1024, 200 steps per run
+    python benchmarks/bench_batched.py --full     # B up to 4096, m=d in {50, 100}; GPU if present
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _common import cuda_or_skip, median_time, print_machine, print_table, write_csv
+
+import overtensor as ot
+from overtensor.batched import fit_batched
+
+FIXED = dict(tol=0.0, extract=False, patience=10**6)
+
+
+def targets(order: int, dim: int, rank: int, n: int, device: str, dtype) -> list:
+    return [ot.random_target(order, dim, rank, random_state=s, device=device, dtype=dtype)
+            for s in range(n)]
+
+
+def sequential_rate(md: int, steps: int, runs: int, repeats: int, device: str, dtype) -> float:
+    ts = targets(3, md, 5, runs, device, dtype)
+
+    def loop():
+        for s, t in enumerate(ts):
+            ot.fit(t, md, random_state=s, max_steps=steps, **FIXED)
+
+    return runs * steps / median_time(loop, repeats, device)
+
+
+def batched_rate(md: int, B: int, steps: int, repeats: int, device: str, dtype) -> float:
+    ts = targets(3, md, 5, B, device, dtype)
+    seeds = list(range(B))
+
+    def batch():
+        fit_batched(ts, md, random_states=seeds, max_steps=steps, **FIXED)
+
+    return B * steps / median_time(batch, repeats, device)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="larger grid (B up to 4096, m=d up to 100)")
+    ap.add_argument("--steps", type=int, default=200, help="steps per run (default 200)")
+    ap.add_argument("--repeats", type=int, default=3, help="timing repeats; the median is kept")
+    ap.add_argument("--dtype", default="float64", help="float64 (CPU default) or float32")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 matrix products on CUDA")
+    args = ap.parse_args(argv)
+    info = print_machine()
+    dtype = getattr(torch, args.dtype)
+    sizes = [50, 100] if args.full else [50]
+    batches = [1, 4, 16, 64, 256, 1024, 4096] if args.full else [1, 4, 16, 64, 256, 1024]
+    devices = ["cpu"]
+    if cuda_or_skip("GPU part of the batched benchmark"):
+        devices.append("cuda")
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    rows = []
+    for device in devices:
+        dt = dtype if device == "cpu" else torch.float32
+        for md in sizes:
+            for B in batches:
+                seq = sequential_rate(md, args.steps, 4 if device == "cpu" else 2, args.repeats,
+                                      device, dt)
+                rate = batched_rate(md, B, args.steps, args.repeats, device, dt)
+                rows.append({"device": device, "dtype": str(dt).replace("torch.", ""), "m=d": md,
+                             "B": B, "steps": args.steps, "sequential_run_steps_per_s": seq,
+                             "batched_run_steps_per_s": rate, "speedup": rate / seq})
+                print(f"# {device} m=d={md} B={B}: {rate:.4g} run-steps/s ({rate / seq:.1f}x)", flush=True)
+    print_table(rows)
+    write_csv("bench_batched", rows, info)
+
+
+if __name__ == "__main__":
+    main()

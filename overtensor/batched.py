@@ -1,0 +1,395 @@
+"""Batched engine: ``B`` independent gradient fits of the same shape advancing together.
+
+A sweep is thousands of small fits. One fit at a time is bound by per-operation overhead (about
+0.4 ms per step on a CPU whatever the size, about as much in kernel launches on a GPU), so
+:func:`fit_batched` stacks the runs along a leading batch dimension: every step is one set of
+batched matrix products for all runs. Each run keeps its own
+
+* target, seed (one ``torch.Generator`` per run: the initial draw and every re-initialization come
+  from it in the same order as in :func:`overtensor.fit`), weight decay, init scale, step size and
+  any other scalar option (a list of length ``B`` gives one value per run);
+* epochs, evaluation points, phase switch and stopping: one
+  :class:`~overtensor.algorithms.gradient.EpochSchedule` per run, the very object that drives
+  :func:`~overtensor.algorithms.gradient.gradient_fit`;
+* end: a finished run is frozen (taken out of the batch, which shrinks) while the others go on; a
+  run that diverges gets the :class:`~overtensor.training.DivergenceError` that ``fit`` would have
+  raised, in its slot of the returned list, and the others go on.
+
+So the results equal those of calling :func:`overtensor.fit` on each run with the same seed, up to
+floating-point rounding (batched and single matrix products round differently).
+
+Differences from the single-run loop, on purpose:
+
+* plain gradient descent only (``optimizer=None`` or ``"gd"``): the step ``W ← W − η_b ∇W`` with a
+  per-run ``η_b`` is done here directly;
+* the gradient is the closed form of :mod:`overtensor.gradients` rather than autograd (same
+  values; about half the memory traffic, which dominates at large ``B``).
+
+On CUDA, put the targets there (or pass ``device="cuda"``): the default dtype is then float32, and
+TF32 matrix products can be allowed globally with ``torch.backends.cuda.matmul.allow_tf32 = True``.
+Reported errors are computed in float64 as everywhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from overtensor._checks import check_float, check_int, make_generator, resolve_device, resolve_dtype
+from overtensor.algorithms.gradient import (
+    EpochSchedule,
+    FitState,
+    finish_fit,
+    laziness_of,
+    prepare_fit,
+    restart_rows,
+)
+from overtensor.fit import METHOD_DEFAULTS, gradient_options
+from overtensor.gradients import loss_and_grad
+from overtensor.loss import relative_error
+from overtensor.models import model_cp
+from overtensor.result import FitResult
+from overtensor.targets import CPTarget, Target, as_target
+from overtensor.training import DivergenceError, Progress, check_divergence
+
+#: Options of :func:`overtensor.fit` that :func:`fit_batched` accepts, per run or common.
+OPTIONS = (
+    "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth",
+    "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience", "eval_every",
+    "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol",
+)
+_FIT_DEFAULTS = dict(model=None, init_scale=None, weight_decay=None, reinit_threshold="default",
+                     epoch_steps=None, epoch_growth=None, max_steps=20000, final_steps=10000,
+                     tol=1e-4, lr=None, optimizer=None, signs="auto", patience=5, eval_every=50,
+                     extract=True, polish_iter=100, polish_below=1e-2, merge_cos=0.99,
+                     drop_tol=1e-3)
+
+
+class TargetBatch(Target):
+    """``B`` targets of one order and dimension seen as one target with a leading batch dimension.
+
+    CP targets of equal rank are stacked into one :class:`~overtensor.targets.CPTarget` (``(B, r)``
+    weights, ``(B, r, d)`` factors), whose operations are batched matrix products. Any other mix is
+    served run by run (``values``/``contract`` of ``V[b]`` by target ``b``): correct, not faster.
+    """
+
+    def __init__(self, targets: Sequence[Target], _stacked: CPTarget | None = None) -> None:
+        self.targets = list(targets)
+        if not self.targets:
+            raise ValueError("a TargetBatch needs at least one target")
+        first = self.targets[0]
+        self.order, self.dim = first.order, first.dim
+        self.truth = None
+        self._cp = _stacked
+        stackable = all(isinstance(t, CPTarget) and t.factors.ndim == 2 for t in self.targets)
+        if _stacked is None and stackable and len({t.factors.shape for t in self.targets}) == 1:
+            self._cp = CPTarget(torch.stack([t.weights for t in self.targets]),
+                                torch.stack([t.factors for t in self.targets]), self.order)
+
+    @property
+    def dtype(self):
+        return self.targets[0].dtype
+
+    @property
+    def device(self):
+        return self.targets[0].device
+
+    def sq_norm(self):
+        if self._cp is not None:
+            return self._cp.sq_norm()
+        return torch.stack([t.sq_norm() for t in self.targets])
+
+    def values(self, V):
+        if self._cp is not None:
+            return self._cp.values(V)
+        return torch.stack([t.values(v) for t, v in zip(self.targets, V, strict=True)])
+
+    def contract(self, V):
+        if self._cp is not None:
+            return self._cp.contract(V)
+        return torch.stack([t.contract(v) for t, v in zip(self.targets, V, strict=True)])
+
+    def to(self, dtype=None, device=None):
+        return TargetBatch([t.to(dtype=dtype, device=device) for t in self.targets])
+
+    def scaled(self, scale: torch.Tensor) -> TargetBatch | None:
+        """The batch of ``scale_b · T_b`` for a stacked CP batch (``None`` otherwise): with it the
+        gradient step runs at ``σ = 1`` and saves one pass over memory."""
+        if self._cp is None:
+            return None
+        stacked = CPTarget(self._cp.weights * scale.unsqueeze(-1), self._cp.factors, self.order)
+        return TargetBatch(self.targets, stacked)
+
+    def select(self, index: Sequence[int]) -> TargetBatch:
+        """The sub-batch of the runs at positions ``index``."""
+        sub = [self.targets[i] for i in index]
+        if self._cp is None:
+            return TargetBatch(sub)
+        rows = torch.as_tensor(list(index), dtype=torch.long, device=self._cp.factors.device)
+        stacked = CPTarget(self._cp.weights.index_select(0, rows),
+                           self._cp.factors.index_select(0, rows), self.order)
+        return TargetBatch(sub, stacked)
+
+
+def _per_run(name: str, value: Any, n: int) -> list[Any]:
+    """A list of length ``n``: ``value`` repeated, or ``value`` itself if it is a list."""
+    if isinstance(value, list):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries, expected one per run ({n})")
+        return value
+    return [value] * n
+
+
+def fit_batched(
+    targets: Sequence[Any],
+    width: int | list[int] | None = None,
+    method: str = "beyond-lazy",
+    *,
+    random_states: Sequence[Any],
+    order: int | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    callback: Callable[[dict[str, Any], FitState], bool | None] | None = None,
+    recorders: Sequence[Callable[[FitState], dict[str, Any]]] = (),
+    progress: bool = False,
+    tile_size: int | None = None,
+    **options: Any,
+) -> list[FitResult | DivergenceError]:
+    """Run ``B = len(targets)`` gradient fits together; equivalent to ``B`` calls of ``fit``.
+
+    Parameters
+    ----------
+    targets : sequence of targets
+        Anything :func:`overtensor.fit` accepts, all of the same order and dimension. CP targets of
+        equal rank are batched in the matrix products (the fast path).
+    width : int or list of int
+        As in ``fit``; after method defaults, every run must have the same width (same shapes).
+    method : {"beyond-lazy", "gd", "exact-rank"}
+        Common to all runs.
+    random_states : sequence of seeds or generators, one per run
+        Run ``b`` draws exactly what ``fit(targets[b], ..., random_state=random_states[b])`` draws.
+    device, dtype
+        Common to all runs; defaults as in ``fit`` (from the first target).
+    callback, recorders
+        As in ``fit``, called per run at its evaluation points; ``state.extra["run"]`` is the run's
+        index in ``targets``. A callback returning True stops that run only.
+    progress : bool
+        A progress bar over finished runs.
+    tile_size : int, optional
+        Runs per tile: the steps between two evaluations are taken tile by tile (runs are
+        independent), which keeps a tile's tensors in cache on the CPU. Default: all runs on CUDA;
+        on the CPU, tiles of about 512 KB per ``(m, max(m, d))`` tensor.
+    **options
+        Any of :data:`OPTIONS` (the keywords of ``fit``), each a single value for all runs or a
+        list of one value per run. ``model`` must be common; ``optimizer`` must be ``None`` or
+        ``"gd"`` (plain gradient descent, the only one batched).
+
+    Returns
+    -------
+    list
+        In the order of ``targets``: a :class:`~overtensor.result.FitResult` per run (``seconds`` is
+        the wall time from the start of the batch to the run's end), or the
+        :class:`~overtensor.training.DivergenceError` of a run that diverged.
+    """
+    t0 = time.perf_counter()
+    if method not in METHOD_DEFAULTS:
+        raise ValueError(
+            f"method must be one of {list(METHOD_DEFAULTS)} for fit_batched, got {method!r}")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}; fit_batched accepts {list(OPTIONS)}")
+    B = len(targets)
+    if B < 1:
+        raise ValueError("targets is empty: nothing to fit")
+    random_states = list(random_states)
+    if len(random_states) != B:
+        raise ValueError(f"random_states has {len(random_states)} entries, expected {B}")
+    tgts = [as_target(t, order) for t in targets]
+    dev = resolve_device(device if device is not None else tgts[0].device)
+    dt = resolve_dtype(dtype if dtype is not None else tgts[0].dtype, dev)
+    per = {k: _per_run(k, options.get(k, _FIT_DEFAULTS[k]), B) for k in OPTIONS}
+    widths = _per_run("width", width, B)
+    cfgs = []
+    for b in range(B):
+        opts = {k: per[k][b] for k in OPTIONS}
+        opts["max_steps"] = check_int("max_steps", opts["max_steps"], 1)
+        opts["final_steps"] = check_int("final_steps", opts["final_steps"], 0)
+        opts["tol"] = check_float("tol", opts["tol"], minimum=0.0)
+        w = check_int("width", widths[b], 1) if widths[b] is not None else None
+        cfgs.append(gradient_options(tgts[b], w, method, **opts))
+    for key in ("model", "width"):
+        values = {c[key] for c in cfgs}
+        if len(values) > 1:
+            raise ValueError(f"all runs of a batch need the same {key}, got {sorted(values)}")
+    shapes = {(t.order, t.dim) for t in tgts}
+    if len(shapes) > 1:
+        raise ValueError(f"all targets of a batch need the same (order, dim), got {sorted(shapes)}")
+    if any(c["optimizer"] not in (None, "gd") for c in cfgs):
+        raise ValueError("fit_batched supports plain gradient descent only (optimizer=None or 'gd'); "
+                         "use overtensor.fit for other optimizers")
+    model, m = cfgs[0]["model"], cfgs[0]["width"]
+    if tile_size is not None:
+        tile_size = check_int("tile_size", tile_size, 1)
+    gens = [make_generator(rs) for rs in random_states]
+
+    runs = []  # per run: (target, sq, scale, params, params0, signs), all in the working dtype
+    for b in range(B):
+        c = cfgs[b]
+        runs.append(prepare_fit(tgts[b], model=model, width=m, init_scale=c["init_scale"],
+                                signs=c["signs"], generator=gens[b], dtype=dt, device=dev,
+                                flip=c["reinit_threshold"] is not None))
+    scheds = [EpochSchedule(
+        epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
+        final_steps=c["final_steps"], tol=c["tol"], patience=c["patience"],
+        eval_every=c["eval_every"], weight_decay=c["weight_decay"],
+        reinit=c["reinit_threshold"] is not None) for c in cfgs]
+    histories: list[list[dict[str, Any]]] = [[] for _ in range(B)]
+    results: list[FitResult | DivergenceError | None] = [None] * B
+
+    def vec(values) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=dt, device=dev)
+
+    # The active batch: run indices, stacked parameters and per-run scalars.
+    act = list(range(B))
+    P = {k: torch.stack([runs[b][3][k] for b in act]) for k in runs[0][3]}
+    signs = torch.stack([runs[b][5] for b in act])
+    tgt = TargetBatch([runs[b][0] for b in act])
+    sq = torch.stack([runs[b][1] for b in act])
+    scale = torch.stack([runs[b][2] for b in act])
+    lr = vec([c["lr"] for c in cfgs])
+    mu = vec([s.weight_decay for s in scheds])
+    pending = [s.next_steps() for s in scheds]  # steps left before each run's evaluation
+    period = list(pending)  # steps between each run's last evaluation and its next one
+    if tile_size is None:
+        # CPU: tiles whose (tile, m, max(m, d)) tensors stay within ~512 KB, so that the steps
+        # between two evaluations run in cache (2x faster at m = d = 50 than one big batch).
+        item = torch.empty((), dtype=dt).element_size()
+        tile = B if dev.type == "cuda" else max(1, (1 << 19) // (m * max(m, tgts[0].dim) * item))
+    else:
+        tile = tile_size
+    tiles = _tiles(tgt, scale, sq, tile)
+    bar = Progress(progress, B, f"{method} m={m} batch of {B}")
+
+    def finish(b: int, pos: int) -> None:
+        c = cfgs[b]
+        params = {k: v[pos].clone() for k, v in P.items()}
+        target_b, _, scale_b, _, params0_b, signs_b = runs[b]
+        results[b] = finish_fit(
+            target_b, scale_b, model, params, params0_b, signs_b, histories[b], scheds[b],
+            method=method, width=m, extract=c["extract"], polish_iter=c["polish_iter"],
+            polish_below=c["polish_below"], merge_cos=c["merge_cos"], drop_tol=c["drop_tol"],
+            tol=c["tol"], seconds=time.perf_counter() - t0)
+
+    try:
+        while act:
+            n = min(pending[b] for b in act)
+            with torch.no_grad():
+                loss = torch.cat([
+                    gd_steps_batched(model, {k: v[sl] for k, v in P.items()}, signs[sl], tile_tgt,
+                                     tile_scale, tile_sq, mu[sl], lr[sl], n)
+                    for sl, tile_tgt, tile_scale, tile_sq in tiles])
+            due = [pos for pos, b in enumerate(act) if pending[b] == n]
+            for b in act:
+                pending[b] -= n
+            keep = _evaluate(due, act, P, signs, tgt, scale, loss, mu, scheds, runs, cfgs,
+                             histories, results, pending, period, gens, model, recorders,
+                             callback, finish)
+            if not keep:
+                act = []
+            elif len(keep) < len(act):
+                act = [act[pos] for pos in keep]
+                index = torch.tensor(keep, dtype=torch.long, device=dev)
+                P = {k: v.index_select(0, index) for k, v in P.items()}
+                signs, sq, scale = (x.index_select(0, index) for x in (signs, sq, scale))
+                lr, mu = lr.index_select(0, index), mu.index_select(0, index)
+                tgt = tgt.select(keep)
+                tiles = _tiles(tgt, scale, sq, tile)
+                bar.update(B - len(act))
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
+
+
+def gd_steps_batched(model: str, params: dict[str, torch.Tensor], signs, target: Target, scale,
+                     sq, weight_decay, lr: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` plain gradient-descent steps ``p ← p − η_b ∇p`` in place, one step size per run;
+    returns the loss before the last step (what :func:`overtensor.training.gd_steps` returns)."""
+    loss = None
+    for i in range(n):
+        loss, grads = loss_and_grad(model, params, signs, target, scale, sq, weight_decay,
+                                    with_loss=i == n - 1)
+        for k, g in grads.items():
+            params[k].addcmul_(lr.view(-1, *([1] * (g.ndim - 1))), g, value=-1)
+    return loss
+
+
+def _tiles(target: TargetBatch, scale: torch.Tensor, sq: torch.Tensor,
+           tile: int) -> list[tuple[slice, TargetBatch, Any, torch.Tensor]]:
+    """Consecutive slices of the active batch with their targets, scales and squared norms (CP
+    batches pre-scaled to unit norm, so that steps run at ``σ = 1``)."""
+    B = len(target.targets)
+    out = []
+    for lo in range(0, B, tile):
+        sl = slice(lo, min(lo + tile, B))
+        sub = target.select(range(sl.start, sl.stop))
+        pre = sub.scaled(scale[sl])
+        if pre is None:
+            out.append((sl, sub, scale[sl], sq[sl]))
+        else:
+            out.append((sl, pre, 1.0, sq[sl] * scale[sl] ** 2))
+    return out
+
+
+def _evaluate(due, act, P, signs, tgt, scale, loss, mu, scheds, runs, cfgs, histories,
+              results, pending, period, gens, model, recorders, callback, finish) -> list[int]:
+    """Evaluation points of the runs at positions ``due``; returns the positions still active.
+
+    Mirrors ``evaluate`` and the loop body of :func:`~overtensor.algorithms.gradient.gradient_fit`:
+    divergence check, float64 error, history record, recorders, callback, then the schedule's
+    next decision (re-initialization, phase switch with ``μ = 0``, or the end of the run).
+    """
+    if not due:
+        return list(range(len(act)))
+    index = torch.tensor(due, dtype=torch.long, device=scale.device)
+    with torch.no_grad():
+        a, V = model_cp(model, {k: v.index_select(0, index) for k, v in P.items()},
+                        signs.index_select(0, index))
+        rels = relative_error(a, V, tgt.select(due), scale.index_select(0, index)).tolist()
+        losses = loss.index_select(0, index).tolist()
+    done = set()
+    for pos, rel, lossval in zip(due, rels, losses, strict=True):
+        b = act[pos]
+        sched = scheds[b]
+        target_b, _, scale_b, _, params0_b, signs_b = runs[b]
+        params_b = {k: v[pos] for k, v in P.items()}  # views: re-initialization writes through
+        sched.advance(period[b])
+        try:
+            check_divergence(torch.tensor(lossval), sched.step, cfgs[b]["lr"])
+        except DivergenceError as exc:
+            results[b] = exc
+            done.add(pos)
+            continue
+        rec = sched.record(lossval, rel, laziness_of(params_b, params0_b))
+        state = FitState(target_b, scale_b, model, params_b, params0_b, signs_b, sched.step,
+                         sched.epoch, sched.phase, sched.weight_decay, extra={"run": b})
+        for fn in recorders:
+            rec.update(fn(state))
+        histories[b].append(rec)
+        if callback is not None and callback(rec, state):
+            sched.stop("callback")
+        sched.observe(rel)
+        n = sched.next_steps()
+        if sched.take_reinit():
+            c = cfgs[b]
+            restart_rows(params_b, signs_b, model, target_b, scale_b, c["reinit_threshold"],
+                         c["init_scale"], gens[b])
+        mu[pos] = sched.weight_decay
+        if n == 0:
+            finish(b, pos)
+            done.add(pos)
+        else:
+            pending[b] = period[b] = n
+    return [pos for pos in range(len(act)) if pos not in done]

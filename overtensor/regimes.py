@@ -1,0 +1,380 @@
+"""Training regimes as transformations of the one model definition (SPEC §4).
+
+Every regime is built from :func:`overtensor.models.model_cp` — the model tensor
+``T(θ) = Σ_i a_i(θ) v_i(θ)^{⊗l}`` — rather than re-implemented beside it:
+
+=================== ==================================================== ===============================
+regime              tensor trained                                       trainable parameters
+=================== ==================================================== ===============================
+``full``            ``T(θ)``                                             ``θ``
+``lazy``            ``T(θ_0) + DT(θ_0)[Δ]`` (the NTK linearization)      ``Δ`` (same shapes as ``θ``)
+``random-features`` ``Σ_i c_i v_i(θ_0)^{⊗l}`` (directions frozen)       ``c``, starting at ``a(θ_0)``
+``alpha-scaled``    ``T_α(θ) = T(θ_0) + α (T(θ) − T(θ_0))``, loss ``/α²`` ``θ`` (Chizat & Bach, 2019)
+=================== ==================================================== ===============================
+
+The linearization is a forward-mode derivative of ``model_cp`` (:func:`torch.func.jvp`):
+with ``(ȧ, V̇) = D(a, V)(θ_0)[Δ]``,
+
+    T(θ_0) + DT(θ_0)[Δ] = Σ_i Sym(v_i^{⊗(l−1)} ⊗ u_i),    u_i = (a_i + ȧ_i) v_i + l a_i v̇_i,
+
+a tangent tensor of :mod:`overtensor.lazy`, whose loss costs ``O(m² d)`` through the tangent
+kernel. ``α → ∞`` in ``alpha-scaled`` tends to ``lazy`` (Chizat, Oyallon, Bach, "On lazy training
+in differentiable programming", NeurIPS 2019). :func:`regime_fit` trains any regime by gradient
+descent; the exact lazy optimum is :func:`overtensor.lazy.lazy_least_squares`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.func import jvp
+
+from overtensor.algorithms.gradient import FitState, needs_negative_terms
+from overtensor.cp import SymmetricCP
+from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangent_to_cp
+from overtensor.loss import half_sq_distance, relative_error
+from overtensor.metrics import cp_relative_error
+from overtensor.models import balanced_signs, init_params, model_cp
+from overtensor.result import FitResult
+from overtensor.targets import Target
+from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
+
+REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
+
+Params = dict[str, torch.Tensor]
+
+
+def linearize(model: str, params0: Params, signs: torch.Tensor | None, order: int):
+    """The lazy model as a function of the displacement: ``Δ ↦ (V_0, U(Δ))``.
+
+    ``T(θ_0) + DT(θ_0)[Δ] = Σ_i Sym(v_i^{⊗(l−1)} ⊗ u_i)`` with ``u_i = (a_i + ȧ_i) v_i + l a_i v̇_i``
+    and ``(ȧ, V̇)`` the forward-mode derivative of :func:`~overtensor.models.model_cp` at ``θ_0``.
+    ``U`` is linear (affine) in ``Δ`` and differentiable by autograd.
+    """
+
+    def f(p: Params):
+        return model_cp(model, p, signs)
+
+    with torch.no_grad():
+        a0, V0 = f(params0)
+
+    def tangent(delta: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        _, (da, dV) = jvp(f, (params0,), (delta,))
+        return V0, (a0 + da).unsqueeze(-1) * V0 + order * a0.unsqueeze(-1) * dV
+
+    return tangent
+
+
+def tangent_map(model: str, params: Params, signs: torch.Tensor | None, order: int):
+    """``z ↦ (V, U)`` with ``X_V(U) = DT(θ)[z]`` (the Jacobian of the model tensor at ``θ``)."""
+
+    def f(p: Params):
+        return model_cp(model, p, signs)
+
+    def jac(z: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        (a, V), (da, dV) = jvp(f, (params,), (z,))
+        return V, da.unsqueeze(-1) * V + order * a.unsqueeze(-1) * dV
+
+    return jac
+
+
+@dataclass
+class Regime:
+    """One regime of one model around ``θ_0``: what is trained and the tensor it represents.
+
+    Build with :func:`make_regime`. Methods take the trainable parameters ``theta``.
+    """
+
+    name: str
+    model: str
+    order: int
+    params0: Params
+    signs: torch.Tensor | None
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        with torch.no_grad():
+            self.a0, self.V0 = model_cp(self.model, self.params0, self.signs)
+        if self.name == "lazy":
+            self._tangent = linearize(self.model, self.params0, self.signs, self.order)
+        self._rhs: torch.Tensor | None = None
+
+    def init(self) -> Params:
+        """Trainable parameters at the start (detached copies)."""
+        if self.name == "lazy":
+            return {k: torch.zeros_like(v) for k, v in self.params0.items()}
+        if self.name == "random-features":
+            return {"c": self.a0.clone()}
+        return {k: v.clone() for k, v in self.params0.items()}
+
+    def cp(self, theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        """The regime's tensor as ``(a, V)`` with ``Σ_i a_i v_i^{⊗l}`` (lazy: ``2⌈l/2⌉ m`` exact terms)."""
+        if self.name == "lazy":
+            V, U = self._tangent(theta)
+            return tangent_to_cp(V, U, self.order)
+        if self.name == "random-features":
+            return theta["c"], self.V0
+        a, V = model_cp(self.model, theta, self.signs)
+        if self.name == "alpha-scaled":
+            return (torch.cat([(1 - self.alpha) * self.a0, self.alpha * a], -1),
+                    torch.cat([self.V0, V], -2))
+        return a, V
+
+    def loss(self, theta: Params, target: Target, scale, target_sq_norm) -> torch.Tensor:
+        """``½‖T_regime(θ) − scale·T*‖²`` (divided by ``α²`` for ``alpha-scaled``)."""
+        if self.name == "lazy":
+            V, U = self._tangent(theta)
+            if self._rhs is None:
+                self._rhs = target.contract(V).detach()
+            return tangent_half_sq_distance(V, U, target, scale, target_sq_norm, self._rhs)
+        a, V = self.cp(theta)
+        loss = half_sq_distance(a, V, target, scale, target_sq_norm)
+        return loss / self.alpha**2 if self.name == "alpha-scaled" else loss
+
+    @torch.no_grad()
+    def relative_error(self, theta: Params, target: Target, scale) -> float:
+        """``‖T_regime(θ) − scale·T*‖ / ‖scale·T*‖`` in float64."""
+        if self.name == "lazy":
+            V, U = self._tangent(theta)
+            t64 = target.to(dtype=torch.float64)
+            V64, U64 = V.double(), U.double()
+            s = torch.as_tensor(scale, dtype=torch.float64)
+            sq = t64.sq_norm()
+            d2 = 2 * tangent_half_sq_distance(V64, U64, t64, s, sq)
+            return float(d2.clamp_min(0).sqrt() / (s.abs() * sq.sqrt()))
+        a, V = self.cp(theta)
+        return float(relative_error(a, V, target, scale))
+
+    def moved(self, theta: Params) -> tuple[Params, Params]:
+        """``(θ, θ_0)`` of what this regime moves: the model's parameters (``θ_0 + Δ`` for
+        ``lazy``), or the coefficients for ``random-features``."""
+        if self.name == "lazy":
+            return {k: self.params0[k] + theta[k].detach() for k in theta}, self.params0
+        if self.name == "random-features":
+            return {"c": theta["c"].detach()}, {"c": self.a0}
+        return {k: v.detach() for k, v in theta.items()}, self.params0
+
+
+def make_regime(name: str, model: str, order: int, params0: Params,
+                signs: torch.Tensor | None = None, alpha: float = 1.0) -> Regime:
+    """A :class:`Regime` (see the module table). ``alpha`` is used by ``alpha-scaled`` only."""
+    if name not in REGIMES:
+        raise ValueError(f"regime must be one of {list(REGIMES)}, got {name!r}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    return Regime(name, model, order, params0, signs, float(alpha))
+
+
+def top_curvature(loss_fn: Callable[[Params], torch.Tensor], theta: Params,
+                  generator: torch.Generator, iters: int = 30) -> float:
+    """Largest Hessian eigenvalue of ``loss_fn`` at ``theta`` by power iteration on
+    Hessian-vector products (exact for the quadratic ``lazy`` and ``random-features`` losses)."""
+    x = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
+    z = {k: torch.randn(v.shape, generator=generator, dtype=torch.float64).to(v) for k, v in x.items()}
+    lam = 0.0
+    for _ in range(iters):
+        nz = math.sqrt(sum(float((v**2).sum()) for v in z.values()))
+        if nz == 0:
+            return 0.0
+        z = {k: v / nz for k, v in z.items()}
+        grads = torch.autograd.grad(loss_fn(x).sum(), list(x.values()), create_graph=True)
+        dot = sum((g * z[k]).sum() for g, k in zip(grads, x, strict=True))
+        hz = torch.autograd.grad(dot, list(x.values()))
+        z = {k: h.detach() for k, h in zip(x, hz, strict=True)}
+        lam = math.sqrt(sum(float((v**2).sum()) for v in z.values()))
+    return lam
+
+
+def regime_fit(
+    target: Target,
+    *,
+    regime: str,
+    method: str,
+    model: str,
+    width: int,
+    init_scale: float,
+    alpha: float,
+    max_steps: int,
+    tol: float,
+    lr: float | None,
+    optimizer: Any,
+    signs: str,
+    patience: int,
+    eval_every: int,
+    epoch_steps: int,
+    generator: torch.Generator,
+    dtype: torch.dtype,
+    device: torch.device,
+    callback: Callable | None = None,
+    recorders: Sequence[Callable[[FitState], dict]] = (),
+    progress: bool = False,
+    lazy_optimum: bool = True,
+) -> FitResult:
+    """Gradient descent in one regime from ``θ_0`` (rows of norm ``init_scale``, random directions).
+
+    The target is normalized to unit norm. ``lr=None`` takes ``1/L`` with ``L`` the top Hessian
+    eigenvalue at ``θ_0`` (the classical step for the quadratic ``lazy``/``random-features``
+    losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the non-linear regimes). Stops at relative
+    error ``tol``, after ``max_steps``, or when the error improved by less than 1 % over
+    ``patience`` epochs of ``epoch_steps``. For ``lazy`` the exact optimum of the same linearized
+    model is also reported (``info["lazy_optimum_error"]``) unless ``lazy_optimum=False``.
+    Arguments are validated by :func:`overtensor.fit`.
+    """
+    t0 = time.perf_counter()
+    target = target.to(dtype=dtype, device=device)
+    sq = target.sq_norm()
+    if not float(sq) > 0:
+        raise ValueError("target has zero norm: nothing to decompose")
+    scale = 1.0 / sq.sqrt()
+    d, l = target.dim, target.order
+    params0 = init_params(model, width, d, init_scale, generator, dtype, device)
+    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
+    s = balanced_signs(width, need_neg, dtype, device)
+    reg = make_regime(regime, model, l, params0, s, alpha)
+    theta = reg.init()
+
+    def loss_of(th: Params) -> torch.Tensor:
+        return reg.loss(th, target, scale, sq)
+
+    if lr is None:
+        L = top_curvature(loss_of, theta, generator)
+        if regime in ("lazy", "random-features"):
+            lr = 1.0 / L if L > 0 else 1.0
+        else:
+            cap = 0.5 / max(l, 4)
+            lr = min(0.5 / L, cap) if L > 0 else cap
+    for p in theta.values():
+        p.requires_grad_(True)
+    opt = make_optimizer(optimizer, theta.values(), lr)
+
+    history: list[dict[str, Any]] = []
+    step = epoch = 0
+    bar = Progress(progress, max_steps, f"{method}/{regime} m={width}")
+    best, bad_epochs = math.inf, 0
+    stop_reason, converged = "max_steps", False
+    # Recorders see what the regime moves as params/params0 (θ_0 + Δ for lazy, the coefficients
+    # for random-features) and the trained tensor through extra["regime_cp"]().
+    extra = {"regime": regime, "alpha": alpha, "regime_cp": lambda: reg.cp(theta)}
+
+    def evaluate(loss: torch.Tensor) -> float:
+        check_divergence(loss, step, lr)
+        rel = reg.relative_error(theta, target, scale)
+        moved, moved0 = reg.moved(theta)
+        W, W0 = moved.get("W", moved.get("c")), moved0.get("W", moved0.get("c"))
+        rec: dict[str, Any] = {
+            "step": step, "epoch": epoch, "phase": regime, "loss": float(loss),
+            "relative_error": rel, "weight_decay": 0.0,
+            "laziness": float((W - W0).norm() / W0.norm().clamp_min(1e-300)),
+        }
+        state = FitState(target=target, scale=scale, model=model, params=moved, params0=moved0,
+                         signs=s, step=step, epoch=epoch, phase=regime, weight_decay=0.0, extra=extra)
+        for fn in recorders:
+            rec.update(fn(state))
+        history.append(rec)
+        bar.update(step, f"rel.err {rel:.2e}")
+        if callback is not None and callback(rec, state):
+            raise _StopRequested
+        return rel
+
+    try:
+        rel = evaluate(loss_of(theta).detach())
+        while step < max_steps and rel > tol:
+            done = 0
+            while done < epoch_steps and step < max_steps:
+                n = min(eval_every, epoch_steps - done, max_steps - step)
+                loss = gd_steps(lambda: loss_of(theta), opt, n)
+                step += n
+                done += n
+                rel = evaluate(loss)
+                if rel <= tol:
+                    break
+            epoch += 1
+            if rel <= tol:
+                break
+            if rel < best * 0.99:
+                best, bad_epochs = rel, 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= patience:
+                    stop_reason = "stagnation"
+                    break
+        if rel <= tol:
+            converged, stop_reason = True, "tol"
+    except _StopRequested:
+        stop_reason = "callback"
+    finally:
+        bar.close()
+
+    with torch.no_grad():
+        a, V = reg.cp(theta)
+        cp = SymmetricCP(a.detach() / scale, V.detach(), l, normalize=True).canonical()
+    model_rel = reg.relative_error(theta, target, scale)
+    info: dict[str, Any] = {"regime": regime, "lr": lr, "init_scale": init_scale}
+    if regime == "alpha-scaled":
+        info["alpha"] = alpha
+    if regime == "lazy" and lazy_optimum:
+        info["lazy_optimum_error"] = lazy_least_squares(target.to(dtype=torch.float64),
+                                                        reg.V0.detach().double()).relative_error
+    moved, moved0 = reg.moved(theta)
+    if regime == "random-features":  # keep the frozen directions with the trained coefficients
+        moved, moved0 = {**params0, **moved}, {**params0, **moved0}
+    return FitResult(
+        cp=cp, relative_error=cp_relative_error(cp, target) if regime != "lazy" else model_rel,
+        model_relative_error=model_rel, history=history, steps=step,
+        seconds=time.perf_counter() - t0, converged=converged, stop_reason=stop_reason,
+        method=method, width=width, target=target, params=moved, params0=moved0, signs=s,
+        model=model, info=info,
+    )
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def fit_regime(
+    tgt: Target, width: int | None, method: str, *, regime: str, alpha: float, model, init_scale,
+    weight_decay, reinit_threshold, epoch_steps, max_steps: int, tol: float, lr, optimizer, signs,
+    patience, eval_every, generator, dtype, device, callback, recorders, progress,
+) -> FitResult:
+    """Validate the options of a non-``full`` regime and run :func:`regime_fit` (called by
+    :func:`overtensor.fit`). The method picks the model (and, for ``exact-rank``, the width)."""
+    from overtensor._checks import check_choice, check_float, check_int
+    from overtensor.fit import METHOD_DEFAULTS, _target_rank
+    from overtensor.models import MODELS
+
+    check_choice("regime", regime, REGIMES)
+    if method not in METHOD_DEFAULTS:
+        raise ValueError(f"regime={regime!r} needs a gradient method, got method={method!r}")
+    alpha = check_float("alpha", alpha, minimum=0.0, strict=True)
+    if weight_decay not in (None, 0, 0.0):
+        raise ValueError(f"weight_decay is only used with regime='full', got weight_decay={weight_decay!r}")
+    if reinit_threshold not in ("default", None):
+        raise ValueError(
+            f"reinit_threshold is only used with regime='full', got reinit_threshold={reinit_threshold!r}"
+        )
+    if method == "exact-rank":
+        rank = _target_rank(tgt, method)
+        if width is not None and width != rank:
+            raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")
+        width = rank
+    if width is None:
+        raise ValueError(f"width is required for method={method!r}")
+    model = check_choice("model", model if model is not None else METHOD_DEFAULTS[method]["model"], MODELS)
+    init_scale = check_float("init_scale", 1.0 if init_scale is None else init_scale, minimum=0.0,
+                             strict=True)
+    epoch_steps = check_int("epoch_steps", 200 if epoch_steps is None else epoch_steps, 1)
+    if lr is not None:
+        lr = check_float("lr", lr, minimum=0.0, strict=True)
+    check_choice("signs", signs, ("auto", "positive", "balanced"))
+    return regime_fit(
+        tgt, regime=regime, method=method, model=model, width=width, init_scale=init_scale,
+        alpha=alpha, max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,
+        patience=check_int("patience", patience, 1), eval_every=check_int("eval_every", eval_every, 1),
+        epoch_steps=epoch_steps, generator=generator, dtype=dtype, device=device, callback=callback,
+        recorders=recorders, progress=progress,
+    )
