@@ -32,6 +32,7 @@ Reported errors are computed in float64 as everywhere else.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -47,7 +48,7 @@ from overtensor.algorithms.gradient import (
     prepare_fit,
     restart_rows,
 )
-from overtensor.fit import METHOD_DEFAULTS, gradient_options
+from overtensor.fit import METHOD_DEFAULTS, fit, gradient_options
 from overtensor.gradients import loss_and_grad
 from overtensor.loss import relative_error
 from overtensor.models import model_cp
@@ -61,11 +62,8 @@ OPTIONS = (
     "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience", "eval_every",
     "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol",
 )
-_FIT_DEFAULTS = dict(model=None, init_scale=None, weight_decay=None, reinit_threshold="default",
-                     epoch_steps=None, epoch_growth=None, max_steps=20000, final_steps=10000,
-                     tol=1e-4, lr=None, optimizer=None, signs="auto", patience=5, eval_every=50,
-                     extract=True, polish_iter=100, polish_below=1e-2, merge_cos=0.99,
-                     drop_tol=1e-3)
+#: Their defaults, read from the signature of ``fit`` so that the two cannot drift apart.
+FIT_DEFAULTS = {k: inspect.signature(fit).parameters[k].default for k in OPTIONS}
 
 
 class TargetBatch(Target):
@@ -210,7 +208,7 @@ def fit_batched(
     tgts = [as_target(t, order) for t in targets]
     dev = resolve_device(device if device is not None else tgts[0].device)
     dt = resolve_dtype(dtype if dtype is not None else tgts[0].dtype, dev)
-    per = {k: _per_run(k, options.get(k, _FIT_DEFAULTS[k]), B) for k in OPTIONS}
+    per = {k: _per_run(k, options.get(k, FIT_DEFAULTS[k]), B) for k in OPTIONS}
     widths = _per_run("width", width, B)
     cfgs = []
     for b in range(B):

@@ -153,11 +153,15 @@ def test_progress_bar_shows_done_failed_and_remaining(tmp_path, capsys):
 def test_unknown_scheduler_and_missing_jobqueue_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="scheduler must be"):
         run_sweep(POLY, tmp_path / "s.sqlite", scheduler="mpi", progress=False)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        run_sweep(POLY, tmp_path / "s.sqlite", scheduler="inprocess", batch_size=0, progress=False)
+    assert not (tmp_path / "s.sqlite").exists()  # rejected before the store was created
     try:
         import dask_jobqueue  # noqa: F401
     except ImportError:
         with pytest.raises(ValueError, match=r"pip install 'overtensor\[slurm\]'"):
             run_sweep(POLY, tmp_path / "s2.sqlite", scheduler="slurm", progress=False)
+        assert not (tmp_path / "s2.sqlite").exists()
 
 
 def test_pending_runs_counts_what_a_resumed_sweep_would_run(tmp_path):
@@ -166,3 +170,16 @@ def test_pending_runs_counts_what_a_resumed_sweep_would_run(tmp_path):
     assert not store.exists()
     run_sweep(POLY, store, scheduler="inprocess", progress=False)
     assert pending_runs(POLY, store) == 3  # the failed runs at x = 2
+
+
+def test_sweep_on_an_existing_scheduler_by_tcp_address(tmp_path, client):
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    result = run_sweep(POLY, tmp_path / "s.sqlite", scheduler=address, progress=False)
+    assert (result.done, result.failed) == (9, 3)
+    expected = {}
+    for c in expand(POLY):
+        if c["x"] != 2:
+            value = c["x"] ** 2 + c["seed"]
+            expected[config_hash("test-poly", c)] = {"value": value, "root": value ** 0.5}
+    assert metrics_by_hash(tmp_path / "s.sqlite") == expected

@@ -59,11 +59,8 @@ def run_fit_batched(configs: list[dict[str, Any]]) -> list[dict[str, Any] | Exce
 
 
 def _fit_default(name: str) -> Any:
-    import inspect
+    from overtensor.batched import FIT_DEFAULTS
 
-    from overtensor.fit import fit
-
-    param = inspect.signature(fit).parameters.get(name)
-    if param is None:
-        raise ValueError(f"unknown fit option {name!r} in a 'fit' run config")
-    return param.default
+    if name not in FIT_DEFAULTS:
+        raise ValueError(f"option {name!r} of a 'fit' run config cannot be batched")
+    return FIT_DEFAULTS[name]

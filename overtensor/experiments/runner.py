@@ -228,6 +228,8 @@ def run_sweep(
         torch threads per run (``None``: leave torch's setting alone).
     progress : bool
         Show a progress bar (done / failed / remaining, ETA) on stderr.
+    slurm_options : dict, optional
+        Keywords of ``dask_jobqueue.SLURMCluster`` (default ``cores=1, processes=1, memory="4GB"``).
 
     Returns
     -------
@@ -236,6 +238,9 @@ def run_sweep(
     spec = load_spec(spec)
     name = experiment or spec["name"]
     fn = resolve_run(spec["run"])
+    _check_scheduler(scheduler)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     own_store = not isinstance(store, ResultStore)
     db = ResultStore(store) if own_store else store
     t0 = time.perf_counter()
@@ -292,6 +297,23 @@ def _run_on_dask(client, fn, batched, tasks, spec, threads, record) -> None:
             client.cancel(list(futures))
 
 
+def _check_scheduler(scheduler: Any) -> None:
+    from distributed import Client
+
+    if scheduler == "slurm":
+        try:
+            import dask_jobqueue  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                "scheduler='slurm' needs dask-jobqueue: pip install 'overtensor[slurm]'") from None
+    if isinstance(scheduler, Client) or scheduler in (None, "inprocess", "local", "slurm") or (
+            isinstance(scheduler, str) and scheduler.startswith("tcp://")):
+        return
+    raise ValueError(
+        f"scheduler must be 'inprocess', 'local', 'tcp://HOST:PORT', 'slurm' or a distributed.Client, "
+        f"got {scheduler!r}")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: Any, workers: int | None = None, slurm_options: dict[str, Any] | None = None):
     """Context manager yielding a ``distributed.Client`` for ``scheduler`` (see the module docstring).
@@ -316,23 +338,23 @@ def dask_client(scheduler: Any, workers: int | None = None, slurm_options: dict[
             yield client
         return
     if isinstance(scheduler, str) and scheduler.startswith("tcp://"):
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except OSError as exc:  # refused / timed out: a usage error, not a crash
+            raise ValueError(f"cannot connect to the Dask scheduler {scheduler!r}: {exc}") from None
+        with client:
             yield client
         return
     if scheduler == "slurm":
-        try:
-            from dask_jobqueue import SLURMCluster
-        except ImportError:
-            raise ValueError(
-                "scheduler='slurm' needs dask-jobqueue: pip install 'overtensor[slurm]'") from None
+        _check_scheduler(scheduler)
+        from dask_jobqueue import SLURMCluster
+
         opts = {"cores": 1, "processes": 1, "memory": "4GB", **(slurm_options or {})}
         with SLURMCluster(**opts) as cluster, Client(cluster) as client:
             cluster.scale(jobs=workers or 1)
             yield client
         return
-    raise ValueError(
-        f"scheduler must be 'inprocess', 'local', 'tcp://HOST:PORT', 'slurm' or a distributed.Client, "
-        f"got {scheduler!r}")
+    _check_scheduler(scheduler)
 
 
 class _Bar:
