@@ -81,7 +81,10 @@ def main(argv=None) -> None:
                              "batched_run_steps_per_s": rate, "speedup": rate / seq})
                 print(f"# {device} m=d={md} B={B}: {rate:.4g} run-steps/s ({rate / seq:.1f}x)", flush=True)
     print_table(rows)
-    write_csv("bench_batched", rows, info)
+    name = "bench_batched" + ("_full" if args.full else "")
+    if args.sizes:
+        name += "_m" + "-".join(map(str, args.sizes))
+    write_csv(name, rows, info)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def main(argv=None) -> None:
                       f"the {label} matmul rate", flush=True)
     torch.backends.cuda.matmul.allow_tf32 = False
     print_table(rows)
-    write_csv("bench_large", rows, info)
+    write_csv("bench_large" + ("_full" if args.full else ""), rows, info)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ def main(argv=None) -> None:
             print(f"# {device} l={order} d={dim} m={width}: implicit {r['implicit_ms']:.3f} ms, "
                   f"dense {r['dense_ms']:.3f} ms", flush=True)
     print_table(rows)
-    write_csv("bench_loss", rows, info)
+    write_csv("bench_loss" + ("_full" if args.full else ""), rows, info)
 
 
 if __name__ == "__main__":

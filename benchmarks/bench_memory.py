@@ -64,7 +64,7 @@ def main(argv=None) -> None:
               f"peak RSS {rows[-1]['peak_rss_MB']:.0f} MB", flush=True)
     print_table(rows, ["order", "dim", "rank", "width", "relative_error", "recovered", "steps",
                        "seconds", "peak_rss_MB", "dense_float64_MB", "peak_over_dense"])
-    write_csv("bench_memory", rows, info)
+    write_csv("bench_memory" + ("_full" if args.full else ""), rows, info)
 
 
 if __name__ == "__main__":

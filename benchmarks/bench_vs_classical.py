@@ -107,8 +107,9 @@ def main(argv=None) -> None:
                          "median_time_all_s": statistics.median(r["seconds"] for r in sel),
                          "median_rel_error": statistics.median(r["relative_error"] for r in sel)})
     print_table(rows)
-    write_csv("bench_vs_classical", rows, info)
-    write_csv("bench_vs_classical_runs", runs, info)
+    suffix = "_full" if args.full else ""
+    write_csv("bench_vs_classical" + suffix, rows, info)
+    write_csv("bench_vs_classical_runs" + suffix, runs, info)
 
 
 if __name__ == "__main__":

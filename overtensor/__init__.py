@@ -7,6 +7,7 @@
 True
 """
 
+from overtensor.batched import fit_batched
 from overtensor.cp import SymmetricCP
 from overtensor.fit import METHODS, fit
 from overtensor.laziness import laziness_recorder
@@ -40,6 +41,7 @@ __all__ = [
     "as_target",
     "cp_relative_error",
     "fit",
+    "fit_batched",
     "laziness",
     "laziness_recorder",
     "lazy_error",

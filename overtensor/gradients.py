@@ -21,7 +21,9 @@ Then ``∂L/∂a_i = g_i`` and ``∂L/∂v_i = l a_i r_i``. Through each model (
 
 The loss itself is ``½ Σ_i a_i (g_i − σ t_i) + ½σ²‖T*‖² + (μ/2)‖W‖²`` with ``t_i = T*(v_i,…,v_i)``.
 All functions broadcast over leading batch dimensions; ``scale``, ``target_sq_norm`` and
-``weight_decay`` may be tensors of the batch shape.
+``weight_decay`` may be tensors of the batch shape. The code is written for few passes over memory
+(products instead of ``pow``, in-place updates of fresh temporaries), which bound its speed at
+large ``B``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _entrywise_power(G: torch.Tensor, k: int) -> torch.Tensor:
 def residual_contraction(
     a: torch.Tensor, V: torch.Tensor, target: Target, scale=1.0, with_values: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``(r, g, t)``: ``r_i = (T(W) − σT*)(v_i,…,v_i,·)``, ``g_i = v_i·r_i``, ``t_i = T*(v_i,…,v_i)``.
+    """``(r, g, t)``: ``r_i = (T(W) − σT*)(v_i,…,v_i,·)``, ``g_i = v_i·r_i``, ``t_i = σT*(v_i,…,v_i)``.
 
     ``O(m² d)`` for the model part plus one ``target.contract(V)``; ``t`` comes from the same
     contraction (``T*(v,…,v) = v·T*(v,…,v,·)``); it is ``None`` unless ``with_values``. ``scale`` is

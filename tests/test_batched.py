@@ -218,3 +218,12 @@ def test_targets_of_different_dimensions_are_refused():
     targets = [ot.random_target(3, 8, 2, random_state=0), ot.random_target(3, 9, 2, random_state=1)]
     with pytest.raises(ValueError, match="dim"):
         fit_batched(targets, 6, random_states=[0, 1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_fits_run_on_cuda_in_float32_by_default():
+    targets = [ot.random_target(3, 20, 3, random_state=s, device="cuda") for s in range(4)]
+    results = fit_batched(targets, 9, random_states=range(4), tol=1e-3)
+    for r in results:
+        assert r.params["W"].device.type == "cuda" and r.params["W"].dtype == torch.float32
+        assert r.relative_error <= 1e-3

@@ -11,11 +11,11 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    epoch lengths grow by the factor ``γ`` (``epoch_growth``; 1 keeps them fixed);
 3. at each epoch boundary, rows whose norm fell below ``δ_1`` are re-drawn with norm ``δ_0`` in a
    fresh random direction, so that free directions keep searching the residual. For odd ``l``,
-   rows of norm ``≤ δ_0`` whose direction sees a negative residual (``s_i R(w̄_i) < 0``) are
-   flipped, ``w_i → −w_i`` (also at the start). Why: with ``l`` odd a direction with negative
-   overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``, orthogonal
-   to everything left, while its norm decays only slowly; its mirror image escapes. The flip
-   changes the model by at most ``2‖w_i‖² ≤ 2δ_0²`` per row;
+   fresh rows (at the start and when re-drawn) whose direction sees a negative residual
+   (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
+   negative overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``,
+   orthogonal to everything left, while its norm decays only slowly; its mirror image escapes.
+   Rows already under way are never flipped (that would undo an escape in progress);
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
    ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`).
 """
@@ -183,7 +183,7 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
     need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
     s = balanced_signs(width, need_neg, dtype, device)
     if flip:  # methods with re-initialization start from mirrored rows where useful (docstring)
-        _flip_small_rows(params, s, model, target, scale, init_scale)
+        _flip_small_rows(params, s, model, target, scale)
     params0 = {k: v.clone() for k, v in params.items()}
     return target, sq, scale, params, params0, s
 
@@ -348,29 +348,34 @@ ESCAPED = 0.95
 def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,
                  init_scale: float, generator: torch.Generator) -> None:
     """What happens to the rows at the end of a main-phase epoch (SPEC §5 step 3): re-draw the
-    small ones, then mirror those that face a negative residual. Shared with the batched engine."""
-    _reinit_small_rows(params, threshold, init_scale, generator)
-    _flip_small_rows(params, signs, model, target, scale, init_scale)
+    small ones and mirror those of them that face a negative residual. Shared with the batched
+    engine."""
+    redrawn = _reinit_small_rows(params, threshold, init_scale, generator)
+    _flip_small_rows(params, signs, model, target, scale, redrawn)
 
 
 @torch.no_grad()
-def _flip_small_rows(params, signs, model: str, target: Target, scale, threshold: float) -> int:
-    """Odd order only: flip small rows with ``s_i R(w̄_i) < 0`` (see module docstring)."""
-    if target.order % 2 == 0 or model == "coefficients":
+def _flip_small_rows(params, signs, model: str, target: Target, scale,
+                     rows: torch.Tensor | None = None) -> int:
+    """Odd order only: flip the chosen fresh rows (all if ``rows`` is None) with
+    ``s_i R(w̄_i) < 0`` (see module docstring)."""
+    if target.order % 2 == 0 or model == "coefficients" or (rows is not None and not rows.any()):
         return 0
     W = params["W"]
     norms = W.norm(dim=-1)
     a, V = model_cp(model, params, signs)
     Wbar = W / norms.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1)
     residual = scale * target.values(Wbar) - ((Wbar @ V.transpose(-1, -2)) ** target.order) @ a
-    flip = (norms <= threshold) & (signs * residual < 0)
+    flip = signs * residual < 0
+    if rows is not None:
+        flip &= rows
     W[flip] = -W[flip]
     return int(flip.sum())
 
 
 @torch.no_grad()
-def _reinit_small_rows(params, threshold: float, init_scale: float, generator) -> int:
-    """Re-draw rows with ``‖w_i‖ < threshold`` at norm ``init_scale``; returns how many."""
+def _reinit_small_rows(params, threshold: float, init_scale: float, generator) -> torch.Tensor:
+    """Re-draw rows with ``‖w_i‖ < threshold`` at norm ``init_scale``; returns their mask."""
     W = params["W"]
     small = W.norm(dim=-1) < threshold
     n = int(small.sum())
@@ -379,4 +384,4 @@ def _reinit_small_rows(params, threshold: float, init_scale: float, generator) -
         W[small] = (init_scale * G / G.norm(dim=-1, keepdim=True)).to(W.dtype).to(W.device)
         if "c" in params:
             params["c"][small] = init_scale**2
-    return n
+    return small

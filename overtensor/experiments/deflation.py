@@ -232,7 +232,7 @@ def figures(df, outdir: Path) -> list[Path]:
     scen = [s for s in SCENARIOS if s in set(first["scenario"])]
     var = [v for v in VARIANTS if v in set(first["variant"])]
     fig, axes = plt.subplots(len(scen), len(var), figsize=(4.2 * len(var), 2.8 * len(scen)),
-                             squeeze=False, sharey=True)
+                             squeeze=False)
     for i, s in enumerate(scen):
         for k, v in enumerate(var):
             ax = axes[i][k]
@@ -262,7 +262,7 @@ def figures(df, outdir: Path) -> list[Path]:
     xs = np.array([1.0, 16.0])
     base = df.loc[(df["variant"] == "deflation"), "t50_1"].median() if "t50_1" in df else None
     if base is not None and np.isfinite(base):
-        ax.loglog(xs, base * xs, "k:", lw=1, label="∝ 1/λ_j")
+        ax.loglog(xs, base * xs, "k:", lw=1, label="$\\propto 1/\\lambda_j$")
     ax.set_xlabel("$\\lambda_1 / \\lambda_j$")
     ax.set_ylabel("fit time $t_{50}$ (steps)")
     ax.set_title("fit time of each component vs inverse weight (variant deflation)")

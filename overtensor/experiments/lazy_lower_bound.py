@@ -72,7 +72,7 @@ def run_lazy_lower_bound(config: dict[str, Any]) -> dict[str, Any]:
         # The over-parameterized model's own error (no extraction), like the lazy error.
         res = ot.fit(target, width=width, method="beyond-lazy", random_state=seed + 2000,
                      tol=float(config.get("full_tol", 1e-3)),
-                     max_steps=int(config.get("full_max_steps", 3000)), final_steps=500,
+                     max_steps=int(config.get("full_max_steps", 3000)), final_steps=2000,
                      eval_every=100, extract=False)
         out["full_error"] = res.model_relative_error
     return out
