@@ -227,3 +227,16 @@ def test_batched_fits_run_on_cuda_in_float32_by_default():
     for r in results:
         assert r.params["W"].device.type == "cuda" and r.params["W"].dtype == torch.float32
         assert r.relative_error <= 1e-3
+
+
+def test_a_runs_result_does_not_depend_on_the_batch_it_is_in():
+    # Runs are independent slices of every batched product, so a run's numbers are the same
+    # (bitwise, on one CPU thread) alone, in a small batch or in a batch of several tiles.
+    targets = [ot.random_target(3, 20, 3, random_state=s) for s in range(40)]
+    alone = fit_batched(targets[:1], 9, random_states=[0], max_steps=600)[0]
+    for batch in (5, 40):
+        inside = fit_batched(targets[:batch], 9, random_states=list(range(batch)), max_steps=600)[0]
+        assert torch.equal(inside.params["W"], alone.params["W"])
+        assert inside.relative_error == alone.relative_error
+        assert [h["relative_error"] for h in inside.history] == [
+            h["relative_error"] for h in alone.history]
