@@ -67,7 +67,7 @@ from overtensor.training import DivergenceError, Progress, check_divergence
 OPTIONS = (
     "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth",
     "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience", "eval_every",
-    "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol",
+    "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol", "main_epochs",
 )
 #: Their defaults, read from the signature of ``fit`` so that the two cannot drift apart.
 FIT_DEFAULTS = {k: inspect.signature(fit).parameters[k].default for k in OPTIONS}
@@ -250,7 +250,7 @@ def fit_batched(
             epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
             final_steps=c["final_steps"], tol=c["tol"], patience=c["patience"],
             eval_every=c["eval_every"], weight_decay=c["weight_decay"],
-            reinit=c["reinit_threshold"] is not None)
+            reinit=c["reinit_threshold"] is not None, main_epochs=c.get("main_epochs"))
         runs.append(_Run(b, c, target_b, sq_b, scale_b, params_b, params0_b, signs_b, gens[b],
                          schedule))
     if tile_size is None:

@@ -19,7 +19,7 @@ def _one_by_one(targets, width, method, seeds, **options):
     for b, (target, seed) in enumerate(zip(targets, seeds, strict=True)):
         opts = {k: (v[b] if isinstance(v, list) else v) for k, v in options.items()}
         try:
-            out.append(ot.fit(target, width, method, random_state=seed, **opts))
+            out.append(ot.fit(target, width, method, random_state=seed, engine="autograd", **opts))
         except ot.DivergenceError as exc:
             out.append(exc)
     return out
@@ -155,7 +155,7 @@ def test_callback_stops_only_its_run_and_recorders_see_each_run():
     assert seen == {0, 1}
     assert batched[0].stop_reason == "callback" and batched[0].steps == 100
     assert batched[1].steps > 100
-    single = ot.fit(targets[1], 6, random_state=1, recorders=[norm], max_steps=600)
+    single = ot.fit(targets[1], 6, random_state=1, recorders=[norm], max_steps=600, engine="autograd")
     _assert_same_fit(batched[1], single)
     assert [h["norm_w"] for h in batched[1].history] == pytest.approx(
         [h["norm_w"] for h in single.history], rel=1e-9)
@@ -240,3 +240,18 @@ def test_a_runs_result_does_not_depend_on_the_batch_it_is_in():
         assert inside.relative_error == alone.relative_error
         assert [h["relative_error"] for h in inside.history] == [
             h["relative_error"] for h in alone.history]
+
+
+def test_batched_deflation_takes_the_same_epoch_decisions_as_fit():
+    # The deflation method ends its main phase after an epoch count derived from tol
+    # (main_epochs="auto"): the batched engine must apply it too.
+    targets = [ot.random_target(order=4, dim=20, rank=3, components="orthonormal",
+                                weights=[1.0, 0.5, 0.25], random_state=s) for s in range(2)]
+    batched = ot.fit_batched(targets, 10, "deflation", random_states=[0, 1], max_steps=3000,
+                             final_steps=500)
+    for seed, (target, rb) in enumerate(zip(targets, batched, strict=True)):
+        r1 = ot.fit(target, 10, "deflation", random_state=seed, max_steps=3000, final_steps=500,
+                    engine="autograd")
+        assert rb.steps == r1.steps
+        assert [h["phase"] for h in rb.history] == [h["phase"] for h in r1.history]
+        assert rb.relative_error <= 1e-4 and r1.relative_error <= 1e-4
