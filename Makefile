@@ -26,9 +26,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check overtensor tests benchmarks
 
+# Benchmarks print tables and write CSV under benchmarks/results/ (about 10 minutes on 2 cores).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_loss.py
-	$(BIN)/python benchmarks/bench_vs_classical.py
+	cd benchmarks && for b in bench_acceptance bench_loss bench_vs_classical bench_batched \
+		bench_memory bench_large; do OMP_NUM_THREADS=1 ../$(BIN)/python $$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -148,7 +148,9 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.set_ylabel("relative error  ‖T − T*‖ / ‖T*‖")
             ax.set_title(f"rank-{rank} target: error vs width")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7, loc="lower left")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=3, fontsize=8,
+                   frameon=False)
         fig.suptitle("Lazy training reaches 0 only once m·d ≥ C(d+l−1, l), i.e. m = Ω(d^(l−1))",
                      fontsize=11)
         out += save(fig, Path(outdir) / stem)
