@@ -373,11 +373,36 @@ def _flip_small_rows(params, signs, model: str, target: Target, scale,
     return int(flip.sum())
 
 
+def _redundant_rows(W: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
+    """Rows parked on the direction of a much heavier row (``|cos| ≥ REDUNDANT_COS`` and mass
+    ``‖w_i‖² ≤ REDUNDANT_MASS·‖w_k‖²``).
+
+    Why: once a component is fitted, the residual along it is ``≈ μ/2`` and flat, so a light row
+    sitting on it neither moves nor shrinks (its norm decays only at rate ``μ``): it is lost to
+    the search for the components still missing. This is what happens to most rows with an
+    orthogonal target, where every row first runs to one of the heavy components. Re-drawing it
+    removes at most ``REDUNDANT_MASS`` of that component's mass, which the heavy row, already in
+    place, refits within a few steps.
+    """
+    unit = W / norms.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1)
+    cos = (unit @ unit.T).abs()
+    mass = norms**2
+    heavier = mass.unsqueeze(0) * REDUNDANT_MASS >= mass.unsqueeze(1)  # [i, k]: k ≫ i
+    heavier.fill_diagonal_(False)
+    return ((cos >= REDUNDANT_COS) & heavier).any(dim=1)
+
+
+#: Thresholds of :func:`_redundant_rows`.
+REDUNDANT_COS = 0.99
+REDUNDANT_MASS = 1e-2
+
+
 @torch.no_grad()
 def _reinit_small_rows(params, threshold: float, init_scale: float, generator) -> torch.Tensor:
     """Re-draw rows with ``‖w_i‖ < threshold`` at norm ``init_scale``; returns their mask."""
     W = params["W"]
-    small = W.norm(dim=-1) < threshold
+    norms = W.norm(dim=-1)
+    small = (norms < threshold) | _redundant_rows(W, norms)
     n = int(small.sum())
     if n:
         G = torch.randn(n, W.shape[-1], generator=generator, dtype=torch.float64)
