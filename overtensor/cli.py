@@ -56,15 +56,14 @@ def _cmd_fit(args) -> int:
     width = args.width if args.width is not None else 5 * args.rank
     if args.method == "exact-rank" or (args.method == "power-method" and args.width is None):
         width = None  # the target's rank (power-method: --width sets the number of components)
-    from overtensor.laziness import laziness_recorder
+    from overtensor.laziness import final_laziness
 
-    recorders = [laziness_recorder()] if args.method != "power-method" else []
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
-                    regime=args.regime, alpha=args.alpha, recorders=recorders)
+                    regime=args.regime, alpha=args.alpha)
     summary = result.summary()
-    if result.history and "kernel_change" in result.history[-1]:
-        summary["kernel_change"] = result.history[-1]["kernel_change"]
+    if args.method != "power-method":
+        summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
     summary.setdefault("regime", args.regime)
     summary.setdefault("width", width)
     if args.json:

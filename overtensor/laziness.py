@@ -59,16 +59,35 @@ def kernel_matvec(model: str, params: Params, signs, order: int, z: Params) -> P
 
 
 def kernel_change(model: str, params: Params, params0: Params, signs, order: int,
-                  probes: list[Params]) -> float:
-    """``‖(K(θ) − K(θ_0)) Z‖_F / ‖K(θ_0) Z‖_F`` on the probe directions ``Z``."""
+                  probes: list[Params], k0: list[Params] | None = None) -> float:
+    """``‖(K(θ) − K(θ_0)) Z‖_F / ‖K(θ_0) Z‖_F`` on the probe directions ``Z``.
+
+    ``k0`` (optional) holds the precomputed ``K(θ_0) z`` of every probe (see :func:`initial_kernel`).
+    """
     params = {k: v.detach() for k, v in params.items()}
+    if k0 is None:
+        k0 = initial_kernel(model, params0, signs, order, probes)
     num = den = 0.0
-    for z in probes:
+    for z, k0z in zip(probes, k0, strict=True):
         k1 = kernel_matvec(model, params, signs, order, z)
-        k0 = kernel_matvec(model, params0, signs, order, z)
-        num += sum(float(((k1[k] - k0[k]).double() ** 2).sum()) for k in z)
-        den += sum(float((k0[k].double() ** 2).sum()) for k in z)
+        num += sum(float(((k1[k] - k0z[k]).double() ** 2).sum()) for k in z)
+        den += sum(float((k0z[k].double() ** 2).sum()) for k in z)
     return math.sqrt(num / den) if den > 0 else math.inf
+
+
+def initial_kernel(model: str, params0: Params, signs, order: int,
+                   probes: list[Params]) -> list[Params]:
+    """``K(θ_0) z`` for every probe (constant during training, so computed once)."""
+    return [kernel_matvec(model, params0, signs, order, z) for z in probes]
+
+
+def make_probes(params0: Params, probes: int, generator: torch.Generator) -> list[Params]:
+    """Gaussian probe directions shaped like the parameters (drawn on the CPU in float64)."""
+    return [
+        {k: torch.randn(v.shape, generator=generator, dtype=torch.float64).to(v)
+         for k, v in params0.items()}
+        for _ in range(probes)
+    ]
 
 
 def laziness_recorder(probes: int = 4, random_state: Any = 0) -> Callable[[Any], dict[str, float]]:
@@ -93,13 +112,25 @@ def laziness_recorder(probes: int = 4, random_state: Any = 0) -> Callable[[Any],
             out["kernel_change"] = 0.0
             return out
         if "Z" not in cache:
-            cache["Z"] = [
-                {k: torch.randn(v.shape, generator=gen, dtype=torch.float64).to(v) for k, v in
-                 state.params0.items()}
-                for _ in range(probes)
-            ]
+            cache["Z"] = make_probes(state.params0, probes, gen)
+            cache["K0"] = initial_kernel(state.model, state.params0, state.signs,
+                                         state.target.order, cache["Z"])
         out["kernel_change"] = kernel_change(state.model, state.params, state.params0, state.signs,
-                                             state.target.order, cache["Z"])
+                                             state.target.order, cache["Z"], cache["K0"])
         return out
 
     return record
+
+
+def final_laziness(result, regime: str = "full", probes: int = 4,
+                   random_state: Any = 0) -> dict[str, float]:
+    """Both diagnostics once, for the end of a finished fit (cheaper than a recorder when only
+    the final values are wanted, as in ``overtensor fit``)."""
+    out = {"distance_from_init": distance_from_init(result.params, result.params0)}
+    if regime in LINEAR_REGIMES:
+        out["kernel_change"] = 0.0
+        return out
+    Z = make_probes(result.params0, check_int("probes", probes, 1), make_generator(random_state))
+    out["kernel_change"] = kernel_change(result.model, result.params, result.params0,
+                                         result.signs, result.target.order, Z)
+    return out

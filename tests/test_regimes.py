@@ -171,3 +171,14 @@ def test_cli_fit_with_lazy_regime_reports_laziness_diagnostics(capsys):
     assert out["regime"] == "lazy" and out["kernel_change"] == 0.0
     assert out["relative_error"] > 0.5
     assert abs(out["relative_error"] - out["lazy_optimum_error"]) < 0.05
+
+
+def test_final_laziness_equals_the_recorders_last_values(regime_runs):
+    from overtensor.laziness import final_laziness
+
+    for name, regime in [("full", "full"), ("alpha-100", "alpha-scaled"), ("lazy", "lazy")]:
+        run = regime_runs[name]
+        final = final_laziness(run, regime, probes=2)
+        assert final["kernel_change"] == pytest.approx(run.history[-1]["kernel_change"], rel=1e-9)
+        assert final["distance_from_init"] == pytest.approx(run.history[-1]["distance_from_init"],
+                                                            rel=1e-9)
