@@ -209,13 +209,7 @@ def gradient_options(
     gradient method (method defaults filled in); shared by :func:`fit` and
     :func:`overtensor.batched.fit_batched`. Arguments as in :func:`fit`."""
     cfg = dict(METHOD_DEFAULTS[method])
-    if method == "exact-rank":
-        rank = _target_rank(tgt, method)
-        if width is not None and width != rank:
-            raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")
-        width = rank
-    if width is None:
-        raise ValueError(f"width is required for method={method!r}")
+    width = resolve_width(tgt, width, method)
     for key, value in dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
                            epoch_steps=epoch_steps, epoch_growth=epoch_growth).items():
         if value is not None:
@@ -259,6 +253,18 @@ def gradient_options(
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
         drop_tol=drop_tol, **cfg,
     )
+
+
+def resolve_width(tgt: Target, width: int | None, method: str) -> int:
+    """The width of a gradient method: the target's rank for ``exact-rank``, else required."""
+    if method == "exact-rank":
+        rank = _target_rank(tgt, method)
+        if width is not None and width != rank:
+            raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")
+        return rank
+    if width is None:
+        raise ValueError(f"width is required for method={method!r}")
+    return width
 
 
 def _target_rank(target: Target, method: str) -> int:

@@ -344,7 +344,7 @@ def fit_regime(
     """Validate the options of a non-``full`` regime and run :func:`regime_fit` (called by
     :func:`overtensor.fit`). The method picks the model (and, for ``exact-rank``, the width)."""
     from overtensor._checks import check_choice, check_float, check_int
-    from overtensor.fit import METHOD_DEFAULTS, _target_rank
+    from overtensor.fit import METHOD_DEFAULTS, resolve_width
     from overtensor.models import MODELS
 
     check_choice("regime", regime, REGIMES)
@@ -357,13 +357,7 @@ def fit_regime(
         raise ValueError(
             f"reinit_threshold is only used with regime='full', got reinit_threshold={reinit_threshold!r}"
         )
-    if method == "exact-rank":
-        rank = _target_rank(tgt, method)
-        if width is not None and width != rank:
-            raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")
-        width = rank
-    if width is None:
-        raise ValueError(f"width is required for method={method!r}")
+    width = resolve_width(tgt, width, method)
     model = check_choice("model", model if model is not None else METHOD_DEFAULTS[method]["model"], MODELS)
     init_scale = check_float("init_scale", 1.0 if init_scale is None else init_scale, minimum=0.0,
                              strict=True)
