@@ -29,7 +29,9 @@ Differences from the single-run loop, on purpose:
   independent, so this changes nothing but the speed (about 2× at ``m = d = 50``).
 
 Measured in ``docs/performance.md`` (``benchmarks/bench_batched.py``): at ``m = d = 50`` on one
-CPU core, ``B = 256`` batched runs take about 11× more steps per second than a loop of ``fit``.
+CPU core, ``B = 256`` batched runs take about 11× more steps per second than a loop of the
+autograd loop (``fit(engine="autograd")``) and 3× more than a loop of plain ``fit``, which runs
+plain gradient descent through this engine with ``B = 1``.
 
 On CUDA, put the targets there (or pass ``device="cuda"``): the default dtype is then float32, and
 TF32 matrix products can be allowed globally with ``torch.backends.cuda.matmul.allow_tf32 = True``.
