@@ -14,6 +14,8 @@ from typing import Any
 
 import matplotlib
 
+from overtensor._io import atomic_write
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,8 +35,7 @@ def save(fig, path: str | Path, formats: Sequence[str] = FORMATS, dpi: int = 120
     out = []
     for fmt in formats:
         p = stem.with_suffix(f".{fmt}")
-        fig.savefig(p, dpi=dpi, bbox_inches="tight")
-        out.append(p)
+        out.append(atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")))
     plt.close(fig)
     return out
 

@@ -9,8 +9,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    random direction;
 2. epochs of ``K`` gradient steps on ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` on the ``homogeneous`` model;
    epoch lengths grow by the factor ``γ`` (``epoch_growth``; 1 keeps them fixed);
-3. at each epoch boundary, rows whose norm fell below ``δ_1`` are re-drawn with norm ``δ_0`` in a
-   fresh random direction, so that free directions keep searching the residual. For odd ``l``,
+3. at each epoch boundary, rows whose norm fell below ``δ_1``, and rows parked on a much heavier
+   row's direction (:func:`_redundant_rows`), are re-drawn with norm ``δ_0`` in a fresh random
+   direction, so that free directions keep searching the residual. For odd ``l``,
    fresh rows (at the start and when re-drawn) whose direction sees a negative residual
    (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
    negative overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from overtensor._io import atomic_write
 from overtensor.experiments.store import META_COLUMNS, ResultStore
 
 _CSS = """
@@ -53,9 +54,7 @@ def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
             f"<title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>Store: <code>{html.escape(str(db.path))}</code></p>\n{versions}\n{body}\n</body></html>\n")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-    return out
+    return atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
 
 
 def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None, outdir: Path) -> list[Path]:

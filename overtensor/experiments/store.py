@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from overtensor._io import atomic_write
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -222,15 +224,13 @@ class ResultStore:
         for col in df.columns:
             if df[col].map(lambda v: isinstance(v, list | dict)).any():
                 df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list | dict) else v)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "csv":
-            df.to_csv(path, index=False)
-        else:
-            try:
-                df.to_parquet(path, index=False)
-            except ImportError as exc:
-                raise ValueError("parquet export needs pyarrow: pip install 'overtensor[parquet]'") from exc
-        return path
+            return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError as exc:
+            raise ValueError("parquet export needs pyarrow: pip install 'overtensor[parquet]'") from exc
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def _dumps(value: Any) -> str:

@@ -1,0 +1,23 @@
+import pytest
+
+from overtensor._io import atomic_write
+
+
+def test_a_failing_writer_leaves_the_previous_file_intact_and_no_temporary(tmp_path):
+    path = tmp_path / "report.html"
+    atomic_write(path, lambda tmp: tmp.write_text("good"))
+
+    def crash(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, crash)
+    assert path.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_temporary_file_keeps_the_suffix_so_writers_can_pick_the_format(tmp_path):
+    seen = []
+    atomic_write(tmp_path / "fig.svg", lambda tmp: (seen.append(tmp.suffix), tmp.write_text("x")))
+    assert seen == [".svg"]
