@@ -36,30 +36,28 @@ def merge_components(
     w = a * norms**order
     Vbar = V / norms.clamp_min(torch.finfo(V.dtype).tiny).unsqueeze(-1)
     # Rows far below the drop threshold cannot change any merged weight noticeably: skip them
-    # before the quadratic clustering loop.
+    # before clustering.
     big = w.abs() >= 1e-3 * drop_tol * w.abs().max().clamp_min(torch.finfo(V.dtype).tiny)
     w, Vbar = w[big], Vbar[big]
     orderi = torch.argsort(w.abs(), descending=True)
     w, Vbar = w[orderi], Vbar[orderi]
-    reps: list[torch.Tensor] = []
-    sums: list[torch.Tensor] = []
+    # Greedy clustering, one cluster per iteration (not one row): the heaviest row not yet
+    # assigned becomes a representative and takes every unassigned row aligned with it. A row thus
+    # joins the heaviest representative it is aligned with.
     weights: list[torch.Tensor] = []
-    for wi, vi in zip(w, Vbar, strict=True):
-        placed = False
-        for k, rep in enumerate(reps):
-            c = torch.dot(rep, vi)
-            if c.abs() >= merge_cos:
-                sgn = torch.sign(c)
-                wi_aligned = wi * (sgn if order % 2 == 1 else 1.0)
-                sums[k] = sums[k] + wi_aligned.abs() * sgn * vi
-                weights[k] = weights[k] + wi_aligned
-                placed = True
-                break
-        if not placed:
-            reps.append(vi)
-            sums.append(wi.abs() * vi)
-            weights.append(wi)
-    if not reps:
+    sums: list[torch.Tensor] = []
+    free = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
+    while free.any():
+        k = int(torch.nonzero(free)[0])
+        cos = Vbar @ Vbar[k]
+        members = free & (cos.abs() >= merge_cos)
+        members[k] = True
+        sgn = torch.where(cos[members] < 0, -1.0, 1.0).to(w.dtype)
+        aligned = w[members] * (sgn if order % 2 == 1 else 1.0)
+        weights.append(aligned.sum())
+        sums.append(((aligned.abs() * sgn).unsqueeze(-1) * Vbar[members]).sum(0))
+        free &= ~members
+    if not weights:
         return SymmetricCP(V.new_zeros(0), V.new_zeros(0, V.shape[-1]), order)
     lam = torch.stack(weights)
     U = torch.stack(sums)
