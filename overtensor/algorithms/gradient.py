@@ -205,11 +205,10 @@ def finish_fit(
     with torch.no_grad():
         a, V = model_cp(model, params, signs)
         model_rel = float(relative_error(a, V, target, scale))
-        raw = SymmetricCP(a / scale, V, l, normalize=True)
         if extract:
             cp = merge_components(a / scale, V, l, merge_cos=merge_cos, drop_tol=drop_tol)
         else:
-            cp = raw.canonical()
+            cp = SymmetricCP(a / scale, V, l, normalize=True).canonical()
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
     # run with the work of L-BFGS), so it only runs once the model itself is close.
     polished = extract and polish_iter > 0 and model_rel <= polish_below
@@ -220,9 +219,8 @@ def finish_fit(
         # A component split over nearby rows that are not yet aligned (|cos| < merge_cos when the
         # run stops at tol) survives as two terms. Try coarser merges; keep a smaller CP whenever,
         # polished, it is as accurate as the current one (or within tol).
-        for cos in sorted({merge_cos, *COARSE_MERGES}, reverse=True):
-            again = merge_components(cp.weights, cp.components, l, merge_cos=min(cos, merge_cos),
-                                     drop_tol=drop_tol)
+        for cos in (merge_cos, *(c for c in COARSE_MERGES if c < merge_cos)):
+            again = merge_components(cp.weights, cp.components, l, merge_cos=cos, drop_tol=drop_tol)
             if again.rank < cp.rank:
                 again = polish(again, target, max_iter=polish_iter)
                 again_rel = cp_relative_error(again, target)
