@@ -138,6 +138,7 @@ def fit(
     FitResult
     """
     check_choice("method", method, METHODS)
+    check_choice("engine", engine, ("auto", "autograd"))
     tgt = as_target(target, order)
     if width is not None:
         width = check_int("width", width, 1)
@@ -168,30 +169,23 @@ def fit(
 
     from overtensor.algorithms.gradient import gradient_fit
 
-    cfg = gradient_options(
-        tgt, width, method, model=model, init_scale=init_scale, weight_decay=weight_decay,
+    options = dict(
+        model=model, init_scale=init_scale, weight_decay=weight_decay,
         reinit_threshold=reinit_threshold, epoch_steps=epoch_steps, epoch_growth=epoch_growth,
         max_steps=max_steps, final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
         signs=signs, patience=patience, eval_every=eval_every, extract=extract,
         polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
         main_epochs=main_epochs,
     )
-    check_choice("engine", engine, ("auto", "autograd"))
+    cfg = gradient_options(tgt, width, method, **options)
     if engine == "auto" and cfg["optimizer"] in (None, "gd"):
         # Plain gradient descent: the batched engine (closed-form gradients, no autograd or
         # optimizer overhead) with a batch of one is ~4x faster per step on the CPU and takes
         # the same decisions (shared EpochSchedule, same random draws).
         from overtensor.batched import fit_batched
 
-        out = fit_batched(
-            [tgt], width, method, random_states=[gen], device=dev, dtype=dt, callback=callback,
-            recorders=recorders, progress=progress, model=model, init_scale=init_scale,
-            weight_decay=weight_decay, reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
-            epoch_growth=epoch_growth, max_steps=max_steps, final_steps=final_steps, tol=tol,
-            lr=lr, optimizer=optimizer, signs=signs, patience=patience, eval_every=eval_every,
-            extract=extract, polish_iter=polish_iter, polish_below=polish_below,
-            merge_cos=merge_cos, drop_tol=drop_tol, main_epochs=main_epochs,
-        )[0]
+        out = fit_batched([tgt], width, method, random_states=[gen], device=dev, dtype=dt,
+                          callback=callback, recorders=recorders, progress=progress, **options)[0]
         if isinstance(out, Exception):
             raise out
         return out
