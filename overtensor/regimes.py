@@ -34,12 +34,12 @@ from typing import Any
 import torch
 from torch.func import jvp
 
-from overtensor.algorithms.gradient import FitState, needs_negative_terms
+from overtensor.algorithms.gradient import EpochSchedule, FitState, prepare_fit
 from overtensor.cp import SymmetricCP
 from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangent_to_cp
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
-from overtensor.models import balanced_signs, init_params, model_cp
+from overtensor.models import model_cp
 from overtensor.result import FitResult
 from overtensor.targets import Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
@@ -226,15 +226,10 @@ def regime_fit(
     Arguments are validated by :func:`overtensor.fit`.
     """
     t0 = time.perf_counter()
-    target = target.to(dtype=dtype, device=device)
-    sq = target.sq_norm()
-    if not float(sq) > 0:
-        raise ValueError("target has zero norm: nothing to decompose")
-    scale = 1.0 / sq.sqrt()
-    d, l = target.dim, target.order
-    params0 = init_params(model, width, d, init_scale, generator, dtype, device)
-    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
-    s = balanced_signs(width, need_neg, dtype, device)
+    target, sq, scale, _, params0, s = prepare_fit(
+        target, model=model, width=width, init_scale=init_scale, signs=signs,
+        generator=generator, dtype=dtype, device=device)
+    l = target.order
     reg = make_regime(regime, model, l, params0, s, alpha)
     theta = reg.init()
 
@@ -253,62 +248,46 @@ def regime_fit(
     opt = make_optimizer(optimizer, theta.values(), lr)
 
     history: list[dict[str, Any]] = []
-    step = epoch = 0
     bar = Progress(progress, max_steps, f"{method}/{regime} m={width}")
-    best, bad_epochs = math.inf, 0
-    stop_reason, converged = "max_steps", False
+    # The same epoch/stop rules as every other fit; no weight decay, so there is only one phase,
+    # and a plateau counts as stagnation at any error (a lazy fit may stay near 1 for good).
+    sched = EpochSchedule(
+        epoch_steps=epoch_steps, epoch_growth=1.0, max_steps=max_steps, final_steps=0, tol=tol,
+        patience=patience, eval_every=eval_every, weight_decay=0.0, reinit=False,
+        plateau_below=math.inf)
     # Recorders see what the regime moves as params/params0 (θ_0 + Δ for lazy, the coefficients
     # for random-features) and the trained tensor through extra["regime_cp"]().
     extra = {"regime": regime, "alpha": alpha, "regime_cp": lambda: reg.cp(theta)}
 
     def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, step, lr)
+        check_divergence(loss, sched.step, lr)
         rel = reg.relative_error(theta, target, scale)
         moved, moved0 = reg.moved(theta)
         W, W0 = moved.get("W", moved.get("c")), moved0.get("W", moved0.get("c"))
-        rec: dict[str, Any] = {
-            "step": step, "epoch": epoch, "phase": regime, "loss": float(loss),
-            "relative_error": rel, "weight_decay": 0.0,
-            "laziness": float((W - W0).norm() / W0.norm().clamp_min(1e-300)),
-        }
+        rec = sched.record(float(loss), rel,
+                           float((W - W0).norm() / W0.norm().clamp_min(1e-300)))
+        rec["phase"] = regime
         state = FitState(target=target, scale=scale, model=model, params=moved, params0=moved0,
-                         signs=s, step=step, epoch=epoch, phase=regime, weight_decay=0.0, extra=extra)
+                         signs=s, step=sched.step, epoch=sched.epoch, phase=regime,
+                         weight_decay=0.0, extra=extra)
         for fn in recorders:
             rec.update(fn(state))
         history.append(rec)
-        bar.update(step, f"rel.err {rel:.2e}")
+        bar.update(sched.step, f"rel.err {rel:.2e}")
         if callback is not None and callback(rec, state):
-            raise _StopRequested
+            sched.stop("callback")
         return rel
 
     try:
-        rel = evaluate(loss_of(theta).detach())
-        while step < max_steps and rel > tol:
-            done = 0
-            while done < epoch_steps and step < max_steps:
-                n = min(eval_every, epoch_steps - done, max_steps - step)
-                loss = gd_steps(lambda: loss_of(theta), opt, n)
-                step += n
-                done += n
-                rel = evaluate(loss)
-                if rel <= tol:
-                    break
-            epoch += 1
-            if rel <= tol:
-                break
-            if rel < best * 0.99:
-                best, bad_epochs = rel, 0
-            else:
-                bad_epochs += 1
-                if bad_epochs >= patience:
-                    stop_reason = "stagnation"
-                    break
-        if rel <= tol:
-            converged, stop_reason = True, "tol"
-    except _StopRequested:
-        stop_reason = "callback"
+        sched.observe(evaluate(loss_of(theta).detach()))
+        while (n := sched.next_steps()) > 0:
+            loss = gd_steps(lambda: loss_of(theta), opt, n)
+            sched.advance(n)
+            sched.observe(evaluate(loss))
     finally:
         bar.close()
+    step, stop_reason = sched.step, sched.stop_reason
+    converged = stop_reason == "tol"
 
     with torch.no_grad():
         a, V = reg.cp(theta)
@@ -332,8 +311,6 @@ def regime_fit(
     )
 
 
-class _StopRequested(Exception):
-    pass
 
 
 def fit_regime(

@@ -259,7 +259,11 @@ class EpochSchedule:
 
     def __init__(self, *, epoch_steps: int, epoch_growth: float, max_steps: int, final_steps: int,
                  tol: float, patience: int, eval_every: int, weight_decay: float,
-                 reinit: bool, main_epochs: int | None = None) -> None:
+                 reinit: bool, main_epochs: int | None = None,
+                 plateau_below: float | None = None) -> None:
+        # Epochs count toward stagnation only once the error is below `plateau_below` (default
+        # ESCAPED: the plateau before the escape from a small init is not stagnation).
+        self.plateau_below = ESCAPED if plateau_below is None else plateau_below
         self.epoch_growth, self.max_steps, self.final_steps = epoch_growth, max_steps, final_steps
         self.tol, self.patience, self.eval_every, self.reinit = tol, patience, eval_every, reinit
         self.weight_decay, self.main_epochs = weight_decay, main_epochs
@@ -321,7 +325,7 @@ class EpochSchedule:
         # saddle-escape phase, not stagnation, so it does not count.
         if rel < self._best * 0.99:
             self._best, self._bad_epochs = rel, 0
-        elif rel < ESCAPED:
+        elif rel < self.plateau_below:
             self._bad_epochs += 1
         main_over = self.main_epochs is not None and self.epoch >= self.main_epochs
         if self._bad_epochs >= self.patience or (main_over and self.phase == "main"):
