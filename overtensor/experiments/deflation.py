@@ -303,39 +303,37 @@ def _fmt(x: float, digits: int = 0) -> str:
     return f"{x:.{digits}f}"
 
 
-_SMALL = {
-    "name": "deflation",
-    "run": "deflation",
-    "description": "per-component fitted mass over time (small preset)",
-    "fixed": {"rank": 5, "width": 50, "lr": 0.05, "eval_every": 5, "max_steps": 4000,
-              "final_steps": 1000},
-    "grid": {"scenario": ["orth4-geo", "orth3-geo", "random4-geo"], "dim": [20],
-             "variant": ["deflation", "plain", "power-method"]},
-    "seeds": 2,
-}
+# What every preset fixes: m = 50, step 0.05, masses recorded every 5 steps.
+_COMMON = {"rank": 5, "width": 50, "lr": 0.05, "eval_every": 5}
 
+
+def _preset(description: str, fixed: dict[str, Any], grid: dict[str, Any], seeds: int) -> dict:
+    return {"name": "deflation", "run": "deflation", "description": description,
+            "fixed": {**_COMMON, **fixed}, "grid": grid, "seeds": seeds}
+
+
+_SMALL = _preset(
+    "per-component fitted mass over time (small preset)",
+    {"max_steps": 4000, "final_steps": 1000},
+    {"scenario": ["orth4-geo", "orth3-geo", "random4-geo"], "dim": [20],
+     "variant": ["deflation", "plain", "power-method"]},
+    seeds=2,
+)
 #: The check of issue 4: orthogonal order 4, weights 2^{-(j-1)}, d in {20, 50}, 10 seeds, with and
 #: without re-initialization under the same step budget.
-_ORTH4 = {
-    "name": "deflation",
-    "run": "deflation",
-    "description": "orth4-geo, d in {20, 50}, 10 seeds, with/without re-initialization",
-    "fixed": {"rank": 5, "width": 50, "lr": 0.05, "eval_every": 5, "max_steps": 12000,
-              "final_steps": 2000, "scenario": "orth4-geo"},
-    "grid": {"dim": [20, 50], "variant": ["deflation", "no-reinit"]},
-    "seeds": 10,
-}
-
-_FULL = {
-    "name": "deflation",
-    "run": "deflation",
-    "description": "per-component fitted mass over time (full preset)",
-    "fixed": {"rank": 5, "width": 50, "lr": 0.05, "eval_every": 5, "max_steps": 12000,
-              "final_steps": 2000},
-    "grid": {"scenario": list(SCENARIOS), "dim": [20, 50],
-             "variant": ["deflation", "no-reinit", "plain", "power-method"]},
-    "seeds": 10,
-}
+_ORTH4 = _preset(
+    "orth4-geo, d in {20, 50}, 10 seeds, with/without re-initialization",
+    {"max_steps": 12000, "final_steps": 2000, "scenario": "orth4-geo"},
+    {"dim": [20, 50], "variant": ["deflation", "no-reinit"]},
+    seeds=10,
+)
+_FULL = _preset(
+    "per-component fitted mass over time (full preset)",
+    {"max_steps": 12000, "final_steps": 2000},
+    {"scenario": list(SCENARIOS), "dim": [20, 50],
+     "variant": ["deflation", "no-reinit", "plain", "power-method"]},
+    seeds=10,
+)
 
 EXPERIMENT = register_experiment(Experiment(
     name="deflation",
