@@ -78,7 +78,7 @@ def polish(
     """
     if cp.rank == 0 or max_iter <= 0:
         return cp
-    t64 = target if target.dtype == torch.float64 else target.to(dtype=torch.float64)
+    t64 = target.float64()
     sq = t64.sq_norm()
     scale = 1.0 / sq.sqrt()
     c = (cp.weights.detach().to(torch.float64) * scale).clone().requires_grad_(True)

@@ -42,7 +42,7 @@ def half_sq_distance(
 def relative_error(a: torch.Tensor, V: torch.Tensor, target: Target,
                    scale: float | torch.Tensor = 1.0) -> torch.Tensor:
     """``‖Σ_i a_i v_i^{⊗l} − scale·T*‖ / ‖scale·T*‖`` computed in float64."""
-    t64 = target if target.dtype == torch.float64 else target.to(dtype=torch.float64)
+    t64 = target.float64()
     a64, V64 = a.detach().to(torch.float64), V.detach().to(torch.float64)
     scale = torch.as_tensor(scale, dtype=torch.float64, device=a64.device)
     sq = t64.sq_norm()

@@ -141,7 +141,7 @@ class Regime:
         """``‖T_regime(θ) − scale·T*‖ / ‖scale·T*‖`` in float64."""
         if self.name == "lazy":
             V, U = self._tangent(theta)
-            t64 = target.to(dtype=torch.float64)
+            t64 = target.float64()
             V64, U64 = V.double(), U.double()
             s = torch.as_tensor(scale, dtype=torch.float64)
             sq = t64.sq_norm()
@@ -297,7 +297,7 @@ def regime_fit(
     if regime == "alpha-scaled":
         info["alpha"] = alpha
     if regime == "lazy" and lazy_optimum:
-        info["lazy_optimum_error"] = lazy_least_squares(target.to(dtype=torch.float64),
+        info["lazy_optimum_error"] = lazy_least_squares(target.float64(),
                                                         reg.V0.detach().double()).relative_error
     moved, moved0 = reg.moved(theta)
     if regime == "random-features":  # keep the frozen directions with the trained coefficients

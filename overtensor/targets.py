@@ -73,6 +73,18 @@ class Target:
         """A copy of the target with another dtype and/or device."""
         raise NotImplementedError
 
+    def float64(self) -> Target:
+        """This target in float64 (itself if it already is), made once and kept: reported errors
+        are computed in float64 at every evaluation, and a fresh copy each time would also
+        recompute cached quantities such as a moment target's ``O(n² d)`` squared norm."""
+        if self.dtype == torch.float64:
+            return self
+        twin = self.__dict__.get("_float64")
+        if twin is None:
+            twin = self.to(dtype=torch.float64)
+            self.__dict__["_float64"] = twin
+        return twin
+
     def inner_cp(self, weights: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """``⟨T, Σ_i c_i v_i^{⊗l}⟩ = Σ_i c_i T(v_i, …, v_i)``."""
         return (self.values(V) * weights).sum(-1)

@@ -127,3 +127,14 @@ def test_as_target_accepts_tensorly_style_factors():
     weights, factors = t.truth
     again = ot.as_target((weights, factors))
     torch.testing.assert_close(again.sq_norm(), t.sq_norm())
+
+
+def test_float64_twin_is_made_once_and_keeps_the_moment_norm_cache():
+    X = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    target = ot.MomentTarget(X, 3)
+    twin = target.float64()
+    assert twin.dtype == torch.float64 and target.float64() is twin
+    first = twin.sq_norm()
+    assert twin.sq_norm() is first  # cached, not recomputed
+    t64 = ot.random_target(order=3, dim=4, rank=2, random_state=0)
+    assert t64.float64() is t64
