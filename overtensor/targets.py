@@ -85,10 +85,6 @@ class Target:
             self.__dict__["_float64"] = twin
         return twin
 
-    def inner_cp(self, weights: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
-        """``⟨T, Σ_i c_i v_i^{⊗l}⟩ = Σ_i c_i T(v_i, …, v_i)``."""
-        return (self.values(V) * weights).sum(-1)
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(order={self.order}, dim={self.dim})"
 
