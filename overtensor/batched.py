@@ -54,6 +54,7 @@ from overtensor.algorithms.gradient import (
     FitState,
     finish_fit,
     laziness_of,
+    log_evaluation,
     prepare_fit,
     restart_rows,
 )
@@ -418,14 +419,10 @@ def _evaluate(run: _Run, batch: _ActiveBatch, pos: int, rel: float, loss: float,
     except DivergenceError as exc:
         run.result = exc
         return True
-    rec = sched.record(loss, rel, laziness_of(params, run.params0))
     state = FitState(run.target, run.scale, model, params, run.params0, run.signs, sched.step,
                      sched.epoch, sched.phase, sched.weight_decay, extra={"run": run.index})
-    for fn in recorders:
-        rec.update(fn(state))
-    run.history.append(rec)
-    if callback is not None and callback(rec, state):
-        sched.stop("callback")
+    log_evaluation(sched, run.history, state, loss, rel, laziness_of(params, run.params0),
+                   recorders, callback)
     sched.observe(rel)
     n = sched.next_steps()
     if sched.take_reinit():

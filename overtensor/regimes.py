@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch.func import jvp
 
-from overtensor.algorithms.gradient import EpochSchedule, FitState, prepare_fit
+from overtensor.algorithms.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
 from overtensor.cp import SymmetricCP
 from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangent_to_cp
 from overtensor.loss import half_sq_distance, relative_error
@@ -264,18 +264,13 @@ def regime_fit(
         rel = reg.relative_error(theta, target, scale)
         moved, moved0 = reg.moved(theta)
         W, W0 = moved.get("W", moved.get("c")), moved0.get("W", moved0.get("c"))
-        rec = sched.record(float(loss), rel,
-                           float((W - W0).norm() / W0.norm().clamp_min(1e-300)))
-        rec["phase"] = regime
         state = FitState(target=target, scale=scale, model=model, params=moved, params0=moved0,
                          signs=s, step=sched.step, epoch=sched.epoch, phase=regime,
                          weight_decay=0.0, extra=extra)
-        for fn in recorders:
-            rec.update(fn(state))
-        history.append(rec)
+        log_evaluation(sched, history, state, float(loss), rel,
+                       float((W - W0).norm() / W0.norm().clamp_min(1e-300)), recorders, callback,
+                       phase=regime)
         bar.update(sched.step, f"rel.err {rel:.2e}")
-        if callback is not None and callback(rec, state):
-            sched.stop("callback")
         return rel
 
     try:

@@ -140,15 +140,11 @@ def gradient_fit(
         with torch.no_grad():
             a, V = model_cp(model, params, s)
             rel = float(relative_error(a, V, target, scale))
-            rec = sched.record(float(loss), rel, laziness_of(params, params0))
             state = FitState(target, scale, model, params, params0, s, sched.step, sched.epoch,
                              sched.phase, sched.weight_decay)
-            for fn in recorders:
-                rec.update(fn(state))
-        history.append(rec)
+            log_evaluation(sched, history, state, float(loss), rel, laziness_of(params, params0),
+                           recorders, callback)
         bar.update(sched.step, f"rel.err {rel:.2e}")
-        if callback is not None and callback(rec, state):
-            sched.stop("callback")
         return rel
 
     try:
@@ -165,6 +161,21 @@ def gradient_fit(
         target, scale, model, params, params0, s, history, sched, method=method, width=width,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
         drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0)
+
+
+def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
+                   loss: float, rel: float, laziness: float, recorders: Sequence[Recorder],
+                   callback: Callable | None, **fields: Any) -> dict[str, Any]:
+    """The record of one evaluation point (plus ``fields``), extended by the recorders, appended
+    to ``history`` and shown to the callback, which may stop the run. Shared by every loop."""
+    rec = sched.record(loss, rel, laziness)
+    rec.update(fields)
+    for fn in recorders:
+        rec.update(fn(state))
+    history.append(rec)
+    if callback is not None and callback(rec, state):
+        sched.stop("callback")
+    return rec
 
 
 def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, signs: str,
