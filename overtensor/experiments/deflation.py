@@ -84,7 +84,6 @@ def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
         fit_order,
         is_strictly_ordered,
         mass_matrix,
-        time_ratios,
     )
 
     cfg = dict(config)
@@ -122,12 +121,7 @@ def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
         "fit_order": "".join(str(j + 1) for j in fit_order(t50)),
         "unfitted": int(sum(m < 0.5 for m in result.history[-1]["mass"])),
     }
-    for j in range(r):
-        out[f"t50_{j + 1}"] = t50[j]
-        out[f"t99_{j + 1}"] = t99[j]
-    for j, ratio in enumerate(time_ratios(t50)):
-        out[f"ratio_{j + 1}"] = ratio
-        out[f"weight_ratio_{j + 1}"] = lam[j] / lam[j + 1]
+    out.update(_time_columns(t50, t99, lam))
     steps, masses = mass_matrix(result.history)
     keep = np.unique(np.linspace(0, len(steps) - 1, min(CURVE_POINTS, len(steps))).round().astype(int))
     out["curve_step"] = [int(steps[i]) for i in keep]
@@ -140,7 +134,7 @@ def _run_power(target, cfg: dict[str, Any]) -> dict[str, Any]:
     """The classical reference: ``t50_j`` is the power iteration count at which the component
     matched to ``u_j`` was extracted; ``ordered`` means extracted in strictly decreasing weight."""
     import overtensor as ot
-    from overtensor.component_mass import fit_order, is_strictly_ordered, time_ratios
+    from overtensor.component_mass import fit_order, is_strictly_ordered
 
     r = target.truth.rank
     result = ot.fit(target, method="power-method", random_state=cfg["seed"] + 10_000, tol=0.0)
@@ -158,10 +152,19 @@ def _run_power(target, cfg: dict[str, Any]) -> dict[str, Any]:
         "fit_order": "".join(str(j + 1) for j in fit_order(times)),
         "unfitted": int(sum(math.isnan(t) for t in times)),
     }
-    for j in range(r):
-        out[f"t50_{j + 1}"] = times[j]
-        out[f"t99_{j + 1}"] = times[j]
-    for j, ratio in enumerate(time_ratios(times)):
+    out.update(_time_columns(times, times, lam))
+    return out
+
+
+def _time_columns(t50: list[float], t99: list[float], lam: list[float]) -> dict[str, float]:
+    """Per component ``t50_j``, ``t99_j``; per consecutive pair the time and weight ratios."""
+    from overtensor.component_mass import time_ratios
+
+    out: dict[str, float] = {}
+    for j in range(len(t50)):
+        out[f"t50_{j + 1}"] = t50[j]
+        out[f"t99_{j + 1}"] = t99[j]
+    for j, ratio in enumerate(time_ratios(t50)):
         out[f"ratio_{j + 1}"] = ratio
         out[f"weight_ratio_{j + 1}"] = lam[j] / lam[j + 1]
     return out
