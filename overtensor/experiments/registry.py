@@ -80,6 +80,11 @@ class Experiment:
     figures : callable
         ``figures(df, outdir) -> list[Path]``: draws the experiment's figures from the table of
         finished runs (one row per run: config columns, then metric columns).
+    summary : callable, optional
+        ``summary(df) -> str``: a short plain-text summary printed after a run.
+    claims : callable, optional
+        ``claims(df) -> list[Claim]``: each claim the experiment tests, the numbers that decide it and
+        the verdict. The HTML report shows one section per claim.
     """
 
     name: str
@@ -87,6 +92,44 @@ class Experiment:
     presets: dict[str, dict[str, Any]]
     figures: FiguresFn | None = None
     summary: Callable[[Any], str] | None = field(default=None)
+    claims: Callable[[Any], list[Claim]] | None = field(default=None)
+
+
+#: Verdicts a claim can get.
+VERDICTS = ("supported", "not supported", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim an experiment tests, with the numbers that decide it.
+
+    Attributes
+    ----------
+    paper : str
+        Short citation, e.g. ``"Wang, Wu, Lee, Ma, Ge (NeurIPS 2020)"``.
+    url : str
+        Link to the paper (empty when none).
+    statement : str
+        The claim in one sentence.
+    verdict : {"supported", "not supported", "inconclusive"}
+        What the numbers say.
+    reason : str
+        Why: the numbers that decide it, with the statistic named and the number of seeds it rests
+        on (e.g. ``"median over 5 seeds: 0.02 < 0.05"``).
+    figure : str
+        File name (stem) of the figure that shows it, or empty.
+    """
+
+    paper: str
+    url: str
+    statement: str
+    verdict: str
+    reason: str
+    figure: str = ""
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
 
 
 def register_experiment(exp: Experiment) -> Experiment:
