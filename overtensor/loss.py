@@ -8,7 +8,8 @@ which costs ``O(m² d + m · cost(values))`` and never forms a ``d^l`` array. Gr
 autograd (``∇_v T(v,…,v) = l T(v,…,v,·)``).
 
 Precision: the three terms cancel. In float32 a relative error much below ``~3e-4`` cannot be
-resolved, in float64 not below ``~1e-8``; reported errors are therefore always computed in float64.
+resolved, in float64 not below ``~1e-8`` (the floor is stated once, in :mod:`overtensor.precision`);
+reported errors are therefore always computed in float64.
 """
 
 from __future__ import annotations

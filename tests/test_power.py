@@ -5,6 +5,7 @@ import torch
 
 import overtensor as ot
 from overtensor.algorithms.power import power_method, residual_contract, residual_values
+from overtensor.precision import EXACT
 
 
 def _orthogonal_target(order, dim, weights, seed):
@@ -18,7 +19,8 @@ def test_recovers_orthogonal_targets_exactly(order):
     target = ot.random_target(order=order, dim=20, rank=5, components="orthonormal",
                               weights="linear", random_state=order)
     result = ot.fit(target, method="power-method", random_state=0, tol=0.0)
-    assert result.relative_error < 1e-8
+    # Exact to working precision: the Gram identity resolves no less (overtensor.precision).
+    assert result.relative_error <= EXACT
     rec = result.recovery()
     assert rec.recovered == 5 and rec.cosines.min() > 1 - 1e-12
     torch.testing.assert_close(result.cp.weights, target.weights, rtol=0, atol=1e-10)
@@ -43,14 +45,14 @@ def test_residual_error_decreases_with_each_deflation_on_orthogonal_target():
     lam = target.weights
     # After k deflations the residual is exactly the remaining components: ‖λ_{k+1:}‖ / ‖λ‖.
     expected = [float(lam[k + 1:].norm() / lam.norm()) for k in range(6)]
-    # 5e-8: the float64 floor of the Gram-identity error (SPEC §2) at an exact fit.
-    assert errors == pytest.approx(expected, abs=5e-8)
+    # The last one is an exact fit: at the float64 floor of the Gram identity (SPEC §2).
+    assert errors == pytest.approx(expected, abs=EXACT)
 
 
 def test_even_order_orthogonal_target_with_negative_weights_is_recovered():
     target = _orthogonal_target(4, 20, [1.0, -0.7, 0.5, -0.3], seed=0)
     result = ot.fit(target, method="power-method", random_state=0, tol=0.0)
-    assert result.relative_error < 1e-8
+    assert result.relative_error <= EXACT
     assert result.info["found_order"] == [0, 1, 2, 3]
     assert result.info["found_weights"] == pytest.approx([1.0, -0.7, 0.5, -0.3], abs=1e-10)
 
@@ -61,7 +63,7 @@ def test_large_dimension_runs_without_dense_tensor():
                               random_state=0)
     result = ot.fit(target, method="power-method", random_state=0, tol=0.0)
     assert result.recovery().cosines.min() > 1 - 1e-10
-    assert result.relative_error < 1e-7  # float64 floor of the Gram identity at this size
+    assert result.relative_error <= EXACT  # exact to the float64 floor of the Gram identity
 
 
 def test_non_orthogonal_components_leave_a_deflation_bias():
@@ -105,7 +107,7 @@ def test_unknown_rank_needs_width_and_width_sets_rank():
     with pytest.raises(ValueError, match="width"):
         ot.fit(target, method="power-method")
     result = ot.fit(target, width=2, method="power-method", random_state=0, tol=0.0)
-    assert result.relative_error < 1e-8
+    assert result.relative_error <= EXACT
     assert result.info["found_order"] == [None, None]
 
 
