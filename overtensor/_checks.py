@@ -1,16 +1,48 @@
-"""Validation at the API boundary: one clear ``ValueError`` naming the argument and its value."""
+"""Validation at the API boundary: one clear error naming the argument and its value.
+
+Every public function checks its arguments with these helpers before any work. A value of the
+wrong kind raises :class:`ArgumentTypeError`, which is both a ``TypeError`` and a ``ValueError``
+(so ``except ValueError`` keeps catching every bad argument); a value of the right kind out of
+range raises ``ValueError``. Messages name the argument and show the value.
+
+Memory budget
+-------------
+:func:`check_memory` refuses a size whose largest array would exceed the memory budget, before
+anything is allocated, so that ``random_target(dim=10**9)`` or ``fit(width=10**8)`` is one clear
+error instead of a request for hundreds of GB. The budget, in bytes, is the first of
+
+1. :data:`MEMORY_BUDGET` (set ``overtensor._checks.MEMORY_BUDGET = 2**33`` to allow 8 GiB);
+2. the environment variable ``OVERTENSOR_MEMORY_BUDGET`` (bytes, or with a suffix
+   ``K``/``M``/``G``/``T``, powers of 1024: ``OVERTENSOR_MEMORY_BUDGET=8G``);
+3. the device's total memory (physical memory for the CPU, the GPU's memory for CUDA).
+
+It bounds one array; a run holds a few of that size, so sizes near the budget may still fail.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
+
+#: Memory budget in bytes for one array (``None``: see the module docstring).
+MEMORY_BUDGET: int | None = None
+
+#: Seeds of ``torch.Generator.manual_seed`` are unsigned 64-bit integers.
+MAX_SEED = 2**64 - 1
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (also a ``ValueError``, like every other bad argument)."""
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ArgumentTypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -25,10 +57,14 @@ def check_float(
     maximum: float | None = None,
     strict: bool = False,
 ) -> float:
+    complex_like = (value.is_complex() if isinstance(value, torch.Tensor)
+                    else isinstance(value, complex) or np.iscomplexobj(value))
+    if isinstance(value, bool | str | bytes) or complex_like:
+        raise ArgumentTypeError(f"{name} must be a real number, got {value!r}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, RuntimeError):
+        raise ArgumentTypeError(f"{name} must be a real number, got {value!r}") from None
     if not math.isfinite(x):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if minimum is not None and (x < minimum or (strict and x == minimum)):
@@ -48,32 +84,180 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) ->
 def check_finite(name: str, tensor: torch.Tensor) -> None:
     if not torch.isfinite(tensor).all():
         bad = (~torch.isfinite(tensor)).sum().item()
-        raise ValueError(f"{name} contains {bad} NaN or infinite value(s)")
+        first = tensor[~torch.isfinite(tensor)].flatten()[0].item()
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s) (e.g. {first})")
+
+
+def _describe(value: Any) -> str:
+    """A short description of an array-like for error messages (never its whole contents)."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        return f"{type(value).__name__} of shape {tuple(value.shape)} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{type(value).__name__} {text[:60]}..."
+
+
+def floating_dtype_of(value: Any) -> torch.dtype | None:
+    """The dtype an array-like brings with it: that of a floating tensor or NumPy array, float64
+    for Python floats, ``None`` for integers and booleans (of any origin), which have no
+    floating dtype of their own and take the one of their company (or float64)."""
+    if isinstance(value, torch.Tensor):
+        return value.dtype if value.is_floating_point() else None
+    try:
+        arr = np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything unconvertible is reported by as_tensor
+        return None
+    if arr.dtype.kind == "f":
+        return torch.from_numpy(np.zeros(0, dtype=arr.dtype)).dtype
+    return None
 
 
 def as_tensor(name: str, value: Any, *, dtype=None, device=None) -> torch.Tensor:
-    """Convert array-likes to a floating tensor, keeping a tensor's device and dtype by default."""
+    """Convert array-likes to a real floating tensor, keeping a tensor's device and dtype by default.
+
+    Integers and booleans -- Python, NumPy or torch alike -- become float64 (the library's CPU
+    default), so ``[1, 2]``, ``np.array([1, 2])`` and ``torch.tensor([1, 2])`` give the same tensor;
+    Python floats give float64 too. Floating tensors and NumPy arrays keep their dtype.
+
+    Raises
+    ------
+    ArgumentTypeError
+        For complex values (their imaginary part would be dropped silently), strings and other
+        non-numeric input.
+    ValueError
+        For NaN or infinite entries.
+    """
     if isinstance(value, torch.Tensor):
         t = value
     else:
         try:
-            t = torch.as_tensor(value)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from exc
-        if not t.is_floating_point():
-            t = t.to(torch.float64)
+            arr = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - ragged lists, objects that refuse conversion
+            raise ArgumentTypeError(
+                f"{name} must be an array of real numbers, got {_describe(value)}") from exc
+        if arr.dtype.kind == "c":
+            raise ArgumentTypeError(
+                f"{name} must be real, got complex values ({_describe(value)}); pass the real "
+                "part explicitly if that is what you mean")
+        if arr.dtype.kind not in "biuf":
+            raise ArgumentTypeError(
+                f"{name} must be an array of real numbers, got {_describe(value)}")
+        t = torch.as_tensor(arr if arr.dtype.kind == "f" else arr.astype(np.float64))
+    if t.is_complex():
+        raise ArgumentTypeError(
+            f"{name} must be real, got complex values ({_describe(value)}); pass the real part "
+            "explicitly if that is what you mean")
     if not t.is_floating_point():
-        t = t.to(torch.get_default_dtype() if dtype is None else dtype)
+        t = t.to(torch.float64 if dtype is None else dtype)
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=device or t.device)
     check_finite(name, t)
     return t
 
 
+def check_rows(name: str, value: Any, dim: int | None = None) -> torch.Tensor:
+    """A real, finite ``(m, dim)`` matrix of rows (``m >= 1``), e.g. an initialization ``W0``."""
+    t = as_tensor(name, value)
+    if t.ndim != 2 or t.shape[0] < 1 or (dim is not None and t.shape[1] != dim):
+        want = f"(m, {dim})" if dim is not None else "(m, d)"
+        extra = f" to match the target's dimension {dim}" if dim is not None else ""
+        raise ValueError(f"{name} must have shape {want} with m >= 1{extra}, got shape "
+                         f"{tuple(t.shape)}")
+    return t
+
+
+def check_callable(name: str, value: Any, *, optional: bool = True) -> Callable | None:
+    """``value`` itself if it is callable (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if not callable(value):
+        raise ArgumentTypeError(f"{name} must be callable{' or None' if optional else ''}, "
+                                f"got {value!r}")
+    return value
+
+
+def check_callables(name: str, value: Any) -> list[Callable]:
+    """A sequence of callables (e.g. ``recorders``), each checked, as a list."""
+    if callable(value) or isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise ArgumentTypeError(f"{name} must be a sequence of callables, got {value!r}")
+    items = list(value)
+    for i, fn in enumerate(items):
+        check_callable(f"{name}[{i}]", fn, optional=False)
+    return items
+
+
+#: Optimizer names understood by :func:`overtensor.training.make_optimizer`.
+OPTIMIZER_NAMES = ("gd", "adam")
+
+
+def check_optimizer(value: Any) -> Any:
+    """``None``, a known name, a ``torch.optim.Optimizer`` subclass or a callable ``params -> opt``."""
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        if value not in OPTIMIZER_NAMES:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, a "
+                             f"torch.optim.Optimizer class or a callable, got {value!r}")
+        return value
+    raise ArgumentTypeError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, a "
+                            f"torch.optim.Optimizer class or a callable, got {value!r}")
+
+
+_SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _total_memory(device: torch.device) -> int:
+    if device.type == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX systems
+        return 16 * 2**30
+
+
+def memory_budget(device: Any = None) -> int:
+    """The memory budget in bytes (module docstring): ``MEMORY_BUDGET``, else
+    ``$OVERTENSOR_MEMORY_BUDGET``, else the device's total memory."""
+    if MEMORY_BUDGET is not None:
+        return int(MEMORY_BUDGET)
+    env = os.environ.get("OVERTENSOR_MEMORY_BUDGET", "").strip().upper().removesuffix("B")
+    if env:
+        unit = env[-1] if env[-1] in _SUFFIXES else ""
+        try:
+            return int(float(env[: len(env) - len(unit)]) * _SUFFIXES[unit])
+        except ValueError:
+            raise ValueError("OVERTENSOR_MEMORY_BUDGET must be a number of bytes such as 8G, got "
+                             f"{os.environ['OVERTENSOR_MEMORY_BUDGET']!r}") from None
+    return _total_memory(torch.device("cpu") if device is None else torch.device(device))
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def check_memory(name: str, value: Any, shape: tuple[int, ...], dtype: torch.dtype | None,
+                 what: str, device: Any = None) -> None:
+    """Refuse ``name=value`` if the array of ``shape`` and ``dtype`` it implies (described by
+    ``what``) exceeds :func:`memory_budget`; nothing is allocated."""
+    item = torch.empty((), dtype=dtype or torch.float64).element_size()
+    n_bytes = math.prod(int(s) for s in shape) * item
+    budget = memory_budget(device)
+    if n_bytes > budget:
+        raise ValueError(
+            f"{name}={value!r} needs {what} of shape {tuple(int(s) for s in shape)} "
+            f"({format_bytes(n_bytes)}), above the memory budget of {format_bytes(budget)}; "
+            "lower it, or raise the budget with OVERTENSOR_MEMORY_BUDGET if the machine has room")
+
+
 def resolve_device(device: Any) -> torch.device:
     """Parse ``device`` and check it exists here, with a clear error otherwise."""
     if device is None:
         return torch.device("cpu")
+    if not isinstance(device, str | torch.device):
+        raise ArgumentTypeError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
@@ -85,8 +269,9 @@ def resolve_device(device: Any) -> torch.device:
             raise ValueError(
                 f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
             )
-    elif dev.type not in ("cpu", "mps"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N' (overtensor runs on CPUs "
+                         f"and CUDA GPUs only), got {device!r}")
     return dev
 
 
@@ -120,9 +305,10 @@ def make_generator(random_state: Any, device: torch.device | str = "cpu") -> tor
         gen.seed()
         return gen
     if isinstance(random_state, bool) or not hasattr(random_state, "__index__"):
-        raise ValueError(f"random_state must be an int, a torch.Generator or None, got {random_state!r}")
+        raise ArgumentTypeError(
+            f"random_state must be an int, a torch.Generator or None, got {random_state!r}")
     seed = int(random_state)
-    if seed < 0:
-        raise ValueError(f"random_state must be >= 0, got {random_state!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"random_state must be in [0, 2**64 - 1], got {random_state!r}")
     gen.manual_seed(seed)
     return gen

@@ -13,11 +13,14 @@ Leading batch dimensions broadcast (``V`` of shape ``(..., m, d)``).
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 import string
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from overtensor._checks import (
@@ -25,6 +28,8 @@ from overtensor._checks import (
     check_choice,
     check_float,
     check_int,
+    check_memory,
+    floating_dtype_of,
     make_generator,
     resolve_device,
     resolve_dtype,
@@ -109,9 +114,14 @@ class CPTarget(Target):
 
     def __post_init__(self) -> None:
         self.order = check_int("order", self.order, 2)
-        self.weights = as_tensor("weights", self.weights)
-        self.factors = as_tensor("factors", self.factors, dtype=self.weights.dtype,
-                                 device=self.weights.device)
+        # One dtype for both: the promotion of the floating ones given (integers of any origin,
+        # Python, NumPy or torch, bring none), float64 when neither is floating.
+        dts = [d for d in map(floating_dtype_of, (self.weights, self.factors)) if d is not None]
+        dt = functools.reduce(torch.promote_types, dts) if dts else torch.float64
+        dev = next((x.device for x in (self.weights, self.factors) if isinstance(x, torch.Tensor)),
+                   None)
+        self.weights = as_tensor("weights", self.weights, dtype=dt, device=dev)
+        self.factors = as_tensor("factors", self.factors, dtype=dt, device=dev)
         if self.factors.ndim < 2:
             raise ValueError(
                 f"factors must have shape (rank, dim), got shape {tuple(self.factors.shape)}"
@@ -296,7 +306,26 @@ def as_target(obj: Any, order: int | None = None) -> Target:
     Accepts a :class:`Target`, a :class:`~overtensor.cp.SymmetricCP`, a ``(weights, factors)`` pair
     (factors as ``(r, d)`` rows or a TensorLy list ``[U]*l`` of ``(d, r)`` matrices; ``order``
     needed for the former), or a dense symmetric array.
+
+    Raises
+    ------
+    ValueError
+        If ``order`` is given and differs from the order of ``obj``; if a TensorLy-style factor
+        list holds unequal factors (a non-symmetric CP: overtensor decomposes symmetric tensors
+        only, and using one factor would silently decompose another tensor; symmetrize it
+        yourself, e.g. ``DenseTarget(symmetrize(cp.to_dense()))`` for small ``d``).
+    TypeError
+        For complex or non-numeric arrays (also a ``ValueError``; see :mod:`overtensor._checks`).
     """
+    if order is not None:
+        order = check_int("order", order, 2)
+    tgt = _as_target(obj, order)
+    if order is not None and tgt.order != order:
+        raise ValueError(f"order={order} does not match the target, which has order {tgt.order}")
+    return tgt
+
+
+def _as_target(obj: Any, order: int | None) -> Target:
     if isinstance(obj, Target):
         return obj
     if isinstance(obj, SymmetricCP):
@@ -304,13 +333,36 @@ def as_target(obj: Any, order: int | None = None) -> Target:
     if isinstance(obj, tuple) and len(obj) == 2:
         weights, factors = obj
         if isinstance(factors, list | tuple):
-            if not factors:
-                raise ValueError("target factors list is empty")
-            return CPTarget(weights, as_tensor("factors[0]", factors[0]).T, len(factors))
+            return CPTarget(weights, _symmetric_factor(factors), len(factors))
         if order is None:
             raise ValueError("order is required when the target is given as (weights, factors)")
         return CPTarget(weights, factors, order)
     return DenseTarget(obj)
+
+
+def _symmetric_factor(factors: list | tuple) -> torch.Tensor:
+    """The rows ``U`` (``(r, d)``) of a TensorLy factor list ``[Uᵀ]*l``, which must hold equal
+    ``(d, r)`` matrices (to ``1e-12`` relative): a CP with unequal factors is not symmetric."""
+    if len(factors) < 2:
+        raise ValueError(f"target factors must be a list of order >= 2 matrices, got {len(factors)}")
+    mats = [as_tensor(f"factors[{i}]", f) for i, f in enumerate(factors)]
+    first = mats[0]
+    if first.ndim != 2:
+        raise ValueError(f"factors[0] must be a (dim, rank) matrix, got shape {tuple(first.shape)}")
+    scale = float(first.abs().max()) if first.numel() else 0.0
+    for i, F in enumerate(mats[1:], start=1):
+        if F.shape != first.shape:
+            raise ValueError(
+                f"factors[{i}] has shape {tuple(F.shape)}, factors[0] has {tuple(first.shape)}: "
+                "a CP with unequal factors is not a symmetric tensor")
+        gap = float((F.to(first) - first).abs().max()) if F.numel() else 0.0
+        if gap > 1e-12 * max(scale, 1e-300):
+            raise ValueError(
+                f"factors[{i}] differs from factors[0] (largest entry difference {gap:.3g}): a CP "
+                "with unequal factors is not a symmetric tensor, and overtensor decomposes "
+                "symmetric tensors only. Pass a symmetric CP ([U] * order), or symmetrize the "
+                "tensor yourself (overtensor.targets.symmetrize of its dense array, small d)")
+    return first.T
 
 
 def random_target(
@@ -356,6 +408,9 @@ def random_target(
     if components == "orthonormal" and rank > dim:
         raise ValueError(f"components='orthonormal' needs rank <= dim, got rank={rank}, dim={dim}")
     lam = make_weights(weights, rank)
+    # The components are drawn as a float64 (dim, rank) matrix: refuse sizes that cannot fit.
+    big = ("dim", dim) if dim >= rank else ("rank", rank)
+    check_memory(*big, (dim, rank), torch.float64, "a float64 component matrix", dev)
     if noise > 0 and dim**order > 10**7:
         raise ValueError(
             f"noise={noise} needs a dense d^l array, too large for dim={dim}, order={order} "
@@ -389,7 +444,9 @@ def make_weights(weights: Any, rank: int) -> torch.Tensor:
         if weights == "geometric":
             return 0.8**j
         return (rank - j) / rank
-    if isinstance(weights, float | int) and not isinstance(weights, bool):
+    scalar = (isinstance(weights, numbers.Real) or
+              (isinstance(weights, torch.Tensor | np.ndarray) and weights.ndim == 0))
+    if scalar and not isinstance(weights, bool | np.bool_):
         rho = check_float("weights", weights, minimum=0.0, maximum=1.0, strict=True)
         return rho ** torch.arange(rank, dtype=torch.float64)
     lam = as_tensor("weights", weights, dtype=torch.float64, device="cpu").reshape(-1)
