@@ -104,7 +104,7 @@ def floating_dtype_of(value: Any) -> torch.dtype | None:
         return value.dtype if value.is_floating_point() else None
     try:
         arr = np.asarray(value)
-    except Exception:  # noqa: BLE001 - anything unconvertible is reported by as_tensor
+    except Exception:  # anything unconvertible is reported by as_tensor
         return None
     if arr.dtype.kind == "f":
         return torch.from_numpy(np.zeros(0, dtype=arr.dtype)).dtype
@@ -131,7 +131,7 @@ def as_tensor(name: str, value: Any, *, dtype=None, device=None) -> torch.Tensor
     else:
         try:
             arr = np.asarray(value)
-        except Exception as exc:  # noqa: BLE001 - ragged lists, objects that refuse conversion
+        except Exception as exc:  # ragged lists, objects that refuse conversion
             raise ArgumentTypeError(
                 f"{name} must be an array of real numbers, got {_describe(value)}") from exc
         if arr.dtype.kind == "c":
@@ -155,14 +155,18 @@ def as_tensor(name: str, value: Any, *, dtype=None, device=None) -> torch.Tensor
 
 
 def check_rows(name: str, value: Any, dim: int | None = None) -> torch.Tensor:
-    """A real, finite ``(m, dim)`` matrix of rows (``m >= 1``), e.g. an initialization ``W0``."""
-    t = as_tensor(name, value)
-    if t.ndim != 2 or t.shape[0] < 1 or (dim is not None and t.shape[1] != dim):
-        want = f"(m, {dim})" if dim is not None else "(m, d)"
-        extra = f" to match the target's dimension {dim}" if dim is not None else ""
-        raise ValueError(f"{name} must have shape {want} with m >= 1{extra}, got shape "
-                         f"{tuple(t.shape)}")
-    return t
+    """A real, finite ``(m, dim)`` tensor of rows (``m >= 1``), e.g. an initialization ``W0``.
+
+    Only tensors are accepted (``TypeError`` otherwise); integer tensors become float64.
+    """
+    want = f"(m, {dim})" if dim is not None else "(m, d)"
+    if not isinstance(value, torch.Tensor):
+        raise ArgumentTypeError(f"{name} must be a tensor of shape {want}, got {_describe(value)}")
+    if value.ndim != 2 or value.shape[0] < 1 or (dim is not None and value.shape[1] != dim):
+        extra = f" (the target's dimension is {dim})" if dim is not None else ""
+        raise ValueError(f"{name} must be a tensor of shape {want} with m >= 1{extra}, got shape "
+                         f"{tuple(value.shape)}")
+    return as_tensor(name, value)
 
 
 def check_callable(name: str, value: Any, *, optional: bool = True) -> Callable | None:

@@ -48,7 +48,16 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import check_float, check_int, make_generator, resolve_device, resolve_dtype
+from overtensor._checks import (
+    check_callable,
+    check_callables,
+    check_float,
+    check_int,
+    check_memory,
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+)
 from overtensor.algorithms.gradient import (
     EpochSchedule,
     FitState,
@@ -61,6 +70,7 @@ from overtensor.algorithms.gradient import (
 from overtensor.fit import METHOD_DEFAULTS, fit, gradient_options
 from overtensor.gradients import loss_and_grad
 from overtensor.loss import relative_error
+from overtensor.memory import check_fit_memory
 from overtensor.models import model_cp
 from overtensor.result import FitResult
 from overtensor.targets import CPTarget, Target, as_target
@@ -218,6 +228,8 @@ def fit_batched(
     tgts = [as_target(t, order) for t in targets]
     dev = resolve_device(device if device is not None else tgts[0].device)
     dt = resolve_dtype(dtype if dtype is not None else tgts[0].dtype, dev)
+    check_callable("callback", callback)
+    recorders = check_callables("recorders", recorders)
     per = {k: _per_run(k, options.get(k, FIT_DEFAULTS[k]), B) for k in OPTIONS}
     widths = _per_run("width", width, B)
     cfgs = []
@@ -239,6 +251,10 @@ def fit_batched(
         raise ValueError("fit_batched supports plain gradient descent only (optimizer=None or 'gd'); "
                          "use overtensor.fit for other optimizers")
     model, m = cfgs[0]["model"], cfgs[0]["width"]
+    # The batch's parameters (B, m, d) and one run's largest arrays must fit.
+    check_fit_memory(tgts[0], m, method, dt, dev)
+    check_memory("targets", f"{B} targets", (B, m, tgts[0].dim), dt,
+                 "the batch's stacked parameters", dev)
     if tile_size is not None:
         tile_size = check_int("tile_size", tile_size, 1)
     gens = [make_generator(rs) for rs in random_states]

@@ -6,14 +6,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from overtensor._checks import (
+    check_callable,
+    check_callables,
     check_choice,
     check_float,
     check_int,
+    check_optimizer,
     make_generator,
     resolve_device,
     resolve_dtype,
 )
+from overtensor.memory import check_fit_memory
 from overtensor.models import MODELS
+from overtensor.options import refuse_ignored
+from overtensor.regimes import REGIMES
 from overtensor.result import FitResult
 from overtensor.targets import Target, as_target
 
@@ -137,16 +143,23 @@ def fit(
     -------
     FitResult
     """
+    given = dict(locals())
     check_choice("method", method, METHODS)
     check_choice("engine", engine, ("auto", "autograd"))
+    check_choice("regime", regime, REGIMES)
+    refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
     if width is not None:
         width = check_int("width", width, 1)
     max_steps = check_int("max_steps", max_steps, 1)
     final_steps = check_int("final_steps", final_steps, 0)
     tol = check_float("tol", tol, minimum=0.0)
+    check_optimizer(optimizer)
+    check_callable("callback", callback)
+    recorders = check_callables("recorders", recorders)
     dev = resolve_device(device if device is not None else tgt.device)
     dt = resolve_dtype(dtype if dtype is not None else tgt.dtype, dev)
+    check_fit_memory(tgt, width, method, dt, dev)
     gen = make_generator(random_state)
 
     if regime != "full":
@@ -252,6 +265,8 @@ def gradient_options(
 def resolve_width(tgt: Target, width: int | None, method: str) -> int:
     """The width of a gradient method: the target's rank for ``exact-rank``, else required."""
     if method == "exact-rank":
+        if tgt.truth is None and width is not None:
+            return width  # the rank is unknown: the width passed is the rank to fit
         rank = _target_rank(tgt, method)
         if width is not None and width != rank:
             raise ValueError(f"method='exact-rank' uses width = rank = {rank}, got width={width}")

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from overtensor._checks import check_choice, check_float, check_int
+from overtensor._checks import check_choice, check_float, check_int, check_rows
+from overtensor.memory import check_rows_memory
 from overtensor.targets import Target, as_target
 
 #: Above this many unknowns ``m·d``, ``solver="auto"`` switches from the explicit kernel to CG.
@@ -223,15 +224,16 @@ def lazy_least_squares(
     check_choice("solver", solver, ("auto", "explicit", "cg"))
     tol = check_float("tol", tol, minimum=0.0)
     stop_error = check_float("stop_error", stop_error, minimum=0.0)
-    if not isinstance(W0, torch.Tensor) or W0.ndim != 2 or W0.shape[-1] != tgt.dim:
-        shape = tuple(W0.shape) if isinstance(W0, torch.Tensor) else type(W0).__name__
-        raise ValueError(f"W0 must be a tensor of shape (m, {tgt.dim}), got {shape}")
+    if rcond is not None:
+        rcond = check_float("rcond", rcond, minimum=0.0)
+    W0 = check_rows("W0", W0, tgt.dim)
     m, d = W0.shape
     if max_iter is None:
         max_iter = 10 * m * d
     max_iter = check_int("max_iter", max_iter, 1)
     if solver == "auto":
         solver = "explicit" if m * d <= EXPLICIT_MAX_UNKNOWNS else "cg"
+    check_rows_memory("W0", (m, d), tgt.dtype, tgt.device, explicit_kernel=solver == "explicit")
     V = unit_rows(W0.to(dtype=tgt.dtype, device=tgt.device))
     sq = tgt.sq_norm()
     b = tgt.contract(V)
@@ -343,9 +345,10 @@ def random_features_least_squares(target, W0: torch.Tensor, *, rcond: float | No
     ``m ≥ C(d+l−1, l)``: a factor ``d`` more than lazy training.
     """
     tgt = as_target(target)
-    if not isinstance(W0, torch.Tensor) or W0.ndim != 2 or W0.shape[-1] != tgt.dim:
-        shape = tuple(W0.shape) if isinstance(W0, torch.Tensor) else type(W0).__name__
-        raise ValueError(f"W0 must be a tensor of shape (m, {tgt.dim}), got {shape}")
+    if rcond is not None:
+        rcond = check_float("rcond", rcond, minimum=0.0)
+    W0 = check_rows("W0", W0, tgt.dim)
+    check_rows_memory("W0", tuple(W0.shape), tgt.dtype, tgt.device)
     V = unit_rows(W0.to(dtype=tgt.dtype, device=tgt.device))
     m = V.shape[0]
     H = (V @ V.T) ** tgt.order
