@@ -407,10 +407,10 @@ def random_target(
     dt = resolve_dtype(dtype, dev)
     if components == "orthonormal" and rank > dim:
         raise ValueError(f"components='orthonormal' needs rank <= dim, got rank={rank}, dim={dim}")
-    lam = make_weights(weights, rank)
     # The components are drawn as a float64 (dim, rank) matrix: refuse sizes that cannot fit.
     big = ("dim", dim) if dim >= rank else ("rank", rank)
     check_memory(*big, (dim, rank), torch.float64, "a float64 component matrix", dev)
+    lam = make_weights(weights, rank)
     if noise > 0 and dim**order > 10**7:
         raise ValueError(
             f"noise={noise} needs a dense d^l array, too large for dim={dim}, order={order} "
