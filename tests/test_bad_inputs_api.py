@@ -10,6 +10,8 @@ would fail the test with "work started" instead.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -189,3 +191,88 @@ def test_bad_argument_is_one_clear_error_before_any_work(call, exc, name, shown)
 
 def test_the_battery_has_at_least_35_cases():
     assert len(CASES) >= 35
+
+
+# Inputs that are right and were mishandled ------------------------------------------------------
+
+U3 = [[1.0, 0.0, 0.0], [0.0, 0.6, 0.8]]
+
+
+@pytest.mark.parametrize("weights", [[1, 2], np.array([1, 2]), torch.tensor([1, 2]),
+                                     [1.0, 2.0], np.array([1.0, 2.0]), (np.int64(1), 2)],
+                         ids=["python-int", "numpy-int", "torch-int", "python-float",
+                              "numpy-float", "numpy-scalar"])
+def test_integer_weights_of_any_origin_give_the_dtype_of_python_numbers(weights):
+    target = ot.CPTarget(weights, U3, 3)
+    assert target.dtype == torch.float64
+    torch.testing.assert_close(target.weights, torch.tensor([1.0, 2.0], dtype=torch.float64))
+    # With float32 factors, integers (of any origin) bring no dtype of their own.
+    single = ot.CPTarget(torch.tensor([1, 2]), torch.tensor(U3, dtype=torch.float32), 3)
+    assert single.dtype == torch.float32
+    assert ot.CPTarget(np.array([1, 2]), torch.tensor(U3, dtype=torch.float32), 3).dtype == \
+        torch.float32
+
+
+def test_integer_rows_and_numpy_scalars_give_the_same_numbers_as_floats():
+    target = ot.random_target(3, 4, 2, random_state=0)
+    W0 = torch.tensor([[1, 0, 2, 0], [0, 1, 0, 1], [1, 1, 1, 0]])
+    assert ot.lazy_error(target, W0) == ot.lazy_error(target, W0.double())
+    ref = ot.random_target(3, 4, 2, weights=1, random_state=0)
+    for w in (np.int64(1), torch.tensor(1)):
+        torch.testing.assert_close(ot.random_target(3, 4, 2, weights=w, random_state=0).weights,
+                                   ref.weights)
+    half = ot.random_target(3, 4, 2, weights=0.5, random_state=0).weights
+    torch.testing.assert_close(ot.random_target(3, 4, 2, weights=torch.tensor(0.5),
+                                                random_state=0).weights, half)
+
+
+def test_exact_rank_takes_the_width_passed_when_the_rank_is_unknown():
+    cp = ot.random_target(3, 5, 2, components="orthonormal", random_state=0).truth
+    dense = ot.DenseTarget(cp.to_dense())
+    assert dense.truth is None
+    result = ot.fit(dense, width=2, method="exact-rank", max_steps=50, random_state=0)
+    assert result.width == 2
+    with pytest.raises(ValueError, match="width"):
+        ot.fit(dense, method="exact-rank")
+
+
+def test_tensorly_pairs_with_equal_factors_are_accepted_by_the_metrics():
+    target = ot.random_target(3, 5, 2, random_state=0)
+    weights, factors = target.truth
+    assert ot.cp_relative_error((weights, factors), target) == \
+        ot.cp_relative_error(target.truth, target)
+    assert ot.recovery((weights, factors), target).all_recovered
+
+
+def test_options_a_method_uses_or_leaves_at_their_default_are_accepted():
+    target = ot.random_target(3, 6, 2, components="orthonormal", random_state=0)
+    # max_steps counts gradient steps; the power method accepts it so that one sweep can pass it
+    # to every method (docs/validation.md). Defaults passed explicitly are not "options given".
+    result = ot.fit(target, method="power-method", max_steps=5000, lr=None, optimizer=None,
+                    recorders=[], alpha=1.0, random_state=0)
+    assert result.method == "power-method"
+
+
+def test_memory_budget_comes_from_the_setting_the_environment_or_the_machine(monkeypatch):
+    monkeypatch.setattr(_checks, "MEMORY_BUDGET", None)
+    monkeypatch.delenv("OVERTENSOR_MEMORY_BUDGET", raising=False)
+    assert _checks.memory_budget() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    monkeypatch.setenv("OVERTENSOR_MEMORY_BUDGET", "4K")
+    assert _checks.memory_budget() == 4096
+    ot.random_target(3, 102, 5)  # 102 x 5 float64 = 4080 bytes: fits
+    with pytest.raises(ValueError, match=r"dim=103 .*above the memory budget of 4 KiB"):
+        ot.random_target(3, 103, 5)  # 4120 bytes
+    monkeypatch.setenv("OVERTENSOR_MEMORY_BUDGET", "lots")
+    with pytest.raises(ValueError, match="OVERTENSOR_MEMORY_BUDGET"):
+        _checks.memory_budget()
+    monkeypatch.setattr(_checks, "MEMORY_BUDGET", 10**6)
+    assert _checks.memory_budget() == 10**6
+
+
+def test_sizes_beyond_any_machine_are_refused_with_the_default_budget(monkeypatch):
+    monkeypatch.setattr(_checks, "MEMORY_BUDGET", None)
+    monkeypatch.delenv("OVERTENSOR_MEMORY_BUDGET", raising=False)
+    with pytest.raises(ValueError, match="dim=1000000000000 needs"):
+        ot.random_target(3, 10**12, 5)
+    with pytest.raises(ValueError, match="width=100000000 needs"):
+        ot.fit(_target(), width=10**8)
