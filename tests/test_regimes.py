@@ -147,7 +147,9 @@ def test_random_features_regime_gd_reaches_the_random_features_optimum():
                  eval_every=100, random_state=2)
     best = ot.random_features_least_squares(target, res.params0["W"]).relative_error
     assert 0.05 < best < 0.95
-    assert 0 <= res.model_relative_error - best < 1e-4
+    # GD cannot beat the least-squares optimum; it reaches it to rounding (~1e-16 here), so the
+    # lower bound has a margin far above rounding and far below anything GD could gain.
+    assert -1e-12 <= res.model_relative_error - best < 1e-4
     assert res.history[-1]["laziness"] > 0  # the coefficients moved
 
 
