@@ -253,8 +253,8 @@ def fit_batched(
     model, m = cfgs[0]["model"], cfgs[0]["width"]
     # The batch's parameters (B, m, d) and one run's largest arrays must fit.
     check_fit_memory(tgts[0], m, method, dt, dev)
-    check_memory("targets", f"{B} targets", (B, m, tgts[0].dim), dt,
-                 "the batch's stacked parameters", dev)
+    check_memory("len(targets)", B, (B, m, tgts[0].dim), dt, "the batch's stacked parameters",
+                 dev)
     if tile_size is not None:
         tile_size = check_int("tile_size", tile_size, 1)
     gens = [make_generator(rs) for rs in random_states]

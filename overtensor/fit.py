@@ -263,7 +263,8 @@ def gradient_options(
 
 
 def resolve_width(tgt: Target, width: int | None, method: str) -> int:
-    """The width of a gradient method: the target's rank for ``exact-rank``, else required."""
+    """The width of a gradient method: the target's rank for ``exact-rank`` (the width passed
+    when the rank is unknown), else required."""
     if method == "exact-rank":
         if tgt.truth is None and width is not None:
             return width  # the rank is unknown: the width passed is the rank to fit

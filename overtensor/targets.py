@@ -313,7 +313,8 @@ def as_target(obj: Any, order: int | None = None) -> Target:
         If ``order`` is given and differs from the order of ``obj``; if a TensorLy-style factor
         list holds unequal factors (a non-symmetric CP: overtensor decomposes symmetric tensors
         only, and using one factor would silently decompose another tensor; symmetrize it
-        yourself, e.g. ``DenseTarget(symmetrize(cp.to_dense()))`` for small ``d``).
+        yourself for small ``d``, e.g.
+        ``DenseTarget(symmetrize(torch.as_tensor(tensorly.cp_to_tensor(cp))))``).
     TypeError
         For complex or non-numeric arrays (also a ``ValueError``; see :mod:`overtensor._checks`).
     """
