@@ -276,7 +276,16 @@ class ResultStore:
 
     def spec(self, experiment: str) -> dict[str, Any] | None:
         row = self._con.execute("SELECT spec FROM specs WHERE experiment = ?", (experiment,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            spec = json.loads(row[0])
+        except (TypeError, ValueError):
+            spec = None
+        if not isinstance(spec, dict):
+            raise StoreError(f"store {str(self.path)!r} is corrupted: the spec of {experiment!r} is not "
+                             "a JSON object")
+        return spec
 
     def counts(self, experiment: str | None = None) -> dict[str, int]:
         sql, args = "SELECT status, COUNT(*) FROM runs", ()
@@ -334,11 +343,20 @@ class ResultStore:
         return pd.DataFrame.from_records(records)
 
     def export(self, path: str | Path, fmt: str | None = None, experiment: str | None = None) -> Path:
-        """Write all runs (done and failed) as ``csv`` or ``parquet``; the format defaults to the suffix."""
+        """Write all runs (done and failed) as ``csv`` or ``parquet``; the format defaults to the suffix.
+
+        Raises
+        ------
+        ValueError
+            Unknown format, or ``experiment`` is not in the store.
+        """
         path = Path(path)
         fmt = fmt or path.suffix.lstrip(".")
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}")
+        if experiment is not None and experiment not in self.experiments():
+            raise ValueError(f"experiment {experiment!r} is not in store {str(self.path)!r} "
+                             f"(it holds: {', '.join(map(repr, self.experiments())) or 'nothing'})")
         df = self.dataframe(experiment, status=None)
         # Columns mixing lists and scalars do not fit parquet's typed columns: store them as JSON text.
         for col in df.columns:
