@@ -32,7 +32,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from overtensor.experiments.names import name_problem
 
@@ -104,12 +112,13 @@ class Spec(BaseModel):
 
     @field_validator("fixed", "grid", mode="after")
     @classmethod
-    def _json_values(cls, v: dict | None) -> dict | None:
+    def _json_values(cls, v: dict | None, info: ValidationInfo) -> dict | None:
         for key, value in (v or {}).items():
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
-                raise ValueError(f"{key!r}: value {value!r} is not a JSON number/string/list") from None
+                raise _KeyError(f"{info.field_name}.{key}",
+                                f"value {value!r} is not a finite JSON number/string/list") from None
         return v
 
     @model_validator(mode="after")
