@@ -74,18 +74,18 @@ EXPERIMENT = register_experiment(Experiment(
 class CountParams(RunParams):
     x: int
     log: str
-    wait_for_other: bool = False
+    wait_at: int | None = None
     sleep: float = 0.0
 
 
 @register_run("test-count", params=CountParams)
 def count(config: dict) -> dict:
-    """Appends ``"pid x"`` to the file ``log`` (counts executions across processes). With
-    ``wait_for_other``, waits (up to 60 s) until another process has written to the log."""
+    """Appends ``"pid x"`` to the file ``log`` (counts executions across processes). When
+    ``x == wait_at``, waits (up to 60 s) until another process has written to the log."""
     log = Path(config["log"])
     with open(log, "a") as f:
         f.write(f"{os.getpid()} {config['x']}\n")
-    if config.get("wait_for_other"):
+    if config.get("wait_at") == config["x"]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             pids = {line.split()[0] for line in log.read_text().splitlines()}

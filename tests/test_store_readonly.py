@@ -90,8 +90,8 @@ def commands(path, tmp):
 @pytest.mark.parametrize("command", ["export", "report", "run"])
 def test_a_file_that_is_not_a_store_gets_one_error_line_and_is_not_modified(tmp_path, capsys, kind, command):
     if command == "run" and kind == "zero-bytes":
-        pytest.skip("a sweep may start in an empty file: that is how a store another sweep has just "
-                    "created looks (tested in test_concurrent_sweeps.py)")
+        pytest.skip("a sweep may start in an empty file: a store that a concurrent sweep has just "
+                    "created looks like that")
     make, words = KINDS[kind]
     home = tmp_path / "theirs"
     home.mkdir()
