@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sqlite3
 import sys
@@ -101,6 +102,8 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
 
 
 def _os_message(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError) and exc.filename is not None and not os.path.isdir(exc.filename):
+        return f"cannot create a folder: {str(exc.filename)!r} is a file"
     what = exc.strerror or str(exc) or type(exc).__name__
     names = [n for n in (exc.filename, exc.filename2) if n is not None]
     return f"{what}: {' -> '.join(repr(str(n)) for n in names)}" if names else what

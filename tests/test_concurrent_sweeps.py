@@ -170,7 +170,8 @@ def test_a_terminated_report_leaves_no_hidden_temporary_file(tmp_path, small_sto
     out = tmp_path / "out" / "report.html"
     ready = tmp_path / "ready"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_REPORT, str(small_store), str(out), str(ready)],
-                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     wait_for(ready.exists, "the report's temporary file", [proc])
     assert len(hidden(out.parent)) == 1  # the half-written report
     proc.send_signal(signal.SIGTERM)

@@ -131,8 +131,8 @@ def test_a_grid_over_the_limit_is_refused_before_it_is_built(monkeypatch):
         raise AssertionError("expand must not be called")
 
     monkeypatch.setattr(spec_mod, "expand", boom)
-    huge = {"name": "huge", "run": "fit", "grid": {"dim": list(range(1, 1001)), "width": list(range(1, 1001))},
-            "seeds": 10**9}
+    axis = list(range(1, 1001))
+    huge = {"name": "huge", "run": "fit", "grid": {"dim": axis, "width": axis}, "seeds": 10**9}
     assert count_runs(huge) == 10**15
     with pytest.raises(SpecError, match=r"key 'grid': expands to 1000000000000000 runs .* limit of 1000000"):
         load_spec(huge)

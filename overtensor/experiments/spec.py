@@ -244,7 +244,7 @@ def check_params(spec: dict[str, Any], where: str) -> None:
 def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "fixed"
-    fixed, grid = spec.get("fixed") or {}, spec.get("grid") or {}
+    grid = spec.get("grid") or {}
     if key == "seed":
         path = "seeds"
     elif key in grid:
@@ -259,7 +259,8 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
         return SpecError(where, path, f"unknown parameter of run function {run!r} "
                                       f"(allowed: {', '.join(allowed)}){hint}")
     if err["type"] == "missing":
-        return SpecError(where, key, f"run function {run!r} needs this parameter: set it in 'fixed' or 'grid'")
+        return SpecError(where, key, f"run function {run!r} needs this parameter: "
+                                     "set it in 'fixed' or 'grid'")
     msg = err["msg"].removeprefix("Value error, ")
     return SpecError(where, path, f"{msg} for run function {run!r}, got {config.get(key)!r}")
 
