@@ -321,6 +321,8 @@ def run_sweep(
         def run_inprocess(task_list: list[list[dict[str, Any]]], retry: bool = False) -> None:
             for task in task_list:
                 mine = claim(task, retry)
+                if not mine:
+                    continue
                 for c, out in zip(mine, execute_batch(fn, batched, mine, spec, threads_per_run), strict=True):
                     record(c, out)
 
