@@ -57,7 +57,7 @@ class DeflationParams(RunParams):
     ``order, components, weights``."""
 
     scenario: Literal[tuple(SCENARIOS)] | None = None  # type: ignore[valid-type]
-    order: Annotated[int, Field(ge=2, le=8)] | None = None
+    order: Annotated[int, Field(ge=2)] | None = None
     components: Literal["random", "orthonormal"] | None = None
     weights: Literal["equal", "geometric", "linear"] | Fraction | None = None
     dim: PositiveInt

@@ -34,7 +34,7 @@ class RunParams(BaseModel):
 class TargetParams(RunParams):
     """Keys of :func:`overtensor.random_target` as a run function takes them."""
 
-    order: Annotated[int, Field(ge=2, le=8)] = 3
+    order: Annotated[int, Field(ge=2)] = 3
     dim: PositiveInt = 20
     rank: PositiveInt = 3
     components: Literal["random", "orthonormal"] = "random"
@@ -80,7 +80,7 @@ class FitParams(TargetParams):
 class LazyLowerBoundParams(RunParams):
     """Config of the ``lazy_lower_bound`` run (:mod:`overtensor.experiments.lazy_lower_bound`)."""
 
-    order: Annotated[int, Field(ge=2, le=8)]
+    order: Annotated[int, Field(ge=2)]
     dim: PositiveInt
     rank: PositiveInt
     md_ratio: PositiveFloat
@@ -98,7 +98,7 @@ class WidthVsDimensionParams(RunParams):
     regime: Literal["lazy", "beyond-lazy"]
     dim: PositiveInt
     rank: PositiveInt
-    order: Annotated[int, Field(ge=2, le=8)] = 3
+    order: Annotated[int, Field(ge=2)] = 3
     eps: PositiveFloat = 1e-2
     lazy_max_dim: PositiveInt = 40
     max_width: PositiveInt | None = None
