@@ -205,3 +205,15 @@ def test_store_holds_names_only_as_data(tmp_path):
         assert db.experiments() == ["../x"]
     with sqlite3.connect(tmp_path / "s.sqlite") as con:
         assert con.execute("SELECT COUNT(*) FROM specs").fetchone()[0] == 1
+
+
+def test_the_fit_schema_covers_every_keyword_a_spec_can_give_fit_and_random_target():
+    import inspect
+
+    import overtensor as ot
+    from overtensor.experiments.params import FitParams
+
+    not_json = {"target", "random_state", "callback", "recorders", "progress"}
+    keywords = set(inspect.signature(ot.fit).parameters) | set(inspect.signature(ot.random_target).parameters)
+    missing = keywords - not_json - set(FitParams.model_fields)
+    assert missing == set(), f"FitParams lacks {sorted(missing)}: specs could not set them"
