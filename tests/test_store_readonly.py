@@ -164,3 +164,24 @@ def test_python_api_raises_store_error_for_a_foreign_file(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         ResultStore(tmp_path / "missing.sqlite", readonly=True)
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_store_another_sweep_is_creating_is_completed_but_a_foreign_specs_table_is_refused(tmp_path):
+    from overtensor.experiments.store import SCHEMA
+
+    half = tmp_path / "half.sqlite"  # what a concurrent sweep may have created so far
+    con = sqlite3.connect(half)
+    con.executescript(SCHEMA.split("CREATE TABLE IF NOT EXISTS specs")[0])
+    con.close()
+    with ResultStore(half) as db:
+        db.save_spec("x", {"name": "x"})
+        assert db.experiments() == ["x"]
+    odd = tmp_path / "odd.sqlite"
+    con = sqlite3.connect(odd)
+    con.execute("CREATE TABLE specs (id INTEGER, body TEXT)")
+    con.commit()
+    con.close()
+    digest = hashlib.sha256(odd.read_bytes()).hexdigest()
+    with pytest.raises(StoreError, match="table 'specs' has other columns"):
+        ResultStore(odd)
+    assert hashlib.sha256(odd.read_bytes()).hexdigest() == digest

@@ -78,6 +78,9 @@ CREATE TABLE IF NOT EXISTS leases (
 #: Columns a table ``runs`` must have for the file to be read as an overtensor store.
 RUN_COLUMNS = frozenset({"id", "experiment", "config_hash", "run", "config", "metrics", "history", "status",
                          "error", "wall_time", "device", "versions", "finished_at"})
+SPEC_COLUMNS = frozenset({"experiment", "spec", "updated_at"})
+#: Tables of a store (``sqlite_sequence`` is SQLite's, for AUTOINCREMENT).
+OWN_TABLES = frozenset({"runs", "specs", "leases", "sqlite_sequence"})
 #: Default lifetime of a lease (seconds); a running sweep renews its leases every third of it.
 LEASE_SECONDS = 120.0
 
@@ -465,7 +468,7 @@ def _connect_writable(path: Path) -> sqlite3.Connection:
             _check_store(con, path, allow_empty=True)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
-        con.executescript(SCHEMA)
+        con.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")  # all tables or none
     except sqlite3.Error as exc:
         con.close()
         raise StoreError(f"store {name} cannot be used: {exc}") from None
@@ -480,10 +483,13 @@ def _check_store(con: sqlite3.Connection, path: Path, *, allow_empty: bool) -> N
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        spec_columns = {r[1] for r in con.execute("PRAGMA table_info(specs)")} if "specs" in tables else set()
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"store {name} is not an SQLite database or is corrupted ({exc})") from None
-    if not tables and allow_empty:
-        return
+    if "specs" in tables and not SPEC_COLUMNS <= spec_columns:
+        raise StoreError(f"{name} is not an overtensor result store (table 'specs' has other columns)")
+    if allow_empty and tables <= OWN_TABLES and ("runs" not in tables or RUN_COLUMNS <= columns):
+        return  # empty, or a store being created by a concurrent sweep: the schema is completed next
     if "runs" not in tables:
         held = ", ".join(sorted(tables)[:5]) or "none"
         raise StoreError(f"{name} is not an overtensor result store (no table 'runs'; tables: {held})")
