@@ -195,7 +195,8 @@ def test_report_of_a_store_written_by_someone_else_keeps_every_file_in_its_folde
     assert not Path("/tmp/outside-overtensor-test").exists()
     assert len([p for p in created if p.suffix == ".png"]) == 4  # one curve per experiment
     page = out.read_text()
-    assert "../../escaped" in page and "new\nline" not in page.split("<h2")[1].split("</h2>")[0]
+    for name in ["../../escaped", "/tmp/outside-overtensor-test", "a/b", "new\nline"]:
+        assert f">{name}</h2>" in page  # the report still shows each name, as text
 
 
 def test_store_holds_names_only_as_data(tmp_path):
