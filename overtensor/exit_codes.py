@@ -94,7 +94,9 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
         return FILE_ERROR, one_line(_os_message(exc))
     if isinstance(exc, sqlite3.Error):
         return FILE_ERROR, one_line(f"result store error: {exc}")
-    if isinstance(exc, MemoryError):
+    torch = sys.modules.get("torch")
+    oom = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+    if isinstance(exc, MemoryError) or (oom is not None and isinstance(exc, oom)):
         return FILE_ERROR, one_line(f"out of memory{': ' + str(exc) if str(exc) else ''}")
     if isinstance(exc, ValueError | TypeError):
         return USAGE, one_line(str(exc) or type(exc).__name__)

@@ -125,6 +125,7 @@ def test_multi_line_messages_become_one_line():
     code, message = ec.classify(ValueError("first\n  second\tthird\n"))
     assert (code, message) == (ec.USAGE, "first second third")
     assert ec.classify(RuntimeError("x")) is None
+    assert ec.classify(MemoryError()) == (ec.FILE_ERROR, "out of memory")
     assert ec.classify(FileNotFoundError(errno.ENOENT, "No such file or directory", "a.csv")) == (
         ec.FILE_ERROR, "No such file or directory: 'a.csv'")
 
