@@ -218,3 +218,10 @@ def test_the_fit_schema_covers_every_keyword_a_spec_can_give_fit_and_random_targ
     keywords = set(inspect.signature(ot.fit).parameters) | set(inspect.signature(ot.random_target).parameters)
     missing = keywords - not_json - set(FitParams.model_fields)
     assert missing == set(), f"FitParams lacks {sorted(missing)}: specs could not set them"
+
+
+def test_registered_names_are_checked_too():
+    with pytest.raises(ValueError, match="run function name"):
+        registry.register_run("pkg.mod:fn")
+    with pytest.raises(ValueError, match="experiment name"):
+        registry.register_experiment(registry.Experiment(name="../x", description="", presets={}))

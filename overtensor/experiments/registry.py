@@ -207,6 +207,10 @@ class Claim:
 
 
 def register_experiment(exp: Experiment) -> Experiment:
+    """Register a built-in experiment; its name must be a valid experiment name (never a path)."""
+    from overtensor.experiments.names import check_name
+
+    check_name(exp.name, "experiment name")
     _EXPERIMENTS[exp.name] = exp
     return exp
 
