@@ -1,8 +1,15 @@
-"""Atomic file writes: a crash or a kill never leaves a half-written file in place of a good one."""
+"""Atomic file writes: a crash or a kill never leaves a half-written file in place of a good one.
+
+The temporary file lives next to the target as ``.<stem>.<pid>.otmp<random><suffix>``. It is removed
+when the write fails or is interrupted (any exception, including KeyboardInterrupt and the
+``Terminated`` exception the CLI raises on SIGTERM). A process killed with SIGKILL cannot clean up:
+its temporary file is removed by the next write to the same target, once its pid is gone.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +23,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.otmp", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
@@ -25,3 +33,34 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` for ``path`` left by processes that no
+    longer exist (killed with SIGKILL); returns what was removed."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.otmp[A-Za-z0-9_]+{re.escape(path.suffix)}")
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _pid_alive(int(match.group(1))):
+            try:
+                entry.unlink()
+                removed.append(entry)
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True

@@ -85,9 +85,12 @@ def _print_summary(summary: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from overtensor.exit_codes import EPILOG, OneLineParser
+
+    parser = OneLineParser(
         prog="overtensor",
         description="Over-parameterized symmetric tensor decomposition with gradient methods.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
@@ -98,13 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit code (table: :mod:`overtensor.exit_codes`).
+
+    The one place where failures become exit codes: an expected failure of any subcommand is one
+    line on stderr and a documented code, never a traceback.
+    """
+    from overtensor.exit_codes import report, signals_as_exceptions
+
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except ValueError as exc:
-        print(f"overtensor: error: {exc}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error already printed on one line (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    with signals_as_exceptions():
+        try:
+            return int(args.func(args) or 0)
+        except BaseException as exc:
+            code = report(exc)
+            if code is None:
+                raise
+            return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import math
+import os
+import time
+from pathlib import Path
 
+from overtensor.experiments.params import RunParams
 from overtensor.experiments.registry import Experiment, register_batched, register_experiment, register_run
 
 CALLS: list[dict] = []
 BATCHES: list[list[dict]] = []
 
 
-@register_run("test-poly")
+class PolyParams(RunParams):
+    x: int | float
+    group: int = 0
+    fail_at: int | float | None = None
+    break_batch: bool = False
+
+
+@register_run("test-poly", params=PolyParams)
 def poly(config: dict) -> dict:
     """``value = x**2 + seed``; fails on purpose when ``x == fail_at``."""
     CALLS.append(dict(config))
@@ -58,3 +69,28 @@ EXPERIMENT = register_experiment(Experiment(
     figures=_figures,
     summary=_summary,
 ))
+
+
+class CountParams(RunParams):
+    x: int
+    log: str
+    wait_at: int | None = None
+    sleep: float = 0.0
+
+
+@register_run("test-count", params=CountParams)
+def count(config: dict) -> dict:
+    """Appends ``"pid x"`` to the file ``log`` (counts executions across processes). When
+    ``x == wait_at``, waits (up to 60 s) until another process has written to the log."""
+    log = Path(config["log"])
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()} {config['x']}\n")
+    if config.get("wait_at") == config["x"]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = {line.split()[0] for line in log.read_text().splitlines()}
+            if len(pids) > 1:
+                break
+            time.sleep(0.02)
+    time.sleep(config.get("sleep", 0.0))
+    return {"x": config["x"]}

@@ -109,7 +109,7 @@ def test_cli_report_export_and_missing_store(store, tmp_path, capsys):
     assert (tmp_path / "r.html").exists()
     assert main(["results", "export", str(store), "--format", "csv", "-o", str(tmp_path / "r.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "r.csv")) == 18 + 12
-    assert main(["report", str(tmp_path / "none.sqlite")]) == 2
+    assert main(["report", str(tmp_path / "none.sqlite")]) == 4  # a missing file: exit code 4
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -2,6 +2,10 @@
 
 ``overtensor experiment list``, ``overtensor experiment run NAME_OR_SPEC_FILE``,
 ``overtensor results export STORE``, ``overtensor report STORE`` and ``overtensor demo``.
+
+Failures are not handled here: they propagate to :func:`overtensor.cli.main`, which turns each
+expected one into one line on stderr and a documented exit code (:mod:`overtensor.exit_codes`).
+``results export`` and ``report`` open the store read-only.
 """
 
 from __future__ import annotations
@@ -10,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from overtensor.experiments.spec import SPEC_SUFFIXES
+from overtensor.exit_codes import RunsFailed
+from overtensor.experiments.spec import DEFAULT_MAX_RUNS, SPEC_SUFFIXES
 
 #: The headline study of ``overtensor demo`` / ``make demo`` (small presets).
 DEMO_EXPERIMENTS = ("lazy-lower-bound", "width-vs-dimension", "deflation")
@@ -33,6 +38,8 @@ def add_commands(sub) -> None:
     p.add_argument("--no-resume", action="store_true",
                    help="rerun configs already done in the store and replace their rows")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--max-runs", type=int, default=DEFAULT_MAX_RUNS, metavar="N",
+                   help=f"refuse a spec of more than N runs (default {DEFAULT_MAX_RUNS})")
     p.set_defaults(func=_cmd_run)
 
     res = sub.add_parser("results", help="work with a result store")
@@ -59,7 +66,7 @@ def add_commands(sub) -> None:
     # Batches of 8: the batched "fit" engine advances them together (same metrics up to rounding).
     _add_scheduler_args(p, batch_size=8)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_demo, no_resume=False, preset="small")
+    p.set_defaults(func=_cmd_demo, no_resume=False, preset="small", max_runs=DEFAULT_MAX_RUNS)
 
 
 def _add_scheduler_args(p, batch_size: int = 1) -> None:
@@ -84,18 +91,21 @@ def _scheduler(args) -> tuple[Any, int | None]:
     return "local", args.local_workers
 
 
-def _resolve(target: str, preset: str) -> tuple[dict[str, Any], Any]:
+def _resolve(target: str, preset: str, max_runs: int = DEFAULT_MAX_RUNS) -> tuple[dict[str, Any], Any]:
     """The validated spec of a spec file or a built-in experiment preset, and the Experiment (or None)."""
     from overtensor.experiments.registry import get_experiment
     from overtensor.experiments.spec import load_spec
 
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
+        raise ValueError(f"--max-runs must be an integer >= 1, got {max_runs!r}")
     path = Path(target)
     if path.suffix in SPEC_SUFFIXES or path.exists():
-        return load_spec(path), None
+        return load_spec(path, max_runs=max_runs), None
     exp = get_experiment(target)
     if preset not in exp.presets:
-        raise ValueError(f"preset must be one of {sorted(exp.presets)} for {target!r}, got {preset!r}")
-    return load_spec(exp.presets[preset], origin=f"experiment {target!r} preset {preset!r}"), exp
+        raise ValueError(f"--preset must be one of {sorted(exp.presets)} for {target!r}, got {preset!r}")
+    return load_spec(exp.presets[preset], origin=f"experiment {target!r} preset {preset!r}",
+                     max_runs=max_runs), exp
 
 
 def _cmd_list(args) -> int:
@@ -118,15 +128,30 @@ def _cmd_list(args) -> int:
 def _cmd_run(args) -> int:
     from overtensor.experiments.runner import run_sweep
 
-    spec, exp = _resolve(args.target, args.preset)
-    name = spec["name"]
+    spec, exp = _resolve(args.target, args.preset, args.max_runs)
+    name = spec["name"]  # a validated name: never a path (overtensor.experiments.names)
     store = Path(args.store) if args.store else DEFAULT_DIR / f"{name}.sqlite"
     scheduler, workers = _scheduler(args)
     result = run_sweep(spec, store, scheduler=scheduler, workers=workers, resume=not args.no_resume,
-                       batch_size=args.batch_size, progress=not args.no_progress)
+                       batch_size=args.batch_size, progress=not args.no_progress, max_runs=args.max_runs)
     print(result.line())
     _figures_and_summary(name, exp, store, Path(args.outdir) if args.outdir else DEFAULT_DIR / name)
+    _check_failed([result])
     return 0
+
+
+def _check_failed(results: list, report: Path | None = None) -> None:
+    """Raise :class:`RunsFailed` (exit code 3) when any sweep had failed runs, saying where to read why."""
+    failed = [r for r in results if r.failed]
+    if not failed:
+        return
+    n, total = sum(r.failed for r in failed), sum(r.total for r in results)
+    where = "; ".join(f"{r.experiment}: {r.failed}" for r in failed)
+    first = failed[0]
+    hint = (f"the report {report} lists them with their errors" if report is not None else
+            f"their errors: overtensor results export {first.store} --experiment {first.experiment} "
+            "-o runs.csv (rows with status 'failed', column 'error')")
+    raise RunsFailed(f"{n} of {total} runs failed ({where}); {hint}")
 
 
 def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
@@ -134,7 +159,7 @@ def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
     from overtensor.experiments.report import experiment_figures
     from overtensor.experiments.store import ResultStore
 
-    with ResultStore(store) as db:
+    with ResultStore(store, readonly=True) as db:
         df, spec = db.dataframe(name), db.spec(name)
     if df.empty:
         return
@@ -147,8 +172,7 @@ def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
 def _cmd_export(args) -> int:
     from overtensor.experiments.store import ResultStore
 
-    _require_file(args.store)
-    with ResultStore(args.store) as db:
+    with ResultStore(args.store, readonly=True) as db:
         path = db.export(args.output, args.format, experiment=args.experiment)
     print(path)
     return 0
@@ -157,14 +181,8 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from overtensor.experiments.report import write_report
 
-    _require_file(args.store)
     print(write_report(args.store, args.output))
     return 0
-
-
-def _require_file(path: str) -> None:
-    if not Path(path).is_file():
-        raise ValueError(f"store {path!r} does not exist")
 
 
 def _cmd_demo(args) -> int:
@@ -200,4 +218,5 @@ def _cmd_demo(args) -> int:
         print(r.line())
     report = write_report(args.store, args.output, title="overtensor demo: the headline study")
     print(f"report: {report.resolve()}")
+    _check_failed(results, report)
     return 0

@@ -14,10 +14,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from overtensor.experiments.params import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunParams,
+)
 from overtensor.experiments.registry import Experiment, register_experiment, register_run
 
 #: Target families: name -> (order, components, weights). "geo" is ``2^{−(j−1)}``; "near" is
@@ -42,6 +51,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "power-method": dict(method="power-method"),
 }
 
+
+class DeflationParams(RunParams):
+    """Config of the ``deflation`` run (:mod:`overtensor.experiments.deflation`): a ``scenario`` or
+    ``order, components, weights``."""
+
+    scenario: Literal[tuple(SCENARIOS)] | None = None  # type: ignore[valid-type]
+    order: Annotated[int, Field(ge=2)] | None = None
+    components: Literal["random", "orthonormal"] | None = None
+    weights: Literal["equal", "geometric", "linear"] | Fraction | None = None
+    dim: PositiveInt
+    rank: PositiveInt = 5
+    variant: Literal[tuple(VARIANTS)] = "deflation"  # type: ignore[valid-type]
+    width: PositiveInt = 50
+    lr: PositiveFloat | None = None
+    eval_every: PositiveInt | None = None
+    max_steps: NonNegativeInt | None = None
+    final_steps: NonNegativeInt | None = None
+    main_epochs: PositiveInt | Literal["default", "auto"] | None = None
+    tol: NonNegativeFloat | None = None
+
+
 #: Curves kept per run for the staircase figures (downsampled history).
 CURVE_POINTS = 150
 
@@ -60,7 +90,7 @@ def _target(cfg: dict[str, Any]):
                             components=components, weights=weights, random_state=cfg["seed"])
 
 
-@register_run("deflation")
+@register_run("deflation", params=DeflationParams)
 def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
     """One fit with per-component mass recording; metrics are the fit times and their order.
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from overtensor.experiments.params import LazyLowerBoundParams
 from overtensor.experiments.registry import Experiment, register_experiment, register_run
 from overtensor.lazy import (
     lazy_least_squares,
@@ -34,7 +35,7 @@ from overtensor.lazy import (
 )
 
 
-@register_run("lazy_lower_bound")
+@register_run("lazy_lower_bound", params=LazyLowerBoundParams)
 def run_lazy_lower_bound(config: dict[str, Any]) -> dict[str, Any]:
     """One point of the ``lazy-lower-bound`` sweep (see the module docstring).
 

@@ -7,6 +7,13 @@ metrics. It may add a key ``"history"`` holding a short list of dicts (a compact
 runner stores it separately. Run functions must be deterministic given ``config`` (all random
 draws from ``config["seed"]``) and must not print.
 
+Specs run registered code only: a spec's ``run:`` names a run function registered here (by the
+built-in modules, by the caller's own ``register_run``, or by an installed package through the
+entry point group ``overtensor.runs``, see :data:`ENTRY_POINT_GROUP`). Nothing is imported from a
+name that is not registered. Each run function may declare a parameter schema (a pydantic model
+derived from :class:`overtensor.experiments.params.RunParams`) against which spec values are
+checked before any run starts.
+
 A built-in :class:`Experiment` bundles a spec per preset (``"small"``, ``"full"``) and a
 ``figures`` function that turns the results table into PNG/SVG figures.
 """
@@ -19,20 +26,40 @@ from pathlib import Path
 from typing import Any
 
 RunFn = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: Entry point group through which installed packages register third-party run functions: an entry
+#: point ``name = "package.module:function"`` makes ``run: name`` valid in specs. Its module is
+#: imported only when a spec names it.
+ENTRY_POINT_GROUP = "overtensor.runs"
 FiguresFn = Callable[[Any, Path], list[Path]]  # (pandas.DataFrame of runs, output dir) -> files
 
 BatchedRunFn = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 _RUNS: dict[str, RunFn] = {}
+_PARAMS: dict[str, type | None] = {}
 _BATCHED: dict[str, tuple[BatchedRunFn, Callable[[dict[str, Any]], Any]]] = {}
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register_run(name: str) -> Callable[[RunFn], RunFn]:
-    """Decorator registering ``fn`` as the run function called ``name``."""
+def register_run(name: str, params: type | None = None) -> Callable[[RunFn], RunFn]:
+    """Decorator registering ``fn`` as the run function called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The name specs use (``run: NAME``); letters, digits, ``.``, ``_``, ``-``.
+    params : pydantic model class, optional
+        The keys a config may hold, with their types and ranges (derive it from
+        :class:`overtensor.experiments.params.RunParams`). Without one, spec values are not checked
+        against the function (only that they are JSON).
+    """
+    from overtensor.experiments.names import check_name
+
+    check_name(name, "run function name")
 
     def deco(fn: RunFn) -> RunFn:
         _RUNS[name] = fn
+        _PARAMS[name] = params
         return fn
 
     return deco
@@ -59,10 +86,57 @@ def get_batched(name: str) -> tuple[BatchedRunFn, Callable[[dict[str, Any]], Any
 
 
 def get_run(name: str) -> RunFn:
+    """The run function registered as ``name`` (built-in, registered, or from an entry point of the
+    group :data:`ENTRY_POINT_GROUP`).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not registered. Nothing is imported for it: a ``"module:function"`` string is an
+        unknown name like any other.
+    """
     _load_builtins()
     if name not in _RUNS:
-        raise ValueError(f"unknown run function {name!r}; known: {sorted(_RUNS)}")
+        _load_entry_point(name)
+    if name not in _RUNS:
+        raise ValueError(
+            f"unknown run function {name!r}; known: {run_names()}. Specs run registered functions only: "
+            f"register yours with register_run() or the '{ENTRY_POINT_GROUP}' entry point group "
+            "(docs/experiments.md)")
     return _RUNS[name]
+
+
+def get_params(name: str) -> type | None:
+    """The parameter schema of the run function ``name`` (None when it declared none)."""
+    get_run(name)
+    return _PARAMS.get(name)
+
+
+def run_names() -> list[str]:
+    """Names of the registered run functions and of the entry points of :data:`ENTRY_POINT_GROUP`
+    (the latter are listed without being imported)."""
+    _load_builtins()
+    return sorted(set(_RUNS) | {ep.name for ep in _entry_points()})
+
+
+def _entry_points() -> list[Any]:
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _load_entry_point(name: str) -> None:
+    # Only an installed package's declared entry point is imported, and only when a spec names it.
+    for ep in _entry_points():
+        if ep.name != name:
+            continue
+        obj = ep.load()
+        if name not in _RUNS:  # the module did not register itself under the entry point's name
+            if not callable(obj):
+                raise ValueError(f"entry point {name!r} of group {ENTRY_POINT_GROUP!r} is not callable")
+            _RUNS[name] = obj
+            _PARAMS[name] = getattr(obj, "params", None)
+        return
 
 
 @dataclass(frozen=True)
@@ -133,6 +207,10 @@ class Claim:
 
 
 def register_experiment(exp: Experiment) -> Experiment:
+    """Register a built-in experiment; its name must be a valid experiment name (never a path)."""
+    from overtensor.experiments.names import check_name
+
+    check_name(exp.name, "experiment name")
     _EXPERIMENTS[exp.name] = exp
     return exp
 

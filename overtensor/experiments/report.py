@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from overtensor._io import atomic_write
+from overtensor.experiments.names import slug
 from overtensor.experiments.store import META_COLUMNS, ResultStore
 
 _CSS = """
@@ -34,16 +35,18 @@ def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
                  title: str = "overtensor experiments") -> Path:
     """Write the HTML report of ``store`` to ``out``; returns its path.
 
-    ``figures_dir`` keeps the PNG/SVG files (default: ``<out stem>_figures`` next to the report);
-    the report itself does not depend on them.
+    ``figures_dir`` keeps the PNG/SVG files (default: ``<out stem>_figures`` next to the report), one
+    folder per experiment named by :func:`overtensor.experiments.names.slug` (never a path from the
+    store); the report itself does not depend on them. A store given as a path is opened read-only.
     """
     own = not isinstance(store, ResultStore)
-    db = ResultStore(store) if own else store
+    db = ResultStore(store, readonly=True) if own else store
     out = Path(out)
     figdir = Path(figures_dir) if figures_dir is not None else out.with_name(out.stem + "_figures")
     try:
         names = db.experiments()
-        sections = [_section(db, name, figdir / name) for name in names]
+        # A store may come from someone else: its names become file names only through slug().
+        sections = [_section(db, name, figdir / slug(name)) for name in names]
         versions = _versions(db)
     finally:
         if own:
@@ -95,7 +98,7 @@ def default_figures(df: pd.DataFrame, spec: dict[str, Any], outdir: Path) -> lis
     metric = (spec.get("metrics") or [success["metric"] if success else None])[0]
     if numeric and metric and metric in df.columns and pd.api.types.is_numeric_dtype(df[metric]):
         positive = bool((df[metric] > 0).all())
-        out += plots.curves(df, numeric[0], metric, outdir / f"{metric}_curves", hue=hue, logy=positive)
+        out += plots.curves(df, numeric[0], metric, outdir / f"{slug(metric)}_curves", hue=hue, logy=positive)
     return out
 
 

@@ -20,6 +20,12 @@ default): parallelism comes from the workers, and fixed thread counts keep resul
 between schedulers. When the run function has a batched variant
 (:func:`overtensor.experiments.registry.get_batched`) and ``batch_size > 1``, pending runs with the
 same batch key are grouped into batches of up to ``batch_size`` and each batch is one task.
+
+Concurrent sweeps share the work: each run is claimed in the store (a lease, see
+:meth:`overtensor.experiments.store.ResultStore.claim`) just before it starts, so a second process
+running the same spec into the same store skips the runs the first one holds or has finished and
+runs the rest. On Dask only a window of tasks is claimed and submitted at a time (twice the worker
+threads), for the same reason.
 """
 
 from __future__ import annotations
@@ -35,8 +41,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from overtensor.experiments.spec import config_hash, expand, load_spec, resolve_run, select_metrics
-from overtensor.experiments.store import ResultStore, RunRecord, versions
+from overtensor.experiments.names import check_name
+from overtensor.experiments.spec import (
+    DEFAULT_MAX_RUNS,
+    config_hash,
+    expand,
+    load_spec,
+    resolve_run,
+    select_metrics,
+)
+from overtensor.experiments.store import (
+    LEASE_SECONDS,
+    LeaseKeeper,
+    LeaseOwner,
+    ResultStore,
+    RunRecord,
+    versions,
+)
 
 _MAX_ERROR_CHARS = 4000
 
@@ -52,10 +73,12 @@ class SweepResult:
     failed: int
     seconds: float
     store: Path
+    others: int = 0  # runs that another process sharing the store ran or is running
 
     def line(self) -> str:
+        shared = f", {self.others} run by another process" if self.others else ""
         return (f"{self.experiment}: {self.total} runs, {self.skipped} already done, {self.done} done, "
-                f"{self.failed} failed in {self.seconds:.1f} s -> {self.store}")
+                f"{self.failed} failed{shared} in {self.seconds:.1f} s -> {self.store}")
 
 
 # -- execution of one run / one batch (runs on the workers) ----------------------------------------
@@ -155,7 +178,7 @@ def plan_batches(run: str, configs: list[dict[str, Any]], batch_size: int) -> tu
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    found = get_batched(run) if (batch_size > 1 and ":" not in run) else None
+    found = get_batched(run) if batch_size > 1 else None
     if found is None:
         return None, [[c] for c in configs]
     batched, key = found
@@ -171,9 +194,11 @@ def plan_batches(run: str, configs: list[dict[str, Any]], batch_size: int) -> tu
 
 def pending_runs(spec: dict[str, Any], store: ResultStore | str | Path, experiment: str | None = None) -> int:
     """Number of runs of ``spec`` not yet ``done`` in ``store`` (what a resumed sweep would run)."""
-    if not isinstance(store, ResultStore) and not Path(store).exists():
+    if not isinstance(store, ResultStore) and (not Path(store).is_file() or Path(store).stat().st_size == 0):
+        if Path(store).is_dir():
+            ResultStore(store, readonly=True)  # raises: a directory is not a store
         return len(expand(spec))
-    db = store if isinstance(store, ResultStore) else ResultStore(store)
+    db = store if isinstance(store, ResultStore) else ResultStore(store, readonly=True)
     try:
         done = db.done_hashes(experiment or spec["name"])
     finally:
@@ -204,6 +229,8 @@ def run_sweep(
     threads_per_run: int | None = 1,
     progress: bool = True,
     slurm_options: dict[str, Any] | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> SweepResult:
     """Run every config of ``spec`` that is not already done and record each outcome.
 
@@ -230,13 +257,27 @@ def run_sweep(
         Show a progress bar (done / failed / remaining, ETA) on stderr.
     slurm_options : dict, optional
         Keywords of ``dask_jobqueue.SLURMCluster`` (default ``cores=1, processes=1, memory="4GB"``).
+    max_runs : int
+        Refuse a spec of more runs than this before building its grid (default 10**6).
+    lease_seconds : float
+        Lifetime of the lease on a run being executed; renewed every third of it while this process
+        lives, so another process re-claims the run only once this one has died.
 
     Returns
     -------
     SweepResult
+
+    Raises
+    ------
+    SpecError, ValueError
+        A bad spec, experiment name or option, before any run starts.
+    StoreError
+        ``store`` is not an overtensor store (left untouched).
     """
-    spec = load_spec(spec)
-    name = experiment or spec["name"]
+    spec = load_spec(spec, max_runs=max_runs)
+    name = check_name(experiment, "experiment") if experiment is not None else spec["name"]
+    if not (isinstance(lease_seconds, int | float) and lease_seconds > 0):
+        raise ValueError(f"lease_seconds must be a positive number, got {lease_seconds!r}")
     fn = resolve_run(spec["run"])
     _check_scheduler(scheduler)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -244,46 +285,92 @@ def run_sweep(
     own_store = not isinstance(store, ResultStore)
     db = ResultStore(store) if own_store else store
     t0 = time.perf_counter()
+    owner = LeaseOwner.current()
     try:
         configs = expand(spec)
         hashes = [config_hash(spec["run"], c) for c in configs]
+        seen = db.finished_at(name)  # snapshot: a row that changes later was written by another process
         done = db.done_hashes(name) if resume else set()
         pending = [c for c, h in zip(configs, hashes, strict=True) if h not in done]
         db.save_spec(name, spec)
         batched, tasks = plan_batches(spec["run"], pending, batch_size)
-        counts = {"done": 0, "failed": 0}
+        counts = {"done": 0, "failed": 0, "others": 0}
+        busy: list[dict[str, Any]] = []
+
+        def claim(task: list[dict[str, Any]], retry: bool = False) -> list[dict[str, Any]]:
+            mine = []
+            for c in task:
+                h = config_hash(spec["run"], c)
+                state = db.claim(name, h, owner, seen.get(h), resume=resume, lease_seconds=lease_seconds)
+                if state == "claimed":
+                    mine.append(c)
+                elif state == "busy" and not retry:
+                    busy.append(c)  # held by a live process: looked at again at the end
+                else:
+                    counts["others"] += 1
+                    bar.update(counts)
+            return mine
 
         def record(config: dict[str, Any], out: dict[str, Any]) -> None:
             db.record(RunRecord(experiment=name, config_hash=config_hash(spec["run"], config),
                                 run=spec["run"], config=config, **out),
-                      overwrite=not resume)
+                      overwrite=not resume, owner=owner)
             counts[out["status"]] += 1
             bar.update(counts)
 
-        with _Bar(name, len(configs), len(configs) - len(pending), enabled=progress) as bar:
-            if tasks:
-                if scheduler == "inprocess":
-                    for task in tasks:
-                        for c, out in zip(task, execute_batch(fn, batched, task, spec, threads_per_run),
-                                          strict=True):
-                            record(c, out)
-                else:
-                    with dask_client(scheduler, workers, slurm_options) as client:
-                        _run_on_dask(client, fn, batched, tasks, spec, threads_per_run, record)
+        def run_inprocess(task_list: list[list[dict[str, Any]]], retry: bool = False) -> None:
+            for task in task_list:
+                mine = claim(task, retry)
+                if not mine:
+                    continue
+                for c, out in zip(mine, execute_batch(fn, batched, mine, spec, threads_per_run), strict=True):
+                    record(c, out)
+
+        with _Bar(name, len(configs), len(configs) - len(pending), enabled=progress) as bar, \
+                LeaseKeeper(db.path, owner, lease_seconds):
+            try:
+                if tasks:
+                    if scheduler == "inprocess":
+                        run_inprocess(tasks)
+                    else:
+                        with dask_client(scheduler, workers, slurm_options) as client:
+                            _run_on_dask(client, fn, batched, tasks, spec, threads_per_run, claim, record,
+                                         workers)
+                # Runs another process held: take those whose holder has died meanwhile.
+                if busy:
+                    run_inprocess([[c] for c in busy], retry=True)
+            finally:
+                db.release(owner)
         return SweepResult(name, len(configs), len(configs) - len(pending), counts["done"],
-                           counts["failed"], time.perf_counter() - t0, db.path)
+                           counts["failed"], time.perf_counter() - t0, db.path, counts["others"])
     finally:
         if own_store:
             db.close()
 
 
-def _run_on_dask(client, fn, batched, tasks, spec, threads, record) -> None:
+def _run_on_dask(client, fn, batched, tasks, spec, threads, claim, record, workers=None) -> None:
+    """Claim and submit a window of tasks at a time; record each outcome as it arrives."""
     from distributed import as_completed
 
-    futures = {client.submit(execute_batch, fn, batched, task, spec, threads, pure=False): task
-               for task in tasks}
+    window = max(8, 2 * sum(client.nthreads().values()), 2 * (workers or 0))
+    queue = iter(tasks)
+    futures: dict[Any, list[dict[str, Any]]] = {}
+    running = as_completed()
+
+    def fill() -> None:
+        while len(futures) < window:
+            task = next(queue, None)
+            if task is None:
+                return
+            mine = claim(task)
+            if mine:
+                fut = client.submit(execute_batch, fn, batched, mine, spec, threads, pure=False)
+                futures[fut] = mine
+                running.add(fut)
+
     try:
-        for fut in as_completed(futures):
+        fill()
+        for fut in running:
             task = futures.pop(fut)
             try:
                 outs = fut.result()
@@ -292,6 +379,7 @@ def _run_on_dask(client, fn, batched, tasks, spec, threads, record) -> None:
             for c, out in zip(task, outs, strict=True):
                 record(c, out)
             fut.release()
+            fill()
     finally:
         if futures:
             client.cancel(list(futures))
@@ -394,7 +482,7 @@ class _Bar:
 
     def update(self, counts: dict[str, int]) -> None:
         if self._progress is not None:
-            finished = counts["done"] + counts["failed"]
+            finished = counts["done"] + counts["failed"] + counts.get("others", 0)
             self._progress.update(self._task, completed=finished, done=counts["done"],
                                   failed=counts["failed"], remaining=self.total - self.skipped - finished)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from overtensor.experiments.params import FitParams
 from overtensor.experiments.registry import register_run
 
 #: Metrics that measure time: they differ between two executions of the same config.
@@ -14,7 +15,7 @@ TIMING_METRICS = frozenset({"seconds", "time_to_eps"})
 _RANK_WIDTH_METHODS = ("exact-rank", "power-method")
 
 
-@register_run("fit")
+@register_run("fit", params=FitParams)
 def run_fit(config: dict[str, Any]) -> dict[str, Any]:
     """One :func:`overtensor.fit` on a :func:`overtensor.random_target`.
 

@@ -2,8 +2,8 @@
 
 Schema (YAML/TOML file or dict)::
 
-    name: lazy-lower-bound          # identifier
-    run: lazy_error                  # registered run function (see registry.py), or "module:function"
+    name: lazy-lower-bound          # identifier (letters, digits, '.', '_', '-'; never a path)
+    run: lazy_error                  # a registered run function (see registry.py), nothing else
     description: one line
     fixed: {order: 3, rank: 1}       # parameters common to all runs
     grid: {dim: [8, 12], width: [4, 8, 16]}   # cartesian product over these
@@ -14,15 +14,16 @@ Schema (YAML/TOML file or dict)::
 A run's config is ``{**fixed, **grid_point, "seed": s}``.
 
 :func:`load_spec` validates a file or dict with pydantic before anything runs: an unknown key, a
-wrong type, an empty grid or an unknown run function raises one :class:`SpecError` (a
-``ValueError``) whose message names the offending key and the file.
+wrong type, an empty grid, an unknown run function, a value outside the run function's declared
+parameters (:mod:`overtensor.experiments.params`) or a grid of more than ``max_runs`` runs raises
+one :class:`SpecError` (a ``ValueError``) whose message names the offending key and the file.
+Specs run registered code only: ``run: module:function`` is an unknown name, nothing is imported.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib
 import itertools
 import json
 import math
@@ -31,17 +32,36 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from overtensor.experiments.names import name_problem
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".toml")
+#: Default largest number of runs a spec may expand to (``max_runs`` / ``--max-runs``).
+DEFAULT_MAX_RUNS = 10**6
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq}
 
 
 class SpecError(ValueError):
-    """A spec file or dict is invalid; the message names the key and the source."""
+    """A spec file or dict is invalid; the message names the key and the source.
 
-    def __init__(self, source: str, key: str | None, message: str):
+    ``exit_code`` is the CLI's exit status for it: 2 (bad input), or 4 when the file cannot be read.
+    """
+
+    exit_code = 2
+
+    def __init__(self, source: str, key: str | None, message: str, *, exit_code: int | None = None):
         self.source, self.key = source, key
+        if exit_code is not None:
+            self.exit_code = exit_code
         where = f"key '{key}': " if key else ""
         super().__init__(f"invalid spec {source}: {where}{message}")
 
@@ -68,6 +88,14 @@ class Spec(BaseModel):
     metrics: list[str] = Field(default_factory=list)
     success: Success | None = None
 
+    @field_validator("name", mode="after")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        problem = name_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seeds(cls, v: Any) -> Any:
@@ -84,12 +112,13 @@ class Spec(BaseModel):
 
     @field_validator("fixed", "grid", mode="after")
     @classmethod
-    def _json_values(cls, v: dict | None) -> dict | None:
+    def _json_values(cls, v: dict | None, info: ValidationInfo) -> dict | None:
         for key, value in (v or {}).items():
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
-                raise ValueError(f"{key!r}: value {value!r} is not a JSON number/string/list") from None
+                raise _KeyError(f"{info.field_name}.{key}",
+                                f"value {value!r} is not a finite JSON number/string/list") from None
         return v
 
     @model_validator(mode="after")
@@ -118,7 +147,7 @@ class _KeyError(ValueError):
 
 
 def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
-              check_run: bool = True) -> dict[str, Any]:
+              check_run: bool = True, max_runs: int = DEFAULT_MAX_RUNS) -> dict[str, Any]:
     """Read and validate a spec from a YAML/TOML file or a dict; returns a plain dict.
 
     Parameters
@@ -128,7 +157,11 @@ def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
     origin : str, optional
         How to name the source in error messages (default: the file path, or ``"<dict>"``).
     check_run : bool
-        Also check that the run function exists (registered name or importable ``module:function``).
+        Also check that the run function is registered (nothing is imported for an unregistered
+        name) and validate ``fixed`` and every ``grid`` value against its parameter schema.
+    max_runs : int
+        Refuse a spec that expands to more runs than this (computed from the axis lengths, before
+        any config is built).
 
     Raises
     ------
@@ -150,12 +183,86 @@ def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
     except _KeyError as exc:  # pragma: no cover - pydantic wraps these, kept as a safety net
         raise SpecError(where, exc.key, exc.message) from None
     out = spec.model_dump(exclude_none=True)
+    _check_size(out, where, max_runs)
     if check_run:
         try:
             resolve_run(out["run"])
         except ValueError as exc:
             raise SpecError(where, "run", str(exc)) from None
+        check_params(out, where)
     return out
+
+
+def count_runs(spec: dict[str, Any]) -> int:
+    """Number of runs ``spec`` expands to: the product of the grid's axis lengths times the seeds."""
+    seeds = spec.get("seeds", 1)
+    n = seeds if isinstance(seeds, int) else len(seeds)
+    return math.prod(len(v) for v in (spec.get("grid") or {}).values()) * n
+
+
+def _check_size(spec: dict[str, Any], where: str, max_runs: int) -> None:
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
+        raise ValueError(f"max_runs must be an integer >= 1, got {max_runs!r}")
+    n = count_runs(spec)
+    if n > max_runs:
+        axes = " x ".join(f"{k}: {len(v)}" for k, v in (spec.get("grid") or {}).items())
+        raise SpecError(where, "grid", f"expands to {n} runs ({axes or 'no grid'} x seeds), more than the "
+                                       f"limit of {max_runs}; split the sweep or raise max_runs (--max-runs)")
+
+
+def check_params(spec: dict[str, Any], where: str) -> None:
+    """Validate ``fixed`` and each value of each ``grid`` axis against the run function's schema.
+
+    Each grid value is checked in a config made of ``fixed``, the first value of every other axis
+    and the first seed, so the work is the sum (not the product) of the axis lengths.
+
+    Raises
+    ------
+    SpecError
+        Naming the key (``fixed.dim``, ``grid.width[2]``) and the source.
+    """
+    from pydantic import ValidationError
+
+    from overtensor.experiments.registry import get_params
+
+    schema = get_params(spec["run"])
+    if schema is None:
+        return
+    fixed, grid = dict(spec.get("fixed") or {}), dict(spec.get("grid") or {})
+    seeds = spec.get("seeds", 1)
+    base = {**fixed, **{k: v[0] for k, v in grid.items()},
+            "seed": 0 if isinstance(seeds, int) else seeds[0]}
+    checks = [(base, None, 0)] + [({**base, k: v}, k, i) for k, values in grid.items()
+                                  for i, v in enumerate(values) if i > 0]
+    for config, axis, index in checks:
+        try:
+            schema.model_validate(config)
+        except ValidationError as exc:
+            raise _param_error(exc, schema, spec, config, axis, index, where) from None
+
+
+def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
+    err = exc.errors()[0]
+    key = str(err["loc"][0]) if err["loc"] else "fixed"
+    grid = spec.get("grid") or {}
+    if key == "seed":
+        path = "seeds"
+    elif key in grid:
+        path = f"grid.{key}[{index if key == axis else 0}]"
+    else:
+        path = f"fixed.{key}"
+    run = spec["run"]
+    if err["type"] == "extra_forbidden":
+        allowed = [k for k in schema.model_fields if k != "seed"]
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return SpecError(where, path, f"unknown parameter of run function {run!r} "
+                                      f"(allowed: {', '.join(allowed)}){hint}")
+    if err["type"] == "missing":
+        return SpecError(where, key, f"run function {run!r} needs this parameter: "
+                                     "set it in 'fixed' or 'grid'")
+    msg = err["msg"].removeprefix("Value error, ")
+    return SpecError(where, path, f"{msg} for run function {run!r}, got {config.get(key)!r}")
 
 
 def _read(path: Path, where: str) -> Any:
@@ -164,7 +271,9 @@ def _read(path: Path, where: str) -> Any:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise SpecError(where, None, f"cannot read the file ({exc.strerror})") from None
+        raise SpecError(where, None, f"cannot read the file ({exc.strerror})", exit_code=4) from None
+    except UnicodeDecodeError:
+        raise SpecError(where, None, "not a text file (not valid UTF-8)") from None
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
@@ -201,16 +310,10 @@ def _spec_error(exc: ValidationError, where: str) -> SpecError:
 
 
 def resolve_run(name: str):
-    """The run function called ``name``: a registered name, or ``"package.module:function"``."""
-    if ":" in name:
-        module, _, attr = name.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"cannot import run function {name!r}: {exc}") from None
-        if not callable(fn):
-            raise ValueError(f"run function {name!r} is not callable")
-        return fn
+    """The run function registered as ``name`` (see :func:`overtensor.experiments.registry.get_run`).
+
+    Only registered names resolve; a ``"module:function"`` string is refused without importing.
+    """
     from overtensor.experiments.registry import get_run
 
     return get_run(name)

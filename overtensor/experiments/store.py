@@ -9,17 +9,36 @@ Table ``runs``: ``experiment, config_hash, run, config`` (JSON), ``metrics`` (JS
 (JSON list, compact), ``status`` (``done`` | ``failed``), ``error``, ``wall_time`` (seconds),
 ``device``, ``versions`` (JSON: overtensor, torch, python), ``finished_at`` (UTC ISO time).
 Table ``specs``: the spec of each experiment name, for the report.
+Table ``leases``: the runs being executed right now, one row per claimed run with its owner
+(``host:pid:token``), host, pid and expiry time (Unix seconds). A sweep claims a run before it
+starts it (:meth:`ResultStore.claim`), renews its leases while it works and drops each lease with
+the run's row, so that two processes running the same spec into one store share the work. A lease
+whose process died is re-claimed: at once on the same host (its pid is gone), after its expiry
+elsewhere.
+
+Other people's files are left alone: ``ResultStore(path, readonly=True)`` (used by ``results export``
+and ``report``) opens the file through SQLite's read-only URI (``mode=ro``), never switches it to WAL
+and never creates a table; a writable store refuses an existing SQLite file that is not an
+overtensor store. Either way a file that is not a store (a directory, a 0-byte file, another
+application's database, a corrupted file) raises one :class:`StoreError` and is not modified.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
+import socket
 import sqlite3
+import threading
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from overtensor._io import atomic_write
 
@@ -45,7 +64,48 @@ CREATE TABLE IF NOT EXISTS specs (
     spec TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    experiment TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (experiment, config_hash)
+);
 """
+
+#: Columns a table ``runs`` must have for the file to be read as an overtensor store.
+RUN_COLUMNS = frozenset({"id", "experiment", "config_hash", "run", "config", "metrics", "history", "status",
+                         "error", "wall_time", "device", "versions", "finished_at"})
+SPEC_COLUMNS = frozenset({"experiment", "spec", "updated_at"})
+#: Tables of a store (``sqlite_sequence`` is SQLite's, for AUTOINCREMENT).
+OWN_TABLES = frozenset({"runs", "specs", "leases", "sqlite_sequence"})
+#: Default lifetime of a lease (seconds); a running sweep renews its leases every third of it.
+LEASE_SECONDS = 120.0
+
+
+class StoreError(ValueError):
+    """A file is not a usable overtensor result store (missing, a directory, empty, another
+    application's database, corrupted). The CLI exits with code 4."""
+
+    exit_code = 4
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """Who holds a lease: a unique token per sweep, with the host and pid that let others see
+    whether the process is still alive."""
+
+    id: str
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls) -> LeaseOwner:
+        host, pid = socket.gethostname(), os.getpid()
+        return cls(f"{host}:{pid}:{uuid.uuid4().hex[:12]}", host, pid)
+
 
 #: Columns of :meth:`ResultStore.dataframe` besides the config and metric columns.
 META_COLUMNS = ("experiment", "config_hash", "status", "error", "wall_time", "run_device", "finished_at")
@@ -83,17 +143,23 @@ class ResultStore:
     Parameters
     ----------
     path : str or Path
-        The file; created (with its parent folder) when missing.
+        The file; created (with its parent folder) when missing, unless ``readonly``.
+    readonly : bool
+        Open an existing store read-only (SQLite ``mode=ro``): nothing in the file changes.
+
+    Raises
+    ------
+    StoreError
+        The file is missing (``readonly``), a directory, empty (``readonly``), another
+        application's SQLite database, or not an SQLite database; the file is left as it was.
+    OSError
+        The folder cannot be created.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit; each write below opens its own explicit transaction.
-        self._con = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.execute("PRAGMA synchronous=NORMAL")
-        self._con.executescript(SCHEMA)
+        self.readonly = readonly
+        self._con = _connect_readonly(self.path) if readonly else _connect_writable(self.path)
 
     # -- context manager -------------------------------------------------------------------
     def close(self) -> None:
@@ -115,11 +181,12 @@ class ResultStore:
                 (experiment, json.dumps(spec, sort_keys=True), _now()),
             )
 
-    def record(self, rec: RunRecord, *, overwrite: bool = False) -> bool:
+    def record(self, rec: RunRecord, *, overwrite: bool = False, owner: LeaseOwner | None = None) -> bool:
         """Write one run in its own transaction; returns whether a row was written.
 
         A ``done`` row is never changed unless ``overwrite`` (``--no-resume``); a ``failed`` row is
-        replaced by the new outcome.
+        replaced by the new outcome. With ``owner``, its lease on the run is dropped in the same
+        transaction.
         """
         if rec.status not in ("done", "failed"):
             raise ValueError(f"status must be 'done' or 'failed', got {rec.status!r}")
@@ -137,7 +204,56 @@ class ResultStore:
                  _dumps(rec.history) if rec.history is not None else None, rec.status, rec.error,
                  rec.wall_time, rec.device, _dumps(rec.versions or versions()), _now()),
             )
+            if owner is not None:
+                self._con.execute("DELETE FROM leases WHERE experiment = ? AND config_hash = ? AND owner = ?",
+                                  (rec.experiment, rec.config_hash, owner.id))
             return cur.rowcount > 0
+
+    # -- leases: sharing a sweep between processes -------------------------------------------
+    def claim(self, experiment: str, config_hash: str, owner: LeaseOwner, seen: str | None, *,
+              resume: bool = True, lease_seconds: float = LEASE_SECONDS) -> str:
+        """Claim a run before starting it; returns ``"claimed"``, ``"finished"`` or ``"busy"``.
+
+        ``seen`` is the ``finished_at`` of the run's row when the sweep was planned (None: no row).
+        ``"finished"``: the run is ``done`` (with ``resume``) or its row changed since (another
+        process ran it meanwhile). ``"busy"``: another live process holds the lease. Otherwise the
+        lease (``owner``, expiring in ``lease_seconds``) is written and the run is ours.
+        """
+        now = time.time()
+        with self._transaction():
+            row = self._con.execute("SELECT status, finished_at FROM runs WHERE experiment = ? AND "
+                                    "config_hash = ?", (experiment, config_hash)).fetchone()
+            if row is not None and ((resume and row[0] == "done") or row[1] != seen):
+                return "finished"
+            lease = self._con.execute("SELECT owner, host, pid, expires_at FROM leases WHERE experiment = ? "
+                                      "AND config_hash = ?", (experiment, config_hash)).fetchone()
+            if lease is not None and lease[0] != owner.id and _alive(*lease[1:], now=now):
+                return "busy"
+            self._con.execute(
+                "INSERT OR REPLACE INTO leases (experiment, config_hash, owner, host, pid, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (experiment, config_hash, owner.id, owner.host, owner.pid, now + lease_seconds))
+            return "claimed"
+
+    def release(self, owner: LeaseOwner) -> None:
+        """Drop every lease ``owner`` still holds (runs it claimed but did not record)."""
+        with self._transaction():
+            self._con.execute("DELETE FROM leases WHERE owner = ?", (owner.id,))
+
+    def leases(self, experiment: str | None = None) -> list[dict[str, Any]]:
+        """The lease rows (for inspection and tests)."""
+        sql, args = "SELECT * FROM leases", ()
+        if experiment is not None:
+            sql, args = sql + " WHERE experiment = ?", (experiment,)
+        cur = self._con.execute(sql + " ORDER BY config_hash", args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def finished_at(self, experiment: str) -> dict[str, str]:
+        """``{config_hash: finished_at}`` of every row of ``experiment`` (a sweep's snapshot)."""
+        rows = self._con.execute("SELECT config_hash, finished_at FROM runs WHERE experiment = ?",
+                                 (experiment,))
+        return dict(rows.fetchall())
 
     def _transaction(self):
         con = self._con
@@ -163,7 +279,16 @@ class ResultStore:
 
     def spec(self, experiment: str) -> dict[str, Any] | None:
         row = self._con.execute("SELECT spec FROM specs WHERE experiment = ?", (experiment,)).fetchone()
-        return json.loads(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            spec = json.loads(row[0])
+        except (TypeError, ValueError):
+            spec = None
+        if not isinstance(spec, dict):
+            raise StoreError(f"store {str(self.path)!r} is corrupted: the spec of {experiment!r} is not "
+                             "a JSON object")
+        return spec
 
     def counts(self, experiment: str | None = None) -> dict[str, int]:
         sql, args = "SELECT status, COUNT(*) FROM runs", ()
@@ -190,7 +315,14 @@ class ResultStore:
         for values in cur.fetchall():
             row = dict(zip(names, values, strict=True))
             for key in ("config", "metrics", "history", "versions"):
-                row[key] = json.loads(row[key]) if row[key] is not None else None
+                try:
+                    row[key] = json.loads(row[key]) if row[key] is not None else None
+                except (TypeError, ValueError):
+                    raise StoreError(f"store {str(self.path)!r} is corrupted: row {row.get('id')} has "
+                                     f"a column {key!r} that is not JSON") from None
+            if not isinstance(row["config"], dict) or not isinstance(row["metrics"] or {}, dict):
+                raise StoreError(f"store {str(self.path)!r} is corrupted: row {row.get('id')} has a config "
+                                 "or metrics that is not a JSON object")
             out.append(row)
         return out
 
@@ -214,11 +346,20 @@ class ResultStore:
         return pd.DataFrame.from_records(records)
 
     def export(self, path: str | Path, fmt: str | None = None, experiment: str | None = None) -> Path:
-        """Write all runs (done and failed) as ``csv`` or ``parquet``; the format defaults to the suffix."""
+        """Write all runs (done and failed) as ``csv`` or ``parquet``; the format defaults to the suffix.
+
+        Raises
+        ------
+        ValueError
+            Unknown format, or ``experiment`` is not in the store.
+        """
         path = Path(path)
         fmt = fmt or path.suffix.lstrip(".")
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}")
+        if experiment is not None and experiment not in self.experiments():
+            raise ValueError(f"experiment {experiment!r} is not in store {str(self.path)!r} "
+                             f"(it holds: {', '.join(map(repr, self.experiments())) or 'nothing'})")
         df = self.dataframe(experiment, status=None)
         # Columns mixing lists and scalars do not fit parquet's typed columns: store them as JSON text.
         for col in df.columns:
@@ -231,6 +372,133 @@ class ResultStore:
         except ImportError as exc:
             raise ValueError("parquet export needs pyarrow: pip install 'overtensor[parquet]'") from exc
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+class LeaseKeeper:
+    """Context manager renewing ``owner``'s leases in ``path`` every ``lease_seconds / 3`` from a
+    background thread (its own SQLite connection), so that a long run keeps its claim while its
+    process lives, and a dead process's claims expire."""
+
+    def __init__(self, path: Path, owner: LeaseOwner, lease_seconds: float = LEASE_SECONDS):
+        self.path, self.owner, self.lease_seconds = Path(path), owner, float(lease_seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="overtensor-leases", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            with contextlib.suppress(sqlite3.Error):  # locked or gone: try again at the next tick
+                con = sqlite3.connect(self.path, isolation_level=None, timeout=5.0)
+                try:
+                    con.execute("UPDATE leases SET expires_at = ? WHERE owner = ?",
+                                (time.time() + self.lease_seconds, self.owner.id))
+                finally:
+                    con.close()
+
+
+def _alive(host: str, pid: int, expires_at: float, *, now: float) -> bool:
+    """Whether a lease still holds: not expired and, on this host, its process still exists."""
+    if expires_at <= now:
+        return False
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, OverflowError, ValueError):
+            return True
+    return True
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    name = repr(str(path))
+    if not path.exists():
+        raise StoreError(f"store {name} does not exist")
+    if path.is_dir():
+        raise StoreError(f"store {name} is a directory, not an overtensor result store")
+    if path.stat().st_size == 0:
+        raise StoreError(f"store {name} is an empty file, not an overtensor result store")
+    uri = "file:" + quote(str(path.resolve())) + "?mode=ro"
+    if _is_wal(path) and not Path(f"{path}-wal").exists():
+        # A WAL database that no process is writing (a writer always has its -wal file): read-only
+        # SQLite would still leave -wal/-shm files next to it, immutable=1 reads the file alone.
+        uri += "&immutable=1"
+    try:
+        con = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store {name} cannot be opened read-only: {exc}") from None
+    try:
+        _check_store(con, path, allow_empty=False)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _is_wal(path: Path) -> bool:
+    # SQLite header: bytes 18 and 19 (file format write/read versions) are 2 in WAL mode.
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return head.startswith(b"SQLite format 3\0") and head[18:20] == b"\x02\x02"
+
+
+def _connect_writable(path: Path) -> sqlite3.Connection:
+    name = repr(str(path))
+    if path.is_dir():
+        raise StoreError(f"store {name} is a directory, not an overtensor result store")
+    existed = path.exists() and path.stat().st_size > 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # isolation_level=None: autocommit; each write opens its own explicit transaction.
+        con = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"store {name} cannot be opened: {exc}") from None
+    try:
+        if existed:  # look before writing anything: another application's file stays untouched
+            _check_store(con, path, allow_empty=True)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")  # all tables or none
+    except sqlite3.Error as exc:
+        con.close()
+        raise StoreError(f"store {name} cannot be used: {exc}") from None
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _check_store(con: sqlite3.Connection, path: Path, *, allow_empty: bool) -> None:
+    name = repr(str(path))
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")} if "runs" in tables else set()
+        spec_columns = {r[1] for r in con.execute("PRAGMA table_info(specs)")} if "specs" in tables else set()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"store {name} is not an SQLite database or is corrupted ({exc})") from None
+    if "specs" in tables and not SPEC_COLUMNS <= spec_columns:
+        raise StoreError(f"{name} is not an overtensor result store (table 'specs' has other columns)")
+    if allow_empty and tables <= OWN_TABLES and ("runs" not in tables or RUN_COLUMNS <= columns):
+        return  # empty, or a store being created by a concurrent sweep: the schema is completed next
+    if "runs" not in tables:
+        held = ", ".join(sorted(tables)[:5]) or "none"
+        raise StoreError(f"{name} is not an overtensor result store (no table 'runs'; tables: {held})")
+    missing = RUN_COLUMNS - columns
+    if "specs" not in tables:
+        raise StoreError(f"{name} is not an overtensor result store (no table 'specs')")
+    if missing:
+        raise StoreError(f"{name} is not an overtensor result store (table 'runs' lacks "
+                         f"{', '.join(sorted(missing))})")
 
 
 def _dumps(value: Any) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from overtensor.experiments.params import WidthVsDimensionParams
 from overtensor.experiments.registry import Experiment, register_experiment, register_run
 from overtensor.lazy import lazy_least_squares, lazy_threshold_width
 
@@ -86,7 +87,7 @@ def lazy_min_width(target, eps: float, generator, max_width: int) -> tuple[int |
     return hi, info
 
 
-@register_run("width_vs_dimension")
+@register_run("width_vs_dimension", params=WidthVsDimensionParams)
 def run_width_vs_dimension(config: dict[str, Any]) -> dict[str, Any]:
     """One ``(regime, dim, seed)`` of the ``width-vs-dimension`` sweep (see the module docstring).
 

@@ -1,0 +1,107 @@
+"""Parameter schemas of run functions: spec values are checked against them before any run starts.
+
+A run function declares the keys its config may hold with a pydantic model derived from
+:class:`RunParams` (``register_run(name, params=Model)``): types, ranges and choices. A spec's
+``fixed`` values and every value of every ``grid`` axis are validated against it in
+:func:`overtensor.experiments.spec.load_spec`, so ``dim: -5`` or a misspelled key is one error that
+names the key and the file, and nothing has run yet.
+
+The models are strict: ``dim: "5"`` or ``dim: 5.0`` is refused (an integer is expected), an integer
+is accepted where a float is expected, and unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class RunParams(BaseModel):
+    """Base of every run function's parameter schema: strict types, no unknown keys, and the
+    ``seed`` the runner adds to each config."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    seed: int = 0
+
+
+class TargetParams(RunParams):
+    """Keys of :func:`overtensor.random_target` as a run function takes them."""
+
+    order: Annotated[int, Field(ge=2)] = 3
+    dim: PositiveInt = 20
+    rank: PositiveInt = 3
+    components: Literal["random", "orthonormal"] = "random"
+    weights: Literal["equal", "geometric", "linear"] | Fraction = "equal"
+    noise: NonNegativeFloat = 0.0
+
+
+class FitParams(TargetParams):
+    """Config of the built-in ``fit`` run: the target's keys, ``width_factor``, ``eps`` and the
+    keywords of :func:`overtensor.fit` that a spec can set (JSON values only)."""
+
+    width_factor: PositiveFloat | None = None
+    eps: PositiveFloat | None = None
+    width: PositiveInt | None = None
+    method: Literal["beyond-lazy", "gd", "exact-rank", "deflation", "power-method"] = "beyond-lazy"
+    model: Literal["plain", "homogeneous", "coefficients"] | None = None
+    regime: Literal["full", "lazy", "random-features", "alpha-scaled"] = "full"
+    alpha: PositiveFloat = 1.0
+    init_scale: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat | None = None
+    reinit_threshold: NonNegativeFloat | Literal["default", "half-init"] | None = "default"
+    epoch_steps: PositiveInt | None = None
+    epoch_growth: PositiveFloat | None = None
+    max_steps: NonNegativeInt = 20000
+    final_steps: NonNegativeInt = 10000
+    tol: NonNegativeFloat = 1e-4
+    lr: PositiveFloat | None = None
+    optimizer: Literal["gd", "adam"] | None = None
+    signs: Literal["auto", "positive", "balanced"] = "auto"
+    patience: PositiveInt = 5
+    eval_every: PositiveInt = 50
+    extract: bool = True
+    polish_iter: NonNegativeInt = 100
+    polish_below: NonNegativeFloat = 1e-2
+    main_epochs: PositiveInt | Literal["default", "auto"] | None = "default"
+    merge_cos: Fraction = 0.99
+    drop_tol: NonNegativeFloat = 1e-3
+    device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] | None = None
+    dtype: Literal["float32", "float64"] | None = None
+    engine: Literal["auto", "autograd"] = "auto"
+
+
+class LazyLowerBoundParams(RunParams):
+    """Config of the ``lazy_lower_bound`` run (:mod:`overtensor.experiments.lazy_lower_bound`)."""
+
+    order: Annotated[int, Field(ge=2)]
+    dim: PositiveInt
+    rank: PositiveInt
+    md_ratio: PositiveFloat
+    components: Literal["random", "orthonormal"] = "random"
+    full_seeds: NonNegativeInt = 1
+    full_max_steps: NonNegativeInt = 3000
+    full_tol: NonNegativeFloat = 1e-3
+    solver: Literal["auto", "explicit", "cg"] = "auto"
+    dims_by_order: dict[str, list[PositiveInt]] | None = None
+
+
+class WidthVsDimensionParams(RunParams):
+    """Config of the ``width_vs_dimension`` run (:mod:`overtensor.experiments.width_vs_dimension`)."""
+
+    regime: Literal["lazy", "beyond-lazy"]
+    dim: PositiveInt
+    rank: PositiveInt
+    order: Annotated[int, Field(ge=2)] = 3
+    eps: PositiveFloat = 1e-2
+    lazy_max_dim: PositiveInt = 40
+    max_width: PositiveInt | None = None
+    max_steps: NonNegativeInt = 3000
+    final_steps: NonNegativeInt = 1000
+
