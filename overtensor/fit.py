@@ -14,7 +14,7 @@ from overtensor._checks import (
     resolve_dtype,
 )
 from overtensor.models import MODELS
-from overtensor.result import FitResult
+from overtensor.result import FitResult, rescale_result
 from overtensor.targets import Target, as_target
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
@@ -152,13 +152,14 @@ def fit(
     if regime != "full":
         from overtensor.regimes import fit_regime
 
-        return fit_regime(
-            tgt, width, method, regime=regime, alpha=alpha, model=model, init_scale=init_scale,
+        work, exponent = tgt.normalized()  # T/2^k: no square overflows (issue 10, item 4)
+        return rescale_result(fit_regime(
+            work, width, method, regime=regime, alpha=alpha, model=model, init_scale=init_scale,
             weight_decay=weight_decay, reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
             max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,
             patience=patience, eval_every=eval_every, generator=gen, dtype=dt, device=dev,
             callback=callback, recorders=recorders, progress=progress,
-        )
+        ), tgt, exponent)
 
     if method == "power-method":
         from overtensor.algorithms.power import power_method
@@ -189,8 +190,10 @@ def fit(
         if isinstance(out, Exception):
             raise out
         return out
-    return gradient_fit(tgt, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
-                        recorders=recorders, progress=progress)
+    work, exponent = tgt.normalized()  # the batched engine above does the same per run
+    return rescale_result(
+        gradient_fit(work, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
+                     recorders=recorders, progress=progress), tgt, exponent)
 
 
 def gradient_options(
