@@ -69,6 +69,7 @@ def fit(
     recorders: Sequence[Callable] = (),
     progress: bool = False,
     engine: str = "auto",
+    power: Any = None,
 ) -> FitResult:
     """Decompose a symmetric tensor with an over-parameterized gradient method.
 
@@ -132,6 +133,9 @@ def fit(
         closed-form gradients) with a batch of one; other optimizers on the autograd loop
         (:func:`~overtensor.algorithms.gradient.gradient_fit`). ``autograd`` forces the latter.
         Both take the same decisions from the same random draws; numbers agree to rounding.
+    power : PowerOptions, optional
+        Options of ``power-method`` (:class:`overtensor.algorithms.power.PowerOptions`): the
+        shifted (SS-HOPM, default) or plain variant, the shift rule, restarts and iterations.
 
     Returns
     -------
@@ -166,7 +170,7 @@ def fit(
 
         rank = width if width is not None else _target_rank(tgt, method)
         return power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
-                            progress=progress)
+                            progress=progress, options=power)
 
     from overtensor.algorithms.gradient import gradient_fit
 

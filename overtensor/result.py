@@ -80,7 +80,7 @@ class FitResult:
         """
         from overtensor.models import model_cp
 
-        if self.scale is None or "W" not in self.params:
+        if self.scale is None:
             raise ValueError(f"method={self.method!r} has no model parameters: use result.cp")
         regime = self.info.get("regime", "full")
         with torch.no_grad():
