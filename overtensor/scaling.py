@@ -24,11 +24,12 @@ def max_exponent(dtype: torch.dtype) -> int:
 
 
 def ldexp(x: torch.Tensor, exponent: int | torch.Tensor) -> torch.Tensor:
-    """``x · 2^exponent``, exactly, for exponents beyond the range of ``2^e`` in ``x``'s dtype.
+    """``x · 2^exponent``, exactly, also for exponents beyond the range of ``2^e`` in ``x``'s dtype.
 
-    ``torch.ldexp`` forms ``2^e`` as a number first, which overflows (``e > 1023`` in float64)
-    although the product may be representable; here the factor is applied in steps of at most
-    :func:`max_exponent`. ``exponent`` is an int or an integer tensor broadcasting against ``x``.
+    The factor is applied in steps of at most :func:`max_exponent`, each a power of two that is
+    finite in ``x``'s dtype (``2^16`` already overflows float16, ``2^1024`` float64), so no
+    intermediate factor is infinite or zero and only a result outside the range rounds.
+    ``exponent`` is an int or an integer tensor broadcasting against ``x``.
     """
     step = max_exponent(x.dtype)
     e = torch.as_tensor(exponent, device=x.device).to(torch.int64)
@@ -52,12 +53,3 @@ def row_exponents(A: torch.Tensor) -> torch.Tensor:
     e = torch.floor(torch.log2(amax.clamp_min(torch.finfo(torch.float64).tiny))) + 1
     return torch.where(amax > 0, e, torch.zeros_like(e)).to(torch.int64)
 
-
-def safe_norm(x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
-    """Euclidean norm without overflow or underflow of the squares (max-scaling, as LAPACK's
-    ``dnrm2``): ``m · ‖x/m‖`` with ``m = max|x|``. Over all entries, or along ``dim``."""
-    if dim is None:
-        m = x.abs().amax()
-        return m * (x / m.clamp_min(torch.finfo(x.dtype).tiny)).norm()
-    m = x.abs().amax(dim=dim, keepdim=True)
-    return (m * (x / m.clamp_min(torch.finfo(x.dtype).tiny)).norm(dim=dim, keepdim=True)).squeeze(dim)
