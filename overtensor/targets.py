@@ -211,18 +211,25 @@ class CPTarget(Target):
         return CPTarget(self.weights.to(dtype=dtype, device=device),
                         self.factors.to(dtype=dtype, device=device), self.order)
 
-    def log2_magnitude(self):
-        # max_j |λ_j| ‖u_j‖^l in log2, with ‖u_j‖ from the row scaled to entries below one.
+    def _row_log2_norms(self) -> torch.Tensor:
+        # log2 ‖u_j‖ (float64) without squaring u_j: the row is first scaled to entries below one.
         e = row_exponents(self.factors)
         unit = ldexp(self.factors.detach(), -e.unsqueeze(-1)).to(torch.float64)
+        return e + torch.log2(unit.norm(dim=-1))
+
+    def log2_magnitude(self):
+        # max_j |λ_j| ‖u_j‖^l, in log2.
         logs = (torch.log2(self.weights.detach().abs().to(torch.float64))
-                + self.order * (e + torch.log2(unit.norm(dim=-1))))
+                + self.order * self._row_log2_norms())
         top = float(logs.max()) if logs.numel() else -math.inf
         return math.ceil(top) if math.isfinite(top) else 0
 
     def _rescaled(self, exponent):
-        # Rows to entries below one and the weights to match, all by powers of two: exact.
-        e = row_exponents(self.factors)
+        # Rows to norms in [2^-½, 2^½] (unit rows stay as they are) and the weights to match,
+        # all by powers of two: exact.
+        logs = self._row_log2_norms()
+        e = torch.where(torch.isfinite(logs), torch.round(logs), torch.zeros_like(logs))
+        e = e.to(torch.int64)
         return CPTarget(ldexp(self.weights, self.order * e + exponent),
                         ldexp(self.factors, -e.unsqueeze(-1)), self.order)
 
