@@ -57,6 +57,21 @@ def test_scaling_helpers_are_exact_beyond_the_range_of_a_power_of_two():
     assert ldexp(torch.tensor([2.0**-20], dtype=torch.float16), 30).tolist() == [1024.0]
 
 
+def test_power_of_two_rescaling_is_exact_and_keeps_the_float64_twin_of_the_user():
+    cp = ot.random_target(order=3, dim=6, rank=2, random_state=0)
+    X = torch.randn(20, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for t in (cp, ot.DenseTarget(cp.truth.to_dense()), ot.MomentTarget(X, 3)):
+        back = t.rescaled(-300).rescaled(300)
+        V = torch.randn(4, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        assert torch.equal(back.values(V), t.values(V))
+        assert torch.equal(t.rescaled(-3 * 7).values(V), t.values(V) / 2.0**21)
+    assert torch.equal(cp.rescaled(5).factors, cp.factors)  # unit rows are left as they are
+    # A low-precision working copy is measured against the user's float64 tensor.
+    work = cp.working(torch.bfloat16, "cpu")
+    assert work.dtype == torch.bfloat16 and work.float64() is cp
+    assert cp.working(torch.float64, "cpu") is cp
+
+
 @pytest.mark.parametrize("magnitude", [1e-250, 1e250])
 def test_targets_norms_and_metrics_work_at_extreme_scales_in_float64(magnitude):
     base = ot.random_target(order=3, dim=6, rank=3, weights=[1.0, -0.6, 0.3], random_state=2)

@@ -279,7 +279,7 @@ def power_method(
     given = target
     work, exponent = target.normalized()  # T/2^k: nothing overflows (scaled back at the end)
     target = work.working(dtype, device)
-    tau = 1e-6 * math.sqrt(max(float(target.sq_norm()), 0.0))
+    tau = 1e-6 * math.sqrt(max(float(target.float64().sq_norm()), 0.0))  # cached norm
     shifts: list[dict[str, Any]] = []
     if conv_tol is None:
         conv_tol = 100 * torch.finfo(dtype).eps
