@@ -153,6 +153,14 @@ def fit(
     dt = resolve_dtype(dtype if dtype is not None else tgt.dtype, dev)
     gen = make_generator(random_state)
 
+    if power is not None:
+        from overtensor.algorithms.power import PowerOptions
+
+        if method != "power-method":
+            raise ValueError(f"power is only used with method='power-method', got method={method!r}")
+        if not isinstance(power, PowerOptions):
+            raise TypeError(f"power must be a PowerOptions, got {type(power).__name__}: {power!r}")
+
     if regime != "full":
         from overtensor.regimes import fit_regime
 

@@ -180,3 +180,8 @@ def test_power_options_validate_their_fields():
         PowerOptions(variant="fast")
     with pytest.raises(ValueError, match="shift"):
         PowerOptions(shift="big")
+    target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
+    with pytest.raises(ValueError, match="power"):
+        ot.fit(target, width=4, power=PowerOptions())
+    with pytest.raises(TypeError, match="power"):
+        ot.fit(target, method="power-method", power={"variant": "plain"})
