@@ -135,5 +135,4 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
         result.cp = SymmetricCP(ldexp(cp.weights, exponent), cp.components, cp.order)
         if result.scale is not None:
             result.scale = math.ldexp(result.scale, -exponent)
-    result.info["target_exponent"] = exponent
     return result

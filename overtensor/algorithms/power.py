@@ -264,7 +264,8 @@ def power_method(
     FitResult
         ``cp`` sorted by ``|weight|``; ``steps`` counts power iterations (of the whole batch);
         ``history`` has one record per extracted component (``component``, ``weight``,
-        ``relative_error``, ``iterations``, ``matched``/``cos`` when ``target.truth`` is known);
+        ``relative_error``, ``iterations``, ``matched``/``cos`` when ``target.truth`` is known,
+        and for the shifted variant ``sigma``, ``shift``, ``shift_rule`` of the refinement);
         ``info["found_order"]`` lists, in the order of extraction, the index of the true component
         with the largest ``|cos|`` (``None`` without a known truth), and ``info["found_cos"]`` that
         ``|cos|``.
@@ -280,7 +281,6 @@ def power_method(
     work, exponent = target.normalized()  # T/2^k: nothing overflows (scaled back at the end)
     target = work.working(dtype, device)
     tau = 1e-6 * math.sqrt(max(float(target.float64().sq_norm()), 0.0))  # cached norm
-    shifts: list[dict[str, Any]] = []
     if conv_tol is None:
         conv_tol = 100 * torch.finfo(dtype).eps
     d = target.dim
@@ -309,7 +309,6 @@ def power_method(
             else:
                 v, it2, how = shifted_iterations(target, lam, U, V[best:best + 1], n_iter,
                                                  conv_tol, options.shift, tau)
-                shifts.append(how)
             steps += it1 + it2
             weight = residual_values(target, lam, U, v)
             lam = torch.cat([lam, weight])
@@ -317,6 +316,8 @@ def power_method(
             rel = cp_relative_error(SymmetricCP(lam, U, target.order), target)
             rec: dict[str, Any] = {"step": steps, "component": k, "weight": float(weight),
                                    "relative_error": rel, "iterations": it1 + it2}
+            if options.variant == "shifted":
+                rec.update(how)  # sigma, shift, shift_rule of the refinement
             if truth is not None:
                 cos = (truth @ v[0].to(torch.float64)).abs()
                 j = int(cos.argmax())
@@ -345,6 +346,6 @@ def power_method(
         target=target, params={"W": U.clone()}, params0={}, signs=None, model="cp",
         info={"found_order": found_order, "found_cos": found_cos,
               "found_weights": user_lam.tolist(), "n_restarts": n_restarts, "n_iter": n_iter,
-              "variant": options.variant, "shifts": shifts},
+              "variant": options.variant},
     )
     return rescale_result(result, given, exponent)
