@@ -87,7 +87,8 @@ def fit(
         ``deflation``: like ``beyond-lazy`` with geometric epochs (``γ = 2``) and a number of
         main-phase epochs that follows from ``tol`` (Ge, Ren, Wang, Zhou 2021;
         :mod:`overtensor.algorithms.deflation`).
-        ``power-method``: classical tensor power method with deflation.
+        ``power-method``: tensor power method with deflation, each component refined by the
+        shifted power method (SS-HOPM, Kolda & Mayo 2011; see ``power``).
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
     regime : {"full", "lazy", "random-features", "alpha-scaled"}
