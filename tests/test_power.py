@@ -8,6 +8,7 @@ import torch
 import overtensor as ot
 from overtensor.algorithms.power import (
     PowerOptions,
+    contract_jacobian,
     power_method,
     residual_contract,
     residual_values,
@@ -185,3 +186,16 @@ def test_power_options_validate_their_fields():
         ot.fit(target, width=4, power=PowerOptions())
     with pytest.raises(TypeError, match="power"):
         ot.fit(target, method="power-method", power={"variant": "plain"})
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+def test_contract_jacobian_is_the_exact_jacobian_of_the_residual_contraction(order):
+    target = ot.random_target(order=order, dim=6, rank=3, weights=[1.0, -0.6, 0.4], random_state=0)
+    gen = torch.Generator().manual_seed(order)
+    lam = torch.tensor([0.3], dtype=torch.float64)
+    U = torch.nn.functional.normalize(torch.randn(1, 6, generator=gen, dtype=torch.float64), dim=-1)
+    x = torch.randn(6, generator=gen, dtype=torch.float64)
+    expected = torch.autograd.functional.jacobian(
+        lambda v: residual_contract(target, lam, U, v.unsqueeze(0)).squeeze(0), x)
+    torch.testing.assert_close(contract_jacobian(target, lam, U, x), expected, rtol=1e-10,
+                               atol=1e-12)

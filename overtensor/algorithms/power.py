@@ -44,8 +44,8 @@ converge to an eigenpair (Kolda & Mayo 2011, Thm 4.4). Shift choices (``PowerOpt
 
 * ``"adaptive"`` (default): at each iterate, the smallest ``α`` that makes that function locally
   convex, ``α_k = max(0, τ − λ_min(σ J_k))`` with ``J_k = (l−1) T_res v_k^{l−2}`` the Jacobian of
-  ``v ↦ T_res(v, …, v, ·)`` (forward-mode autodiff of ``target.contract``, ``d`` directional
-  derivatives and one ``d × d`` eigenvalue problem per iteration) and ``τ = 10⁻⁶‖T‖``: the
+  ``v ↦ T_res(v, …, v, ·)`` (exact, from one batched ``target.contract`` of ``≤ l·d`` rows:
+  :func:`contract_jacobian`; then one ``d × d`` eigenvalue problem per iteration) and ``τ = 10⁻⁶‖T‖``: the
   adaptive shift of Kolda & Mayo, "An adaptive shifted power method for computing generalized
   tensor eigenpairs", SIAM J. Matrix Anal. Appl. 35(4), 2014 (GEAP, with ``B = I``). Near a
   well-separated component ``α_k ≈ 0`` and the iteration is as fast as the plain one. Should
@@ -70,7 +70,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.func import jacfwd
 
 from overtensor._checks import check_choice, check_float, check_int
 from overtensor.cp import SymmetricCP
@@ -161,6 +160,33 @@ def residual_sq_norm(target: Target, weights: torch.Tensor, components: torch.Te
     return max(float(sq), 0.0)
 
 
+def contract_jacobian(target: Target, weights: torch.Tensor, components: torch.Tensor,
+                      x: torch.Tensor) -> torch.Tensor:
+    """``J = (l−1) T_res(x, …, x, ·, ·)``, the Jacobian of ``v ↦ T_res(v, …, v, ·)`` at the row
+    ``x`` (shape ``(d,)``), as a symmetric ``d × d`` float64 matrix.
+
+    Exact, from ``target.contract`` alone (any target, no autodiff): ``g(t) = T_res(x + t e_a, …)``
+    is a polynomial of degree ``l − 1`` in ``t``, so its derivative at 0 is a fixed combination
+    of the odd differences ``g(kh) − g(−kh)``, ``k = 1 … ⌈(l−1)/2⌉`` (the weights ``β`` solve
+    ``Σ_k β_k k^j = δ_{j1}`` for odd ``j``, as in :func:`overtensor.lazy.tangent_to_cp`), with
+    ``h = 1``. One batched contraction of ``2⌈(l−1)/2⌉·d`` rows.
+    """
+    d = x.shape[-1]
+    K = max(1, target.order // 2)  # ⌈(l−1)/2⌉
+    k = torch.arange(1, K + 1, dtype=torch.float64)
+    odd = torch.arange(1, 2 * K, 2, dtype=torch.float64)
+    rhs = torch.zeros(K, dtype=torch.float64)
+    rhs[0] = 1.0
+    beta = torch.linalg.solve(k.unsqueeze(0) ** odd.unsqueeze(1), rhs)
+    E = torch.eye(d, dtype=x.dtype, device=x.device)
+    steps = k.to(x.dtype).to(x.device).view(K, 1, 1) * E  # (K, d, d): k e_a
+    rows = torch.cat([(x + steps).reshape(-1, d), (x - steps).reshape(-1, d)])
+    G = residual_contract(target, weights, components, rows).to(torch.float64)
+    diff = (G[: K * d] - G[K * d:]).reshape(K, d, d) / 2  # [k, a, :] = (g(k) − g(−k)) / 2
+    J = torch.einsum("k,kab->ab", beta.to(diff.device), diff)  # row a: J e_a
+    return (J + J.T) / 2
+
+
 def shifted_iterations(target: Target, weights: torch.Tensor, components: torch.Tensor,
                        v: torch.Tensor, n_iter: int, conv_tol: float, shift: str | float,
                        tau: float) -> tuple[torch.Tensor, int, dict[str, Any]]:
@@ -181,15 +207,12 @@ def shifted_iterations(target: Target, weights: torch.Tensor, components: torch.
     def conservative_shift() -> float:
         return (l - 1) * math.sqrt(residual_sq_norm(target, weights, components))
 
-    def row_contract(x: torch.Tensor) -> torch.Tensor:
-        return residual_contract(target, weights, components, x.unsqueeze(0)).squeeze(0)
-
     alpha = 0.0
     value = sigma * f
     for it in range(1, n_iter + 1):
         if rule == "adaptive":
-            J = jacfwd(row_contract)(v[0]).to(torch.float64)
-            lam_min = float(torch.linalg.eigvalsh(sigma * (J + J.T) / 2)[0])
+            J = contract_jacobian(target, weights, components, v[0])
+            lam_min = float(torch.linalg.eigvalsh(sigma * J)[0])
             alpha = max(0.0, tau - lam_min)
         elif rule == "conservative":
             if conservative is None:
