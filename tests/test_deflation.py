@@ -188,4 +188,4 @@ def test_experiment_power_method_variant_reports_extraction_order():
 
     out = run_deflation(dict(scenario="orth4-geo", dim=15, variant="power-method", seed=1))
     assert out["ordered"] and out["fit_order"] == "12345"
-    assert out["relative_error"] < 1e-8 and out["all_recovered"]
+    assert out["relative_error"] < 1e-7 and out["all_recovered"]  # 10x the float64 floor
