@@ -7,6 +7,7 @@
 True
 """
 
+from overtensor.algorithms.power import PowerOptions
 from overtensor.batched import fit_batched
 from overtensor.cp import SymmetricCP
 from overtensor.fit import METHODS, fit
@@ -35,6 +36,7 @@ __all__ = [
     "DivergenceError",
     "FitResult",
     "MomentTarget",
+    "PowerOptions",
     "SymmetricCP",
     "Target",
     "__version__",

@@ -72,7 +72,7 @@ from overtensor.gradients import loss_and_grad
 from overtensor.loss import relative_error
 from overtensor.memory import check_fit_memory
 from overtensor.models import model_cp
-from overtensor.result import FitResult
+from overtensor.result import FitResult, rescale_result
 from overtensor.targets import CPTarget, Target, as_target
 from overtensor.training import DivergenceError, Progress, check_divergence
 
@@ -132,6 +132,12 @@ class TargetBatch(Target):
 
     def to(self, dtype=None, device=None):
         return TargetBatch([t.to(dtype=dtype, device=device) for t in self.targets])
+
+    def float64(self) -> TargetBatch:
+        """The batch of the members' float64 twins (each measured against its user's tensor)."""
+        if self.dtype == torch.float64:
+            return self
+        return TargetBatch([t.float64() for t in self.targets])
 
     def scaled(self, scale: torch.Tensor) -> TargetBatch | None:
         """The batch of ``scale_b · T_b`` for a stacked CP batch (``None`` otherwise): with it the
@@ -225,7 +231,10 @@ def fit_batched(
     random_states = list(random_states)
     if len(random_states) != B:
         raise ValueError(f"random_states has {len(random_states)} entries, expected {B}")
-    tgts = [as_target(t, order) for t in targets]
+    given = [as_target(t, order) for t in targets]
+    # Every run works on its target scaled by a power of two to entries of order one (exact;
+    # squared norms can neither overflow nor underflow), and its result is scaled back.
+    tgts, exponents = map(list, zip(*(t.normalized() for t in given), strict=True))
     dev = resolve_device(device if device is not None else tgts[0].device)
     dt = resolve_dtype(dtype if dtype is not None else tgts[0].dtype, dev)
     check_callable("callback", callback)
@@ -307,7 +316,8 @@ def fit_batched(
                 bar.update(B - len(batch.runs))
     finally:
         bar.close()
-    return [run.result for run in runs]  # type: ignore[misc]
+    return [rescale_result(run.result, given[run.index], exponents[run.index])  # type: ignore[misc]
+            if isinstance(run.result, FitResult) else run.result for run in runs]
 
 
 @dataclass(eq=False)

@@ -82,10 +82,16 @@ class MassRecorder:
         self.order = target.order
         self.weights = target.truth.weights.detach().to("cpu", torch.float64)
         self.U = target.truth.components.detach().to("cpu", torch.float64)
+        self._norm = target.norm()
+        self._seen: tuple[Any, float] | None = None
 
     def __call__(self, state: Any) -> dict[str, Any]:
         a, V = state.cp()
-        scale = float(state.scale)
+        # The loop works on its own copy of the target, rescaled by an exact power of two
+        # (Target.normalized); state.scale is relative to that copy, so convert once.
+        if self._seen is None or self._seen[0] is not state.target:
+            self._seen = (state.target, state.target.norm() / self._norm)
+        scale = float(state.scale) * self._seen[1]
         mass = component_mass(a.cpu(), V.cpu(), self.weights * scale, self.U, self.order)
         return {"mass": mass.tolist()}
 

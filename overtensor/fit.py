@@ -20,7 +20,7 @@ from overtensor.memory import check_fit_memory
 from overtensor.models import MODELS
 from overtensor.options import refuse_ignored
 from overtensor.regimes import REGIMES
-from overtensor.result import FitResult
+from overtensor.result import FitResult, rescale_result
 from overtensor.targets import Target, as_target
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
@@ -75,6 +75,7 @@ def fit(
     recorders: Sequence[Callable] = (),
     progress: bool = False,
     engine: str = "auto",
+    power: Any = None,
 ) -> FitResult:
     """Decompose a symmetric tensor with an over-parameterized gradient method.
 
@@ -92,7 +93,8 @@ def fit(
         ``deflation``: like ``beyond-lazy`` with geometric epochs (``γ = 2``) and a number of
         main-phase epochs that follows from ``tol`` (Ge, Ren, Wang, Zhou 2021;
         :mod:`overtensor.algorithms.deflation`).
-        ``power-method``: classical tensor power method with deflation.
+        ``power-method``: tensor power method with deflation, each component refined by the
+        shifted power method (SS-HOPM, Kolda & Mayo 2011; see ``power``).
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
     regime : {"full", "lazy", "random-features", "alpha-scaled"}
@@ -138,6 +140,9 @@ def fit(
         closed-form gradients) with a batch of one; other optimizers on the autograd loop
         (:func:`~overtensor.algorithms.gradient.gradient_fit`). ``autograd`` forces the latter.
         Both take the same decisions from the same random draws; numbers agree to rounding.
+    power : PowerOptions, optional
+        Options of ``power-method`` (:class:`overtensor.algorithms.power.PowerOptions`): the
+        shifted (SS-HOPM, default) or plain variant, the shift rule, restarts and iterations.
 
     Returns
     -------
@@ -162,23 +167,32 @@ def fit(
     check_fit_memory(tgt, width, method, dt, dev)
     gen = make_generator(random_state)
 
+    if power is not None:
+        from overtensor.algorithms.power import PowerOptions
+
+        if method != "power-method":
+            raise ValueError(f"power is only used with method='power-method', got method={method!r}")
+        if not isinstance(power, PowerOptions):
+            raise TypeError(f"power must be a PowerOptions, got {type(power).__name__}: {power!r}")
+
     if regime != "full":
         from overtensor.regimes import fit_regime
 
-        return fit_regime(
-            tgt, width, method, regime=regime, alpha=alpha, model=model, init_scale=init_scale,
+        work, exponent = tgt.normalized()  # T/2^k: no square overflows (issue 10, item 4)
+        return rescale_result(fit_regime(
+            work, width, method, regime=regime, alpha=alpha, model=model, init_scale=init_scale,
             weight_decay=weight_decay, reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
             max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,
             patience=patience, eval_every=eval_every, generator=gen, dtype=dt, device=dev,
             callback=callback, recorders=recorders, progress=progress,
-        )
+        ), tgt, exponent)
 
     if method == "power-method":
         from overtensor.algorithms.power import power_method
 
         rank = width if width is not None else _target_rank(tgt, method)
         return power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
-                            progress=progress)
+                            progress=progress, options=power)
 
     from overtensor.algorithms.gradient import gradient_fit
 
@@ -202,8 +216,10 @@ def fit(
         if isinstance(out, Exception):
             raise out
         return out
-    return gradient_fit(tgt, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
-                        recorders=recorders, progress=progress)
+    work, exponent = tgt.normalized()  # the batched engine above does the same per run
+    return rescale_result(
+        gradient_fit(work, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
+                     recorders=recorders, progress=progress), tgt, exponent)
 
 
 def gradient_options(

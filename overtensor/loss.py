@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from overtensor.scaling import ldexp
 from overtensor.targets import Target
 
 
@@ -42,9 +43,16 @@ def half_sq_distance(
 @torch.no_grad()
 def relative_error(a: torch.Tensor, V: torch.Tensor, target: Target,
                    scale: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """``‖Σ_i a_i v_i^{⊗l} − scale·T*‖ / ‖scale·T*‖`` computed in float64."""
-    t64 = target.float64()
+    """``‖Σ_i a_i v_i^{⊗l} − scale·T*‖ / ‖scale·T*‖`` computed in float64.
+
+    Scale-free: the target's float64 twin is taken as ``T*/2^k`` (:meth:`Target.normalized`) and
+    the coefficients divided by the same ``2^k`` (exact), so that no squared norm overflows or
+    underflows for any target representable in float64 (issue 10, item 4).
+    """
+    t64, k = target.float64().normalized()
     a64, V64 = a.detach().to(torch.float64), V.detach().to(torch.float64)
+    if k:
+        a64 = ldexp(a64, -k)
     scale = torch.as_tensor(scale, dtype=torch.float64, device=a64.device)
     sq = t64.sq_norm()
     d2 = 2 * half_sq_distance(a64, V64, t64, scale, sq)

@@ -302,7 +302,7 @@ def regime_fit(
         model_relative_error=model_rel, history=history, steps=step,
         seconds=time.perf_counter() - t0, converged=converged, stop_reason=stop_reason,
         method=method, width=width, target=target, params=moved, params0=moved0, signs=s,
-        model=model, info=info,
+        model=model, info=info, scale=float(scale),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 
 from overtensor.cp import SymmetricCP
 from overtensor.metrics import Recovery, recovery
+from overtensor.scaling import ldexp
 from overtensor.targets import Target
 
 
@@ -32,6 +34,14 @@ class FitResult:
         Whether the returned ``cp`` is within ``tol`` (after extraction and polish).
     stop_reason : str
         ``"tol"``, ``"max_steps"``, ``"stagnation"`` (or algorithm-specific).
+    target : Target
+        The target as the user gave it (after :func:`~overtensor.targets.as_target`).
+    params, params0, signs, model
+        The trained and initial parameters of the model (``lazy``: ``θ_0 + Δ``).
+    scale : float or None
+        The scale the parameters live in: the model tensor ``T(params)`` approximates
+        ``scale · T*`` (the gradient methods normalize the target, so ``scale = 1/‖T*‖``).
+        ``None`` where ``params`` are not a model's (``power-method``).
     """
 
     cp: SymmetricCP
@@ -50,6 +60,41 @@ class FitResult:
     signs: torch.Tensor | None = field(default=None, repr=False)
     model: str = "homogeneous"
     info: dict[str, Any] = field(default_factory=dict)
+    scale: float | None = None
+
+    def full_model_cp(self) -> SymmetricCP:
+        """The full (nonlinear) model at the trained parameters, in the target's scale, float64.
+
+        ``T(params) / scale`` with ``T`` the model itself (:func:`overtensor.models.model_cp`),
+        not the tensor the regime trained: for ``regime="lazy"`` the trained tensor (``cp``) is
+        the linearization ``T(θ_0) + DT(θ_0)[Δ]``, and this is ``T(θ_0 + Δ)``, what the
+        linearized parameters give in the real model; the gap between the two is
+        ``cp_relative_error``-measurable (see ``docs/lazy.md``). For ``alpha-scaled`` it is
+        ``T(θ_0) + α (T(θ) − T(θ_0))`` (the Chizat–Bach model, nonlinear already), for
+        ``random-features`` ``Σ_i c_i w̄_i^{⊗l}``, for ``full`` the model before extraction.
+
+        Raises
+        ------
+        ValueError
+            For results without model parameters (``power-method``).
+        """
+        from overtensor.models import model_cp
+
+        if self.scale is None:
+            raise ValueError(f"method={self.method!r} has no model parameters: use result.cp")
+        regime = self.info.get("regime", "full")
+        with torch.no_grad():
+            if regime == "random-features":
+                a, V = model_cp("coefficients", self.params)
+            else:
+                a, V = model_cp(self.model, self.params, self.signs)
+            if regime == "alpha-scaled":
+                alpha = float(self.info["alpha"])
+                a0, V0 = model_cp(self.model, self.params0, self.signs)
+                a, V = torch.cat([(1 - alpha) * a0, alpha * a]), torch.cat([V0, V])
+            a64 = a.detach().to(torch.float64) / self.scale
+            return SymmetricCP(a64, V.detach().to(torch.float64), self.target.order,
+                               normalize=True)
 
     def recovery(self, threshold: float = 0.99) -> Recovery:
         """Hungarian matching of the true components to ``cp`` (needs ``target.truth``)."""
@@ -78,3 +123,16 @@ class FitResult:
             out["laziness"] = self.history[-1]["laziness"]
         out.update(self.info)
         return out
+
+
+def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResult:
+    """Map a result computed on ``T / 2^exponent`` (:meth:`Target.normalized`) back to ``T``:
+    weights times ``2^exponent`` and ``scale`` divided by it, both exact; errors are scale-free
+    and were already measured against ``T``'s float64 twin. Modifies and returns ``result``."""
+    result.target = target
+    if exponent:
+        cp = result.cp
+        result.cp = SymmetricCP(ldexp(cp.weights, exponent), cp.components, cp.order)
+        if result.scale is not None:
+            result.scale = math.ldexp(result.scale, -exponent)
+    return result

@@ -35,6 +35,7 @@ from overtensor._checks import (
     resolve_dtype,
 )
 from overtensor.cp import SymmetricCP
+from overtensor.scaling import exponent_of, ldexp, row_exponents
 
 
 class Target:
@@ -89,6 +90,64 @@ class Target:
             twin = self.to(dtype=torch.float64)
             self.__dict__["_float64"] = twin
         return twin
+
+    def working(self, dtype: torch.dtype, device: Any) -> Target:
+        """This target in ``dtype`` on ``device`` for training, keeping what it was given as.
+
+        The copy's :meth:`float64` twin is *this* target's twin, not the float64 image of the
+        rounded copy: with ``dtype="bfloat16"`` the reported errors and ``converged`` are then
+        measured against the user's tensor, not against its copy rounded to 8 bits (issue 10,
+        item 3). Returns ``self`` when nothing changes.
+        """
+        device = torch.device(device) if device is not None else self.device
+        if self.dtype == dtype and self.device == device:
+            return self
+        copy = self.to(dtype=dtype, device=device)
+        if copy.dtype != torch.float64:
+            twin = self.float64()
+            if twin.device != copy.device:
+                twin = twin.to(device=copy.device)
+            copy.__dict__["_float64"] = twin
+        return copy
+
+    # Scale-free numerics (issue 10, item 4; :mod:`overtensor.scaling`) -------------------------
+    def log2_magnitude(self) -> int:
+        """An exponent ``k`` such that ``T / 2^k`` has entries of order one, found without forming
+        a square (so it works for any target representable in its dtype). Base class: 0."""
+        return 0
+
+    def _rescaled(self, exponent: int) -> Target:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def rescaled(self, exponent: int) -> Target:
+        """The target ``2^exponent · T``, exactly (a power-of-two scaling rounds nothing).
+
+        Its :meth:`float64` twin is this target's twin scaled the same way, so that errors keep
+        being measured against what the user gave.
+        """
+        exponent = int(exponent)
+        if exponent == 0:
+            return self
+        out = self._rescaled(exponent)
+        if out.dtype != torch.float64:
+            out.__dict__["_float64"] = self.float64().rescaled(exponent)
+        return out
+
+    def normalized(self) -> tuple[Target, int]:
+        """``(T / 2^k, k)`` with ``k = log2_magnitude()``, made once and kept: the form every
+        algorithm works on, so that ``‖T‖²`` neither overflows nor underflows."""
+        cached = self.__dict__.get("_normalized")
+        if cached is None:
+            k = self.log2_magnitude()
+            cached = (self.rescaled(-k), k)
+            self.__dict__["_normalized"] = cached
+        return cached
+
+    def norm(self) -> float:
+        """``‖T‖_F`` in float64 without overflow or underflow of ``‖T‖²`` (a Python float;
+        ``OverflowError`` only if the norm itself exceeds the float64 range)."""
+        t, k = self.float64().normalized()
+        return math.ldexp(math.sqrt(max(float(t.sq_norm()), 0.0)), k)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(order={self.order}, dim={self.dim})"
@@ -162,6 +221,28 @@ class CPTarget(Target):
         return CPTarget(self.weights.to(dtype=dtype, device=device),
                         self.factors.to(dtype=dtype, device=device), self.order)
 
+    def _row_log2_norms(self) -> torch.Tensor:
+        # log2 ‖u_j‖ (float64) without squaring u_j: the row is first scaled to entries below one.
+        e = row_exponents(self.factors)
+        unit = ldexp(self.factors.detach(), -e.unsqueeze(-1)).to(torch.float64)
+        return e + torch.log2(unit.norm(dim=-1))
+
+    def log2_magnitude(self):
+        # max_j |λ_j| ‖u_j‖^l, in log2.
+        logs = (torch.log2(self.weights.detach().abs().to(torch.float64))
+                + self.order * self._row_log2_norms())
+        top = float(logs.max()) if logs.numel() else -math.inf
+        return math.ceil(top) if math.isfinite(top) else 0
+
+    def _rescaled(self, exponent):
+        # Rows to norms in [2^-½, 2^½] (unit rows stay as they are) and the weights to match,
+        # all by powers of two: exact.
+        logs = self._row_log2_norms()
+        e = torch.where(torch.isfinite(logs), torch.round(logs), torch.zeros_like(logs))
+        e = e.to(torch.int64)
+        return CPTarget(ldexp(self.weights, self.order * e + exponent),
+                        ldexp(self.factors, -e.unsqueeze(-1)), self.order)
+
 
 def _einsum_letters(order: int) -> str:
     return string.ascii_lowercase[:order]
@@ -232,6 +313,13 @@ class DenseTarget(Target):
         truth = self.truth.to(dtype=dtype, device=device) if self.truth is not None else None
         return DenseTarget(self.array.to(dtype=dtype, device=device), truth, self.symmetry_tol)
 
+    def log2_magnitude(self):
+        return exponent_of(float(self.array.detach().abs().max()))
+
+    def _rescaled(self, exponent):
+        truth = _rescaled_truth(self.truth, exponent)
+        return DenseTarget(ldexp(self.array, exponent), truth, self.symmetry_tol)
+
 
 @dataclass(repr=False)
 class MomentTarget(Target):
@@ -240,12 +328,33 @@ class MomentTarget(Target):
     ``values(V) = (1/n) (V Xᵀ)^{∘l} 1``, ``contract(V) = (1/n) (V Xᵀ)^{∘(l−1)} X`` and
     ``sq_norm = (1/n²) Σ_{k,k'} (x_k·x_k')^l``, evaluated in chunks of ``chunk_size`` samples so that
     memory stays ``O(chunk_size · max(m, chunk_size))``.
+
+    The cheaper exact path (issue 10, item 8). The implicit ``sq_norm`` costs ``n² d`` and
+    ``values``/``contract`` of ``m`` rows ``m n d``; the dense moment ``M`` (``d^l`` entries) costs
+    ``n d^l`` once, then ``d^l`` and ``m d^l``. So when ``d^{l−1} < n`` and ``d^l`` fits in
+    ``max_dense_entries``, ``M`` is formed once (chunked over samples, memory
+    ``≤ max_dense_entries`` entries at any time) and every operation uses it; otherwise nothing of
+    size ``d^l`` is ever formed. Both paths compute the same tensor (to rounding).
+
+    Parameters
+    ----------
+    samples : array ``(n, d)``
+    order : int
+    chunk_size : int
+        Samples per block of the implicit operations.
+    truth : SymmetricCP, optional
+    dense : bool or None
+        ``None`` (default): choose as above; ``True``/``False``: force the dense / implicit path.
+    max_dense_entries : int
+        Memory budget of the dense path in entries (default ``10**7``, 80 MB in float64).
     """
 
     samples: torch.Tensor
     order: int
     chunk_size: int = 4096
     truth: SymmetricCP | None = None
+    dense: bool | None = None
+    max_dense_entries: int = 10**7
 
     def __post_init__(self) -> None:
         self.order = check_int("order", self.order, 2)
@@ -255,6 +364,9 @@ class MomentTarget(Target):
                 f"samples must have shape (n, d) with n, d >= 1, got {tuple(self.samples.shape)}"
             )
         self.chunk_size = check_int("chunk_size", self.chunk_size, 1)
+        self.max_dense_entries = check_int("max_dense_entries", self.max_dense_entries, 1)
+        if self.dense is not None and not isinstance(self.dense, bool):
+            raise ValueError(f"dense must be True, False or None, got {self.dense!r}")
         self.dim = self.samples.shape[1]
         self._sq_norm: torch.Tensor | None = None
 
@@ -273,8 +385,52 @@ class MomentTarget(Target):
     def _chunks(self):
         return torch.split(self.samples, self.chunk_size, dim=0)
 
+    @property
+    def uses_dense(self) -> bool:
+        """Whether the operations go through the dense moment (see the class docstring)."""
+        if self.dense is not None:
+            return bool(self.dense)
+        d, l = self.dim, self.order
+        return d**l <= self.max_dense_entries and d ** (l - 1) < self.n
+
+    def moment(self) -> torch.Tensor:
+        """The dense moment ``(1/n) Σ_k x_k^{⊗l}`` as a ``(d,)*l`` array, formed once and kept
+        (``n d^l`` operations, in chunks of samples within ``max_dense_entries``)."""
+        M = self.__dict__.get("_moment")
+        if M is None:
+            d, l = self.dim, self.order
+            rows = max(1, min(self.n, self.max_dense_entries // d ** (l - 1)))
+            M = self.samples.new_zeros(d, d ** (l - 1))
+            for X in torch.split(self.samples, rows, dim=0):
+                P = X
+                for _ in range(l - 2):  # rows of x^{⊗(l−1)}, flattened
+                    P = (P.unsqueeze(-1) * X.unsqueeze(1)).reshape(X.shape[0], -1)
+                M = M + X.T @ P
+            M = (M / self.n).reshape((d,) * l)
+            self.__dict__["_moment"] = M
+        return M
+
+    def _dense_contract(self, V: torch.Tensor, k: int) -> torch.Tensor:
+        # M(v, …, v, ·^{l−k}) for every row of V (any leading dims), in row blocks whose
+        # intermediate (rows × d^{l−1}) stays within the memory budget.
+        d, l = self.dim, self.order
+        M = self.moment().reshape(d, -1)
+        flat = V.reshape(-1, d)
+        rows = max(1, self.max_dense_entries // d ** (l - 1))
+        outs = []
+        for Vb in torch.split(flat, rows, dim=0):
+            Y = Vb @ M
+            for _ in range(k - 1):
+                Y = (Vb.unsqueeze(-1) * Y.reshape(Vb.shape[0], d, -1)).sum(1)
+            outs.append(Y)
+        out = torch.cat(outs) if outs else flat.new_zeros(0, d ** (l - k))
+        return out.reshape(*V.shape[:-1], *((d,) if k == l - 1 else ()))
+
     def sq_norm(self):
         if self._sq_norm is None:
+            if self.uses_dense:
+                self._sq_norm = self.moment().square().sum()
+                return self._sq_norm
             total = self.samples.new_zeros(())
             for A in self._chunks():
                 for B in self._chunks():
@@ -283,12 +439,16 @@ class MomentTarget(Target):
         return self._sq_norm
 
     def values(self, V):
+        if self.uses_dense:
+            return self._dense_contract(V, self.order)
         out = 0
         for X in self._chunks():
             out = out + ((V @ X.T) ** self.order).sum(-1)
         return out / self.n
 
     def contract(self, V):
+        if self.uses_dense:
+            return self._dense_contract(V, self.order - 1)
         out = 0
         for X in self._chunks():
             out = out + ((V @ X.T) ** (self.order - 1)) @ X
@@ -297,7 +457,25 @@ class MomentTarget(Target):
     def to(self, dtype=None, device=None):
         truth = self.truth.to(dtype=dtype, device=device) if self.truth is not None else None
         return MomentTarget(self.samples.to(dtype=dtype, device=device), self.order,
-                            self.chunk_size, truth)
+                            self.chunk_size, truth, self.dense, self.max_dense_entries)
+
+    def log2_magnitude(self):
+        # (x/2^e)^{⊗l} = x^{⊗l} / 2^{el}: only multiples of l scale the samples exactly.
+        return self.order * exponent_of(float(self.samples.detach().abs().max()))
+
+    def _rescaled(self, exponent):
+        if exponent % self.order:
+            raise ValueError(f"a moment target of order {self.order} can only be rescaled by "
+                             f"2^(multiple of {self.order}), got exponent={exponent}")
+        return MomentTarget(ldexp(self.samples, exponent // self.order), self.order,
+                            self.chunk_size, _rescaled_truth(self.truth, exponent), self.dense,
+                            self.max_dense_entries)
+
+
+def _rescaled_truth(truth: SymmetricCP | None, exponent: int) -> SymmetricCP | None:
+    if truth is None:
+        return None
+    return SymmetricCP(ldexp(truth.weights, exponent), truth.components, truth.order)
 
 
 def as_target(obj: Any, order: int | None = None) -> Target:

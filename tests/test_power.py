@@ -1,10 +1,19 @@
 """The classical tensor power method with deflation (Anandkumar et al. 2014)."""
 
+import itertools
+
 import pytest
 import torch
 
 import overtensor as ot
-from overtensor.algorithms.power import power_method, residual_contract, residual_values
+from overtensor.algorithms.power import (
+    PowerOptions,
+    contract_jacobian,
+    power_method,
+    residual_contract,
+    residual_values,
+    shifted_iterations,
+)
 from overtensor.precision import EXACT
 
 
@@ -120,3 +129,75 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         power_method(target, **args)
+
+
+def _pm_half_target(seed):
+    """``Σ λ_i q_i q_iᵀ`` with ``λ = (−½, −½, ½, ½)`` and orthonormal ``q_i`` in ``R⁴`` (issue 10)."""
+    return _orthogonal_target(2, 4, [-0.5, -0.5, 0.5, 0.5], seed=100 + seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shifted_power_method_converges_where_the_plain_map_alternates(seed):
+    target = _pm_half_target(seed)
+    result = ot.fit(target, method="power-method", random_state=seed, tol=0.0)
+    assert result.relative_error <= 1e-7  # 10x the float64 floor of the Gram identity
+    assert sorted(result.cp.weights.tolist()) == pytest.approx([-0.5, -0.5, 0.5, 0.5], abs=1e-7)
+    assert result.history[0]["shift"] > 0.4  # λ_min = −½ at the start: the shift was needed
+
+
+def test_plain_variant_stays_available_and_alternates_on_the_same_target():
+    # The plain map keeps the alternation between the ±½ eigenspaces that SS-HOPM removes.
+    errors = [ot.fit(_pm_half_target(seed), method="power-method", random_state=seed, tol=0.0,
+                     power=PowerOptions(variant="plain")).relative_error for seed in range(3)]
+    assert max(errors) > 1e-3
+
+
+def test_ss_hopm_ascends_monotonically_with_every_shift_rule():
+    # Kolda & Mayo 2011, Thm 4.4: with a large enough shift σ T(v,…,v) never decreases.
+    target = ot.random_target(order=4, dim=8, rank=3, weights=[1.0, -0.9, 0.8], random_state=4)
+    gen = torch.Generator().manual_seed(0)
+    v0 = torch.nn.functional.normalize(torch.randn(1, 8, generator=gen, dtype=torch.float64), dim=-1)
+    empty_w, empty_u = torch.zeros(0, dtype=torch.float64), torch.zeros(0, 8, dtype=torch.float64)
+    for shift in ("adaptive", "conservative"):
+        values = []
+        v = v0
+        for _ in range(30):
+            v, _, how = shifted_iterations(target, empty_w, empty_u, v, 1, 0.0, shift, 1e-6)
+            values.append(how["sigma"] * float(residual_values(target, empty_w, empty_u, v)))
+        assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values)), shift
+
+
+@pytest.mark.parametrize("magnitude", [1e-250, 1e250])
+def test_power_method_is_scale_free_in_float64(magnitude):
+    base = ot.random_target(order=3, dim=10, rank=3, components="orthonormal", weights="linear",
+                            random_state=5)
+    big = ot.CPTarget(base.weights * magnitude, base.factors, 3)
+    ref = ot.fit(base, method="power-method", random_state=0, tol=0.0)
+    res = ot.fit(big, method="power-method", random_state=0, tol=0.0)
+    torch.testing.assert_close(res.cp.weights / magnitude, ref.cp.weights, rtol=1e-10, atol=0)
+    assert res.relative_error <= 1e-6 and ot.cp_relative_error(res.cp, big) <= 1e-6
+
+
+def test_power_options_validate_their_fields():
+    with pytest.raises(ValueError, match="variant"):
+        PowerOptions(variant="fast")
+    with pytest.raises(ValueError, match="shift"):
+        PowerOptions(shift="big")
+    target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
+    with pytest.raises(ValueError, match="power"):
+        ot.fit(target, width=4, power=PowerOptions())
+    with pytest.raises(TypeError, match="power"):
+        ot.fit(target, method="power-method", power={"variant": "plain"})
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+def test_contract_jacobian_is_the_exact_jacobian_of_the_residual_contraction(order):
+    target = ot.random_target(order=order, dim=6, rank=3, weights=[1.0, -0.6, 0.4], random_state=0)
+    gen = torch.Generator().manual_seed(order)
+    lam = torch.tensor([0.3], dtype=torch.float64)
+    U = torch.nn.functional.normalize(torch.randn(1, 6, generator=gen, dtype=torch.float64), dim=-1)
+    x = torch.randn(6, generator=gen, dtype=torch.float64)
+    expected = torch.autograd.functional.jacobian(
+        lambda v: residual_contract(target, lam, U, v.unsqueeze(0)).squeeze(0), x)
+    torch.testing.assert_close(contract_jacobian(target, lam, U, x), expected, rtol=1e-10,
+                               atol=1e-12)

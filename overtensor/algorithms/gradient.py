@@ -186,7 +186,7 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
 
     The only random draws are those of :func:`~overtensor.models.init_params` from ``generator``.
     """
-    target = target.to(dtype=dtype, device=device)
+    target = target.working(dtype, device)  # float64() stays the user's tensor (issue 10)
     sq = target.sq_norm()
     if not float(sq) > 0:
         raise ValueError("target has zero norm: nothing to decompose")
@@ -242,7 +242,7 @@ def finish_fit(
         steps=schedule.step, seconds=seconds, converged=final_rel <= tol,
         stop_reason=schedule.stop_reason, method=method, width=width, target=target,
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
-        model=model, info={"polished": polished},
+        model=model, info={"polished": polished}, scale=float(scale),
     )
 
 
