@@ -186,6 +186,27 @@ def gaussian_design(n: int, p: int, *, scales: Any = None, noise: float = 0.0, w
     return RegressionProblem(X, _labels(X, ws, noise, gen), ws, s * s, noise, name="gaussian")
 
 
+def nuisance_design(n: int, p: int, scale: float, *, signal: int | None = None, noise: float = 0.0,
+                    random_state: Any = None, dtype: torch.dtype = torch.float64) -> RegressionProblem:
+    """Signal on low-variance coordinates, nuisance on high-variance ones (Shah, Kyrillidis, Sanghavi).
+
+    The first ``signal`` coordinates (default ``p // 2``) have scale 1 and carry ``w*`` (``N(0, I/k)``);
+    the others have scale ``scale`` and carry nothing. For large ``scale`` the minimum-norm
+    interpolant leans on the cheap nuisance coordinates; the fixed preconditioner ``diag(1/s²)``
+    (:func:`preconditioned_interpolant`) undoes the scales.
+    """
+    scale = check_float("scale", scale, minimum=0.0, strict=True)
+    p = check_int("p", p)
+    k = p // 2 if signal is None else check_int("signal", signal)
+    if k > p:
+        raise ValueError(f"signal must be <= p={p}, got {signal!r}")
+    s = torch.ones(p, dtype=dtype)
+    s[k:] = scale
+    prob = gaussian_design(n, p, scales=s, noise=noise, support=range(k), random_state=random_state,
+                           dtype=dtype)
+    return RegressionProblem(prob.X, prob.y, prob.w_star, prob.covariance, noise, name="nuisance")
+
+
 # ---------------------------------------------------------------------------------------------
 # Feature maps of a two-layer network f(x) = Σ_i a_i σ(⟨w_i, x⟩)
 # Local, minimal versions (ReLU, W_0 rows ~ N(0, I/d)); to be pointed at overtensor.networks once
