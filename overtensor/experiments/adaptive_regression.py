@@ -29,8 +29,9 @@ import pandas as pd
 
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
-PAPER = "Shah, Basu, Kyrillidis, Sanghavi, On the generalization of adaptive methods (2018/2020)"
-URL = "https://arxiv.org/abs/1811.07055"
+PAPER = ("Shah, Basu, Kyrillidis, Sanghavi, On Generalization of Adaptive Methods for Over-parameterized "
+         "Linear Regression (2020)")
+URL = "https://arxiv.org/abs/2011.14066"
 SPAN_METHODS = ("gd", "span-preserving")
 ROTATING = ("adagrad", "rmsprop", "adam")
 METHODS = (*SPAN_METHODS, *ROTATING)

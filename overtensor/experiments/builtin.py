@@ -1,6 +1,7 @@
 """Imports every built-in experiment module so that they register themselves."""
 
 from overtensor.experiments import (
+    adaptive_networks,  # noqa: F401
     adaptive_regression,  # noqa: F401
     batched_runs,  # noqa: F401
     deflation,  # noqa: F401

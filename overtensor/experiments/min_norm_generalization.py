@@ -29,7 +29,8 @@ import pandas as pd
 from overtensor.experiments.adaptive_regression import make_problem, run_one
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
-PAPER = "Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well (2018)"
+PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
+         "over-parameterized problems (2018)")
 URL = "https://arxiv.org/abs/1811.07055"
 ADAPTIVE = ("adagrad", "rmsprop", "adam")
 METHODS = ("min_norm", "diagonal", *ADAPTIVE)
