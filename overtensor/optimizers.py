@@ -179,10 +179,12 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
         ``X``.
     targets : tensor (n,), optional
         ``y``; needed when ``weights`` uses the residual ``r_k = X w_k − y``.
-    weights : "residual", "identity", tensor (n,) or (n, n), or callable ``r -> S``
-        ``S_k``: ``"residual"`` = ``diag(|r_k|)/n`` (default), ``"identity"`` = ``I/n``, a fixed
-        vector (diagonal, entries ``≥ 0``) or PSD matrix, or a function of the residual returning a
-        non-negative vector or a PSD matrix.
+    weights : "residual", "normalized-residual", "identity", tensor (n,) or (n, n), or callable
+        ``S_k``: ``"residual"`` = ``diag(|r_k|)/n`` (default, ``NETWORKS.md`` §2);
+        ``"normalized-residual"`` = ``diag(|r_k|/‖r_k‖_∞)/‖X‖₂²``, so that ``Xᵀ S_k X ⪯ I`` and
+        ``D_k ⪯ 2I`` (a step of ``1/‖X‖₂²`` stays stable however large the residual); ``"identity"``
+        = ``I/n``; a fixed vector (diagonal, entries ``≥ 0``) or PSD matrix; or a function of the
+        residual returning a non-negative vector or a PSD matrix.
 
     The matrix ``S_k`` used at the last step is kept in ``state[w]["S"]`` (for diagnostics).
 
@@ -199,10 +201,11 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
             raise ValueError(f"lr must be a number > 0, got {lr!r}")
         if not isinstance(design, torch.Tensor) or design.ndim != 2:
             raise ValueError(f"design must be a 2-d tensor (n, p), got {getattr(design, 'shape', design)!r}")
-        if isinstance(weights, str) and weights not in ("residual", "identity"):
-            raise ValueError(f"weights must be 'residual', 'identity', a tensor or a callable, "
-                             f"got {weights!r}")
-        needs_y = weights == "residual" or (callable(weights) and not isinstance(weights, torch.Tensor))
+        if isinstance(weights, str) and weights not in ("residual", "normalized-residual", "identity"):
+            raise ValueError(f"weights must be 'residual', 'normalized-residual', 'identity', a tensor or "
+                             f"a callable, got {weights!r}")
+        needs_y = (isinstance(weights, str) and weights != "identity") or \
+            (callable(weights) and not isinstance(weights, torch.Tensor))
         if needs_y and targets is None:
             raise ValueError("targets (y) is required when weights depend on the residual")
         if isinstance(weights, torch.Tensor) and weights.ndim == 1 and bool((weights < 0).any()):
@@ -213,6 +216,8 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
             raise ValueError(f"params must be one vector of length p={design.shape[1]}, got shapes "
                              f"{[tuple(p.shape) for p in plist]}")
         self.design, self.targets, self.weights = design, targets, weights
+        self._sq_norm = float(torch.linalg.matrix_norm(design, 2)) ** 2 \
+            if isinstance(weights, str) and weights == "normalized-residual" else None
 
     def _S(self, w: torch.Tensor) -> torch.Tensor:
         X, wts = self.design, self.weights
@@ -221,6 +226,9 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
         if wts == "identity":
             return torch.full((X.shape[0],), 1.0 / X.shape[0], dtype=X.dtype, device=X.device)
         r = X @ w - self.targets
+        if wts == "normalized-residual":
+            top = r.abs().max()
+            return r.abs() / (top * self._sq_norm) if float(top) > 0 else torch.zeros_like(r)
         S = residual_weights(r) if wts == "residual" else wts(r)
         if S.ndim == 1 and bool((S < 0).any()):
             raise ValueError("weights(r) returned negative entries: S_k must be positive semi-definite")

@@ -482,6 +482,8 @@ def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: d
                 S = wts.to(torch.float64)
             elif wts == "identity":
                 S = torch.full((problem.n,), 1.0 / problem.n, dtype=torch.float64)
+            elif wts == "normalized-residual":
+                return 0.5 / float(torch.linalg.eigvalsh(K)[-1])  # D_k ⪯ 2I
             else:
                 r = X @ w0.to(torch.float64) - problem.y.to(torch.float64)
                 S = (r.abs() / problem.n) if wts == "residual" else wts(r).to(torch.float64)

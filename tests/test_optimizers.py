@@ -128,3 +128,17 @@ def test_tensor_fit_rejects_bad_optimizer(target):
         _fit(target, "rmsprp")
     with pytest.raises(ValueError, match="design"):
         _fit(target, "span-preserving")
+
+
+def test_normalized_residual_weights_bound_the_preconditioner():
+    gen = torch.Generator().manual_seed(1)
+    X = 5 * torch.randn(6, 15, generator=gen, dtype=torch.float64)
+    y = 100 * torch.randn(6, generator=gen, dtype=torch.float64)  # large residuals do not matter
+    w = torch.nn.Parameter(torch.zeros(15, dtype=torch.float64))
+    opt = SpanPreservingPreconditioner([w], 0.1, X, y, weights="normalized-residual")
+    w.grad = X.T @ (X @ w.detach() - y)
+    opt.step()
+    S = opt.state[w]["S"]
+    eig = torch.linalg.eigvalsh(X.T @ torch.diag(S) @ X)
+    assert float(eig[-1]) <= 1 + 1e-12 and float(eig[-1]) > 0.05  # Xᵀ S X ⪯ I, and not trivially 0
+    assert float(eig[0]) > -1e-12
