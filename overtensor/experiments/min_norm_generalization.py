@@ -88,6 +88,12 @@ def _done(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _lower(a: pd.Series, b: pd.Series) -> pd.Series:
+    """``a < b`` by more than rounding (``1e-9`` relative): at ``s = 1`` ``diag(1/s²) = I`` and the two
+    interpolants coincide, so their risks tie to rounding and must not count as a win."""
+    return a < b * (1 - 1e-9)
+
+
 def _key(df: pd.DataFrame) -> pd.Series:
     """The x-axis label of a row: ``s = …`` for the nuisance design, ``n = …`` for random features."""
     return df.apply(lambda r: f"s = {r['scale']:g}" if r["problem"] == "nuisance" else f"n = {int(r['n'])}",
@@ -104,7 +110,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
         for m in METHODS:
             row[m] = f"{g[f'risk_{m}'].mean():.3f} ± {g[f'risk_{m}'].std():.3f}"
         for m in METHODS[1:]:
-            row[f"{m} < min_norm"] = f"{int((g[f'risk_{m}'] < g['risk_min_norm']).sum())}/{len(g)}"
+            row[f"{m} < min_norm"] = f"{int(_lower(g[f'risk_{m}'], g['risk_min_norm']).sum())}/{len(g)}"
         best = min(METHODS, key=lambda m: g[f"risk_{m}"].mean())
         row["best (mean)"] = best
         rows.append(row)
@@ -163,7 +169,7 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     if not nz.empty:
         s = pd.to_numeric(nz["scale"]).max()
         g = nz[pd.to_numeric(nz["scale"]) == s]
-        wins = int((g["risk_diagonal"] < g["risk_min_norm"]).sum())
+        wins = int(_lower(g["risk_diagonal"], g["risk_min_norm"]).sum())
         out.append(Claim(
             PAPER, URL,
             f"With nuisance coordinates of scale s = {s:g}, the fixed preconditioner diag(1/s²) generalizes "
@@ -175,7 +181,7 @@ def claims(df: pd.DataFrame) -> list[Claim]:
         sub = sub.assign(point=_key(sub))
         parts, any_win, all_win = [], False, True
         for point, g in sub.groupby("point", sort=False):
-            beat = [m for m in ADAPTIVE if (g[f"risk_{m}"] < g["risk_min_norm"]).mean() >= 0.8]
+            beat = [m for m in ADAPTIVE if _lower(g[f"risk_{m}"], g["risk_min_norm"]).mean() >= 0.8]
             any_win |= bool(beat)
             all_win &= len(beat) == len(ADAPTIVE)
             parts.append(f"{point}: " + (", ".join(beat) if beat else "none"))
