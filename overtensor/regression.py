@@ -421,7 +421,7 @@ def log_steps(steps: int, points: int) -> list[int]:
     return sorted(s for s in grid if 0 <= s <= steps)
 
 
-def _theory_step(name: str, opt: torch.optim.Optimizer, w_before: torch.Tensor,
+def _theory_step(opt: torch.optim.Optimizer, w_before: torch.Tensor,
                  g: torch.Tensor) -> torch.Tensor | None:
     """``η D_k g̃_k`` (so that ``w_{k+1} = w_k − η D_k g̃_k``) rebuilt from the optimizer's state after
     its step and the gradient ``g``: ``g̃`` is ``g`` or its momentum average (Adam's ``m``, the
@@ -465,7 +465,6 @@ def _theory_step(name: str, opt: torch.optim.Optimizer, w_before: torch.Tensor,
         return lr * (g + opt.design.T @ (S * Xg if S.ndim == 1 else S @ Xg))
     if isinstance(opt, DiagonalPreconditioner):
         return lr * opt.diag * g
-    del name
     return None
 
 
@@ -628,7 +627,7 @@ def fit_regression(
         param.grad = g
         opt.step()
         with torch.no_grad():
-            u = _theory_step(name, opt, before, g) if theory_ok else None
+            u = _theory_step(opt, before, g) if theory_ok else None
             if u is None:
                 theory_ok = False
                 u = before - param.detach()

@@ -83,8 +83,6 @@ def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
     sizes ``n, p`` (gaussian) or ``d, width, n`` (random-features); ``steps`` (gaussian),
     ``rf_steps`` (random-features), ``schedule`` (rotating methods), ``lr`` (``{name: lr}``),
     ``span_weights`` (``{problem: weights}`` of the span-preserving preconditioner)."""
-    import torch
-
     from overtensor.regression import RowSpace, classify_preconditioner
 
     problem = make_problem(config)
@@ -114,7 +112,6 @@ def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
         metrics[f"curve_{key}"] = [h[key] for h in res.history]
     metrics["curve_step"] = [h["step"] for h in res.history]
     metrics["history"] = [{k: h[k] for k in ("step", *_CURVES)} for h in res.history]
-    del torch
     return metrics
 
 
@@ -158,7 +155,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
                 ax.plot(x, np.median(M, 0), color=color, label=f"{opt} ({len(curves)} seeds)")
                 ax.fill_between(x, M.min(0), M.max(0), color=color, alpha=0.15)
                 ax.set_title(label)
-        for ax, (key, _) in zip(axes, panels, strict=True):
+        for ax in axes:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("step")
