@@ -234,6 +234,25 @@ def neural_tangent_features(X: torch.Tensor, W0: torch.Tensor, a0: torch.Tensor)
     return torch.cat([torch.relu(pre), (gates[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)], 1)
 
 
+def jacobian_span_split(X: torch.Tensor, W0: torch.Tensor, a0: torch.Tensor, W: torch.Tensor,
+                        a: torch.Tensor) -> dict[str, float]:
+    """Split a trained two-layer network's displacement ``Δθ = (a − a_0, vec(W − W_0))`` into the row
+    space of the Jacobian at the initialization (:func:`neural_tangent_features`) and its complement.
+
+    For the linearized (NT) model trained by a span-preserving method from ``θ_0`` the complement is 0
+    exactly; for the network itself (the ``full`` regime) the split is **local and approximate**: the
+    Jacobian moves during training, so a non-zero ``out_of_span`` is not by itself a rotating
+    preconditioner. Returns ``in_span = ‖PΔθ‖``, ``out_of_span = ‖(I − P)Δθ‖``, ``displacement = ‖Δθ‖``
+    and ``span = "Jacobian row space at initialization (local)"``.
+    """
+    J = neural_tangent_features(X, W0, a0).to(torch.float64)
+    delta = torch.cat([(a - a0).reshape(-1), (W - W0).reshape(-1)]).to(torch.float64)
+    space = RowSpace(J)
+    out = space.complement(delta)
+    return {"in_span": float((delta - out).norm()), "out_of_span": float(out.norm()),
+            "displacement": float(delta.norm()), "span": "Jacobian row space at initialization (local)"}
+
+
 def relu_feature_covariance(W0: torch.Tensor) -> torch.Tensor:
     """``E[relu(w_i·x) relu(w_j·x)]`` for ``x ~ N(0, I)``: the arc-cosine kernel
     ``‖w_i‖‖w_j‖ (sin θ + (π − θ) cos θ) / (2π)`` (Cho and Saul 2009), shape (width, width)."""

@@ -188,3 +188,26 @@ def test_bad_inputs_raise_before_work():
         gaussian_design(3, 4, scales=[1, 1, -1, 1])
     with pytest.raises(TypeError, match="RegressionProblem"):
         fit_regression((prob.X, prob.y), "gd")
+
+
+def test_jacobian_span_split_of_a_two_layer_network():
+    from overtensor.regression import jacobian_span_split
+
+    gen = torch.Generator().manual_seed(2)
+    d, width, n = 4, 10, 12  # 50 parameters > 12 samples
+    W0 = first_layer(d, width, gen)
+    a0 = torch.randn(width, generator=gen, dtype=torch.float64) / math.sqrt(width)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = torch.randn(n, generator=gen, dtype=torch.float64)
+    J = neural_tangent_features(x, W0, a0)
+    # Linearized network trained by GD: the displacement stays in the Jacobian's row space exactly.
+    res = fit_regression(as_problem(J, y - torch.relu(x @ W0.T) @ a0), "gd", steps=400, records=5)
+    theta = res.w
+    split = jacobian_span_split(x, W0, a0, W0 + theta[width:].reshape(width, d), a0 + theta[:width])
+    assert split["out_of_span"] < 1e-10 * split["displacement"]
+    # Adam on the same linearized model leaves the span.
+    res = fit_regression(as_problem(J, y - torch.relu(x @ W0.T) @ a0), "adam", lr=1e-2, steps=400, records=5)
+    theta = res.w
+    split = jacobian_span_split(x, W0, a0, W0 + theta[width:].reshape(width, d), a0 + theta[:width])
+    assert split["out_of_span"] > 0.05 * split["displacement"]
+    assert "local" in split["span"]
