@@ -534,7 +534,8 @@ def fit_regression(
         Any spelling of :func:`overtensor.optimizers.make_optimizer`; ``"span-preserving"`` gets
         ``design=X, targets=y`` and ``"diagonal"`` needs ``optimizer_options={"diag": d}``.
     lr : float, "auto" or None
-        ``None``: :data:`DEFAULT_LR` for the name (``"auto"`` = ``1/λ_max(X D_0 Xᵀ)``).
+        ``None``: :data:`DEFAULT_LR` for a name (``"auto"`` = ``1/λ_max(X D_0 Xᵀ)``), ``1e-3`` for a
+        class (an instance or a callable sets its own).
     steps : int
         Number of optimizer steps.
     w0 : tensor (p,), optional

@@ -211,3 +211,14 @@ def test_jacobian_span_split_of_a_two_layer_network():
     split = jacobian_span_split(x, W0, a0, W0 + theta[width:].reshape(width, d), a0 + theta[:width])
     assert split["out_of_span"] > 0.05 * split["displacement"]
     assert "local" in split["span"]
+
+
+def test_minibatch_sgd_stays_in_span_and_interpolates():
+    prob = gaussian_design(N, P, random_state=5)
+    res = fit_regression(prob, "sgd", lr=0.5 / float(torch.linalg.matrix_norm(prob.X, 2)) ** 2,
+                         batch_size=5, steps=3000, records=5, random_state=0)
+    assert res.leak_ratio < 1e-10 and classify_preconditioner(res) == "span-preserving"
+    assert res.final["in_span_error"] < 1e-6 * float(res.w_min_norm.norm())
+    again = fit_regression(prob, "sgd", lr=res.lr, batch_size=5, steps=50, records=5, random_state=0)
+    first = fit_regression(prob, "sgd", lr=res.lr, batch_size=5, steps=50, records=5, random_state=0)
+    assert torch.equal(again.w, first.w)  # the mini-batches come from the generator
