@@ -117,8 +117,10 @@ def fit(
     lr : float, optional
         Step size for the unit-norm normalized target. Default ``0.5 / max(order, 4)``, which is
         below the curvature of a fitted component (``≈ max(4, l)·λ_max ≤ max(4, l)``).
-    optimizer : None, "gd", "adam", torch.optim.Optimizer class or callable
-        Default plain gradient descent.
+    optimizer : None, str, torch.optim.Optimizer class or instance, or callable
+        Default plain gradient descent. Any name of :data:`overtensor.optimizers.OPTIMIZERS`
+        (``"sgd"``, ``"momentum"``, ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``, ...); see
+        :func:`overtensor.optimizers.make_optimizer`.
     signs : {"auto", "positive", "balanced"}
         Fixed signs of the terms; ``auto`` balances them for even orders with negative weights.
     extract, polish_iter, polish_below, merge_cos, drop_tol

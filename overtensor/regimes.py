@@ -40,6 +40,7 @@ from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangen
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
 from overtensor.models import model_cp
+from overtensor.optimizers import check_optimizer
 from overtensor.result import FitResult
 from overtensor.targets import Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
@@ -225,6 +226,7 @@ def regime_fit(
     model is also reported (``info["lazy_optimum_error"]``) unless ``lazy_optimum=False``.
     Arguments are validated by :func:`overtensor.fit`.
     """
+    check_optimizer(optimizer)  # a misspelt name fails before the curvature estimate below
     t0 = time.perf_counter()
     target, sq, scale, _, params0, s = prepare_fit(
         target, model=model, width=width, init_scale=init_scale, signs=signs,

@@ -18,25 +18,16 @@ class DivergenceError(RuntimeError):
 
 
 def make_optimizer(optimizer: Any, params: Iterable[torch.Tensor], lr: float):
-    """Build the optimizer.
+    """Build the optimizer: :func:`overtensor.optimizers.make_optimizer` (one registry for the library).
 
-    ``None`` or ``"gd"``: plain gradient descent (``torch.optim.SGD`` without momentum);
-    ``"adam"``: ``torch.optim.Adam``; a ``torch.optim.Optimizer`` subclass: called as
-    ``cls(params, lr=lr)``; any other callable: called as ``fn(params)``.
+    ``None`` or ``"gd"``: plain gradient descent (``torch.optim.SGD`` without momentum); any
+    registered name (``"adam"``, ``"rmsprop"``, ``"adagrad"``, ``"momentum"``, ...); a
+    ``torch.optim.Optimizer`` subclass, called as ``cls(params, lr=lr)``, or instance (a template);
+    any other callable, called as ``fn(params)``.
     """
-    params = list(params)
-    if optimizer is None or optimizer == "gd":
-        return torch.optim.SGD(params, lr=lr)
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
-        return optimizer(params, lr=lr)
-    if callable(optimizer):
-        return optimizer(params)
-    raise ValueError(
-        f"optimizer must be 'gd', 'adam', a torch.optim.Optimizer class or a callable, "
-        f"got {optimizer!r}"
-    )
+    from overtensor.optimizers import make_optimizer as _make
+
+    return _make(optimizer, params, lr)
 
 
 def check_divergence(loss: torch.Tensor, step: int, lr: float, limit: float = 1e8) -> None:
