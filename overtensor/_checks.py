@@ -189,23 +189,6 @@ def check_callables(name: str, value: Any) -> list[Callable]:
     return items
 
 
-#: Optimizer names understood by :func:`overtensor.training.make_optimizer`.
-OPTIMIZER_NAMES = ("gd", "adam")
-
-
-def check_optimizer(value: Any) -> Any:
-    """``None``, a known name, a ``torch.optim.Optimizer`` subclass or a callable ``params -> opt``."""
-    if value is None or callable(value):
-        return value
-    if isinstance(value, str):
-        if value not in OPTIMIZER_NAMES:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, a "
-                             f"torch.optim.Optimizer class or a callable, got {value!r}")
-        return value
-    raise ArgumentTypeError(f"optimizer must be one of {list(OPTIMIZER_NAMES)}, a "
-                            f"torch.optim.Optimizer class or a callable, got {value!r}")
-
-
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 

@@ -11,13 +11,13 @@ from overtensor._checks import (
     check_choice,
     check_float,
     check_int,
-    check_optimizer,
     make_generator,
     resolve_device,
     resolve_dtype,
 )
 from overtensor.memory import check_fit_memory
 from overtensor.models import MODELS
+from overtensor.optimizers import check_optimizer
 from overtensor.options import refuse_ignored
 from overtensor.regimes import REGIMES
 from overtensor.result import FitResult, rescale_result

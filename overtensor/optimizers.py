@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from overtensor._checks import ArgumentTypeError
+
 #: Names that need a design matrix (regression problems only).
 DESIGN_OPTIMIZERS = ("span-preserving",)
 
@@ -98,7 +100,7 @@ def check_optimizer(optimizer: Any) -> Any:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, a torch.optim.Optimizer "
                              f"class or instance, or a callable params -> optimizer; got {optimizer!r}")
         return optimizer
-    raise TypeError(f"optimizer must be a name, a torch.optim.Optimizer class or instance, or a "
+    raise ArgumentTypeError(f"optimizer must be a name, a torch.optim.Optimizer class or instance, or a "
                     f"callable params -> optimizer; got {optimizer!r} ({type(optimizer).__name__})")
 
 
