@@ -52,11 +52,16 @@ class Decomposition:
         ``‖cp − T‖ / ‖T‖`` in float64.
     candidates : dict[str, float]
         The refined relative error of every discovery start (for diagnosis).
+    starts, refined : dict[str, SymmetricCP]
+        Every discovery start before and after refinement (a model-specific criterion, such as a
+        mixture's likelihood, may prefer another one than the closest in Frobenius norm).
     """
 
     cp: SymmetricCP
     relative_error: float
     candidates: dict[str, float] = field(default_factory=dict)
+    starts: dict[str, SymmetricCP] = field(default_factory=dict)
+    refined: dict[str, SymmetricCP] = field(default_factory=dict)
 
 
 def _values(T: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
@@ -168,8 +173,8 @@ def best_rank_cp(
             cp = SymmetricCP(torch.cat([cp.weights, extra.weights[: rank - cp.rank]]),
                              torch.cat([cp.components, extra.components[: rank - cp.rank]]),
                              cp.order)
-        start = SymmetricCP(cp.weights[:rank], cp.components[:rank], cp.order)
-        refined["beyond-lazy"] = refine(T, start, max_iter=max_iter)
+        starts["beyond-lazy"] = SymmetricCP(cp.weights[:rank], cp.components[:rank], cp.order)
+        refined["beyond-lazy"] = refine(T, starts["beyond-lazy"], max_iter=max_iter)
     errors = {name: _relative_error(T, cp) for name, cp in refined.items()}
     best = min(errors, key=errors.get)
-    return Decomposition(refined[best], errors[best], errors)
+    return Decomposition(refined[best], errors[best], errors, starts, refined)
