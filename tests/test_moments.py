@@ -34,7 +34,7 @@ def _max_mean_error(est, truth):
 def test_spherical_mixture_means_weights_and_variance_are_recovered_close_to_em():
     from sklearn.mixture import GaussianMixture as SkGM
 
-    M, src, X = _mixture(0)
+    M, _, X = _mixture(0)
     gm = GaussianMixture(4, random_state=0).fit(X)
     err = _max_mean_error(gm.means_, M)
     em = SkGM(4, covariance_type="spherical", random_state=0).fit(X)
@@ -117,3 +117,30 @@ def test_bad_input_is_one_clear_error(call, match):
     X = np.random.default_rng(0).normal(size=(50, 20))
     with pytest.raises((ValueError, TypeError), match=match):
         call(X)
+
+
+def test_cli_gmm_reads_a_csv_and_writes_json_and_npz(tmp_path, capsys):
+    import json
+
+    from overtensor.cli import main
+
+    M, _, X = _mixture(3, n=5_000)
+    path = tmp_path / "X.csv"
+    np.savetxt(path, X, delimiter=",")
+    assert main(["moments", "gmm", str(path), "-k", "4", "--json", "-o", str(tmp_path / "p.npz")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert np.array(out["means"]).shape == (4, 20)
+    assert _max_mean_error(np.array(out["means"]), M) < 0.3
+    with np.load(tmp_path / "p.npz") as f:
+        assert f["means"].shape == (4, 20)
+
+
+def test_cli_moments_missing_or_bad_file_is_one_error_line(tmp_path, capsys):
+    from overtensor.cli import main
+
+    assert main(["moments", "gmm", str(tmp_path / "nope.csv"), "-k", "2"]) != 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2\nx,y\n")
+    assert main(["moments", "gmm", str(bad), "-k", "2"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("data file" in line for line in err)
