@@ -11,8 +11,9 @@ found in two stages:
 1. **discovery** — candidate starts: the tensor power method with deflation (Anandkumar et al.
    2014, Alg. 1, via ``overtensor.fit(method="power-method")``) and the over-parameterized
    ``beyond-lazy`` fit, whose ``k`` heaviest extracted terms are the start;
-2. **refinement** — L-BFGS (``torch.optim.LBFGS``, strong-Wolfe line search, so the loss never
-   increases) on ``(λ, u)`` from each start, ``u_j`` normalized inside the objective.
+2. **refinement** — L-BFGS (SciPy's ``L-BFGS-B``, gradients by autograd; a result that does not
+   lower the loss is discarded, so the loss never increases) on ``(λ, u)`` from each start,
+   ``u_j`` normalized inside the objective.
 
 With ``discovery="auto"`` (the default) the power-method start is refined first, and the
 over-parameterized start is added only when that leaves a relative residual above
@@ -78,28 +79,33 @@ def _loss(T: torch.Tensor, sq: torch.Tensor, lam: torch.Tensor, Y: torch.Tensor)
 
 
 def refine(T: torch.Tensor, cp: SymmetricCP, *, max_iter: int = 200) -> SymmetricCP:
-    """L-BFGS on ``½‖Σ λ_j u_j^{⊗l} − T‖²`` from ``cp`` (float64); never increases the loss."""
+    """L-BFGS on ``½‖Σ λ_j u_j^{⊗l} − T‖²`` from ``cp`` (float64); never increases the loss.
+
+    SciPy's ``L-BFGS-B`` drives it, with gradients from autograd (``torch.optim.LBFGS`` would
+    import ``torch._dynamo``, seconds of start-up for a millisecond problem).
+    """
+    import numpy as np
+    from scipy.optimize import minimize
+
     T = T.to(torch.float64)
     sq = (T * T).sum()
-    lam = cp.weights.detach().to(torch.float64).clone().requires_grad_(True)
-    Y = cp.components.detach().to(torch.float64).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([lam, Y], max_iter=max_iter, tolerance_grad=1e-14,
-                            tolerance_change=1e-16, line_search_fn="strong_wolfe")
+    r, d = cp.components.shape
 
-    def closure():
-        opt.zero_grad()
-        loss = _loss(T, sq, lam, Y)
+    def fun(x):
+        z = torch.from_numpy(x).requires_grad_(True)
+        loss = _loss(T, sq, z[:r], z[r:].view(r, d))
         loss.backward()
-        return loss
+        return float(loss), z.grad.numpy().copy()
 
-    with torch.no_grad():
-        start = float(_loss(T, sq, lam, Y))
-    opt.step(closure)
-    with torch.no_grad():
-        if not float(_loss(T, sq, lam, Y)) <= start:  # also catches NaN
-            return cp
-        U = Y / Y.norm(dim=1, keepdim=True)
-    return SymmetricCP(lam.detach(), U.detach(), T.ndim).canonical()
+    x0 = np.concatenate([cp.weights.detach().to(torch.float64).cpu().numpy(),
+                         cp.components.detach().to(torch.float64).cpu().numpy().ravel()])
+    res = minimize(fun, x0, jac=True, method="L-BFGS-B",
+                   options={"maxiter": max_iter, "ftol": 1e-16, "gtol": 1e-14})
+    if not res.fun <= fun(x0)[0]:  # also catches NaN
+        return cp
+    x = torch.from_numpy(res.x)
+    lam, Y = x[:r], x[r:].view(r, d)
+    return SymmetricCP(lam, Y / Y.norm(dim=1, keepdim=True), T.ndim).canonical()
 
 
 def _relative_error(T: torch.Tensor, cp: SymmetricCP) -> float:
