@@ -95,7 +95,7 @@ def refine(T: torch.Tensor, cp: SymmetricCP, *, max_iter: int = 200) -> Symmetri
         z = torch.from_numpy(x).requires_grad_(True)
         loss = _loss(T, sq, z[:r], z[r:].view(r, d))
         loss.backward()
-        return float(loss), z.grad.numpy().copy()
+        return loss.item(), z.grad.numpy().copy()
 
     x0 = np.concatenate([cp.weights.detach().to(torch.float64).cpu().numpy(),
                          cp.components.detach().to(torch.float64).cpu().numpy().ravel()])
