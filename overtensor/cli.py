@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     from overtensor.experiments.cli import add_commands
 
     add_commands(sub)
+    from overtensor.moments.cli import add_parser as add_moments
+
+    add_moments(sub)
     return parser
 
 

@@ -1,0 +1,29 @@
+"""Method of moments: learn latent-variable models from the moments of data (Anandkumar, Ge, Hsu,
+Kakade, Telgarsky 2014), with the over-parameterized decomposition of overtensor at the core.
+
+* :class:`GaussianMixture` — spherical Gaussian mixtures (Hsu & Kakade 2013);
+* :class:`SingleTopicModel` — the single-topic (multi-view) model of documents;
+* :func:`best_rank_cp` — the best rank-``k`` CP of a small noisy tensor;
+* :func:`second_moment`, :class:`Whitening` — streaming second moments and whitening;
+* :class:`SphericalMixtureStream` — synthetic samples generated chunk by chunk.
+"""
+
+from overtensor.moments.decompose import Decomposition, best_rank_cp
+from overtensor.moments.mixture import GaussianMixture
+from overtensor.moments.sources import ArraySource, SphericalMixtureStream, as_source, planted_documents
+from overtensor.moments.topics import SingleTopicModel
+from overtensor.moments.whitening import SecondMoment, Whitening, second_moment
+
+__all__ = [
+    "ArraySource",
+    "Decomposition",
+    "GaussianMixture",
+    "SecondMoment",
+    "SingleTopicModel",
+    "SphericalMixtureStream",
+    "Whitening",
+    "as_source",
+    "best_rank_cp",
+    "planted_documents",
+    "second_moment",
+]

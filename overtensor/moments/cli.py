@@ -1,0 +1,97 @@
+"""``overtensor moments gmm|topics``: method-of-moments estimators from the command line.
+
+A thin layer over :class:`overtensor.moments.GaussianMixture` and
+:class:`overtensor.moments.SingleTopicModel`: read a CSV or NPY file, fit, print the parameters
+(a readable table, or one JSON object with ``--json``) and optionally write them to ``-o``
+(``.json``, ``.csv`` or ``.npz``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def add_parser(sub) -> None:
+    """Register ``overtensor moments`` and its subcommands on an argparse subparsers object."""
+    p = sub.add_parser("moments", help="learn a mixture or topic model from the moments of data")
+    msub = p.add_subparsers(dest="moments_command", required=True)
+    for name, text in (("gmm", "spherical Gaussian mixture from samples (rows of X)"),
+                       ("topics", "single-topic model from a document-word count matrix")):
+        q = msub.add_parser(name, help=text)
+        q.add_argument("data", help="CSV (numbers only, comma-separated) or .npy file")
+        q.add_argument("--components", "-k", type=int, required=True, help="number of components")
+        q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        q.add_argument("--json", action="store_true", help="print one JSON object")
+        q.add_argument("-o", "--output", default=None,
+                       help="write the parameters to a .json, .csv or .npz file")
+        q.set_defaults(func=_cmd_moments, kind=name)
+
+
+def load_matrix(path: str) -> np.ndarray:
+    """A 2-D float array from a ``.npy`` or CSV file, with a one-line error otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"data file {path!r} does not exist or is not a file")
+    try:
+        if p.suffix == ".npy":
+            X = np.load(p, allow_pickle=False)
+        else:
+            X = np.loadtxt(p, delimiter=",", ndmin=2)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"cannot read data file {path!r}: {exc}") from None
+    if X.ndim != 2:
+        raise ValueError(f"data file {path!r} must hold a 2-D array, got shape {X.shape}")
+    return X
+
+
+def _cmd_moments(args) -> int:
+    from overtensor._io import atomic_write
+    from overtensor.moments import GaussianMixture, SingleTopicModel
+
+    X = load_matrix(args.data)
+    out: dict[str, Any]
+    if args.kind == "gmm":
+        model = GaussianMixture(args.components, random_state=args.seed).fit(X)
+        out = {"model": "spherical-gmm", "n_samples": X.shape[0], "n_features": X.shape[1],
+               "weights": model.weights_.tolist(), "means": model.means_.tolist(),
+               "covariance": model.covariance_, "loglik": model.score(X),
+               "whitened_error": model.whitened_error_}
+        arrays = {"weights": model.weights_, "means": model.means_}
+    else:
+        model = SingleTopicModel(args.components, random_state=args.seed).fit(X)
+        out = {"model": "single-topic", "n_documents": X.shape[0], "n_words": X.shape[1],
+               "weights": model.weights_.tolist(), "topic_word": model.topic_word_.tolist(),
+               "whitened_error": model.whitened_error_}
+        arrays = {"weights": model.weights_, "topic_word": model.topic_word_}
+    if args.output:
+        path = Path(args.output)
+        if path.suffix == ".npz":
+            atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
+        elif path.suffix == ".csv":
+            rows = np.column_stack([arrays["weights"], next(v for k, v in arrays.items()
+                                                             if k != "weights")])
+            atomic_write(path, lambda tmp: np.savetxt(tmp, rows, delimiter=",",
+                                                      header="weight,parameters...", comments=""))
+        else:
+            atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(out)))
+    if args.json:
+        print(json.dumps(out))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        key = "means" if args.kind == "gmm" else "topic_word"
+        table = Table(title=f"overtensor moments {args.kind}")
+        table.add_column("component")
+        table.add_column("weight")
+        table.add_column(key + " (first 6 entries)")
+        for j, w in enumerate(out["weights"]):
+            table.add_row(str(j), f"{w:.4f}", " ".join(f"{v:.3g}" for v in out[key][j][:6]))
+        Console().print(table)
+        extra = {k: v for k, v in out.items() if not isinstance(v, list)}
+        Console().print(extra)
+    return 0

@@ -1,0 +1,250 @@
+"""Spherical Gaussian mixtures by the method of moments (Hsu & Kakade 2013; Anandkumar, Ge, Hsu,
+Kakade, Telgarsky 2014, §3.2 and §4.3), with scikit-learn's estimator conventions.
+
+Model: ``x = μ_z + σ g`` with ``P(z = i) = w_i``, ``g ~ N(0, I_d)``, ``k < d``. Then
+
+* ``M1 = E[x] = Σ w_i μ_i``;
+* ``σ²`` is the ``(d − k + 1)``-fold smallest eigenvalue of ``Cov(x)``; it is estimated here by
+  the **mean of the bottom ``d − k + 1`` eigenvalues** (trace minus the top ``k − 1``) rather than
+  the single smallest one, which an empirical covariance biases low (Marchenko–Pastur);
+* ``M2 = E[x xᵀ] − σ² I = Σ w_i μ_i μ_iᵀ``;
+* ``M3 = E[x⊗x⊗x] − σ² Σ_j (M1⊗e_j⊗e_j + e_j⊗M1⊗e_j + e_j⊗e_j⊗M1) = Σ w_i μ_i^{⊗3}``.
+
+Whitening with ``M2``'s top-``k`` eigenpairs (:mod:`overtensor.moments.whitening`) turns ``M3``
+into ``Σ_i w_i^{−1/2} v_i^{⊗3}`` with orthonormal ``v_i``; it is formed directly in whitened
+coordinates (``k³`` entries, one pass over the data): with ``a = Wᵀ M1`` and ``G = Wᵀ W`` the
+correction is ``σ² (a⊗G + G⊗a + a-in-the-middle)``. Its best rank-``k`` CP
+(:func:`overtensor.moments.decompose.best_rank_cp`) gives ``λ_i = w_i^{−1/2}`` and ``v_i``, hence
+``w_i = λ_i^{−2}`` and ``μ_i = λ_i · U diag(s)^{1/2} v_i``. No ``d × d`` or ``d³`` array is formed
+when ``d > exact_below``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from overtensor._checks import check_int, make_generator
+from overtensor.moments.decompose import best_rank_cp
+from overtensor.moments.sources import as_source
+from overtensor.moments.whitening import Whitening, second_moment
+
+
+def whitened_third_moment(source, whitening: Whitening, mean: torch.Tensor,
+                          sigma2: float) -> torch.Tensor:
+    """``M3(W, W, W)`` of a spherical mixture, ``(k, k, k)`` float64, in one pass over ``source``."""
+    W = whitening.matrix
+    k = W.shape[1]
+    T = torch.zeros(k, k, k, dtype=torch.float64)
+    n = 0
+    for X in source.chunks():
+        Y = X @ W
+        T += torch.einsum("ni,nj,nl->ijl", Y, Y, Y)
+        n += X.shape[0]
+    T /= n
+    a, G = W.T @ mean, W.T @ W
+    corr = (torch.einsum("i,jl->ijl", a, G) + torch.einsum("j,il->ijl", a, G)
+            + torch.einsum("l,ij->ijl", a, G))
+    return T - sigma2 * corr
+
+
+@dataclass(frozen=True)
+class WhitenedMoments:
+    """The moments of a spherical mixture that the decomposition needs.
+
+    Attributes
+    ----------
+    whitening : Whitening
+        From ``M2 = E[x xᵀ] − σ² I``'s top-``k`` eigenpairs.
+    tensor : Tensor ``(k, k, k)``
+        The whitened, corrected third moment ``M3(W, W, W)``.
+    sigma2 : float
+        The estimated shared variance ``σ²``.
+    mean : Tensor ``(d,)``
+    """
+
+    whitening: Whitening
+    tensor: torch.Tensor
+    sigma2: float
+    mean: torch.Tensor
+
+
+def spherical_mixture_moments(source, k: int, *, exact_below: int = 2000, power_iters: int = 3,
+                              random_state: Any = None, progress: Any = None) -> WhitenedMoments:
+    """``σ²``, the whitening and the whitened third moment of a spherical mixture (module doc).
+
+    Two passes over ``source`` when ``d ≤ exact_below`` (``3 + power_iters`` otherwise).
+
+    Raises
+    ------
+    ValueError
+        If ``k >= d`` or ``M2`` has fewer than ``k`` eigenvalues above the noise level.
+    """
+    d = source.dim
+    k = check_int("n_components", k, 1)
+    if k >= d:
+        raise ValueError(f"n_components must be < n_features={d}, got {k}")
+    sm = second_moment(source, k, exact_below=exact_below, power_iters=power_iters,
+                       random_state=random_state, progress=progress)
+    V = sm.eigenvectors
+    Bc = torch.diag(sm.eigenvalues) - torch.outer(V.T @ sm.mean, V.T @ sm.mean)
+    top = torch.linalg.eigvalsh((Bc + Bc.T) / 2).flip(0)[: k - 1]
+    cov_trace = sm.trace - float(sm.mean @ sm.mean)
+    sigma2 = max((cov_trace - float(top.sum())) / (d - k + 1), 0.0)
+    whitening = Whitening(V[:, :k], sm.eigenvalues[:k] - sigma2)
+    return WhitenedMoments(whitening, whitened_third_moment(source, whitening, sm.mean, sigma2),
+                           sigma2, sm.mean)
+
+
+def mixture_parameters(weights: torch.Tensor, components: torch.Tensor,
+                       whitening: Whitening) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means ``(k, d)`` and mixing weights ``(k,)`` (summing to 1) from a CP of the whitened
+    moment: ``w_i = λ_i^{−2}``, ``μ_i = λ_i U diag(s)^{1/2} v_i``."""
+    means = weights.unsqueeze(1) * whitening.unwhiten(components)
+    w = 1.0 / weights**2
+    return means, w / w.sum()
+
+
+def mean_log_likelihood(source, means: torch.Tensor, weights: torch.Tensor, sigma2: float) -> float:
+    """Mean log-likelihood per sample of a spherical mixture, in one pass over ``source``."""
+    d = source.dim
+    logw = torch.log(weights.clamp_min(1e-300))
+    total, n = 0.0, 0
+    for X in source.chunks():
+        sq = torch.cdist(X, means) ** 2
+        total += float(torch.logsumexp(logw - 0.5 * sq / sigma2, dim=1).sum())
+        n += X.shape[0]
+    return total / n - 0.5 * d * math.log(2 * math.pi * sigma2)
+
+
+class GaussianMixture:
+    """Spherical Gaussian mixture with a shared variance, learned from the first three moments.
+
+    Parameters
+    ----------
+    n_components : int
+        ``k``; must be below the number of features.
+    discovery : "auto" or tuple of {"power-method", "beyond-lazy"}
+        Starts of the rank-``k`` decomposition of the whitened moment (see
+        :func:`overtensor.moments.decompose.best_rank_cp`). Default ``("power-method",)``:
+        measured in ``docs/moments.md``, the over-parameterized start costs seconds and did not
+        give better mixtures on whitened moments, which are close to orthogonally decomposable.
+
+    Every start, before and after its L-BFGS refinement, gives a candidate mixture; the one with
+    the highest log-likelihood on the data is kept (one more pass over the data), because on data
+    that is not exactly a mixture the CP closest to the moment in Frobenius norm can be a poor
+    mixture (tiny or cancelling weights).
+    exact_below : int
+        Dimension up to which ``E[x xᵀ]`` is diagonalized exactly; randomized above.
+    power_iters : int
+        Subspace iterations of the randomized path.
+    random_state : int, torch.Generator or None
+
+    Attributes
+    ----------
+    means_ : ndarray ``(k, d)``
+    weights_ : ndarray ``(k,)``, positive, summing to 1
+    covariance_ : float
+        The shared variance ``σ²`` (per coordinate).
+    whitened_error_ : float
+        Relative error of the rank-``k`` CP of the whitened third moment.
+    timings_ : dict
+        Seconds spent in the second moment, the third moment and the decomposition.
+
+    Examples
+    --------
+    >>> from overtensor.moments import GaussianMixture
+    >>> gm = GaussianMixture(4, random_state=0).fit(X)          # doctest: +SKIP
+    >>> gm.means_.shape, gm.predict(X)[:5]                      # doctest: +SKIP
+    """
+
+    def __init__(self, n_components: int, *, discovery: str | tuple[str, ...] = ("power-method",),
+                 exact_below: int = 2000, power_iters: int = 3, random_state: Any = None) -> None:
+        self.n_components = n_components
+        self.discovery = discovery
+        self.exact_below = exact_below
+        self.power_iters = power_iters
+        self.random_state = random_state
+
+    def fit(self, X: Any, progress: Any = None) -> GaussianMixture:
+        """Estimate the mixture from samples ``X`` (``(n, d)`` array or a streamed source).
+
+        Raises
+        ------
+        ValueError
+            On bad input shapes, ``n_components >= n_features`` or a second moment that cannot be
+            whitened (fewer than ``k`` components above the noise level).
+        """
+        source = as_source(X)
+        gen = make_generator(self.random_state)
+        t0 = time.perf_counter()
+        mom = spherical_mixture_moments(source, self.n_components, exact_below=self.exact_below,
+                                        power_iters=self.power_iters, random_state=gen,
+                                        progress=progress)
+        t1 = time.perf_counter()
+        dec = best_rank_cp(mom.tensor, self.n_components, discovery=self.discovery,
+                           random_state=gen)
+        t2 = time.perf_counter()
+        candidates = {**{f"{k} (raw)": cp for k, cp in dec.starts.items()}, **dec.refined}
+        scores = {}
+        for name, cp in candidates.items():
+            means, weights = mixture_parameters(cp.weights, cp.components, mom.whitening)
+            scores[name] = mean_log_likelihood(source, means, weights, mom.sigma2)
+        best = max(scores, key=lambda name: scores[name] if math.isfinite(scores[name]) else -math.inf)
+        means, weights = mixture_parameters(candidates[best].weights, candidates[best].components,
+                                            mom.whitening)
+        self.means_, self.weights_ = means.numpy(), weights.numpy()
+        self.covariance_ = mom.sigma2
+        self.whitened_error_ = dec.relative_error
+        self.selected_, self.candidate_scores_ = best, scores
+        self.n_features_in_ = source.dim
+        self.timings_ = {"moments": t1 - t0, "decompose": t2 - t1,
+                         "select": time.perf_counter() - t2}
+        return self
+
+    def _check_fitted(self, X: Any) -> np.ndarray:
+        if not hasattr(self, "means_"):
+            raise ValueError("this GaussianMixture is not fitted yet: call fit(X) first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X must have shape (n, {self.n_features_in_}), got {tuple(X.shape)}"
+            )
+        return X
+
+    def _log_joint(self, X: np.ndarray) -> np.ndarray:
+        d, s2 = X.shape[1], self.covariance_
+        sq = ((X[:, None, :] - self.means_[None]) ** 2).sum(-1)
+        w = np.clip(self.weights_, 1e-300, None)
+        return np.log(w) - 0.5 * sq / s2 - 0.5 * d * np.log(2 * np.pi * s2)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most likely component of every row of ``X``, ``(n,)``."""
+        return self._log_joint(self._check_fitted(X)).argmax(1)
+
+    def score(self, X: Any) -> float:
+        """Mean log-likelihood per sample (nats), as :meth:`sklearn.mixture.GaussianMixture.score`."""
+        from scipy.special import logsumexp
+
+        return float(logsumexp(self._log_joint(self._check_fitted(X)), axis=1).mean())
+
+    def to_sklearn(self, **kwargs: Any):
+        """An unfitted :class:`sklearn.mixture.GaussianMixture` (spherical) initialized here.
+
+        Call ``.fit(X)`` on it to run EM from the moment estimate (``means_init``,
+        ``weights_init``, ``precisions_init``); ``kwargs`` go to its constructor.
+        """
+        from sklearn.mixture import GaussianMixture as SkGM
+
+        if not hasattr(self, "means_"):
+            raise ValueError("this GaussianMixture is not fitted yet: call fit(X) first")
+        k = self.n_components
+        w = np.clip(self.weights_, 1e-6, None)
+        return SkGM(k, covariance_type="spherical", means_init=self.means_,
+                    weights_init=w / w.sum(), precisions_init=np.full(k, 1 / self.covariance_),
+                    **kwargs)
