@@ -108,7 +108,8 @@ _FREE = "parametrizations.weight.original"
 
 
 def rotation_map(method: str, d: int, *, dtype: torch.dtype = torch.float64,
-                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+                 device: torch.device | str = "cpu",
+                 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """``(free0, to_rotation)``: the trained parameter at ``R = I`` and the map from it to ``R``.
 
     ``method`` is one of :data:`ORTHOGONAL_METHODS` except ``stochastic`` (which uses a ``cayley``
@@ -246,7 +247,8 @@ def orthogonal(model_fn: Callable, params0: Params, *, key: str = "W", method: s
     if key not in params0:
         raise ValueError(f"key must name an entry of params0 {sorted(params0)}, got key={key!r}")
     if key in train:
-        raise ValueError(f"train must not contain key={key!r} (its rows are only rotated), got train={train!r}")
+        raise ValueError(f"train must not contain key={key!r} (its rows are only rotated), "
+                         f"got train={train!r}")
     if params0[key].dim() < 2:
         raise ValueError(f"params0[{key!r}] must have shape (..., m, d), got {tuple(params0[key].shape)}")
     d = params0[key].shape[-1]
