@@ -4,6 +4,9 @@ from overtensor.experiments import (
     batched_runs,  # noqa: F401
     deflation,  # noqa: F401
     lazy_lower_bound,  # noqa: F401
+    opt_energy,  # noqa: F401
+    opt_expressivity,  # noqa: F401
+    opt_generalization,  # noqa: F401
     runs,  # noqa: F401
     vs_classical,  # noqa: F401
     width_vs_dimension,  # noqa: F401
