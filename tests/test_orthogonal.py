@@ -231,7 +231,7 @@ def test_opt_layer_keeps_energy_and_learns(rotation):
     for t in range(300):
         opt.zero_grad()
         loss = ((net(X) - y) ** 2).mean()
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         loss.backward()
         opt.step()
         if t % 20 == 19:
