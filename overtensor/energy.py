@@ -80,8 +80,9 @@ def energy_of_fit(result, s: float = 1.0) -> float:
 
 def energy_recorder(s: Sequence[float] = (1.0, 0.0)) -> Callable[[Any], dict[str, float]]:
     """A ``recorders`` entry adding ``energy_s{s}`` (e.g. ``energy_s1``, ``energy_s0``) to every
-    history record, computed in float64 from the rows the evaluated model uses (the trained tensor
-    of a regime when the loop exposes it as ``state.extra["regime_cp"]``).
+    history record, computed in float64 from the rows ``state.params["W"]`` the fit moves (for
+    ``random-features``, which moves only coefficients, the frozen rows of
+    ``state.extra["regime_cp"]``).
 
     Raises
     ------
@@ -91,9 +92,12 @@ def energy_recorder(s: Sequence[float] = (1.0, 0.0)) -> Callable[[Any], dict[str
     values = [check_float("s", v, minimum=0.0) for v in s]
 
     def record(state) -> dict[str, float]:
-        regime_cp = state.extra.get("regime_cp") if state.extra else None
         with torch.no_grad():
-            V = regime_cp()[1] if regime_cp is not None else state.cp()[1]
+            if "W" in state.params:  # the rows the regime moves (θ_0 + Δ for lazy)
+                V = state.params["W"]
+            else:  # random-features moves only coefficients: its rows are the frozen ones
+                regime_cp = (state.extra or {}).get("regime_cp")
+                V = regime_cp()[1] if regime_cp is not None else state.cp()[1]
             V = V.detach().double()
             return {f"energy_s{v:g}": float(hyperspherical_energy(V, v)) for v in values}
 

@@ -227,7 +227,7 @@ PRESETS = {
     "small": {
         "name": "opt-energy", "run": "opt_energy",
         "description": "energy and risk over training, tensor (l=3, d=6, r=2, m=20) and quadratic "
-                       "network (d=10, N=40), 3 seeds",
+                       "network (d=6, N=20), 3 seeds",
         "fixed": {"dim": 6, "rank": 2, "width": 20, "steps": 1000, "eval_every": 50, "lr": 0.02,
                   "batch": 100},
         "grid": _GRID, "seeds": 3,
