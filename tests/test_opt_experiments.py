@@ -74,6 +74,8 @@ def test_opt_expressivity_min_width_and_claim():
     t = min_widths(df).set_index("regime")
     assert t.loc["orthogonal", "min_width"] == 6 and t.loc["full", "min_width"] == 2
     assert expressivity_claims(df)[0].verdict == "supported"
+    late = df.assign(reached=df["reached"] & ~((df["regime"] == "orthogonal") & (df["width"] < 12)))
+    assert expressivity_claims(late)[0].verdict == "inconclusive"  # budget, not expressivity
     out = run_opt_expressivity({"order": 2, "dim": 3, "rank": 1, "width": 8,
                                 "regime": "random-features", "seed": 0, "max_steps": 10})
     assert out["reached"] and out["sym_dim"] == 6  # m = 8 >= C(4, 2) = 6: exact
