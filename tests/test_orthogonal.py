@@ -236,7 +236,7 @@ def test_opt_layer_keeps_energy_and_learns(rotation):
         opt.step()
         if t % 20 == 19:
             resample_blocks(net, opt)
-    assert float(loss) < 0.7 * first
+    assert float(loss.detach()) < 0.7 * first
     assert float((layer.weight() - w0).norm()) > 1e-2
     assert abs(layer.energy(1) - e0) <= 1e-10 * e0
     assert layer.orthogonality_error() < 1e-12
