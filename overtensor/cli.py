@@ -21,8 +21,8 @@ def _add_fit(sub) -> None:
                    help="number of rank-one terms m (default 5*rank)")
     p.add_argument("--method", default="beyond-lazy", help="beyond-lazy | gd | exact-rank | "
                    "deflation | power-method (default beyond-lazy)")
-    p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled "
-                   "(default full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled | "
+                   "orthogonal (default full); the summary then also shows the laziness diagnostics")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled (default 1)")
     p.add_argument("--components", default="random", help="random | orthonormal")
     p.add_argument("--weights", default="equal",

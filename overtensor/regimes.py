@@ -321,7 +321,7 @@ def fit_regime(
     from overtensor.fit import METHOD_DEFAULTS, resolve_width
     from overtensor.models import MODELS
 
-    check_choice("regime", regime, REGIMES)
+    check_choice("regime", regime, (*REGIMES, "orthogonal"))
     if method not in METHOD_DEFAULTS:
         raise ValueError(f"regime={regime!r} needs a gradient method, got method={method!r}")
     alpha = check_float("alpha", alpha, minimum=0.0, strict=True)
@@ -339,6 +339,16 @@ def fit_regime(
     if lr is not None:
         lr = check_float("lr", lr, minimum=0.0, strict=True)
     check_choice("signs", signs, ("auto", "positive", "balanced"))
+    if regime == "orthogonal":  # OPT (NETWORKS §3) has its own loop: overtensor.orthogonal_fit
+        from overtensor.orthogonal_fit import OrthogonalOptions, orthogonal_regime_fit
+
+        return orthogonal_regime_fit(
+            tgt, options=OrthogonalOptions(), method=method, model=model, width=width,
+            init_scale=init_scale, max_steps=max_steps, tol=tol, lr=lr, signs=signs,
+            patience=check_int("patience", patience, 1),
+            eval_every=check_int("eval_every", eval_every, 1), epoch_steps=epoch_steps,
+            generator=generator, dtype=dtype, device=device, callback=callback,
+            recorders=recorders, progress=progress)
     return regime_fit(
         tgt, regime=regime, method=method, model=model, width=width, init_scale=init_scale,
         alpha=alpha, max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,

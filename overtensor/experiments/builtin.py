@@ -8,6 +8,9 @@ from overtensor.experiments import (
     lazy_lower_bound,  # noqa: F401
     method_of_moments,  # noqa: F401
     min_norm_generalization,  # noqa: F401
+    opt_energy,  # noqa: F401
+    opt_expressivity,  # noqa: F401
+    opt_generalization,  # noqa: F401
     runs,  # noqa: F401
     vs_classical,  # noqa: F401
     width_vs_dimension,  # noqa: F401
