@@ -19,7 +19,7 @@ from overtensor.memory import check_fit_memory
 from overtensor.models import MODELS
 from overtensor.optimizers import check_optimizer
 from overtensor.options import refuse_ignored
-from overtensor.regimes import REGIMES
+from overtensor.regimes import FIT_REGIMES
 from overtensor.result import FitResult, rescale_result
 from overtensor.targets import Target, as_target
 
@@ -153,7 +153,7 @@ def fit(
     given = dict(locals())
     check_choice("method", method, METHODS)
     check_choice("engine", engine, ("auto", "autograd"))
-    check_choice("regime", regime, REGIMES)
+    check_choice("regime", regime, FIT_REGIMES)
     refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
     if width is not None:

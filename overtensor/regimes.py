@@ -46,6 +46,9 @@ from overtensor.targets import Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
 
 REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
+#: Every regime ``overtensor.fit`` accepts: the transformations above and OPT
+#: (:mod:`overtensor.orthogonal_fit`), which has its own loop.
+FIT_REGIMES = (*REGIMES, "orthogonal")
 
 Params = dict[str, torch.Tensor]
 
@@ -321,7 +324,7 @@ def fit_regime(
     from overtensor.fit import METHOD_DEFAULTS, resolve_width
     from overtensor.models import MODELS
 
-    check_choice("regime", regime, (*REGIMES, "orthogonal"))
+    check_choice("regime", regime, FIT_REGIMES)
     if method not in METHOD_DEFAULTS:
         raise ValueError(f"regime={regime!r} needs a gradient method, got method={method!r}")
     alpha = check_float("alpha", alpha, minimum=0.0, strict=True)

@@ -51,7 +51,7 @@ class FitParams(TargetParams):
     width: PositiveInt | None = None
     method: Literal["beyond-lazy", "gd", "exact-rank", "deflation", "power-method"] = "beyond-lazy"
     model: Literal["plain", "homogeneous", "coefficients"] | None = None
-    regime: Literal["full", "lazy", "random-features", "alpha-scaled"] = "full"
+    regime: Literal["full", "lazy", "random-features", "alpha-scaled", "orthogonal"] = "full"
     alpha: PositiveFloat = 1.0
     init_scale: PositiveFloat | None = None
     weight_decay: NonNegativeFloat | None = None
