@@ -16,6 +16,7 @@ from overtensor._checks import (
 from overtensor.models import MODELS
 from overtensor.result import FitResult
 from overtensor.targets import Target, as_target
+from overtensor.threads import with_chosen_threads
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
 #: ``"half-init"`` means ``init_scale / 2`` (SPEC §5: ``δ_1 = δ_0/2``).
@@ -34,6 +35,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 METHODS = (*METHOD_DEFAULTS, "power-method")
 
 
+@with_chosen_threads
 def fit(
     target: Any,
     width: int | None = None,
@@ -132,10 +134,18 @@ def fit(
         closed-form gradients) with a batch of one; other optimizers on the autograd loop
         (:func:`~overtensor.algorithms.gradient.gradient_fit`). ``autograd`` forces the latter.
         Both take the same decisions from the same random draws; numbers agree to rounding.
+    threads : int, "auto" or None
+        Intra-op torch threads for this fit (keyword only; added by
+        :func:`overtensor.threads.with_chosen_threads`). Default ``$OVERTENSOR_THREADS``, else
+        ``"auto"``: one thread for small problems, the current setting otherwise
+        (:mod:`overtensor.threads`). The previous setting is restored afterwards.
 
     Returns
     -------
     FitResult
+        ``seconds`` is the wall time of the whole call (training, extraction and polish; the parts
+        are ``info["seconds_train"]``, ``info["seconds_extract"]``, ``info["seconds_polish"]``);
+        ``info["threads"]`` the number of threads used.
     """
     check_choice("method", method, METHODS)
     check_choice("engine", engine, ("auto", "autograd"))
