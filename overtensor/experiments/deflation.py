@@ -387,6 +387,13 @@ _ORTH4 = _preset(
     {"dim": [20, 50], "variant": ["deflation", "no-reinit"]},
     seeds=10,
 )
+#: For the docs check (tests/test_docs.py): one run.
+_TINY = _preset(
+    "tiny check: orth4-geo, d = 20, variant deflation, one seed",
+    {"max_steps": 3000, "final_steps": 500},
+    {"scenario": ["orth4-geo"], "dim": [20], "variant": ["deflation"]},
+    seeds=1,
+)
 _FULL = _preset(
     "per-component fitted mass over time (full preset)",
     {"max_steps": 12000, "final_steps": 2000},
@@ -398,7 +405,7 @@ _FULL = _preset(
 EXPERIMENT = register_experiment(Experiment(
     name="deflation",
     description="are components fitted one at a time, largest weight first (staircase)?",
-    presets={"small": _SMALL, "orth4": _ORTH4, "full": _FULL},
+    presets={"tiny": _TINY, "small": _SMALL, "orth4": _ORTH4, "full": _FULL},
     figures=figures,
     summary=summary,
     claims=claims,

@@ -259,6 +259,16 @@ PRESETS = {
         "seeds": 2,
         "success": {"metric": "lazy_error", "op": "<=", "value": 1.0e-6},
     },
+    # For the docs check (tests/test_docs.py): one order, d, rank and seed, both sides of m·d = C.
+    "tiny": {
+        "name": "lazy-lower-bound",
+        "run": "lazy_lower_bound",
+        "description": "tiny check: order 3, d = 8, rank 1, md_ratio 0.5 and 1, one seed",
+        "fixed": {"full_seeds": 1, "full_max_steps": 1000},
+        "grid": {"order": [3], "dim": [8], "rank": [1], "md_ratio": [0.5, 1.0]},
+        "seeds": 1,
+        "success": {"metric": "lazy_error", "op": "<=", "value": 1.0e-6},
+    },
     "full": {
         "name": "lazy-lower-bound",
         "run": "lazy_lower_bound",

@@ -24,6 +24,16 @@ def _preset(name: str) -> dict:
     return yaml.safe_load(text)
 
 
+def _tiny() -> dict:
+    """The small preset cut to ``d = 10``, one seed and 2000 steps (the docs check)."""
+    spec = _preset("small")
+    spec["description"] = "tiny check: " + spec["description"] + " (d = 10, one seed)"
+    spec["fixed"] = {**spec["fixed"], "max_steps": 2000}
+    spec["grid"] = {**spec["grid"], "dim": [10]}
+    spec["seeds"] = 1
+    return spec
+
+
 def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     """Success rate vs ``d`` per method, and time to ``ε`` (successful runs) vs ``d`` per method."""
     from overtensor import plots
@@ -100,7 +110,7 @@ CAPTIONS = {
 EXPERIMENT = register_experiment(Experiment(
     name="vs-classical",
     description="success rate and time to ε: beyond-lazy vs power method, exact-rank GD and plain GD",
-    presets={"small": _preset("small"), "full": _preset("full")},
+    presets={"tiny": _tiny(), "small": _preset("small"), "full": _preset("full")},
     figures=figures,
     summary=summary,
     claims=claims,

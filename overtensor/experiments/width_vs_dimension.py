@@ -288,6 +288,15 @@ PRESETS = {
         "grid": {"regime": ["lazy", "beyond-lazy"], "dim": [10, 14, 20, 28, 40, 80]},
         "seeds": 3,
     },
+    # For the docs check (tests/test_docs.py): two small d, one seed.
+    "tiny": {
+        "name": "width-vs-dimension",
+        "run": "width_vs_dimension",
+        "description": "tiny check: d in {10, 14}, order 3 rank 3, eps 1e-2, one seed",
+        "fixed": {"order": 3, "rank": 3, "eps": 1.0e-2, "lazy_max_dim": 14, "max_steps": 2000},
+        "grid": {"regime": ["lazy", "beyond-lazy"], "dim": [10, 14]},
+        "seeds": 1,
+    },
     "full": {
         "name": "width-vs-dimension",
         "run": "width_vs_dimension",
