@@ -202,7 +202,7 @@ def test_width_statistic_says_what_it_is_below_ten_seeds():
             for reg in ("lazy", "beyond-lazy") for d in (10, 20, 40) for s in range(3)]
     (claim,) = claims(pd.DataFrame(rows))
     assert claim.verdict == "supported"
-    assert "the 2-th smallest: the width by which 2 of 3 seeds reached ε" in claim.reason
+    assert "the 2nd smallest: the width by which 2 of 3 seeds reached ε" in claim.reason
     assert "fewer than 10 seeds: not a 90 % width" in claim.reason
 
 

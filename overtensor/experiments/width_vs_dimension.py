@@ -160,6 +160,11 @@ def statistic_name(seeds: int, q: float = QUANTILE) -> str:
     return f"{k} of {seeds} seeds"
 
 
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def fitted_slopes(widths: pd.DataFrame) -> dict[str, float]:
     """Least-squares slope of ``log width`` against ``log d`` per regime (finite widths only)."""
     out = {}
@@ -258,7 +263,7 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     lz = widths[widths["regime"] == "lazy"]
     failed = int((bl["seeds"] - bl["succeeded"]).sum())
     stat = (f"width per d = the lower 0.9-quantile of the per-seed smallest widths over {seeds} seeds, "
-            f"i.e. the {k}-th smallest: the width by which {k} of {seeds} seeds reached ε"
+            f"i.e. the {_ordinal(k)} smallest: the width by which {k} of {seeds} seeds reached ε"
             + ("" if seeds >= 10 else " (fewer than 10 seeds: not a 90 % width)"))
     reason = (f"fitted log–log slope of width against d: lazy {slopes['lazy']:.2f} "
               f"(d = {int(lz['dim'].min())}…{int(lz['dim'].max())}, needs ≥ {order - 1.5:g}), "
