@@ -14,6 +14,8 @@ needs them is used.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -78,6 +80,20 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """The package module. Importing a submodule binds it as an attribute of the package;
+    ``overtensor.fit`` (the module) must not shadow ``overtensor.fit`` (the function), nor
+    ``overtensor.laziness`` the function of that name, as the eager imports used to ensure."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return  # reachable as sys.modules["overtensor." + name]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # static analysers see the eager imports

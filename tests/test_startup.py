@@ -34,3 +34,14 @@ def test_a_small_fit_imports_neither_dataframes_nor_plots_nor_dask_nor_dynamo():
     assert loaded["torch"]
     for name in ("pandas", "matplotlib", "dask", "distributed", "sklearn", "torch._dynamo"):
         assert not loaded[name], name
+
+
+def test_public_names_survive_importing_the_submodules_of_the_same_name():
+    import overtensor.fit
+    import overtensor.laziness  # noqa: F401
+    import overtensor as ot
+    from overtensor.metrics import laziness
+
+    assert callable(ot.fit) and ot.fit.__name__ == "fit"
+    assert ot.laziness is laziness
+    assert set(ot.__all__) == {"__version__", *ot._EXPORTS}

@@ -214,7 +214,8 @@ def finish_fit(
     """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run.
 
     ``seconds`` is the training time; the result's ``seconds`` adds extraction and polish, and
-    ``info`` gives the parts (``seconds_train``, ``seconds_extract``, ``seconds_polish``).
+    ``info`` gives the parts (``seconds_train``, ``seconds_extract``, ``seconds_polish``) and the
+    number of intra-op ``threads``.
     """
     t_extract = time.perf_counter()
     l = target.order
@@ -245,7 +246,7 @@ def finish_fit(
                     cp, final_rel = again, again_rel
     t_end = time.perf_counter()
     parts = {"seconds_train": seconds, "seconds_extract": t_polish - t_extract,
-             "seconds_polish": t_end - t_polish}
+             "seconds_polish": t_end - t_polish, "threads": torch.get_num_threads()}
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
         steps=schedule.step, seconds=seconds + t_end - t_extract, converged=final_rel <= tol,
