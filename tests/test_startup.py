@@ -37,9 +37,9 @@ def test_a_small_fit_imports_neither_dataframes_nor_plots_nor_dask_nor_dynamo():
 
 
 def test_public_names_survive_importing_the_submodules_of_the_same_name():
-    import overtensor.fit
-    import overtensor.laziness  # noqa: F401
     import overtensor as ot
+    import overtensor.fit
+    import overtensor.laziness
     from overtensor.metrics import laziness
 
     assert callable(ot.fit) and ot.fit.__name__ == "fit"
