@@ -175,10 +175,12 @@ def test_tables_keep_every_metric_and_name_the_statistic():
     df = pd.DataFrame({"x": [1, 1, 1, 2, 2, 2], "seed": [0, 1, 2] * 2,
                        **{f"metric_{i}": rng.normal(size=6) for i in range(12)},
                        "ok": [True, False, True, True, True, True],
-                       "sometimes": [1.0, None, None, 2.0, 4.0, None]})
+                       "sometimes": [1.0, None, None, 2.0, 4.0, None], "size": [5, 5, 5, 7, 7, 7]})
     spec = {"grid": {"x": [1, 2]}}
     table = aggregate_text(df, spec)
-    assert list(table.columns) == ["x", "n", *[f"metric_{i}" for i in range(12)], "ok", "sometimes"]
+    assert list(table.columns) == ["x", "n", *[f"metric_{i}" for i in range(12)], "ok", "sometimes",
+                                   "size"]  # constant per grid point: last, without a spread
+    assert table["size"].tolist() == ["5", "7"]
     assert table["ok"].tolist() == ["2/3", "3/3"]
     assert table["sometimes"].tolist() == ["1 [1]", "3 ± 1.4 [2]"]
     m = df.loc[df["x"] == 1, "metric_0"]
@@ -187,7 +189,7 @@ def test_tables_keep_every_metric_and_name_the_statistic():
     assert "mean ± sd" in page and "3 seeds" in page
     main_part, full = page.split("<details", 1)
     assert main_part.count("<th>") == 2 + MAIN_METRICS
-    assert full.count("<th>") == 2 + 14 and "All 14 metrics" in full
+    assert full.count("<th>") == 2 + 15 and "All 15 metrics" in full
 
 
 def test_width_statistic_says_what_it_is_below_ten_seeds():

@@ -214,7 +214,9 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
     shown: set[str] = set()
     for claim in claims:
         fig = ""
-        if claim.figure in pngs:
+        if claim.figure in shown:
+            fig = f"<p class='figure-ref'>Figure: {html.escape(claim.figure)}, shown above.</p>"
+        elif claim.figure in pngs:
             fig = _figure_html(pngs[claim.figure], captions.get(claim.figure, claim.figure))
             shown.add(claim.figure)
         parts.append(_claim_html(claim, fig))
@@ -318,7 +320,8 @@ def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
 
 def aggregate_text(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
     """Like :func:`aggregate`, as text: ``mean ± sd`` per metric (``k/n`` for 0/1 metrics; the
-    number of runs in brackets when a metric is missing on some)."""
+    number of runs in brackets when a metric is missing on some; a plain value, listed last, for a
+    metric constant within every grid point)."""
     if df.empty:
         return None
     keys, metrics = _metric_columns(df, spec)
@@ -330,24 +333,29 @@ def aggregate_text(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | Non
     binary = {c for c in metrics if data[c].dropna().isin([0.0, 1.0]).all()
               and (pd.api.types.is_bool_dtype(df[c]) or c == "success")}
     groups = [((), data)] if not keys else list(data.groupby(keys, sort=True))
+    # Columns constant within every grid point (widths and sizes derived from the config) carry
+    # no spread: shown as plain values, after the metrics that vary over seeds.
+    constant = {c for c in metrics if c not in binary
+                and all(sub[c].nunique(dropna=True) <= 1 for _, sub in groups)}
+    metrics = [c for c in metrics if c not in constant] + [c for c in metrics if c in constant]
     rows = []
     for key, sub in groups:
         key = key if isinstance(key, tuple) else (key,)
         row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row["n"] = len(sub)
         for c in metrics:
-            row[c] = _stat_text(sub[c], c in binary, len(sub))
+            row[c] = _stat_text(sub[c], c in binary, len(sub), c in constant)
         rows.append(row)
     return pd.DataFrame(rows, columns=[*keys, "n", *metrics])
 
 
-def _stat_text(values: pd.Series, binary: bool, n: int) -> str:
+def _stat_text(values: pd.Series, binary: bool, n: int, constant: bool = False) -> str:
     v = values.dropna()
     if v.empty:
         return "–"
     if binary:
         return f"{int(v.sum())}/{len(v)}"
-    text = f"{v.mean():.4g}" if len(v) == 1 else f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+    text = f"{v.mean():.4g}" if len(v) == 1 or constant else f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
     return text if len(v) == n else f"{text} [{len(v)}]"
 
 
