@@ -5,28 +5,47 @@
 >>> result = overtensor.fit(target, width=12, random_state=0)
 >>> result.relative_error < 1e-4
 True
+
+The public names are imported on first use (PEP 562 module ``__getattr__``), so that
+``import overtensor`` and ``overtensor --help`` do not pay for torch and scipy until a name that
+needs them is used.
 """
 
-from overtensor.algorithms.power import PowerOptions
-from overtensor.batched import fit_batched
-from overtensor.cp import SymmetricCP
-from overtensor.fit import METHODS, fit
-from overtensor.laziness import laziness_recorder
-from overtensor.lazy import lazy_error, lazy_least_squares, random_features_least_squares
-from overtensor.metrics import cp_relative_error, laziness, recovery
-from overtensor.regimes import REGIMES
-from overtensor.result import FitResult
-from overtensor.targets import (
-    CPTarget,
-    DenseTarget,
-    MomentTarget,
-    Target,
-    as_target,
-    random_target,
-)
-from overtensor.training import DivergenceError
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> module that defines it.
+_EXPORTS: dict[str, str] = {
+    "PowerOptions": "overtensor.algorithms.power",
+    "fit_batched": "overtensor.batched",
+    "compress": "overtensor.compression",
+    "fit_compressed": "overtensor.compression",
+    "SymmetricCP": "overtensor.cp",
+    "METHODS": "overtensor.fit",
+    "fit": "overtensor.fit",
+    "laziness_recorder": "overtensor.laziness",
+    "lazy_error": "overtensor.lazy",
+    "lazy_least_squares": "overtensor.lazy",
+    "random_features_least_squares": "overtensor.lazy",
+    "cp_relative_error": "overtensor.metrics",
+    "laziness": "overtensor.metrics",
+    "recovery": "overtensor.metrics",
+    "REGIMES": "overtensor.regimes",
+    "FitResult": "overtensor.result",
+    "CPTarget": "overtensor.targets",
+    "DenseTarget": "overtensor.targets",
+    "MomentTarget": "overtensor.targets",
+    "Target": "overtensor.targets",
+    "as_target": "overtensor.targets",
+    "random_target": "overtensor.targets",
+    "DivergenceError": "overtensor.training",
+}
 
 __all__ = [
     "METHODS",
@@ -41,9 +60,11 @@ __all__ = [
     "Target",
     "__version__",
     "as_target",
+    "compress",
     "cp_relative_error",
     "fit",
     "fit_batched",
+    "fit_compressed",
     "laziness",
     "laziness_recorder",
     "lazy_error",
@@ -52,3 +73,52 @@ __all__ = [
     "random_target",
     "recovery",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'overtensor' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """The package module. Importing a submodule binds it as an attribute of the package;
+    ``overtensor.fit`` (the module) must not shadow ``overtensor.fit`` (the function), nor
+    ``overtensor.laziness`` the function of that name, as the eager imports used to ensure."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return  # reachable as sys.modules["overtensor." + name]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if TYPE_CHECKING:  # static analysers see the eager imports
+    from overtensor.algorithms.power import PowerOptions
+    from overtensor.batched import fit_batched
+    from overtensor.compression import compress, fit_compressed
+    from overtensor.cp import SymmetricCP
+    from overtensor.fit import METHODS, fit
+    from overtensor.laziness import laziness_recorder
+    from overtensor.lazy import lazy_error, lazy_least_squares, random_features_least_squares
+    from overtensor.metrics import cp_relative_error, laziness, recovery
+    from overtensor.regimes import REGIMES
+    from overtensor.result import FitResult
+    from overtensor.targets import (
+        CPTarget,
+        DenseTarget,
+        MomentTarget,
+        Target,
+        as_target,
+        random_target,
+    )
+    from overtensor.training import DivergenceError

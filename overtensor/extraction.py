@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from overtensor.cp import SymmetricCP
+from overtensor.lbfgs import lbfgs_minimize
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.targets import Target
 
@@ -81,21 +82,15 @@ def polish(
     t64 = target.float64()
     sq = t64.sq_norm()
     scale = 1.0 / sq.sqrt()
-    c = (cp.weights.detach().to(torch.float64) * scale).clone().requires_grad_(True)
-    U = cp.components.detach().to(torch.float64).clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([c, U], lr=1.0, max_iter=max_iter, tolerance_grad=1e-14,
-                            tolerance_change=1e-16, history_size=20,
-                            line_search_fn="strong_wolfe")
+    c = cp.weights.detach().to(torch.float64) * scale
+    U = cp.components.detach().to(torch.float64)
 
-    def closure():
-        opt.zero_grad()
-        Ubar = U / U.norm(dim=-1, keepdim=True)
-        loss = half_sq_distance(c, Ubar, t64, scale, sq)
-        loss.backward()
-        return loss
+    def loss(c, U):
+        return half_sq_distance(c, U / U.norm(dim=-1, keepdim=True), t64, scale, sq)
 
     before = float(relative_error(c, U / U.norm(dim=-1, keepdim=True), t64, scale))
-    opt.step(closure)
+    # SciPy's L-BFGS, not torch.optim.LBFGS: any torch.optim optimizer imports torch._dynamo (~1 s).
+    c, U = lbfgs_minimize(loss, [c, U], max_iter=max_iter)
     with torch.no_grad():
         Ubar = U / U.norm(dim=-1, keepdim=True)
         if not torch.isfinite(Ubar).all() or not torch.isfinite(c).all():

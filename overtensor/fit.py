@@ -22,6 +22,7 @@ from overtensor.options import refuse_ignored
 from overtensor.regimes import FIT_REGIMES
 from overtensor.result import FitResult, rescale_result
 from overtensor.targets import Target, as_target
+from overtensor.threads import with_chosen_threads
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
 #: ``"half-init"`` means ``init_scale / 2`` (SPEC §5: ``δ_1 = δ_0/2``).
@@ -40,6 +41,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 METHODS = (*METHOD_DEFAULTS, "power-method")
 
 
+@with_chosen_threads
 def fit(
     target: Any,
     width: int | None = None,
@@ -145,10 +147,18 @@ def fit(
     power : PowerOptions, optional
         Options of ``power-method`` (:class:`overtensor.algorithms.power.PowerOptions`): the
         shifted (SS-HOPM, default) or plain variant, the shift rule, restarts and iterations.
+    threads : int, "auto" or None
+        Intra-op torch threads for this fit (keyword only; added by
+        :func:`overtensor.threads.with_chosen_threads`). Default ``$OVERTENSOR_THREADS``, else
+        ``"auto"``: one thread for small problems, the current setting otherwise
+        (:mod:`overtensor.threads`). The previous setting is restored afterwards.
 
     Returns
     -------
     FitResult
+        ``seconds`` is the wall time of the whole call (training, extraction and polish; the parts
+        are ``info["seconds_train"]``, ``info["seconds_extract"]``, ``info["seconds_polish"]``);
+        ``info["threads"]`` the number of threads used.
     """
     given = dict(locals())
     check_choice("method", method, METHODS)

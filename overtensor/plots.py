@@ -109,11 +109,17 @@ def curves(
     title: str | None = None,
     xlabel: str | None = None,
     ylabel: str | None = None,
+    dodge: float = 0.0,
     formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """Median of ``y`` against ``x`` with a band showing the spread over seeds.
 
-    One line per value of ``hue``. ``spread`` is ``"quartiles"`` (25–75 % band), ``"minmax"``,
+    One line per value of ``hue``, each with its own marker and line style (so that lines with
+    equal values stay distinguishable), the legend outside the axes on the right. ``dodge`` shifts
+    the lines of different ``hue`` values apart along ``x`` by that fraction of the smallest gap
+    between ``x`` values (in log space when ``logx``), centred on the true ``x``.
+
+    ``spread`` is ``"quartiles"`` (25–75 % band), ``"minmax"``,
     ``"std"`` (mean ± one standard deviation; the line is then the mean) or ``"wilson"`` for a 0/1
     ``y`` such as success: the line is the rate ``p̂ = k/n`` and the band the 95 % Wilson score
     interval ``(p̂ + z²/2n ± z·sqrt(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)``, ``z = 1.96``.
@@ -122,10 +128,14 @@ def curves(
         raise ValueError(f"spread must be one of {list(_BANDS)}, got {spread!r}")
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=True))
-    for label, sub in groups:
+    offsets = _dodge_offsets(df[x], len(groups), dodge, logx)
+    for i, (label, sub) in enumerate(groups):
         center, lo, hi = _spread(sub, x, y, spread)
         xs = center.index.to_numpy()
-        line = ax.plot(xs, center.to_numpy(), marker="o", ms=3,
+        if dodge:
+            xs = xs * np.exp(offsets[i]) if logx else xs + offsets[i]
+        line = ax.plot(xs, center.to_numpy(), marker=MARKERS[i % len(MARKERS)],
+                       ls=LINESTYLES[i % len(LINESTYLES)], ms=5, mfc="none" if i % 2 else None,
                        label=None if hue is None else f"{hue} = {_fmt(label)}")[0]
         ax.fill_between(xs, lo.to_numpy(), hi.to_numpy(), color=line.get_color(), alpha=0.15,
                         linewidth=0)
@@ -138,9 +148,25 @@ def curves(
     band = _BANDS[spread]
     ax.set_title(title or f"{y} vs {x} ({band} over seeds)")
     if hue is not None:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     ax.grid(alpha=0.3)
     return save(fig, path, formats)
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _dodge_offsets(xcol, k: int, dodge: float, logx: bool) -> list[float]:
+    """Offsets (additive, or in log space for ``logx``) centring ``k`` lines around each ``x``."""
+    if not dodge or k < 2:
+        return [0.0] * k
+    values = np.unique(np.asarray(xcol, dtype=float))
+    if logx:
+        values = np.log(values[values > 0])
+    gap = float(np.diff(values).min()) if values.size > 1 else 1.0
+    step = dodge * gap
+    return [(i - (k - 1) / 2) * step for i in range(k)]
 
 
 _BANDS = {"quartiles": "median, 25–75 % band", "minmax": "median, min–max band", "std": "mean ± 1 std",

@@ -21,3 +21,16 @@ def test_temporary_file_keeps_the_suffix_so_writers_can_pick_the_format(tmp_path
     seen = []
     atomic_write(tmp_path / "fig.svg", lambda tmp: (seen.append(tmp.suffix), tmp.write_text("x")))
     assert seen == [".svg"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_mode_of_the_users_umask(tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        path = atomic_write(tmp_path / "report.html", lambda tmp: tmp.write_text("x"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

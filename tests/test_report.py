@@ -129,6 +129,85 @@ def test_demo_runs_the_registered_experiments_and_names_the_missing_ones(tmp_pat
     assert "12 already done, 0 done" in capsys.readouterr().out
 
 
+def _poly_claims(df):
+    mean = df["value"].mean()
+    return [registry.Claim("Doe: Squares (2020)", "https://example.org/squares",
+                           "The mean value stays below 10.", "supported" if mean < 10 else "not supported",
+                           f"mean over {len(df)} runs: {mean:.2f} < 10", "poly_value"),
+            registry.Claim("Doe: Squares (2020)", "", "Nothing else.", "inconclusive", "too few seeds")]
+
+
+@pytest.fixture
+def with_claims(monkeypatch):
+    exp = dataclasses.replace(tests._runfns.EXPERIMENT, claims=_poly_claims,
+                              captions={"poly_value": "Value against x: median over seeds, quartile band."})
+    monkeypatch.setitem(registry._EXPERIMENTS, "test-poly-exp", exp)
+
+
+def test_report_states_each_claim_with_paper_verdict_reason_and_captioned_figure(store, tmp_path,
+                                                                                 with_claims):
+    page = write_report(store, tmp_path / "report.html").read_text()
+    assert page.count("<section class='claim verdict-supported'>") == 1
+    assert page.count("<section class='claim verdict-inconclusive'>") == 1
+    assert "<a href='https://example.org/squares'>Doe: Squares (2020)</a>" in page
+    assert "The mean value stays below 10." in page and "mean over 12 runs: 5.17 &lt; 10" in page
+    # the claim's figure sits in the claim's section, with its caption
+    claim = page[page.index("<section class='claim verdict-supported'>"):]
+    claim = claim[:claim.index("</section>")]
+    assert "<figcaption>Value against x: median over seeds, quartile band." in claim
+    assert "What held" in page and page.index("What held") < page.index("<h2 id='poly-grid'>")
+    # generic figures get captions that say what they show, not file names
+    assert "Success rate (value &lt;= 4) over group and x" in page
+
+
+def test_sections_follow_the_readme_order():
+    from overtensor.experiments.report import ordered_names
+
+    names = ["b-own", "vs-classical", "a-own", "deflation", "lazy-lower-bound", "width-vs-dimension"]
+    assert ordered_names(names) == ["lazy-lower-bound", "width-vs-dimension", "deflation", "vs-classical",
+                                    "a-own", "b-own"]
+
+
+def test_tables_keep_every_metric_and_name_the_statistic():
+    from overtensor.experiments.report import MAIN_METRICS, _results_tables, aggregate_text
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": [1, 1, 1, 2, 2, 2], "seed": [0, 1, 2] * 2,
+                       **{f"metric_{i}": rng.normal(size=6) for i in range(12)},
+                       "ok": [True, False, True, True, True, True],
+                       "sometimes": [1.0, None, None, 2.0, 4.0, None], "size": [5, 5, 5, 7, 7, 7]})
+    spec = {"grid": {"x": [1, 2]}}
+    table = aggregate_text(df, spec)
+    assert list(table.columns) == ["x", "n", *[f"metric_{i}" for i in range(12)], "ok", "sometimes",
+                                   "size"]  # constant per grid point: last, without a spread
+    assert table["size"].tolist() == ["5", "7"]
+    assert table["ok"].tolist() == ["2/3", "3/3"]
+    assert table["sometimes"].tolist() == ["1 [1]", "3 ± 1.4 [2]"]
+    m = df.loc[df["x"] == 1, "metric_0"]
+    assert table.loc[0, "metric_0"] == f"{m.mean():.4g} ± {m.std(ddof=1):.2g}"
+    page = _results_tables(df, spec)
+    assert "mean ± sd" in page and "3 seeds" in page
+    main_part, full = page.split("<details", 1)
+    assert main_part.count("<th>") == 2 + MAIN_METRICS
+    assert full.count("<th>") == 2 + 15 and "All 15 metrics" in full
+
+
+def test_width_statistic_says_what_it_is_below_ten_seeds():
+    from overtensor.experiments.width_vs_dimension import claims, statistic_name
+
+    assert statistic_name(3) == "2 of 3 seeds"
+    assert statistic_name(9) == "8 of 9 seeds"
+    assert statistic_name(10) == "≥ 90 % of seeds"
+    rows = [{"regime": reg, "dim": d, "seed": s, "order": 3, "rank": 3, "eps": 0.01, "skipped": False,
+             "lazy_threshold_width": -(-(d + 2) * (d + 1) * d // 6 // d),
+             "min_width": (-(-(d + 2) * (d + 1) // 6)) if reg == "lazy" else 3 + s}
+            for reg in ("lazy", "beyond-lazy") for d in (10, 20, 40) for s in range(3)]
+    (claim,) = claims(pd.DataFrame(rows))
+    assert claim.verdict == "supported"
+    assert "the 2nd smallest: the width by which 2 of 3 seeds reached ε" in claim.reason
+    assert "fewer than 10 seeds: not a 90 % width" in claim.reason
+
+
 # -- headless Chromium ---------------------------------------------------------------------------
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -144,6 +223,30 @@ window.addEventListener('load', function () {
   var pre = document.createElement('pre');
   pre.id = 'img-status';
   pre.textContent = JSON.stringify(state);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+# Lists, once the page has loaded, every verdict element and, per table, its header cells with
+# their rendered width and whether the table fits its box or the box scrolls.
+TABLE_PROBE = """<script>
+window.addEventListener('load', function () {
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var verdicts = Array.prototype.map.call(document.querySelectorAll('p.verdict .verdict-label'),
+                                          function (el) { return el.textContent; });
+  var tables = Array.prototype.map.call(document.querySelectorAll('div.table-wrap'), function (box) {
+    var table = box.querySelector('table');
+    var ths = Array.prototype.map.call(table.querySelectorAll('tr:first-child th'), function (th) {
+      var r = th.getBoundingClientRect();
+      return {text: th.textContent, width: r.width};
+    });
+    return {ths: ths, fits: table.scrollWidth <= box.clientWidth + 1,
+            scrolls: getComputedStyle(box).overflowX === 'auto'};
+  });
+  var pre = document.createElement('pre');
+  pre.id = 'layout-status';
+  pre.textContent = JSON.stringify({verdicts: verdicts, tables: tables});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -197,3 +300,27 @@ def test_cli_lists_builtin_experiments_with_run_counts(capsys, monkeypatch):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
     assert "vs-classical" in out and "small (48)" in out
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium_shows_verdicts_and_cuts_no_table_column(store, tmp_path, with_claims):
+    browser = find_browser()
+    if browser is None:
+        pytest.skip(f"no headless browser found (looked for {', '.join(BROWSERS)} on PATH); "
+                    "install Debian's 'chromium' package (.ci/run does) to run this test")
+    page = write_report(store, tmp_path / "report.html").read_text()
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", TABLE_PROBE + "</body>"))
+    proc = subprocess.run([browser, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                           "--window-size=800,900", "--dump-dom", probe.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    match = re.search(r'<pre id="layout-status">(.*?)</pre>', proc.stdout, re.S)
+    assert match, f"page did not load or the probe did not run; stderr: {proc.stderr[-2000:]}"
+    state = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert state["verdicts"] == ["supported", "inconclusive"]
+    n_tables = page.count("<div class='table-wrap'>")
+    assert len(state["tables"]) == n_tables >= 3
+    for table in state["tables"]:
+        assert table["ths"] and all(th["width"] > 0 for th in table["ths"]), table
+        assert table["fits"] or table["scrolls"], table  # a wide table scrolls; nothing is cut

@@ -211,7 +211,13 @@ def finish_fit(
     schedule: EpochSchedule, *, method: str, width: int, extract: bool, polish_iter: int,
     polish_below: float, merge_cos: float, drop_tol: float, tol: float, seconds: float,
 ) -> FitResult:
-    """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run."""
+    """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run.
+
+    ``seconds`` is the training time; the result's ``seconds`` adds extraction and polish, and
+    ``info`` gives the parts (``seconds_train``, ``seconds_extract``, ``seconds_polish``) and the
+    number of intra-op ``threads``.
+    """
+    t_extract = time.perf_counter()
     l = target.order
     with torch.no_grad():
         a, V = model_cp(model, params, signs)
@@ -223,6 +229,7 @@ def finish_fit(
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
     # run with the work of L-BFGS), so it only runs once the model itself is close.
     polished = extract and polish_iter > 0 and model_rel <= polish_below
+    t_polish = time.perf_counter()
     if polished:
         cp = polish(cp, target, max_iter=polish_iter)
     final_rel = cp_relative_error(cp, target)
@@ -237,12 +244,15 @@ def finish_fit(
                 again_rel = cp_relative_error(again, target)
                 if again_rel <= max(final_rel, tol):
                     cp, final_rel = again, again_rel
+    t_end = time.perf_counter()
+    parts = {"seconds_train": seconds, "seconds_extract": t_polish - t_extract,
+             "seconds_polish": t_end - t_polish, "threads": torch.get_num_threads()}
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
-        steps=schedule.step, seconds=seconds, converged=final_rel <= tol,
+        steps=schedule.step, seconds=seconds + t_end - t_extract, converged=final_rel <= tol,
         stop_reason=schedule.stop_reason, method=method, width=width, target=target,
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
-        model=model, info={"polished": polished}, scale=float(scale),
+        model=model, info={"polished": polished, **parts}, scale=float(scale),
     )
 
 

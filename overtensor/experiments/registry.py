@@ -159,6 +159,9 @@ class Experiment:
     claims : callable, optional
         ``claims(df) -> list[Claim]``: each claim the experiment tests, the numbers that decide it and
         the verdict. The HTML report shows one section per claim.
+    captions : dict[str, str]
+        Caption of each figure, keyed by its file stem: what the figure shows (axes, statistic,
+        number of seeds). The report falls back to the stem.
     """
 
     name: str
@@ -167,6 +170,7 @@ class Experiment:
     figures: FiguresFn | None = None
     summary: Callable[[Any], str] | None = field(default=None)
     claims: Callable[[Any], list[Claim]] | None = field(default=None)
+    captions: dict[str, str] = field(default_factory=dict)
 
 
 #: Verdicts a claim can get.

@@ -1,9 +1,13 @@
-"""One self-contained HTML report of a result store.
+"""One self-contained HTML report of a result store: what held, and the numbers behind it.
 
-For every experiment in the store: its figures (the registered experiment's ``figures(df, outdir)``
-when there is one, else generic ones from the spec's grid and success criterion), embedded as
-base64 PNG so that the page is a single file; its summary; a table of the results aggregated over
-seeds; the failed runs with their errors; the spec; and the software versions and devices.
+The page opens with the verdict of every claim (supported / not supported / inconclusive), then
+one section per experiment, in the order of the README (:data:`REPORT_ORDER`, others after): for
+each claim the paper (linked), the claim in one sentence, the verdict with the numbers that decide
+it and its figure; the other figures with captions saying what they show; a table of every metric
+per grid point as ``mean ± sd`` over the seeds (``k/n`` for 0/1 metrics), the first
+:data:`MAIN_METRICS` shown and all of them in a collapsible full table; the failed runs; the spec;
+and the software versions and devices. Figures are embedded as base64 PNG, so the page is a single
+file.
 """
 
 from __future__ import annotations
@@ -27,8 +31,21 @@ text-align:right} th{background:#f2f2f2}
 pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
 figure{display:inline-block;margin:0.5em;vertical-align:top;max-width:100%}
 figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:0.8em;color:#555} .failed{color:#a00}
+figcaption{font-size:0.85em;color:#333;max-width:60em} .failed{color:#a00}
+.table-wrap{overflow-x:auto;max-width:100%} td.label,th.label{text-align:left}
+section.claim{border-left:4px solid #999;padding:0.2em 1em;margin:1.2em 0;background:#fafafa}
+section.claim.verdict-supported{border-color:#2a7d2a} section.claim.verdict-not-supported{border-color:#b22}
+section.claim.verdict-inconclusive{border-color:#c80}
+.verdict-label{font-weight:bold;padding:1px 6px;border-radius:3px;color:#fff;background:#777}
+.verdict-supported .verdict-label{background:#2a7d2a} .verdict-not-supported .verdict-label{background:#b22}
+.verdict-inconclusive .verdict-label{background:#c80}
+details{margin:0.5em 0} summary{cursor:pointer;color:#225}
 """
+
+#: Section order of the report: the order of the README (other experiments follow, sorted).
+REPORT_ORDER = ("lazy-lower-bound", "width-vs-dimension", "deflation", "vs-classical")
+#: Metrics of the main table (all of them are in the collapsible full table).
+MAIN_METRICS = 8
 
 
 def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_dir: str | Path | None = None,
@@ -44,20 +61,29 @@ def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
     out = Path(out)
     figdir = Path(figures_dir) if figures_dir is not None else out.with_name(out.stem + "_figures")
     try:
-        names = db.experiments()
+        names = ordered_names(db.experiments())
         # A store may come from someone else: its names become file names only through slug().
-        sections = [_section(db, name, figdir / slug(name)) for name in names]
+        built = [_section(db, name, figdir / slug(name)) for name in names]
         versions = _versions(db)
     finally:
         if own:
             db.close()
+    sections = [text for text, _ in built]
+    verdicts = _verdict_overview([(name, claims) for name, (_, claims) in zip(names, built, strict=True)])
     toc = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in names)
-    body = (f"<ul>{toc}</ul>\n" + "\n".join(sections)) if sections else "<p>The store holds no runs.</p>"
+    body = (f"{verdicts}<ul>{toc}</ul>\n" + "\n".join(sections)) if sections \
+        else "<p>The store holds no runs.</p>"
     page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>Store: <code>{html.escape(str(db.path))}</code></p>\n{versions}\n{body}\n</body></html>\n")
     return atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+
+
+def ordered_names(names: list[str]) -> list[str]:
+    """``names`` in :data:`REPORT_ORDER` (the README's order), the others after them, sorted."""
+    rank = {n: i for i, n in enumerate(REPORT_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
 def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None, outdir: Path) -> list[Path]:
@@ -102,7 +128,64 @@ def default_figures(df: pd.DataFrame, spec: dict[str, Any], outdir: Path) -> lis
     return out
 
 
-def _section(db: ResultStore, name: str, figdir: Path) -> str:
+def default_captions(df: pd.DataFrame, spec: dict[str, Any]) -> dict[str, str]:
+    """Captions of the figures of :func:`default_figures`, keyed by file stem."""
+    grid = [k for k in (spec.get("grid") or {}) if k in df.columns]
+    numeric = [k for k in grid if pd.api.types.is_numeric_dtype(df[k]) and df[k].nunique() > 1]
+    others = [k for k in grid if k not in numeric[:1] and df[k].nunique() <= 8]
+    per = f", one line per {others[0]}" if others else ""
+    success = spec.get("success")
+    out = {}
+    if success and numeric:
+        rule = f"{success['metric']} {success['op']} {success['value']:g}"
+        if len(numeric) >= 2:
+            out["phase_diagram"] = (f"Success rate ({rule}) over {numeric[0]} and {numeric[1]}: the "
+                                    "fraction of seeds that succeeded in each cell (runs per cell "
+                                    "in the colour-bar label).")
+        out["success_rate"] = (f"Success rate ({rule}) against {numeric[0]}{per}: the rate k/n over "
+                               "seeds with its 95 % Wilson score interval.")
+    metric = (spec.get("metrics") or [success["metric"] if success else None])[0]
+    if numeric and metric:
+        out[f"{metric}_curves"] = (f"{metric} against {numeric[0]}{per}: median over seeds, band "
+                                   "from the 25th to the 75th percentile.")
+    return out
+
+
+def _figure_html(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)} <span class='file'>({html.escape(path.name)})</span>"
+            "</figcaption></figure>")
+
+
+def _claim_html(claim, figure: str) -> str:
+    slug = claim.verdict.replace(" ", "-")
+    paper = (f"<a href='{html.escape(claim.url)}'>{html.escape(claim.paper)}</a>" if claim.url
+             else html.escape(claim.paper))
+    return (f"<section class='claim verdict-{slug}'>"
+            f"<h3 class='claim-statement'>{html.escape(claim.statement)}</h3>"
+            f"<p class='paper'>Source: {paper}</p>"
+            f"<p class='verdict verdict-{slug}'><span class='verdict-label'>{html.escape(claim.verdict)}"
+            f"</span> {html.escape(claim.reason)}</p>{figure}</section>")
+
+
+def _verdict_overview(sections: list[tuple[str, list]]) -> str:
+    rows = []
+    for name, claims in sections:
+        for claim in claims:
+            slug = claim.verdict.replace(" ", "-")
+            rows.append(f"<tr><td class='label'><a href='#{html.escape(name)}'>{html.escape(name)}</a></td>"
+                        f"<td class='label'>{html.escape(claim.statement)}</td>"
+                        f"<td class='label verdict-{slug}'><span class='verdict-label'>"
+                        f"{html.escape(claim.verdict)}</span></td></tr>")
+    if not rows:
+        return ""
+    return ("<h2 id='verdicts'>What held</h2><div class='table-wrap'><table class='verdicts'>"
+            "<tr><th class='label'>experiment</th><th class='label'>claim</th><th class='label'>verdict"
+            f"</th></tr>{''.join(rows)}</table></div>")
+
+
+def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
     from overtensor.experiments.registry import get_experiment
 
     df = db.dataframe(name)
@@ -123,50 +206,111 @@ def _section(db: ResultStore, name: str, figdir: Path) -> str:
     except Exception as exc:  # a broken figure must not lose the rest of the report
         figs = []
         parts.append(f"<p class='failed'>figures failed: {html.escape(repr(exc))}</p>")
-    for path in figs:
-        if path.suffix.lower() == ".png":
-            data = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(path.stem)}'>"
-                         f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
+    pngs = {p.stem: p for p in figs if p.suffix.lower() == ".png"}
+    captions = {**default_captions(df, spec or {}), **(exp.captions if exp is not None else {})}
+    claims: list = []
+    if exp is not None and exp.claims is not None and not df.empty:
+        try:
+            claims = list(exp.claims(df))
+        except Exception as exc:
+            parts.append(f"<p class='failed'>claims failed: {html.escape(repr(exc))}</p>")
+    shown: set[str] = set()
+    for claim in claims:
+        fig = ""
+        if claim.figure in shown:
+            fig = f"<p class='figure-ref'>Figure: {html.escape(claim.figure)}, shown above.</p>"
+        elif claim.figure in pngs:
+            fig = _figure_html(pngs[claim.figure], captions.get(claim.figure, claim.figure))
+            shown.add(claim.figure)
+        parts.append(_claim_html(claim, fig))
+    rest = [p for stem, p in pngs.items() if stem not in shown]
+    if rest:
+        parts.append("<h3>Figures</h3>" if claims else "")
+        parts += [_figure_html(p, captions.get(p.stem, p.stem)) for p in rest]
     if exp is not None and exp.summary is not None and not df.empty:
         try:
-            parts.append(f"<h3>Summary</h3><pre>{html.escape(str(exp.summary(df)))}</pre>")
+            text = html.escape(str(exp.summary(df)))
+            parts.append(f"<details><summary>Summary printed by <code>overtensor experiment run</code>"
+                         f"</summary><pre>{text}</pre></details>")
         except Exception as exc:
             parts.append(f"<p class='failed'>summary failed: {html.escape(repr(exc))}</p>")
-    table = aggregate(df, spec or {})
-    if table is not None:
-        parts.append("<h3>Results (aggregated over seeds)</h3>")
-        parts.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, max_rows=200))
+    parts.append(_results_tables(df, spec or {}))
     failed = db.dataframe(name, status="failed")
     if not failed.empty:
         cfg_cols = [c for c in failed.columns if c not in META_COLUMNS]
-        shown = failed[cfg_cols].copy()
-        shown["error"] = failed["error"].map(_last_line)
+        shown_failed = failed[cfg_cols].copy()
+        shown_failed["error"] = failed["error"].map(_last_line)
         parts.append("<h3>Failed runs</h3>")
-        parts.append(shown.head(50).to_html(index=False, border=0))
+        parts.append(_wrap(shown_failed.head(50).to_html(index=False, border=0)))
     if spec is not None:
         import yaml
 
-        parts.append(f"<h3>Spec</h3><pre>{html.escape(yaml.safe_dump(spec, sort_keys=False))}</pre>")
-    return "\n".join(parts)
+        text = html.escape(yaml.safe_dump(spec, sort_keys=False))
+        parts.append(f"<details><summary>Spec</summary><pre>{text}</pre></details>")
+    return "\n".join(parts), claims
+
+
+def _wrap(table_html: str) -> str:
+    """A table in a horizontally scrollable box: a wide table is scrolled, never cut."""
+    return f"<div class='table-wrap'>{table_html}</div>"
+
+
+def _results_tables(df: pd.DataFrame, spec: dict[str, Any]) -> str:
+    """The main table (first :data:`MAIN_METRICS` metrics) and the full one, as ``mean ± sd``."""
+    table = aggregate_text(df, spec)
+    if table is None:
+        return ""
+    keys = [k for k in (spec.get("grid") or {}) if k in table.columns]
+    metrics = [c for c in table.columns if c not in keys and c != "n"]
+    seeds = df["seed"].nunique() if "seed" in df.columns else len(df)
+    note = (f"<p>Per grid point: <b>mean ± sd</b> over its <b>n</b> runs (one per seed; {seeds} seeds "
+            "in all; sd is the sample standard deviation), <b>k/n</b> for 0/1 metrics; a metric "
+            "recorded on fewer runs says on how many in brackets.</p>")
+    out = ["<h3>Results per grid point</h3>", note]
+    main = [*keys, "n", *metrics[:MAIN_METRICS]]
+    out.append(_wrap(table[main].to_html(index=False, border=0, max_rows=200, classes="results-main")))
+    if len(metrics) > MAIN_METRICS:
+        out.append(f"<details class='full-table'><summary>All {len(metrics)} metrics</summary>"
+                   + _wrap(table.to_html(index=False, border=0, max_rows=500, classes="results-full"))
+                   + "</details>")
+    return "\n".join(out)
+
+
+def _metric_columns(df: pd.DataFrame, spec: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Grid keys and numeric (or 0/1) metric columns: the spec's ``metrics`` first, then the rest."""
+    keys = [k for k in (spec.get("grid") or {}) if k in df.columns]
+    config_keys = set(spec.get("fixed") or {}) | set(keys) | {"seed"}
+    others = [c for c in df.columns if c not in config_keys and c not in META_COLUMNS]
+    wanted = list(dict.fromkeys([*(spec.get("metrics") or []), *others]))
+    if "success" in df.columns:
+        wanted = ["success", *[c for c in wanted if c != "success"]]
+    metrics = []
+    for c in wanted:
+        if c not in df.columns or c in keys:
+            continue
+        col = df[c]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            metrics.append(c)
+        elif col.map(lambda v: v is None or isinstance(v, bool | int | float)).all() and col.notna().any():
+            metrics.append(c)  # numbers with missing values (object column)
+    return keys, metrics
+
+
+def _numeric(col: pd.Series) -> pd.Series:
+    return pd.to_numeric(col.map(lambda v: float(v) if isinstance(v, bool | int | float) else None),
+                         errors="coerce")
 
 
 def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
-    """Mean of the numeric metrics per grid point (over seeds), with the number of runs ``n``."""
+    """Mean of every numeric metric per grid point (over seeds), with the number of runs ``n``."""
     if df.empty:
         return None
-    keys = [k for k in (spec.get("grid") or {}) if k in df.columns]
-    config_keys = set(spec.get("fixed") or {}) | set(keys) | {"seed"}
-    wanted = spec.get("metrics") or [c for c in df.columns if c not in config_keys and c not in META_COLUMNS]
-    if "success" in df.columns and "success" not in wanted:
-        wanted = ["success", *wanted]
-    metrics = [c for c in wanted if c in df.columns and c not in keys
-               and (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))][:8]
+    keys, metrics = _metric_columns(df, spec)
     if not metrics:
         return None
-    data = df[keys + metrics].copy()
+    data = df[keys].copy()
     for c in metrics:
-        data[c] = data[c].astype(float)
+        data[c] = _numeric(df[c])
     if not keys:
         out = data[metrics].mean().to_frame().T
         out.insert(0, "n", len(data))
@@ -175,6 +319,47 @@ def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
     out = grouped[metrics].mean()
     out.insert(0, "n", grouped.size())
     return out.reset_index()
+
+
+def aggregate_text(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
+    """Like :func:`aggregate`, as text: ``mean ± sd`` per metric (``k/n`` for 0/1 metrics; the
+    number of runs in brackets when a metric is missing on some; a plain value, listed last, for a
+    metric constant within every grid point)."""
+    if df.empty:
+        return None
+    keys, metrics = _metric_columns(df, spec)
+    if not metrics:
+        return None
+    data = df[keys].copy()
+    for c in metrics:
+        data[c] = _numeric(df[c])
+    binary = {c for c in metrics if data[c].dropna().isin([0.0, 1.0]).all()
+              and (pd.api.types.is_bool_dtype(df[c]) or c == "success")}
+    groups = [((), data)] if not keys else list(data.groupby(keys, sort=True))
+    # Columns constant within every grid point (widths and sizes derived from the config) carry
+    # no spread: shown as plain values, after the metrics that vary over seeds.
+    constant = {c for c in metrics if c not in binary
+                and all(sub[c].nunique(dropna=True) <= 1 for _, sub in groups)}
+    metrics = [c for c in metrics if c not in constant] + [c for c in metrics if c in constant]
+    rows = []
+    for key, sub in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
+        row["n"] = len(sub)
+        for c in metrics:
+            row[c] = _stat_text(sub[c], c in binary, len(sub), c in constant)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*keys, "n", *metrics])
+
+
+def _stat_text(values: pd.Series, binary: bool, n: int, constant: bool = False) -> str:
+    v = values.dropna()
+    if v.empty:
+        return "–"
+    if binary:
+        return f"{int(v.sum())}/{len(v)}"
+    text = f"{v.mean():.4g}" if len(v) == 1 or constant else f"{v.mean():.4g} ± {v.std(ddof=1):.2g}"
+    return text if len(v) == n else f"{text} [{len(v)}]"
 
 
 def _versions(db: ResultStore) -> str:

@@ -9,7 +9,7 @@ from overtensor.experiments.params import FitParams
 from overtensor.experiments.registry import register_run
 
 #: Metrics that measure time: they differ between two executions of the same config.
-TIMING_METRICS = frozenset({"seconds", "time_to_eps"})
+TIMING_METRICS = frozenset({"seconds", "seconds_train", "seconds_extract", "seconds_polish", "time_to_eps"})
 
 #: Methods that use the target's rank as width (a sweep's ``width``/``width_factor`` is ignored).
 _RANK_WIDTH_METHODS = ("exact-rank", "power-method")
