@@ -155,10 +155,12 @@ class NetworkFit:
 def default_lr(spec: NetworkSpec, optimizer: Any) -> float:
     """A step size that is stable for the authors' scale of target (``‖B‖_F ≈ √2``).
 
-    Adaptive methods: ``1e-2``. SGD: the gradient of neuron ``i`` carries the output factor
-    ``s_N`` and ``‖x‖² ≈ d``, so the step is ``0.1/(s_N · d)`` (``0.1·N/d`` under mean-field
+    Adam: ``0.05``; other adaptive methods: ``1e-2``. SGD: the gradient of neuron ``i`` carries
+    the output factor ``s_N`` and ``‖x‖² ≈ d``, so the step is ``0.1/(s_N · d)`` (``0.1·N/d`` under mean-field
     scaling, the authors' per-neuron rate).
     """
+    if optimizer == "adam":
+        return 0.05
     if optimizer != "sgd":
         return 1e-2
     return 0.1 / (spec.output_scale * spec.dim)

@@ -166,7 +166,7 @@ def test_rank5_target_nn_fits_nt_cannot():
 def test_bad_input_raises_before_work():
     with pytest.raises(ValueError, match="activation"):
         NetworkSpec(3, 4, activation="sigmoid")
-    with pytest.raises(ValueError, match="spec.dim"):
+    with pytest.raises(ValueError, match=r"spec\.dim"):
         train_network(gaussian_quadratic(5, _gen(0)), NetworkSpec(3, 4))
     with pytest.raises(ValueError, match="steps"):
         TrainConfig(steps=0)
