@@ -6,7 +6,7 @@
 * :class:`GaussianMixture` — two centred Gaussians ``N(0, I + Δ)`` and ``N(0, I − Δ)`` with
   ``Δ = ε·diag(s)``, ``s_j = ±1`` drawn once, labels ``±1`` with probability ½ each. The Bayes
   classifier is the quadratic form ``sign(xᵀ[(I − Δ)^{−1} − (I + Δ)^{−1}]x − log det((I+Δ)/(I−Δ)))``.
-* :class:`UserData` — a user's ``(X, y)`` (numpy or torch), sampled with replacement.
+* :class:`UserData` — a user's ``(X, y)`` (numpy or torch), split into training and test rows.
 
 Every model exposes ``sample(n, generator) -> (X (n, d), y (n,))`` and ``dim``; training is either
 *online* (a fresh batch each step: the population risk) or on a fixed training set of ``n``
@@ -173,8 +173,21 @@ class UserData:
 
 
 def train_test(data, samples: int | None, test_samples: int, generator: torch.Generator):
-    """Fixed training and test sets: ``(X, y, X_test, y_test)``; ``samples=None`` returns ``None``
-    for the training set (online training) and only draws the test set."""
+    """Fixed training and test sets: ``(X, y, X_test, y_test)``.
+
+    For a data *model*, ``samples=None`` returns ``None`` for the training set (online training) and
+    only draws ``test_samples`` test points. For :class:`UserData` the rows are split by one random
+    permutation: ``samples`` training rows (default three quarters) and every other row held out
+    for the test (``test_samples`` is then unused); a user's finite data cannot be trained online.
+    """
+    if isinstance(data, UserData):
+        n = data.size
+        k = n - max(1, n // 4) if samples is None else check_int("samples", samples, 1)
+        if k >= n:
+            raise ValueError(f"samples must be < the number of rows {n} (the rest is the test set), "
+                             f"got {samples!r}")
+        perm = torch.randperm(n, generator=generator)
+        return data._X[perm[:k]], data._y[perm[:k]], data._X[perm[k:]], data._y[perm[k:]]
     X_test, y_test = data.sample(check_int("test_samples", test_samples, 1), generator)
     if samples is None:
         return None, None, X_test, y_test
