@@ -136,7 +136,8 @@ def init_network(spec: NetworkSpec, generator: torch.Generator, dtype: torch.dty
 
 
 def quadratic_form(model_fn: Callable[..., torch.Tensor], params: Params, dim: int,
-                   dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+                   dtype: torch.dtype = torch.float64,
+                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(M, c)`` with ``model_fn(params, x) = xᵀMx + c`` for a model that is a quadratic form in ``x``.
 
     Any regime of a network with quadratic activation is one (NETWORKS §1). ``M`` is half the
@@ -148,7 +149,7 @@ def quadratic_form(model_fn: Callable[..., torch.Tensor], params: Params, dim: i
     def scalar(x: torch.Tensor) -> torch.Tensor:
         return model_fn(params, x.unsqueeze(0)).squeeze(0)
 
-    x0 = torch.zeros(dim, dtype=dtype)
+    x0 = torch.zeros(dim, dtype=dtype, device=device)
     with torch.no_grad():
         c = scalar(x0)
     M = hessian(scalar)(x0) / 2

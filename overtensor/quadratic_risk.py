@@ -32,7 +32,8 @@ def _sym(M: torch.Tensor) -> torch.Tensor:
 def population_risk(M: torch.Tensor, c: torch.Tensor | float, B: torch.Tensor,
                     noise: float = 0.0) -> float:
     """``E[(xᵀMx + c − y)²] = 2‖M − B‖_F² + (tr M + c)² + noise²`` in float64 (``M``, ``B``: ``(d, d)``)."""
-    M64, B64 = _sym(M.detach().double()), _sym(B.detach().double())
+    B64 = _sym(B.detach().double())
+    M64 = _sym(M.detach().double().to(B64.device))
     c64 = float(c)
     return float(2 * ((M64 - B64) ** 2).sum() + (torch.trace(M64) + c64) ** 2) + noise**2
 

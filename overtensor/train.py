@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import check_choice, check_float, check_int, make_generator
+from overtensor._checks import check_choice, check_float, check_int, make_generator, resolve_device
 from overtensor.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.quadratic_risk import null_risk, population_risk
@@ -70,6 +70,9 @@ class TrainConfig:
     eval_every : int
         Steps between evaluations (history, divergence check, progress bar).
     dtype : torch.dtype
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; samples are drawn on the CPU (same seed, same data on
+        every device) and moved.
     progress : bool
         Show a rich progress bar.
     """
@@ -88,6 +91,7 @@ class TrainConfig:
     a_init: str = "ones"
     eval_every: int = 100
     dtype: torch.dtype = torch.float64
+    device: str = "cpu"
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -113,6 +117,7 @@ class TrainConfig:
         check_float("alpha", self.alpha, minimum=0.0, strict=True)
         check_choice("a_init", self.a_init, ("ones", "signs"))
         check_int("eval_every", self.eval_every, 1)
+        resolve_device(self.device)
 
 
 @dataclass
@@ -219,7 +224,8 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         raise ValueError(f"spec.dim must equal the data dimension {data.dim}, got {spec.dim}")
     t0 = time.perf_counter()
     gen = make_generator(random_state)
-    params0 = init_network(spec, gen, config.dtype, config.a_init)
+    dev = resolve_device(config.device)
+    params0 = {k: v.to(dev) for k, v in init_network(spec, gen, config.dtype, config.a_init).items()}
     net = network_fn(spec)
     options = dict(config.regime_options)
     if config.regime == "alpha-scaled":
@@ -236,9 +242,9 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         null = float(((y_test - y_test.mean()) ** 2).mean()) if X is None else \
             float(((y_test - y.mean()) ** 2).mean())
     cast = config.dtype
-    X_test, y_test = X_test.to(cast), y_test.to(cast)
+    X_test, y_test = X_test.to(dev, cast), y_test.to(dev, cast)
     if X is not None:
-        X, y = X.to(cast), y.to(cast)
+        X, y = X.to(dev, cast), y.to(dev, cast)
 
     for p in theta.values():
         p.requires_grad_(True)
@@ -249,11 +255,11 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         if X is None:
             Xb, yb = data.sample(config.batch_size, gen)
-            return Xb.to(cast), yb.to(cast)
+            return Xb.to(dev, cast), yb.to(dev, cast)
         if config.batch_size is None:
             return X, y
         idx = torch.randint(0, X.shape[0], (config.batch_size,), generator=gen)
-        return X[idx], y[idx]
+        return X[idx.to(dev)], y[idx.to(dev)]
 
     history: list[dict[str, float]] = []
     recent: list[float] = []
@@ -294,7 +300,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
             train_risk = float(sum(r["batch_risk"] for r in tail) / len(tail))
     test_error = None
     if exact:
-        M, c = quadratic_form(fn, theta_d, spec.dim, cast)
+        M, c = quadratic_form(fn, theta_d, spec.dim, cast, dev)
         test_risk = population_risk(M, c, data.B, data.noise)
     else:
         with torch.no_grad():

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="random seed (data and initialization)")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -58,7 +59,7 @@ def _cmd_train(args) -> int:
         config = TrainConfig(regime=args.regime, optimizer=args.optimizer, lr=args.lr,
                              steps=args.steps, batch_size=args.batch_size, samples=args.samples,
                              test_samples=args.test_samples, alpha=args.alpha,
-                             progress=not args.json)
+                             device=args.device, progress=not args.json)
     except TypeError as exc:
         raise ValueError(str(exc)) from None
     gen = torch.Generator().manual_seed(check_int("seed", args.seed, 0))
@@ -74,7 +75,7 @@ def _cmd_train(args) -> int:
         return 1
     out = res.summary()
     if res.exact and not spec.shared_a:
-        opt = regime_optima(res.params0["W"], data.B)
+        opt = regime_optima(res.params0["W"].cpu(), data.B)
         out.update({f"{k}_optimum": opt[k] / opt["null"] for k in ("rf", "nt", "nn")})
     if args.json:
         print(json.dumps(out))

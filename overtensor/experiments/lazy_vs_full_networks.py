@@ -50,7 +50,7 @@ def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
     seeds below it; default 1), ``steps`` (default 1000), ``batch_size`` (default 100),
     ``optimizer`` (default ``"sgd"``), ``lr`` (default :func:`overtensor.train.default_lr`),
     ``nt_max_ratio`` (train NT only for ``N/d`` up to it;
-    default no limit), ``test_samples`` (mixture, default 20000).
+    default no limit), ``test_samples`` (mixture, default 20000), ``device`` (default ``"cpu"``).
     """
     from overtensor.data import gaussian_mixture, gaussian_quadratic
     from overtensor.networks import NetworkSpec, init_network
@@ -80,6 +80,7 @@ def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
                               batch_size=int(config.get("batch_size", 100)),
                               optimizer=config.get("optimizer", "sgd"),
                               lr=None if config.get("lr") is None else float(config["lr"]),
+                              device=str(config.get("device", "cpu")),
                               test_samples=int(config.get("test_samples", 20_000)))
             res = train_network(data, spec, cfg, random_state=init_seed)
             if kind == "mixture":
