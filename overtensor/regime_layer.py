@@ -46,6 +46,20 @@ RegimeTransform = Callable[..., tuple[ModelFn, Params]]
 REGIME_TRANSFORMS: dict[str, RegimeTransform] = {}
 
 
+#: Modules that register further regimes when imported (loaded on first lookup, when installed).
+PLUGIN_MODULES = ("overtensor.orthogonal",)
+
+
+def load_plugins() -> None:
+    """Import the :data:`PLUGIN_MODULES` that exist, so that their regimes are registered."""
+    import importlib
+    import importlib.util
+
+    for mod in PLUGIN_MODULES:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod)
+
+
 def register_regime(name: str) -> Callable[[RegimeTransform], RegimeTransform]:
     """Decorator adding a transformation to :data:`REGIME_TRANSFORMS` under ``name``."""
 
@@ -58,6 +72,8 @@ def register_regime(name: str) -> Callable[[RegimeTransform], RegimeTransform]:
 
 def get_regime(name: str) -> RegimeTransform:
     """The transformation registered as ``name`` (``ValueError`` naming the known ones otherwise)."""
+    if name not in REGIME_TRANSFORMS:
+        load_plugins()
     if name not in REGIME_TRANSFORMS:
         raise ValueError(f"regime must be one of {sorted(REGIME_TRANSFORMS)}, got {name!r}")
     return REGIME_TRANSFORMS[name]

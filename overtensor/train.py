@@ -29,7 +29,7 @@ from overtensor._checks import check_choice, check_float, check_int, make_genera
 from overtensor.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.quadratic_risk import null_risk, population_risk
-from overtensor.regime_layer import REGIME_TRANSFORMS, apply_regime, loss_scale
+from overtensor.regime_layer import apply_regime, get_regime, loss_scale
 from overtensor.training import DivergenceError, Progress
 
 Params = dict[str, torch.Tensor]
@@ -95,8 +95,7 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.regime not in REGIME_TRANSFORMS:
-            raise ValueError(f"regime must be one of {sorted(REGIME_TRANSFORMS)}, got {self.regime!r}")
+        get_regime(self.regime)  # ValueError naming the known regimes
         if isinstance(self.optimizer, str):
             check_choice("optimizer", self.optimizer, OPTIMIZERS)
         elif not (isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)):
