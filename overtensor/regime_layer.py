@@ -164,9 +164,9 @@ def alpha_scaled(model_fn: ModelFn, params0: Params, alpha: float = 1.0,
     comb = _affine if combine is None else combine
 
     def scaled(params: Params, *inputs):
-        with torch.no_grad():
-            f0 = model_fn(p0, *inputs)
-        return comb(f0, model_fn(params, *inputs), alpha)
+        # No torch.no_grad here: p0 is detached already, and f(θ_0, x) must stay differentiable in
+        # the inputs (e.g. for the Hessian in x of networks.quadratic_form).
+        return comb(model_fn(p0, *inputs), model_fn(params, *inputs), alpha)
 
     scaled.loss_scale = 1.0 / alpha**2  # type: ignore[attr-defined]
     scaled.alpha = alpha  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -317,7 +317,3 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
               "activation": spec.activation},
     )
 
-
-def with_regime(config: TrainConfig, regime: str) -> TrainConfig:
-    """``config`` with another regime (convenience for sweeps)."""
-    return replace(config, regime=regime)

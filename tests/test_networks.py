@@ -119,6 +119,12 @@ def test_random_features_trains_only_named_keys_and_alpha_scaled_tends_to_lazy()
         p = {k: p0[k] + delta[k] / alpha for k in p0}
         gaps.append(float((sc(p, X) - lin({k: p0[k] + delta[k] for k in p0}, X)).abs().max()))
     assert gaps[1] < gaps[0] / 5
+    # At θ = θ_0 every regime is the initial network, also as a quadratic form in x.
+    M0, c0 = quadratic_form(net, p0, d)
+    for name, opts in (("lazy", {}), ("alpha-scaled", {"alpha": 3.0}), ("full", {})):
+        f, th = apply_regime(name, net, p0, **opts)
+        M, c = quadratic_form(f, th, d)
+        assert torch.allclose(M, M0, rtol=1e-12, atol=1e-14) and torch.allclose(c, c0)
     with pytest.raises(ValueError, match="regime must be one of"):
         apply_regime("nope", net, p0)
     with pytest.raises(ValueError, match="trained"):
