@@ -43,3 +43,34 @@ def test_monte_carlo_network_loss_equals_tensor_loss(order):
     exact = float(half_sq_distance(a, W / W.norm(dim=-1, keepdim=True), target))
     assert se < 0.03 * exact  # enough samples for the comparison to have power
     assert abs(mc - exact) < 4 * se
+
+
+def test_network_trained_on_hermite_features_reaches_the_tensor_solution():
+    # Teacher: the target's own network Σ λ_j h_3(u_j·x); student: 6 neurons trained online.
+    from overtensor.loss import relative_error
+    from overtensor.train import TrainConfig, train_network
+
+    order, d = 3, 5
+    target = ot.random_target(order, d, rank=2, random_state=0)
+
+    def spec(width):
+        return NetworkSpec(width, d, activation="hermite", degree=order, scaling="none", offset=False,
+                           unit_rows=True)
+
+    teacher = network_fn(spec(2))
+
+    class Teacher:
+        dim = d
+
+        def sample(self, n, generator):
+            X = torch.randn(n, d, generator=generator, dtype=torch.float64)
+            return X, teacher({"W": target.factors, "a": target.weights}, X)
+
+    res = train_network(Teacher(), spec(6), TrainConfig(steps=3000, optimizer="adam", lr=0.02,
+                                                        a_init="signs"), random_state=1)
+    W, a = res.params["W"], res.params["a"]
+    net_err = float(relative_error(a, W / W.norm(dim=-1, keepdim=True), target))
+    fit = ot.fit(target, width=6, random_state=0)
+    # Both reach the target tensor (the same solution, up to the over-parameterized split).
+    assert net_err < 1e-2 and fit.relative_error < 1e-2
+    assert res.test_risk < 1e-3 * res.null_risk
