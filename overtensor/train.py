@@ -6,8 +6,8 @@ The model is :func:`overtensor.networks.network_fn`, transformed by a regime of
 loss ``mean (f(x) − y)²`` (times the regime's ``loss_scale``) either *online* — a fresh batch from
 the data model at every step, i.e. SGD on the population risk, as in the authors' code — or on a
 fixed training set of ``samples`` points (mini-batches, or the full batch with
-``batch_size=None``). As in the authors' code, the step size is divided by ``decay_factor`` steps
-in the last ``decay_fraction`` of the run.
+``batch_size=None``). As in the authors' code, the step size is multiplied by ``decay_factor``
+for the last ``decay_fraction`` of the run.
 
 Reported risks: for a :class:`~overtensor.data.GaussianQuadratic` target and a quadratic
 activation, the test risk is exact (:mod:`overtensor.quadratic_risk`: the model is a quadratic
