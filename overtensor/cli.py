@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_fit(sub)
     from overtensor.experiments.cli import add_commands
+    from overtensor.train_cli import add_parser as add_train
+
+    add_train(sub)
 
     add_commands(sub)
     from overtensor.moments.cli import add_parser as add_moments

@@ -40,6 +40,7 @@ from torch.func import functional_call
 from torch.nn.utils.parametrizations import orthogonal as torch_orthogonal
 
 from overtensor._checks import check_choice, check_int, make_generator
+from overtensor.regime_layer import register_regime
 
 PARAMETRIZATIONS = ("cayley", "matrix_exp", "householder")
 ORTHOGONAL_METHODS = (*PARAMETRIZATIONS, "gram-schmidt", "lowdin", "riemannian", "stochastic")
@@ -205,6 +206,7 @@ class OrthogonalModel:
         return out
 
 
+@register_regime("orthogonal")
 def orthogonal(model_fn: Callable, params0: Params, *, key: str = "W", method: str = "cayley",
                train: Sequence[str] = ("a", "c"), k: int | None = None,
                random_state: Any = None) -> tuple[OrthogonalModel, Params]:

@@ -1,7 +1,8 @@
 """Training regimes as transformations of the one model definition (SPEC §4).
 
-Every regime is built from :func:`overtensor.models.model_cp` — the model tensor
-``T(θ) = Σ_i a_i(θ) v_i(θ)^{⊗l}`` — rather than re-implemented beside it:
+Every regime is a transformation of :mod:`overtensor.regime_layer` (the same ones the networks of
+:mod:`overtensor.networks` use) applied to :func:`overtensor.models.model_cp` — the model tensor
+``T(θ) = Σ_i a_i(θ) v_i(θ)^{⊗l}`` as a pure function of ``θ`` — rather than re-implemented beside it:
 
 =================== ==================================================== ===============================
 regime              tensor trained                                       trainable parameters
@@ -32,8 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.func import jvp
 
+from overtensor import regime_layer
 from overtensor.algorithms.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
 from overtensor.cp import SymmetricCP
 from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangent_to_cp
@@ -53,22 +54,39 @@ FIT_REGIMES = (*REGIMES, "orthogonal")
 Params = dict[str, torch.Tensor]
 
 
+def _model_fn(model: str, signs: torch.Tensor | None):
+    """The tensor model as a pure function of its parameter dict: ``θ ↦ (a(θ), V(θ))``."""
+
+    def f(p: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        return model_cp(model, p, signs)
+
+    return f
+
+
+def _coefficient_view(p: Params) -> tuple[torch.Tensor, torch.Tensor]:
+    """``{"c", "V"} ↦ (c, V)``: the CP terms with their coefficients as parameters, on which
+    ``random-features`` freezes ``V`` (whatever model produced it)."""
+    return p["c"], p["V"]
+
+
+def _concat_cp(f0, f, alpha: float):
+    """``T_0 + α (T − T_0)`` represented as CP terms: ``((1−α) a_0 ‖ α a, V_0 ‖ V)`` (exact)."""
+    (a0, V0), (a, V) = f0, f
+    return torch.cat([(1 - alpha) * a0, alpha * a], -1), torch.cat([V0, V], -2)
+
+
 def linearize(model: str, params0: Params, signs: torch.Tensor | None, order: int):
     """The lazy model as a function of the displacement: ``Δ ↦ (V_0, U(Δ))``.
 
     ``T(θ_0) + DT(θ_0)[Δ] = Σ_i Sym(v_i^{⊗(l−1)} ⊗ u_i)`` with ``u_i = (a_i + ȧ_i) v_i + l a_i v̇_i``
-    and ``(ȧ, V̇)`` the forward-mode derivative of :func:`~overtensor.models.model_cp` at ``θ_0``.
+    and ``(ȧ, V̇)`` the forward-mode derivative of :func:`~overtensor.models.model_cp` at ``θ_0``,
+    taken from :func:`overtensor.regime_layer.lazy` (the one linearization of every model).
     ``U`` is linear (affine) in ``Δ`` and differentiable by autograd.
     """
-
-    def f(p: Params):
-        return model_cp(model, p, signs)
-
-    with torch.no_grad():
-        a0, V0 = f(params0)
+    lin, _ = regime_layer.lazy(_model_fn(model, signs), params0)
 
     def tangent(delta: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        _, (da, dV) = jvp(f, (params0,), (delta,))
+        (a0, V0), (da, dV) = lin.tangent(delta)
         return V0, (a0 + da).unsqueeze(-1) * V0 + order * a0.unsqueeze(-1) * dV
 
     return tangent
@@ -76,12 +94,10 @@ def linearize(model: str, params0: Params, signs: torch.Tensor | None, order: in
 
 def tangent_map(model: str, params: Params, signs: torch.Tensor | None, order: int):
     """``z ↦ (V, U)`` with ``X_V(U) = DT(θ)[z]`` (the Jacobian of the model tensor at ``θ``)."""
-
-    def f(p: Params):
-        return model_cp(model, p, signs)
+    lin, _ = regime_layer.lazy(_model_fn(model, signs), params)
 
     def jac(z: Params) -> tuple[torch.Tensor, torch.Tensor]:
-        (a, V), (da, dV) = jvp(f, (params,), (z,))
+        (a, V), (da, dV) = lin.tangent(z)
         return V, da.unsqueeze(-1) * V + order * a.unsqueeze(-1) * dV
 
     return jac
@@ -91,7 +107,9 @@ def tangent_map(model: str, params: Params, signs: torch.Tensor | None, order: i
 class Regime:
     """One regime of one model around ``θ_0``: what is trained and the tensor it represents.
 
-    Build with :func:`make_regime`. Methods take the trainable parameters ``theta``.
+    Build with :func:`make_regime`. Methods take the trainable parameters ``theta``. The
+    transformation itself comes from :mod:`overtensor.regime_layer`; ``lazy`` is trained in the
+    displacement ``Δ = θ − θ_0`` and evaluated through the tangent kernel (:mod:`overtensor.lazy`).
     """
 
     name: str
@@ -102,32 +120,34 @@ class Regime:
     alpha: float = 1.0
 
     def __post_init__(self) -> None:
+        f = _model_fn(self.model, self.signs)
         with torch.no_grad():
-            self.a0, self.V0 = model_cp(self.model, self.params0, self.signs)
+            self.a0, self.V0 = f(self.params0)
+        self._fn = None
         if self.name == "lazy":
             self._tangent = linearize(self.model, self.params0, self.signs, self.order)
+        elif self.name == "random-features":
+            self._fn, self._theta0 = regime_layer.random_features(
+                _coefficient_view, {"c": self.a0, "V": self.V0}, trained=("c",))
+        elif self.name == "alpha-scaled":
+            self._fn, self._theta0 = regime_layer.alpha_scaled(f, self.params0, alpha=self.alpha,
+                                                               combine=_concat_cp)
+        else:
+            self._fn, self._theta0 = regime_layer.full(f, self.params0)
         self._rhs: torch.Tensor | None = None
 
     def init(self) -> Params:
         """Trainable parameters at the start (detached copies)."""
         if self.name == "lazy":
             return {k: torch.zeros_like(v) for k, v in self.params0.items()}
-        if self.name == "random-features":
-            return {"c": self.a0.clone()}
-        return {k: v.clone() for k, v in self.params0.items()}
+        return {k: v.clone() for k, v in self._theta0.items()}
 
     def cp(self, theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
         """The regime's tensor as ``(a, V)`` with ``Σ_i a_i v_i^{⊗l}`` (lazy: ``2⌈l/2⌉ m`` exact terms)."""
         if self.name == "lazy":
             V, U = self._tangent(theta)
             return tangent_to_cp(V, U, self.order)
-        if self.name == "random-features":
-            return theta["c"], self.V0
-        a, V = model_cp(self.model, theta, self.signs)
-        if self.name == "alpha-scaled":
-            return (torch.cat([(1 - self.alpha) * self.a0, self.alpha * a], -1),
-                    torch.cat([self.V0, V], -2))
-        return a, V
+        return self._fn(theta)
 
     def loss(self, theta: Params, target: Target, scale, target_sq_norm) -> torch.Tensor:
         """``½‖T_regime(θ) − scale·T*‖²`` (divided by ``α²`` for ``alpha-scaled``)."""
@@ -138,7 +158,7 @@ class Regime:
             return tangent_half_sq_distance(V, U, target, scale, target_sq_norm, self._rhs)
         a, V = self.cp(theta)
         loss = half_sq_distance(a, V, target, scale, target_sq_norm)
-        return loss / self.alpha**2 if self.name == "alpha-scaled" else loss
+        return loss * regime_layer.loss_scale(self._fn) if self.name == "alpha-scaled" else loss
 
     @torch.no_grad()
     def relative_error(self, theta: Params, target: Target, scale) -> float:

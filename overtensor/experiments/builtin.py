@@ -6,6 +6,7 @@ from overtensor.experiments import (
     batched_runs,  # noqa: F401
     deflation,  # noqa: F401
     lazy_lower_bound,  # noqa: F401
+    lazy_vs_full_networks,  # noqa: F401
     method_of_moments,  # noqa: F401
     min_norm_generalization,  # noqa: F401
     opt_energy,  # noqa: F401

@@ -1,0 +1,61 @@
+"""The issue-12 acceptance check at d = 60 (NETWORKS §1 reference table), printed, not asserted.
+
+Authors' target ``B = diag(γ)/√d`` (one draw), ``W_0`` with ``N(0, 1/d)`` entries, widths
+``N ∈ {6, 15, 30, 45, 60, 120}``: the exact RF, NT and NN optima (risk / null risk), the eigenvalue
+tail, and online SGD in the NN and NT regimes from the same ``W_0`` (``--steps`` steps, default
+3000; ``--optimizer``), with ``|trained − exact| / R0`` against the 5 % criterion.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_networks_d60.py [--steps 3000] [--train 15,45]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _common import print_machine, print_table, write_csv
+
+from overtensor.data import gaussian_quadratic
+from overtensor.networks import NetworkSpec, init_network
+from overtensor.quadratic_risk import regime_optima
+from overtensor.train import TrainConfig, train_network
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dim", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--optimizer", default="sgd")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--train", default="6,15,30,45,60,120", help="widths to train (comma list)")
+    args = ap.parse_args()
+    info = print_machine()
+    d = args.dim
+    data = gaussian_quadratic(d, torch.Generator().manual_seed(0))
+    lam = torch.linalg.eigvalsh(data.B).abs().sort(descending=True).values
+    train = {int(w) for w in args.train.split(",") if w}
+    rows = []
+    for N in (6, 15, 30, 45, 60, 120):
+        spec = NetworkSpec(N, d)
+        seed = 100 + N
+        W0 = init_network(spec, torch.Generator().manual_seed(seed))["W"]
+        o = regime_optima(W0, data.B)
+        R0 = o["null"]
+        row = {"N": N, "rf": o["rf"] / R0, "nt": o["nt"] / R0, "nn": o["nn"] / R0,
+               "eigen_tail": 2 * float((lam[N:] ** 2).sum()) / R0,
+               "order_ok": (o["rf"] > o["nt"] > o["nn"]) if N < d else o["nt"] / R0 < 1e-10}
+        if N in train:
+            for key, regime in (("nn", "full"), ("nt", "lazy")):
+                cfg = TrainConfig(regime=regime, steps=args.steps, optimizer=args.optimizer, lr=args.lr)
+                res = train_network(data, spec, cfg, random_state=seed)
+                row[f"{key}_trained"] = res.test_risk / R0
+                row[f"{key}_gap"] = abs(res.test_risk - o[key]) / R0
+                row[f"{key}_sec"] = res.seconds
+            row["within_5pct"] = max(row["nn_gap"], row["nt_gap"]) < 0.05
+        rows.append(row)
+    print_table(rows)
+    write_csv("networks_d60", rows, {**info, "steps": args.steps, "optimizer": args.optimizer})
+
+
+if __name__ == "__main__":
+    main()
