@@ -76,5 +76,29 @@ class FitResult:
                        min_cos=float(rec.cosines.min()) if rec.rank else 1.0)
         if self.history and "laziness" in self.history[-1]:
             out["laziness"] = self.history[-1]["laziness"]
-        out.update(self.info)
+        out.update(summarize_info(self.info))
         return out
+
+
+#: Entries of ``info`` that :func:`summarize_info` shortens.
+_STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings")
+
+
+def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The flat part of ``info`` for :meth:`FitResult.summary`: scalars as they are, the
+    extraction records of :func:`~overtensor.algorithms.gradient.finish_fit` in short form
+    (``ranks_tried``, ``rank_stop``, ``merges_refused``, ``warnings``)."""
+    out = {k: v for k, v in info.items() if k not in _STRUCTURED}
+    degenerate = info.get("degeneracy")
+    if degenerate is not None:
+        out["degeneracy_max_cos"] = degenerate["max_cos"]
+        out["degeneracy_max_weight"] = degenerate["max_weight"]
+    reduction = info.get("rank_reduction")
+    if reduction is not None:
+        out["ranks_tried"] = [t["rank"] for t in reduction["tried"]]
+        out["rank_stop"] = reduction["stop"]
+    if "merges" in info:
+        out["merges_refused"] = sum(not m["accepted"] for m in info["merges"])
+    if "warnings" in info:
+        out["warnings"] = list(info["warnings"])
+    return out

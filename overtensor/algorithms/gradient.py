@@ -32,10 +32,17 @@ from typing import Any
 import torch
 
 from overtensor.cp import SymmetricCP
+from overtensor.diagnostics import (
+    degeneracy,
+    degeneracy_advice,
+    rank_support,
+    rank_support_advice,
+)
 from overtensor.extraction import merge_components, polish
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
 from overtensor.models import balanced_signs, init_params, model_cp
+from overtensor.reduction import reduce_rank
 from overtensor.result import FitResult
 from overtensor.targets import DenseTarget, Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
@@ -105,6 +112,7 @@ def gradient_fit(
     recorders: Sequence[Recorder] = (),
     progress: bool = False,
     main_epochs: int | None = None,
+    rank: int | None = None,
 ) -> FitResult:
     """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`.
 
@@ -160,7 +168,7 @@ def gradient_fit(
     return finish_fit(
         target, scale, model, params, params0, s, history, sched, method=method, width=width,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
-        drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0)
+        drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0, rank=rank)
 
 
 def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
@@ -210,9 +218,19 @@ def finish_fit(
     params0: dict[str, torch.Tensor], signs: torch.Tensor | None, history: list[dict[str, Any]],
     schedule: EpochSchedule, *, method: str, width: int, extract: bool, polish_iter: int,
     polish_below: float, merge_cos: float, drop_tol: float, tol: float, seconds: float,
+    rank: int | None = None,
 ) -> FitResult:
-    """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run."""
+    """Extraction (merge, drop, polish, rank reduction), diagnostics and the :class:`FitResult`
+    of one finished run (``docs/method.md``, steps 7–10).
+
+    ``info`` records what extraction did: ``merges`` (each merge tried, accepted or refused, and
+    why), ``rank_reduction`` (ranks tried and why it stopped; :mod:`overtensor.reduction`),
+    ``degeneracy`` and ``rank_support`` (:mod:`overtensor.diagnostics`) and ``warnings`` (one line
+    each, with what to try).
+    """
     l = target.order
+    info: dict[str, Any] = {}
+    merges: list[dict[str, Any]] = []
     with torch.no_grad():
         a, V = model_cp(model, params, signs)
         model_rel = float(relative_error(a, V, target, scale))
@@ -221,29 +239,112 @@ def finish_fit(
         else:
             cp = SymmetricCP(a / scale, V, l, normalize=True).canonical()
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
-    # run with the work of L-BFGS), so it only runs once the model itself is close.
-    polished = extract and polish_iter > 0 and model_rel <= polish_below
+    # run with the work of L-BFGS), so it only runs once the model itself is close. Under a rank
+    # cap the user asks for the best small CP of a run that has left the plateau (a noisy target
+    # keeps the model's error at the noise level), so the bar is CAP_POLISH_BELOW instead.
+    below = polish_below if rank is None else max(polish_below, CAP_POLISH_BELOW)
+    polished = extract and polish_iter > 0 and model_rel <= below
     if polished:
         cp = polish(cp, target, max_iter=polish_iter)
     final_rel = cp_relative_error(cp, target)
     if polished:
-        # A component split over nearby rows that are not yet aligned (|cos| < merge_cos when the
-        # run stops at tol) survives as two terms. Try coarser merges; keep a smaller CP whenever,
-        # polished, it is as accurate as the current one (or within tol).
-        for cos in (merge_cos, *(c for c in COARSE_MERGES if c < merge_cos)):
-            again = merge_components(cp.weights, cp.components, l, merge_cos=cos, drop_tol=drop_tol)
-            if again.rank < cp.rank:
-                again = polish(again, target, max_iter=polish_iter)
-                again_rel = cp_relative_error(again, target)
-                if again_rel <= max(final_rel, tol):
-                    cp, final_rel = again, again_rel
+        cp, final_rel = _guarded_merges(cp, final_rel, a / scale, V, target, merges,
+                                        merge_cos=merge_cos, drop_tol=drop_tol,
+                                        polish_iter=polish_iter, tol=tol)
+        cp, final_rel = _drop_small(cp, final_rel, target, drop_tol, polish_iter)
+        if final_rel <= tol or (rank is not None and cp.rank > rank):
+            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
+            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol, polish_iter)
+    info["merges"] = merges
+    if rank is not None:
+        info["rank_cap"] = rank
+        if cp.rank > rank:
+            info["rank_reduction"] = {"tried": [], "stop": (
+                f"rank cap {rank} not applied: the model's error {model_rel:.1e} is above "
+                f"{below:g} (it has not fitted the target)")}
+    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol)
+    info["polished"] = polished
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
         steps=schedule.step, seconds=seconds, converged=final_rel <= tol,
         stop_reason=schedule.stop_reason, method=method, width=width, target=target,
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
-        model=model, info={"polished": polished},
+        model=model, info=info,
     )
+
+
+def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
+                    target: Target, merges: list[dict[str, Any]], *, merge_cos: float,
+                    drop_tol: float, polish_iter: int, tol: float) -> tuple[SymmetricCP, float]:
+    """Merges that keep the fit (issue 10, item 6), each recorded in ``merges``.
+
+    The first merge (at ``merge_cos``) is refused when the merged, polished CP misses ``tol``
+    while the rows merged only at :data:`FINE_MERGE` (near-duplicates), polished, meet it: two
+    true components closer than ``merge_cos`` stay two. Then coarser merges (a component split
+    over rows not yet aligned when the run stopped): a smaller CP is kept when, polished, it is
+    as accurate as the current one or within ``tol``.
+    """
+    l = target.order
+    with torch.no_grad():
+        fine = merge_components(a, V, l, merge_cos=FINE_MERGE, drop_tol=drop_tol)
+    entry: dict[str, Any] = {"merge_cos": merge_cos, "from": fine.rank, "to": cp.rank}
+    if fine.rank > cp.rank and not rel <= tol:
+        fine = polish(fine, target, max_iter=polish_iter)
+        fine_rel = cp_relative_error(fine, target)
+        if fine_rel <= tol and fine_rel < rel:
+            merges.append({**entry, "accepted": False, "reason": (
+                f"merged CP misses tol ({rel:.1e}); unmerged meets it ({fine_rel:.1e})")})
+            cp, rel = fine, fine_rel
+        else:
+            merges.append({**entry, "accepted": True, "reason": (
+                f"unmerged CP no better ({fine_rel:.1e})")})
+    elif fine.rank > cp.rank:
+        merges.append({**entry, "accepted": True, "reason": f"merged CP meets tol ({rel:.1e})"})
+    for cos in (merge_cos, *(c for c in COARSE_MERGES if c < merge_cos)):
+        again = merge_components(cp.weights, cp.components, l, merge_cos=cos, drop_tol=drop_tol)
+        if again.rank < cp.rank:
+            again = polish(again, target, max_iter=polish_iter)
+            again_rel = cp_relative_error(again, target)
+            ok = again_rel <= max(rel, tol)
+            merges.append({"merge_cos": cos, "from": cp.rank, "to": again.rank, "accepted": ok,
+                           "reason": (f"merged CP error {again_rel:.1e} "
+                                      f"{'within' if ok else 'above'} max(current, tol)")})
+            if ok:
+                cp, rel = again, again_rel
+    return cp, rel
+
+
+def _drop_small(cp: SymmetricCP, rel: float, target: Target, drop_tol: float,
+                polish_iter: int) -> tuple[SymmetricCP, float]:
+    """Drop terms below ``drop_tol · max|λ|`` left by a polish (they are noise by the definition
+    of ``drop_tol``), and polish the rest."""
+    if cp.rank == 0:
+        return cp, rel
+    keep = cp.weights.abs() >= drop_tol * cp.weights.abs().max()
+    if bool(keep.all()):
+        return cp, rel
+    cp = polish(SymmetricCP(cp.weights[keep], cp.components[keep], cp.order), target,
+                max_iter=polish_iter)
+    return cp, cp_relative_error(cp, target)
+
+
+def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.Tensor,
+              target: Target, rel: float, width: int, drop_tol: float) -> None:
+    """Degeneracy (of the returned CP, else of the model's own terms) and rank support."""
+    warnings: list[str] = []
+    norm = float(target.float64().sq_norm().sqrt())
+    deg = degeneracy(cp.weights, cp.components, cp.order, norm, min_weight=drop_tol)
+    if deg is None:
+        deg = degeneracy(a, V, cp.order, norm, min_weight=drop_tol)
+    if deg is not None:
+        info["degeneracy"] = deg
+        warnings.append(degeneracy_advice(deg, width))
+    support = rank_support(cp.weights, rel * norm)
+    if support is not None:
+        info["rank_support"] = support
+        warnings.append(rank_support_advice(support))
+    info["warnings"] = warnings
 
 
 class EpochSchedule:
@@ -354,6 +455,12 @@ class EpochSchedule:
 
 #: Coarser merge thresholds tried after polishing (see :func:`finish_fit`).
 COARSE_MERGES = (0.95, 0.9, 0.8)
+
+#: Rows this aligned are one term whatever the error (the merge a refused merge falls back to).
+FINE_MERGE = 0.9999
+
+#: Under a rank cap, the capped CP is polished when the model's error is at most this.
+CAP_POLISH_BELOW = 0.5
 
 #: Relative error below which the model counts as having escaped the initial plateau.
 ESCAPED = 0.95
