@@ -34,6 +34,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--steps", type=int, default=20000, help="step budget (default 20000)")
     p.add_argument("--tol", type=float, default=1e-4, help="target relative error (default 1e-4)")
     p.add_argument("--lr", type=float, default=None, help="step size (default 0.5/max(order,4))")
+    p.add_argument("--max-rank", type=int, default=None,
+                   help="cap on the number of returned terms (fit(rank=...); e.g. with --noise)")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.set_defaults(func=_cmd_fit)
 
@@ -60,7 +62,8 @@ def _cmd_fit(args) -> int:
 
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
-                    regime=args.regime, alpha=args.alpha)
+                    regime=args.regime, alpha=args.alpha,
+                    **({} if args.max_rank is None else {"rank": args.max_rank}))
     summary = result.summary()
     if args.method != "power-method":
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
@@ -79,9 +82,14 @@ def _print_summary(summary: dict) -> None:
 
     table = Table(title="overtensor fit", show_header=False)
     for key, value in summary.items():
+        if key == "warnings":
+            continue
         text = f"{value:.3e}" if isinstance(value, float) and "error" in key else str(value)
         table.add_row(key, text)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for line in summary.get("warnings", []):  # what went wrong and what to try, one line each
+        console.print(f"[bold yellow]warning:[/] {line}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,8 @@ tries to explain the CP with one term fewer, again and again:
    none is, the loop stops and the smaller rank is recorded as refused, with its best error.
 
 Under a rank cap (``max_rank``) the loop instead keeps the best polished candidate until the CP
-has at most ``max_rank`` terms, whatever its error (the best CP with at most ``max_rank`` terms
+has at most ``max_rank`` terms, whatever its error (above the cap only the cheapest removal is
+polished; at the cap ``candidates`` are) (the best CP with at most ``max_rank`` terms
 reachable from the over-parameterized solution), then continues as above only while ``tol`` holds.
 
 Measured in ``docs/method.md`` and ``benchmarks/bench_correlated.py``.
@@ -119,7 +120,10 @@ def reduce_rank(
             scored.append((cp_relative_error(cand, target), j, cand))
         scored.sort(key=lambda s: s[0])
         best: tuple[float, SymmetricCP] | None = None
-        for _, _, cand in scored[:candidates]:
+        # While forced above the cap only the cheapest removal is polished (a greedy path);
+        # the last forced step and every tol-guarded step try `candidates`.
+        n_try = candidates if not forced or cur.rank - 1 <= max_rank else 1
+        for _, _, cand in scored[:n_try]:
             polished = polish(cand, target, max_iter=polish_iter)
             err = cp_relative_error(polished, target)
             if best is None or err < best[0]:
@@ -132,7 +136,7 @@ def reduce_rank(
         out.tried.append({"rank": smaller.rank, "relative_error": err, "accepted": accepted})
         if not accepted:
             out.stop = (f"rank {smaller.rank} refused: best error {err:.1e} > tol {tol:.0e} "
-                        f"({min(candidates, len(scored))} candidates)")
+                        f"({min(n_try, len(scored))} candidates)")
             break
         out.cp, out.relative_error = smaller, err
     else:
