@@ -32,6 +32,11 @@ class FitResult:
         Whether the returned ``cp`` is within ``tol`` (after extraction and polish).
     stop_reason : str
         ``"tol"``, ``"max_steps"``, ``"stagnation"`` (or algorithm-specific).
+    info : dict
+        Method-specific records. Gradient methods: ``polished``, ``merges`` (each merge tried,
+        accepted or refused, and why), ``rank_reduction`` (``tried`` ranks and ``stop`` reason),
+        ``rank_cap``, ``degeneracy``, ``rank_support`` and ``warnings`` (one line each, with what
+        to try); see ``docs/method.md``, steps 9–11.
     """
 
     cp: SymmetricCP
@@ -85,9 +90,10 @@ _STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnin
 
 
 def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
-    """The flat part of ``info`` for :meth:`FitResult.summary`: scalars as they are, the
-    extraction records of :func:`~overtensor.algorithms.gradient.finish_fit` in short form
-    (``ranks_tried``, ``rank_stop``, ``merges_refused``, ``warnings``)."""
+    """``info`` for :meth:`FitResult.summary`: entries as they are, except the extraction records
+    of :func:`~overtensor.algorithms.gradient.finish_fit`, given in short form (``ranks_tried``,
+    ``rank_stop``, ``merges_refused``, ``degeneracy_max_cos``, ``degeneracy_max_weight``,
+    ``warnings``); the full records stay in ``info``."""
     out = {k: v for k, v in info.items() if k not in _STRUCTURED}
     degenerate = info.get("degeneracy")
     if degenerate is not None:

@@ -9,8 +9,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    random direction;
 2. epochs of ``K`` gradient steps on ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` on the ``homogeneous`` model;
    epoch lengths grow by the factor ``γ`` (``epoch_growth``; 1 keeps them fixed);
-3. at each epoch boundary, rows whose norm fell below ``δ_1``, and rows parked on a much heavier
-   row's direction (:func:`_redundant_rows`), are re-drawn with norm ``δ_0`` in a fresh random
+3. at each epoch boundary, rows whose norm fell below ``δ_1``, and rows parked on a heavier
+   row's direction (:func:`_redundant_rows`; merged into it first when their terms reinforce),
+   are re-drawn with norm ``δ_0`` in a fresh random
    direction, so that free directions keep searching the residual. For odd ``l``,
    fresh rows (at the start and when re-drawn) whose direction sees a negative residual
    (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
@@ -18,7 +19,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    orthogonal to everything left, while its norm decays only slowly; its mirror image escapes.
    Rows already under way are never flipped (that would undo an escape in progress);
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
-   ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`).
+   ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`),
+   rank reduction or a rank cap (:mod:`overtensor.reduction`) and diagnostics
+   (:mod:`overtensor.diagnostics`), all in :func:`finish_fit`.
 """
 
 from __future__ import annotations
