@@ -189,3 +189,32 @@ def test_cli_summary_prints_the_warnings():
     )
     summary = json.loads(out.stdout)
     assert any("not supported" in w for w in summary["warnings"])
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_gauss_newton_matrix_equals_jacobian_product(order, dense):
+    from overtensor.gauss_newton import gauss_newton_matrix
+
+    gen = torch.Generator().manual_seed(order)
+    r, d = 3, 4
+    c = torch.randn(r, generator=gen, dtype=torch.float64)
+    U = torch.randn(r, d, generator=gen, dtype=torch.float64)
+
+    def tensor(x):
+        return dense(x[:r], x[r:].reshape(r, d), order).reshape(-1)
+
+    J = torch.autograd.functional.jacobian(tensor, torch.cat([c, U.reshape(-1)]))
+    torch.testing.assert_close(gauss_newton_matrix(c, U, order), J.T @ J, rtol=1e-10, atol=1e-10)
+
+
+def test_levenberg_marquardt_reaches_an_ill_conditioned_exact_cp():
+    from overtensor.gauss_newton import levenberg_marquardt
+
+    target = _correlated(3, 15, 4, 0.7, seed=2)
+    truth = target.truth
+    gen = torch.Generator().manual_seed(0)
+    start = ot.SymmetricCP(truth.weights * 1.1, truth.components
+                           + 0.05 * torch.randn(4, 15, generator=gen, dtype=torch.float64), 3)
+    refined, rel = levenberg_marquardt(start, target, max_iter=50)
+    assert rel <= 1e-6  # from ~5e-2; the Gram-identity floor is ~1e-8
+    assert ot.recovery(refined, target, threshold=0.9999).recovered == 4
