@@ -42,6 +42,9 @@ CANDIDATES = 3
 #: At most this many polish rounds per candidate (:func:`polish_to`).
 ROUNDS = 5
 
+#: Candidates whose first L-BFGS polish ends above this are not refined further.
+LM_BELOW = 1e-2
+
 #: Candidates are polished toward ``HEADROOM · tol`` (accepted at ``tol``).
 HEADROOM = 0.1
 
@@ -91,19 +94,24 @@ def polish_to(cp: SymmetricCP, target: Target, *, tol: float, polish_iter: int,
     """Exact-rank refinement of a candidate toward relative error ``tol``; returns the CP and its
     float64 error.
 
-    Levenberg–Marquardt (:func:`overtensor.gauss_newton.levenberg_marquardt`, up to
-    ``polish_iter // 2`` steps) when ``r(d+1) ≤ MAX_UNKNOWNS``: correlated components make the
-    exact-rank problem ill-conditioned and L-BFGS then crawls just above ``tol`` (a 20-term CP of
-    six components at pairwise cosines 0.3–0.7 was reduced to 13 terms with L-BFGS, to 6 with
-    Levenberg–Marquardt). Above that size, L-BFGS (:func:`overtensor.extraction.polish`) in up to
-    ``rounds`` rounds of ``polish_iter`` iterations while the error falls by 1 % a round.
+    First ``polish_iter`` L-BFGS iterations (:func:`overtensor.extraction.polish`); a candidate
+    still above :data:`LM_BELOW` is not near an exact CP and is returned as it is (this keeps
+    refused removals cheap). Between ``tol`` and ``LM_BELOW``: Levenberg–Marquardt
+    (:func:`overtensor.gauss_newton.levenberg_marquardt`, up to ``polish_iter // 2`` steps) when
+    ``r(d+1) ≤ MAX_UNKNOWNS`` — correlated components make the exact-rank problem ill-conditioned
+    and L-BFGS then crawls just above ``tol`` (a 20-term CP of six components at pairwise cosines
+    0.3–0.7 was reduced to 13 terms with L-BFGS, to 6 with Levenberg–Marquardt); above that size
+    more L-BFGS, in up to ``rounds`` rounds while the error falls by 1 % a round.
     """
+    cp = polish(cp, target, max_iter=polish_iter)
+    err = cp_relative_error(cp, target)
+    if err <= tol or err > LM_BELOW:
+        return cp, err
     if cp.rank * (cp.dim + 1) <= MAX_UNKNOWNS:
         out, _ = levenberg_marquardt(cp, target, max_iter=max(1, polish_iter // 2),
                                      stop_below=tol)
-        return out, cp_relative_error(out, target)
-    cp = polish(cp, target, max_iter=polish_iter)
-    err = cp_relative_error(cp, target)
+        out_err = cp_relative_error(out, target)
+        return (out, out_err) if out_err < err else (cp, err)
     for _ in range(rounds - 1):
         if err <= tol:
             break
