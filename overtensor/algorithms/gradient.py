@@ -259,6 +259,12 @@ def finish_fit(
             red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
             info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
             cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol, polish_iter)
+        else:
+            info["rank_reduction"] = {"tried": [], "stop": (
+                "not tried: the extracted CP misses tol")}
+    elif extract:
+        info["rank_reduction"] = {"tried": [], "stop": (
+            f"not tried: no polish (the model's error is above {below:g})")}
     info["merges"] = merges
     if rank is not None:
         info["rank_cap"] = rank
