@@ -125,7 +125,8 @@ def fit(
         Cap on the number of returned terms: the best CP with at most ``rank`` terms reachable
         from the over-parameterized solution (greedy removal with polish), e.g. for a noisy
         target. Without it a rank whose tail weights are comparable to the residual is reported
-        in ``result.info["rank_support"]`` and ``result.info["warnings"]``.
+        in ``result.info["rank_support"]`` and ``result.info["warnings"]``. Gradient methods with
+        ``regime="full"`` only (``power-method`` takes the number of components as ``width``).
     random_state : int, torch.Generator or None
         Seeds every random draw (init and re-initializations).
     device, dtype
