@@ -80,7 +80,7 @@ from overtensor.training import DivergenceError, Progress, check_divergence
 OPTIONS = (
     "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth",
     "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience", "eval_every",
-    "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol", "main_epochs",
+    "extract", "polish_iter", "polish_below", "merge_cos", "drop_tol", "main_epochs", "rank",
 )
 #: Their defaults, read from the signature of ``fit`` so that the two cannot drift apart.
 FIT_DEFAULTS = {k: inspect.signature(fit).parameters[k].default for k in OPTIONS}
@@ -309,7 +309,8 @@ def fit_batched(
                         run.params0, run.signs, run.history, run.schedule, method=method, width=m,
                         extract=c["extract"], polish_iter=c["polish_iter"],
                         polish_below=c["polish_below"], merge_cos=c["merge_cos"],
-                        drop_tol=c["drop_tol"], tol=c["tol"], seconds=time.perf_counter() - t0)
+                        drop_tol=c["drop_tol"], tol=c["tol"], seconds=time.perf_counter() - t0,
+                        rank=c["rank"])
                 done.append(pos)
             if done:
                 batch.drop(done)

@@ -38,7 +38,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--dim", type=int, default=None, help="synthetic target: dimension d (default 100)")
     p.add_argument("--rank", type=int, default=None,
                    help="synthetic target: its rank r (default 10); your own data: a cap on the "
-                        "number of components returned (needs overtensor.fit(rank=...))")
+                        "number of components returned (overtensor.fit(rank=...))")
     p.add_argument("--width", type=int, default=None,
                    help="number of rank-one terms m (default 5*rank; required with --tensor and "
                         "--samples)")
@@ -65,6 +65,8 @@ def _add_fit(sub) -> None:
     p.add_argument("-o", "--output", default=None, metavar="RESULT.npz|RESULT.json",
                    help="also write the result: .npz (weights, factors, order, summary as JSON) "
                         "or .json")
+    p.add_argument("--max-rank", type=int, default=None,
+                   help="cap on the number of returned terms (fit(rank=...); e.g. with --noise)")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.set_defaults(func=_cmd_fit)
 
@@ -108,8 +110,6 @@ def _fit_target(args):
 
 
 def _cmd_fit(args) -> int:
-    import inspect
-
     import overtensor as ot
     from overtensor.userdata import RESULT_SUFFIXES, write_result
 
@@ -118,12 +118,8 @@ def _cmd_fit(args) -> int:
                          f"{' or '.join(RESULT_SUFFIXES)}")  # before any work
     target = _fit_target(args)
     own = bool(args.tensor or args.cp or args.samples)
-    extra = {}
-    if own and args.rank is not None:
-        if "rank" not in inspect.signature(ot.fit).parameters:
-            raise ValueError(f"--rank {args.rank}: a rank cap for your own data needs "
-                             "overtensor.fit(rank=...), which this version does not have")
-        extra["rank"] = args.rank
+    # A cap on the returned rank: --max-rank, or --rank on the user's own data.
+    cap = args.max_rank if args.max_rank is not None else (args.rank if own else None)
     rank = target.truth.rank if target.truth is not None else None
     width = args.width if args.width is not None else (5 * rank if rank is not None else None)
     if args.method == "exact-rank" or (args.method == "power-method" and args.width is None):
@@ -135,7 +131,8 @@ def _cmd_fit(args) -> int:
 
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
-                    regime=args.regime, alpha=args.alpha, threads=args.threads, **extra)
+                    regime=args.regime, alpha=args.alpha, threads=args.threads,
+                    **({} if cap is None else {"rank": cap}))
     summary = result.summary()
     if args.method != "power-method":
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
@@ -156,12 +153,17 @@ def _print_summary(summary: dict) -> None:
 
     table = Table(title="overtensor fit", show_header=False)
     for key, value in summary.items():
+        if key == "warnings":
+            continue
         if isinstance(value, float):
             text = f"{value:.3e}" if "error" in key else f"{value:.4g}"
         else:
             text = str(value)
         table.add_row(key, text)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for line in summary.get("warnings", []):  # what went wrong and what to try, one line each
+        console.print(f"[bold yellow]warning:[/] {line}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,6 +70,7 @@ def fit(
     main_epochs: int | str | None = "default",
     merge_cos: float = 0.99,
     drop_tol: float = 1e-3,
+    rank: int | None = None,
     random_state: Any = None,
     device: Any = None,
     dtype: Any = None,
@@ -128,7 +129,16 @@ def fit(
     extract, polish_iter, polish_below, merge_cos, drop_tol
         Extraction of the over-parameterized solution (:mod:`overtensor.extraction`): merge rows
         with ``|cos| ≥ merge_cos``, drop terms below ``drop_tol·max|λ|``, then ``polish_iter``
-        L-BFGS steps, only when the model's own relative error is ``≤ polish_below``.
+        L-BFGS steps, only when the model's own relative error is ``≤ polish_below``. A CP that
+        meets ``tol`` is then reduced to the fewest terms that still meet it
+        (:mod:`overtensor.reduction`); ``result.info`` records the merges, the ranks tried and
+        diagnostics (degeneracy, unsupported rank; :mod:`overtensor.diagnostics`).
+    rank : int, optional
+        Cap on the number of returned terms: the best CP with at most ``rank`` terms reachable
+        from the over-parameterized solution (greedy removal with polish), e.g. for a noisy
+        target. Without it a rank whose tail weights are comparable to the residual is reported
+        in ``result.info["rank_support"]`` and ``result.info["warnings"]``. Gradient methods with
+        ``regime="full"`` only (``power-method`` takes the number of components as ``width``).
     random_state : int, torch.Generator or None
         Seeds every random draw (init and re-initializations).
     device, dtype
@@ -214,7 +224,7 @@ def fit(
         max_steps=max_steps, final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
         signs=signs, patience=patience, eval_every=eval_every, extract=extract,
         polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
-        main_epochs=main_epochs,
+        main_epochs=main_epochs, rank=rank,
     )
     cfg = gradient_options(tgt, width, method, **options)
     if engine == "auto" and cfg["optimizer"] in (None, "gd"):
@@ -238,7 +248,7 @@ def gradient_options(
     tgt: Target, width: int | None, method: str, *, model, init_scale, weight_decay,
     reinit_threshold, epoch_steps, epoch_growth, max_steps, final_steps, tol, lr, optimizer,
     signs, patience, eval_every, extract, polish_iter, polish_below, merge_cos, drop_tol,
-    main_epochs: int | str | None = "default",
+    main_epochs: int | str | None = "default", rank: int | None = None,
 ) -> dict[str, Any]:
     """Validated keyword arguments of :func:`~overtensor.algorithms.gradient.gradient_fit` for a
     gradient method (method defaults filled in); shared by :func:`fit` and
@@ -281,12 +291,14 @@ def gradient_options(
     polish_below = check_float("polish_below", polish_below, minimum=0.0)
     merge_cos = check_float("merge_cos", merge_cos, minimum=0.0, maximum=1.0)
     drop_tol = check_float("drop_tol", drop_tol, minimum=0.0, maximum=1.0)
+    if rank is not None:
+        rank = check_int("rank", rank, 1)
 
     return dict(
         method=method, width=width, max_steps=max_steps, final_steps=final_steps, tol=tol,
         lr=lr, optimizer=optimizer, signs=signs, patience=patience, eval_every=eval_every,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
-        drop_tol=drop_tol, **cfg,
+        drop_tol=drop_tol, rank=rank, **cfg,
     )
 
 

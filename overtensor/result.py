@@ -42,6 +42,11 @@ class FitResult:
         The scale the parameters live in: the model tensor ``T(params)`` approximates
         ``scale · T*`` (the gradient methods normalize the target, so ``scale = 1/‖T*‖``).
         ``None`` where ``params`` are not a model's (``power-method``).
+    info : dict
+        Method-specific records. Gradient methods: ``polished``, ``merges`` (each merge tried,
+        accepted or refused, and why), ``rank_reduction`` (``tried`` ranks and ``stop`` reason),
+        ``rank_cap``, ``degeneracy``, ``rank_support`` and ``warnings`` (one line each, with what
+        to try); see ``docs/method.md``, steps 9–11.
     """
 
     cp: SymmetricCP
@@ -121,7 +126,7 @@ class FitResult:
                        min_cos=float(rec.cosines.min()) if rec.rank else 1.0)
         if self.history and "laziness" in self.history[-1]:
             out["laziness"] = self.history[-1]["laziness"]
-        out.update(self.info)
+        out.update(summarize_info(self.info))
         return out
 
 
@@ -136,3 +141,28 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
         if result.scale is not None:
             result.scale = math.ldexp(result.scale, -exponent)
     return result
+
+
+#: Entries of ``info`` that :func:`summarize_info` shortens.
+_STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings")
+
+
+def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` for :meth:`FitResult.summary`: entries as they are, except the extraction records
+    of :func:`~overtensor.algorithms.gradient.finish_fit`, given in short form (``ranks_tried``,
+    ``rank_stop``, ``merges_refused``, ``degeneracy_max_cos``, ``degeneracy_max_weight``,
+    ``warnings``); the full records stay in ``info``."""
+    out = {k: v for k, v in info.items() if k not in _STRUCTURED}
+    degenerate = info.get("degeneracy")
+    if degenerate is not None:
+        out["degeneracy_max_cos"] = degenerate["max_cos"]
+        out["degeneracy_max_weight"] = degenerate["max_weight"]
+    reduction = info.get("rank_reduction")
+    if reduction is not None:
+        out["ranks_tried"] = [t["rank"] for t in reduction["tried"]]
+        out["rank_stop"] = reduction["stop"]
+    if "merges" in info:
+        out["merges_refused"] = sum(not m["accepted"] for m in info["merges"])
+    if "warnings" in info:
+        out["warnings"] = list(info["warnings"])
+    return out

@@ -569,9 +569,10 @@ def random_target(
         ``"equal"``: all 1; ``"geometric"``: ``ρ^{j−1}`` with ``ρ = 0.8``; a float ``ρ ∈ (0, 1]``: geometric
         with that ratio; ``"linear"``: ``(r − j + 1)/r``; an array: used as given (length ``r``).
     noise : float
-        Standard deviation (relative to ``‖T*‖``) of a symmetric Gaussian noise tensor added to the
-        target. Forms a dense ``d^l`` array, so only for small ``d`` (``d^l ≤ 1e7``); the result is
-        a :class:`DenseTarget` whose ``truth`` is the planted CP.
+        Relative noise level: a symmetric Gaussian tensor ``E`` scaled to ``‖E‖_F = noise·‖T*‖_F``
+        is added (not a per-entry standard deviation). Forms a dense ``d^l`` array, so only for
+        small ``d`` (``d^l ≤ 1e7``); the result is a :class:`DenseTarget` whose ``truth`` is the
+        planted CP.
     random_state : int, torch.Generator or None
         Seed or generator for every random draw.
     dtype, device

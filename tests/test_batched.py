@@ -264,3 +264,15 @@ def test_batched_deflation_takes_the_same_epoch_decisions_as_fit():
         assert rb.steps == r1.steps
         assert [h["phase"] for h in rb.history] == [h["phase"] for h in r1.history]
         assert rb.relative_error <= 1e-4 and r1.relative_error <= 1e-4
+
+
+def test_heavy_duplicate_merges_take_the_same_decisions_in_both_engines():
+    # Order 3, m = 8 on 5 components (issue 10, item 9): heavy duplicated rows are merged and
+    # re-drawn at epoch ends (restart_rows); both engines must take the same decisions, and a
+    # rank-capped extraction must agree too.
+    target = ot.random_target(3, 40, 5, random_state=701)
+    for rank in (None, 4):
+        batched = fit_batched([target], 8, random_states=[901], rank=rank)[0]
+        single = ot.fit(target, 8, random_state=901, engine="autograd", rank=rank)
+        _assert_same_fit(batched, single)
+        assert batched.cp.rank == (5 if rank is None else 4)

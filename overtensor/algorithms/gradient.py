@@ -9,8 +9,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    random direction;
 2. epochs of ``K`` gradient steps on ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` on the ``homogeneous`` model;
    epoch lengths grow by the factor ``γ`` (``epoch_growth``; 1 keeps them fixed);
-3. at each epoch boundary, rows whose norm fell below ``δ_1``, and rows parked on a much heavier
-   row's direction (:func:`_redundant_rows`), are re-drawn with norm ``δ_0`` in a fresh random
+3. at each epoch boundary, rows whose norm fell below ``δ_1``, and rows parked on a heavier
+   row's direction (:func:`_redundant_rows`; merged into it first when their terms reinforce),
+   are re-drawn with norm ``δ_0`` in a fresh random
    direction, so that free directions keep searching the residual. For odd ``l``,
    fresh rows (at the start and when re-drawn) whose direction sees a negative residual
    (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
@@ -18,7 +19,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    orthogonal to everything left, while its norm decays only slowly; its mirror image escapes.
    Rows already under way are never flipped (that would undo an escape in progress);
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
-   ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`).
+   ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.extraction`),
+   rank reduction or a rank cap (:mod:`overtensor.reduction`) and diagnostics
+   (:mod:`overtensor.diagnostics`), all in :func:`finish_fit`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,17 @@ from typing import Any
 import torch
 
 from overtensor.cp import SymmetricCP
+from overtensor.diagnostics import (
+    degeneracy,
+    degeneracy_advice,
+    rank_support,
+    rank_support_advice,
+)
 from overtensor.extraction import merge_components, polish
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
 from overtensor.models import balanced_signs, init_params, model_cp
+from overtensor.reduction import reduce_rank
 from overtensor.result import FitResult
 from overtensor.targets import DenseTarget, Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
@@ -105,6 +115,7 @@ def gradient_fit(
     recorders: Sequence[Recorder] = (),
     progress: bool = False,
     main_epochs: int | None = None,
+    rank: int | None = None,
 ) -> FitResult:
     """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`.
 
@@ -160,7 +171,7 @@ def gradient_fit(
     return finish_fit(
         target, scale, model, params, params0, s, history, sched, method=method, width=width,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
-        drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0)
+        drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0, rank=rank)
 
 
 def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
@@ -210,15 +221,21 @@ def finish_fit(
     params0: dict[str, torch.Tensor], signs: torch.Tensor | None, history: list[dict[str, Any]],
     schedule: EpochSchedule, *, method: str, width: int, extract: bool, polish_iter: int,
     polish_below: float, merge_cos: float, drop_tol: float, tol: float, seconds: float,
+    rank: int | None = None,
 ) -> FitResult:
-    """Extraction (merge, drop, polish) and the :class:`FitResult` of one finished run.
+    """Extraction (merge, drop, polish, rank reduction), diagnostics and the :class:`FitResult`
+    of one finished run (``docs/method.md``, steps 7–10).
 
-    ``seconds`` is the training time; the result's ``seconds`` adds extraction and polish, and
-    ``info`` gives the parts (``seconds_train``, ``seconds_extract``, ``seconds_polish``) and the
-    number of intra-op ``threads``.
+    ``info`` records what extraction did: ``merges`` (each merge tried, accepted or refused, and
+    why), ``rank_reduction`` (ranks tried and why it stopped; :mod:`overtensor.reduction`),
+    ``degeneracy`` and ``rank_support`` (:mod:`overtensor.diagnostics`) and ``warnings`` (one line
+    each, with what to try); ``seconds_train``, ``seconds_extract``, ``seconds_polish`` (the
+    result's ``seconds`` covers all three) and the number of intra-op ``threads``.
     """
     t_extract = time.perf_counter()
     l = target.order
+    info: dict[str, Any] = {}
+    merges: list[dict[str, Any]] = []
     with torch.no_grad():
         a, V = model_cp(model, params, signs)
         model_rel = float(relative_error(a, V, target, scale))
@@ -227,33 +244,122 @@ def finish_fit(
         else:
             cp = SymmetricCP(a / scale, V, l, normalize=True).canonical()
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
-    # run with the work of L-BFGS), so it only runs once the model itself is close.
-    polished = extract and polish_iter > 0 and model_rel <= polish_below
+    # run with the work of L-BFGS), so it only runs once the model itself is close. Under a rank
+    # cap the user asks for the best small CP of a run that has left the plateau (a noisy target
+    # keeps the model's error at the noise level), so the bar is CAP_POLISH_BELOW instead.
+    below = polish_below if rank is None else max(polish_below, CAP_POLISH_BELOW)
+    polished = extract and polish_iter > 0 and model_rel <= below
     t_polish = time.perf_counter()
     if polished:
         cp = polish(cp, target, max_iter=polish_iter)
     final_rel = cp_relative_error(cp, target)
     if polished:
-        # A component split over nearby rows that are not yet aligned (|cos| < merge_cos when the
-        # run stops at tol) survives as two terms. Try coarser merges; keep a smaller CP whenever,
-        # polished, it is as accurate as the current one (or within tol).
-        for cos in (merge_cos, *(c for c in COARSE_MERGES if c < merge_cos)):
-            again = merge_components(cp.weights, cp.components, l, merge_cos=cos, drop_tol=drop_tol)
-            if again.rank < cp.rank:
-                again = polish(again, target, max_iter=polish_iter)
-                again_rel = cp_relative_error(again, target)
-                if again_rel <= max(final_rel, tol):
-                    cp, final_rel = again, again_rel
+        cp, final_rel = _guarded_merges(cp, final_rel, a / scale, V, target, merges,
+                                        merge_cos=merge_cos, drop_tol=drop_tol,
+                                        polish_iter=polish_iter, tol=tol)
+        cp, final_rel = _drop_small(cp, final_rel, target, drop_tol, polish_iter)
+        if final_rel <= tol or (rank is not None and cp.rank > rank):
+            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
+            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol, polish_iter)
+        else:
+            info["rank_reduction"] = {"tried": [], "stop": (
+                "not tried: the extracted CP misses tol")}
+    elif extract:
+        info["rank_reduction"] = {"tried": [], "stop": (
+            f"not tried: no polish (the model's error is above {below:g})")}
+    info["merges"] = merges
+    if rank is not None:
+        info["rank_cap"] = rank
+        if cp.rank > rank:
+            info["rank_reduction"] = {"tried": [], "stop": (
+                f"rank cap {rank} not applied: the model's error {model_rel:.1e} is above "
+                f"{below:g} (it has not fitted the target)")}
+    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol)
+    info["polished"] = polished
     t_end = time.perf_counter()
-    parts = {"seconds_train": seconds, "seconds_extract": t_polish - t_extract,
-             "seconds_polish": t_end - t_polish, "threads": torch.get_num_threads()}
+    info.update(seconds_train=seconds, seconds_extract=t_polish - t_extract,
+                seconds_polish=t_end - t_polish, threads=torch.get_num_threads())
     return FitResult(
         cp=cp, relative_error=final_rel, model_relative_error=model_rel, history=history,
         steps=schedule.step, seconds=seconds + t_end - t_extract, converged=final_rel <= tol,
         stop_reason=schedule.stop_reason, method=method, width=width, target=target,
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
-        model=model, info={"polished": polished, **parts}, scale=float(scale),
+        model=model, info=info, scale=float(scale),
     )
+
+
+def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
+                    target: Target, merges: list[dict[str, Any]], *, merge_cos: float,
+                    drop_tol: float, polish_iter: int, tol: float) -> tuple[SymmetricCP, float]:
+    """Merges that keep the fit (issue 10, item 6), each recorded in ``merges``.
+
+    The first merge (at ``merge_cos``) is refused when the merged, polished CP misses ``tol``
+    while the rows merged only at :data:`FINE_MERGE` (near-duplicates), polished, meet it: two
+    true components closer than ``merge_cos`` stay two. Then coarser merges (a component split
+    over rows not yet aligned when the run stopped): a smaller CP is kept when, polished, it is
+    as accurate as the current one or within ``tol``.
+    """
+    l = target.order
+    with torch.no_grad():
+        fine = merge_components(a, V, l, merge_cos=FINE_MERGE, drop_tol=drop_tol)
+    entry: dict[str, Any] = {"merge_cos": merge_cos, "from": fine.rank, "to": cp.rank}
+    if fine.rank > cp.rank and not rel <= tol:
+        fine = polish(fine, target, max_iter=polish_iter)
+        fine_rel = cp_relative_error(fine, target)
+        if fine_rel <= tol and fine_rel < rel:
+            merges.append({**entry, "accepted": False, "reason": (
+                f"merged CP misses tol ({rel:.1e}); unmerged meets it ({fine_rel:.1e})")})
+            cp, rel = fine, fine_rel
+        else:
+            merges.append({**entry, "accepted": True, "reason": (
+                f"unmerged CP no better ({fine_rel:.1e})")})
+    elif fine.rank > cp.rank:
+        merges.append({**entry, "accepted": True, "reason": f"merged CP meets tol ({rel:.1e})"})
+    for cos in (merge_cos, *(c for c in COARSE_MERGES if c < merge_cos)):
+        again = merge_components(cp.weights, cp.components, l, merge_cos=cos, drop_tol=drop_tol)
+        if again.rank < cp.rank:
+            again = polish(again, target, max_iter=polish_iter)
+            again_rel = cp_relative_error(again, target)
+            ok = again_rel <= max(rel, tol)
+            merges.append({"merge_cos": cos, "from": cp.rank, "to": again.rank, "accepted": ok,
+                           "reason": (f"merged CP error {again_rel:.1e} "
+                                      f"{'within' if ok else 'above'} max(current, tol)")})
+            if ok:
+                cp, rel = again, again_rel
+    return cp, rel
+
+
+def _drop_small(cp: SymmetricCP, rel: float, target: Target, drop_tol: float,
+                polish_iter: int) -> tuple[SymmetricCP, float]:
+    """Drop terms below ``drop_tol · max|λ|`` left by a polish (they are noise by the definition
+    of ``drop_tol``), and polish the rest."""
+    if cp.rank == 0:
+        return cp, rel
+    keep = cp.weights.abs() >= drop_tol * cp.weights.abs().max()
+    if bool(keep.all()):
+        return cp, rel
+    cp = polish(SymmetricCP(cp.weights[keep], cp.components[keep], cp.order), target,
+                max_iter=polish_iter)
+    return cp, cp_relative_error(cp, target)
+
+
+def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.Tensor,
+              target: Target, rel: float, width: int, drop_tol: float) -> None:
+    """Degeneracy (of the returned CP, else of the model's own terms) and rank support."""
+    warnings: list[str] = []
+    norm = float(target.float64().sq_norm().sqrt())
+    deg = degeneracy(cp.weights, cp.components, cp.order, norm, min_weight=drop_tol)
+    if deg is None:
+        deg = degeneracy(a, V, cp.order, norm, min_weight=drop_tol)
+    if deg is not None:
+        info["degeneracy"] = deg
+        warnings.append(degeneracy_advice(deg, width))
+    support = rank_support(cp.weights, rel * norm)
+    if support is not None:
+        info["rank_support"] = support
+        warnings.append(rank_support_advice(support))
+    info["warnings"] = warnings
 
 
 class EpochSchedule:
@@ -365,6 +471,12 @@ class EpochSchedule:
 #: Coarser merge thresholds tried after polishing (see :func:`finish_fit`).
 COARSE_MERGES = (0.95, 0.9, 0.8)
 
+#: Rows this aligned are one term whatever the error (the merge a refused merge falls back to).
+FINE_MERGE = 0.9999
+
+#: Under a rank cap, the capped CP is polished when the model's error is at most this.
+CAP_POLISH_BELOW = 0.5
+
 #: Relative error below which the model counts as having escaped the initial plateau.
 ESCAPED = 0.95
 
@@ -374,7 +486,8 @@ def restart_rows(params, signs, model: str, target: Target, scale, threshold: fl
     """What happens to the rows at the end of a main-phase epoch (SPEC §5 step 3): re-draw the
     small ones and mirror those of them that face a negative residual. Shared with the batched
     engine."""
-    redrawn = _reinit_small_rows(params, threshold, init_scale, generator)
+    redrawn = _reinit_small_rows(params, threshold, init_scale, generator, signs, model,
+                                 target.order)
     _flip_small_rows(params, signs, model, target, scale, redrawn)
 
 
@@ -397,23 +510,55 @@ def _flip_small_rows(params, signs, model: str, target: Target, scale,
     return int(flip.sum())
 
 
-def _redundant_rows(W: torch.Tensor, norms: torch.Tensor) -> torch.Tensor:
-    """Rows parked on the direction of a much heavier row (``|cos| ≥ REDUNDANT_COS`` and mass
-    ``‖w_i‖² ≤ REDUNDANT_MASS·‖w_k‖²``).
+def _redundant_rows(W: torch.Tensor, norms: torch.Tensor, signs: torch.Tensor | None = None,
+                    model: str = "homogeneous", order: int = 3) -> torch.Tensor:
+    """Rows parked on the direction of a heavier row (``|cos| ≥ REDUNDANT_COS``): merged into it
+    when their terms reinforce, re-drawn; returns their mask. Rows of the ``coefficients`` model
+    and cancelling rows are only freed when light (mass ``‖w_i‖² ≤ REDUNDANT_MASS·‖w_k‖²``).
 
-    Why: once a component is fitted, the residual along it is ``≈ μ/2`` and flat, so a light row
-    sitting on it neither moves nor shrinks (its norm decays only at rate ``μ``): it is lost to
-    the search for the components still missing. This is what happens to most rows with an
-    orthogonal target, where every row first runs to one of the heavy components. Re-drawing it
-    removes at most ``REDUNDANT_MASS`` of that component's mass, which the heavy row, already in
-    place, refits within a few steps.
+    Why light rows: once a component is fitted, the residual along it is ``≈ μ/2`` and flat, so a
+    light row sitting on it neither moves nor shrinks (its norm decays only at rate ``μ``): it is
+    lost to the search for the components still missing. This is what happens to most rows with
+    an orthogonal target, where every row first runs to one of the heavy components.
+
+    Why heavy ones too (issue 10, item 9): two heavy rows sharing one component are one term
+    spent twice; with an odd order the run can end with every other row stuck in a spurious
+    mixture and a component missing (``random_target(3, 40, 5, random_state=701)``, ``m = 8``).
+    The lighter row's term is added to the heavier one (``s_k ‖w_k‖^p ← s_k ‖w_k‖^p +
+    s_i ‖w_i‖^p sign(cos)^l``, ``p = 2`` homogeneous, ``l`` plain), so the model tensor changes
+    only by the small angle between them, and the freed row searches the residual again. The
+    criterion is on the rows' own state, not on the target's truth.
     """
+    m = W.shape[0]
     unit = W / norms.clamp_min(torch.finfo(W.dtype).tiny).unsqueeze(-1)
-    cos = (unit @ unit.T).abs()
+    cos = unit @ unit.T
     mass = norms**2
-    heavier = mass.unsqueeze(0) * REDUNDANT_MASS >= mass.unsqueeze(1)  # [i, k]: k ≫ i
-    heavier.fill_diagonal_(False)
-    return ((cos >= REDUNDANT_COS) & heavier).any(dim=1)
+    aligned_all = cos.abs() >= REDUNDANT_COS
+    aligned_all.fill_diagonal_(False)
+    freed = torch.zeros(m, dtype=torch.bool, device=W.device)
+    if not aligned_all.any():
+        return freed
+    merge = model != "coefficients"
+    power = 2 if model == "homogeneous" else order
+    s = signs if signs is not None else torch.ones(m, dtype=W.dtype, device=W.device)
+    c = s * norms**power
+    candidates = set(torch.nonzero(aligned_all.any(dim=1)).flatten().tolist())
+    for k in torch.argsort(mass, descending=True).tolist():
+        if k not in candidates or freed[k]:
+            continue
+        lighter = aligned_all[k] & ~freed & (mass <= mass[k])
+        lighter[k] = False
+        if not lighter.any():
+            continue
+        idx = torch.nonzero(lighter).flatten()
+        contrib = c[idx] * torch.sign(cos[k, idx]) ** order  # their terms, on unit[k]
+        reinforce = (contrib * s[k] > 0) & merge
+        light = mass[idx] <= REDUNDANT_MASS * mass[k]
+        if reinforce.any():
+            total = (c[k] + contrib[reinforce].sum()).abs()
+            W[k] = unit[k] * total ** (1.0 / power)
+        freed[idx[reinforce | light]] = True
+    return freed
 
 
 #: Thresholds of :func:`_redundant_rows`.
@@ -422,11 +567,15 @@ REDUNDANT_MASS = 1e-2
 
 
 @torch.no_grad()
-def _reinit_small_rows(params, threshold: float, init_scale: float, generator) -> torch.Tensor:
-    """Re-draw rows with ``‖w_i‖ < threshold`` at norm ``init_scale``; returns their mask."""
+def _reinit_small_rows(params, threshold: float, init_scale: float, generator,
+                       signs: torch.Tensor | None = None, model: str = "homogeneous",
+                       order: int = 3) -> torch.Tensor:
+    """Re-draw rows with ``‖w_i‖ < threshold`` and redundant rows (:func:`_redundant_rows`, merged
+    first) at norm ``init_scale``; returns their mask."""
     W = params["W"]
     norms = W.norm(dim=-1)
-    small = (norms < threshold) | _redundant_rows(W, norms)
+    small = norms < threshold
+    small |= _redundant_rows(W, norms, signs, model, order) & ~small
     n = int(small.sum())
     if n:
         G = torch.randn(n, W.shape[-1], generator=generator, dtype=torch.float64)
