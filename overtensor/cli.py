@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train(sub)
 
     add_commands(sub)
-    from overtensor.moments.cli import add_parser as add_moments
+    from overtensor.moments_cli import add_parser as add_moments
 
     add_moments(sub)
     return parser
