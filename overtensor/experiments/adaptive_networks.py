@@ -258,6 +258,15 @@ def claims(df: pd.DataFrame) -> list[Claim]:
 _GRID = {"model": ["two-layer", "mlp"], "optimizer": [*SGD_FAMILY, *ADAPTIVE]}
 
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "adaptive-networks", "run": "adaptive_networks",
+        "description": "tiny check: digits, two-layer network, SGD vs Adam, one learning rate, "
+                       "1 epoch, one seed",
+        "fixed": {"epochs": 1, "batch_size": 64},
+        "grid": {"model": ["two-layer"], "optimizer": ["sgd", "adam"], "lr_index": [2]},
+        "seeds": 1,
+    },
     "small": {
         "name": "adaptive-networks", "run": "adaptive_networks",
         "description": "digits: two-layer network and MLP, SGD/momentum/AdaGrad/RMSProp/Adam, 3 learning "

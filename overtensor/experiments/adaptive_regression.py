@@ -259,6 +259,15 @@ _FIXED = {"n": 50, "p": 200, "d": 20, "width": 200, "schedule": "step-decay", "r
           "span_weights": {"gaussian": "residual", "random-features": "normalized-residual"}}
 
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "adaptive-regression", "run": "adaptive_regression",
+        "description": "tiny check: n=10 < p=40 Gaussian design and random features (d=5, N=40), "
+                       "GD vs Adam, 300 steps, one seed",
+        "fixed": {**_FIXED, "n": 10, "p": 40, "d": 5, "width": 40, "steps": 300, "rf_steps": 300},
+        "grid": {"problem": ["gaussian", "random-features"], "optimizer": ["gd", "adam"]},
+        "seeds": 1,
+    },
     "small": {
         "name": "adaptive-regression", "run": "adaptive_regression",
         "description": "n=50 < p=200 Gaussian design and ReLU random features (d=20, N=200): GD, "

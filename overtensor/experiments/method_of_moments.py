@@ -135,6 +135,12 @@ def run_method_of_moments(config: dict[str, Any]) -> dict[str, Any]:
 
 
 _PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {"name": "method-of-moments", "run": "method-of-moments",
+             "description": "tiny check: synthetic and iris, moments vs power method vs EM, one seed",
+             "fixed": {}, "grid": {"dataset": ["synthetic", "iris"],
+                                   "method": ["overtensor", "power-method", "em-1"]},
+             "seeds": 1},
     "small": {"name": "method-of-moments", "run": "method-of-moments",
               "description": "mixtures from moments vs EM and ALS, synthetic and bundled data",
               "fixed": {}, "grid": {"dataset": list(DATASETS), "method": list(METHODS)},

@@ -209,6 +209,16 @@ _FIXED = {"nuisance_n": 50, "p": 200, "d": 20, "width": 200, "block": [100, 200]
           "support": [0, 100], "schedule": "step-decay", "records": 10}
 
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "min-norm-generalization", "run": "min_norm_generalization",
+        "description": "tiny check: nuisance scale s in {1,10} (n=10, p=40) and random features "
+                       "(n in {10,20}, N=40), 200 steps, one seed",
+        "fixed": {**_FIXED, "nuisance_n": 10, "p": 40, "d": 5, "width": 40, "block": [20, 40],
+                  "support": [0, 20], "steps": 200, "rf_steps": 200},
+        "grid": {"problem": ["nuisance", "random-features"], "scale": [1.0, 10.0], "n": [10, 20]},
+        "seeds": 1,
+    },
     "small": {
         "name": "min-norm-generalization", "run": "min_norm_generalization",
         "description": "nuisance scale s in {1,3,10} (n=50, p=200) and random features (n in {50,100,150}); "

@@ -224,6 +224,15 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
 
 _GRID = {"model": ["tensor", "network"], "regime": list(REGIMES)}
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "opt-energy", "run": "opt_energy",
+        "description": "tiny check: tensor (l=3, d=4, r=2, m=8) and quadratic network (d=4, N=8), "
+                       "60 steps, one seed",
+        "fixed": {"dim": 4, "rank": 2, "width": 8, "steps": 60, "eval_every": 20, "lr": 0.02,
+                  "batch": 50},
+        "grid": _GRID, "seeds": 1,
+    },
     "small": {
         "name": "opt-energy", "run": "opt_energy",
         "description": "energy and risk over training, tensor (l=3, d=6, r=2, m=20) and quadratic "

@@ -154,6 +154,14 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
 
 
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "opt-expressivity", "run": "opt_expressivity",
+        "description": "tiny check: order 3, d=4, r=2, widths {2, 8}, 300 steps, one seed",
+        "fixed": {"dim": 4, "rank": 2, "max_steps": 300, "eps": 1e-2},
+        "grid": {"order": [3], "width": [2, 8], "regime": list(REGIMES)},
+        "seeds": 1,
+    },
     "small": {
         "name": "opt-expressivity", "run": "opt_expressivity",
         "description": "smallest width reaching eps=1e-2: full vs orthogonal vs RF, l in {2,3}, d=5, r=2",

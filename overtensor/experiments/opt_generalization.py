@@ -231,6 +231,14 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
 _FIXED = {"hidden": 512, "epochs": 20, "batch": 64, "lr": 0.05, "momentum": 0.9, "test_size": 0.3,
           "block_size": 16, "block_steps": 20}
 PRESETS = {
+    # For the docs check (tests/test_docs.py): seconds, one seed; checks the pipeline, not the claims.
+    "tiny": {
+        "name": "opt-generalization", "run": "opt_generalization",
+        "description": "tiny check: load_digits MLP 64-32-10, 2 epochs: standard vs RF vs OPT "
+                       "(Cayley), one seed",
+        "fixed": {**_FIXED, "hidden": 32, "epochs": 2},
+        "grid": {"variant": ["standard", "random-features", "opt-cayley"]}, "seeds": 1,
+    },
     "small": {
         "name": "opt-generalization", "run": "opt_generalization",
         "description": "load_digits MLP 64-512-10, 20 epochs: standard vs RF vs OPT (7 ways), 5 seeds",
