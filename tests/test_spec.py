@@ -191,3 +191,19 @@ def test_vs_classical_compares_the_four_methods_with_a_success_criterion():
     assert small["grid"]["method"] == ["beyond-lazy", "gd", "exact-rank", "power-method"]
     assert small["success"] == {"metric": "relative_error", "op": "<=", "value": 1e-3}
     assert len(expand(small)) == 48
+
+
+def test_every_builtin_experiment_has_a_one_seed_tiny_preset_for_the_docs_check():
+    # tests/test_docs.py runs the documented experiments with '--preset tiny' (docs/docs-check.md).
+    import types
+
+    from overtensor.experiments import builtin
+
+    exps = [m.EXPERIMENT for m in vars(builtin).values()
+            if isinstance(m, types.ModuleType) and hasattr(m, "EXPERIMENT")]
+    assert len(exps) >= 12
+    for exp in exps:
+        assert "tiny" in exp.presets, exp.name
+        tiny = load_spec(exp.presets["tiny"], origin=f"{exp.name}/tiny")
+        assert tiny["seeds"] == 1, exp.name
+        assert len(expand(tiny)) < len(expand(load_spec(exp.presets["small"]))), exp.name

@@ -30,7 +30,9 @@ def add_commands(sub) -> None:
     p = exp_sub.add_parser("run", help="run a built-in experiment or a spec file into a result store")
     p.add_argument("target", metavar="NAME_OR_SPEC_FILE",
                    help="a built-in experiment name (see 'experiment list') or a .yaml/.toml spec file")
-    p.add_argument("--preset", default="small", help="preset of a built-in experiment: small | full")
+    p.add_argument("--preset", default="small",
+                   help="preset of a built-in experiment: small (default) | full | tiny (seconds, "
+                        "for checks) | others shown by 'experiment list'")
     p.add_argument("--store", default=None,
                    help=f"SQLite result store (default {DEFAULT_DIR}/<name>.sqlite)")
     p.add_argument("--outdir", default=None, help=f"figures folder (default {DEFAULT_DIR}/<name>/)")
