@@ -46,6 +46,9 @@ def _add_fit(sub) -> None:
                    "deflation | power-method (default beyond-lazy)")
     p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled | "
                    "orthogonal (default full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--rotation", default=None,
+                   help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
+                        "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled (default 1)")
     p.add_argument("--components", default=None, help="synthetic target: random | orthonormal")
     p.add_argument("--weights", default=None,
@@ -109,6 +112,15 @@ def _fit_target(args):
     return userdata.samples_target(args.samples, args.moment, dtype=args.dtype, device=args.device)
 
 
+def _orthogonal_option(args) -> dict:
+    """``orthogonal=OrthogonalOptions(rotation=...)`` when ``--rotation`` is given."""
+    if args.rotation is None:
+        return {}
+    from overtensor.orthogonal_fit import OrthogonalOptions
+
+    return {"orthogonal": OrthogonalOptions(rotation=args.rotation)}
+
+
 def _cmd_fit(args) -> int:
     import overtensor as ot
     from overtensor.userdata import RESULT_SUFFIXES, write_result
@@ -132,7 +144,7 @@ def _cmd_fit(args) -> int:
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
                     regime=args.regime, alpha=args.alpha, threads=args.threads,
-                    **({} if cap is None else {"rank": cap}))
+                    **({} if cap is None else {"rank": cap}), **_orthogonal_option(args))
     summary = result.summary()
     if args.method != "power-method":
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
