@@ -90,10 +90,14 @@ def _fit_target(args):
     if args.moment is not None and not args.samples:
         raise ValueError(f"--moment {args.moment} needs --samples")
     if not own:
+        def given_or(value, default):  # 0 is a value the user gave (and ot.random_target refuses)
+            return default if value is None else value
+
         return ot.random_target(
-            order=args.order or 3, dim=args.dim or 100, rank=args.rank or 10,
-            components=args.components or "random", weights=_weights_arg(args.weights or "equal"),
-            noise=args.noise or 0.0, random_state=args.seed, device=args.device, dtype=args.dtype)
+            order=given_or(args.order, 3), dim=given_or(args.dim, 100), rank=given_or(args.rank, 10),
+            components=given_or(args.components, "random"),
+            weights=_weights_arg(given_or(args.weights, "equal")), noise=given_or(args.noise, 0.0),
+            random_state=args.seed, device=args.device, dtype=args.dtype)
     given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your own data")
