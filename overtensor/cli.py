@@ -46,6 +46,9 @@ def _add_fit(sub) -> None:
                    "deflation | power-method (default beyond-lazy)")
     p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled | "
                    "orthogonal (default full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--rotation", default=None,
+                   help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
+                        "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled (default 1)")
     p.add_argument("--components", default=None, help="synthetic target: random | orthonormal")
     p.add_argument("--weights", default=None,
@@ -87,10 +90,14 @@ def _fit_target(args):
     if args.moment is not None and not args.samples:
         raise ValueError(f"--moment {args.moment} needs --samples")
     if not own:
+        def given_or(value, default):  # 0 is a value the user gave (and ot.random_target refuses)
+            return default if value is None else value
+
         return ot.random_target(
-            order=args.order or 3, dim=args.dim or 100, rank=args.rank or 10,
-            components=args.components or "random", weights=_weights_arg(args.weights or "equal"),
-            noise=args.noise or 0.0, random_state=args.seed, device=args.device, dtype=args.dtype)
+            order=given_or(args.order, 3), dim=given_or(args.dim, 100), rank=given_or(args.rank, 10),
+            components=given_or(args.components, "random"),
+            weights=_weights_arg(given_or(args.weights, "equal")), noise=given_or(args.noise, 0.0),
+            random_state=args.seed, device=args.device, dtype=args.dtype)
     given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
     if given:
         raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your own data")
@@ -107,6 +114,15 @@ def _fit_target(args):
     if args.order is not None and args.order != args.moment:
         raise ValueError(f"--order {args.order} and --moment {args.moment} disagree; give --moment")
     return userdata.samples_target(args.samples, args.moment, dtype=args.dtype, device=args.device)
+
+
+def _orthogonal_option(args) -> dict:
+    """``orthogonal=OrthogonalOptions(rotation=...)`` when ``--rotation`` is given."""
+    if args.rotation is None:
+        return {}
+    from overtensor.orthogonal_fit import OrthogonalOptions
+
+    return {"orthogonal": OrthogonalOptions(rotation=args.rotation)}
 
 
 def _cmd_fit(args) -> int:
@@ -132,7 +148,7 @@ def _cmd_fit(args) -> int:
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
                     regime=args.regime, alpha=args.alpha, threads=args.threads,
-                    **({} if cap is None else {"rank": cap}))
+                    **({} if cap is None else {"rank": cap}), **_orthogonal_option(args))
     summary = result.summary()
     if args.method != "power-method":
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]

@@ -79,6 +79,7 @@ def fit(
     progress: bool = False,
     engine: str = "auto",
     power: Any = None,
+    orthogonal: Any = None,
 ) -> FitResult:
     """Decompose a symmetric tensor with an over-parameterized gradient method.
 
@@ -157,6 +158,12 @@ def fit(
     power : PowerOptions, optional
         Options of ``power-method`` (:class:`overtensor.algorithms.power.PowerOptions`): the
         shifted (SS-HOPM, default) or plain variant, the shift rule, restarts and iterations.
+    orthogonal : OrthogonalOptions, optional
+        Options of ``regime="orthogonal"``
+        (:class:`overtensor.orthogonal_fit.OrthogonalOptions`): the way of keeping ``R``
+        orthogonal (``cayley`` by default, ``matrix_exp``, ``householder``, ``gram-schmidt``,
+        ``lowdin``, ``riemannian``, ``stochastic``), whether the coefficients are trained, and the
+        block size and period of stochastic OPT.
     threads : int, "auto" or None
         Intra-op torch threads for this fit (keyword only; added by
         :func:`overtensor.threads.with_chosen_threads`). Default ``$OVERTENSOR_THREADS``, else
@@ -197,6 +204,15 @@ def fit(
         if not isinstance(power, PowerOptions):
             raise TypeError(f"power must be a PowerOptions, got {type(power).__name__}: {power!r}")
 
+    if orthogonal is not None:
+        from overtensor.orthogonal_fit import OrthogonalOptions
+
+        if regime != "orthogonal":
+            raise ValueError(f"orthogonal is only used with regime='orthogonal', got regime={regime!r}")
+        if not isinstance(orthogonal, OrthogonalOptions):
+            raise TypeError(f"orthogonal must be an OrthogonalOptions, got "
+                            f"{type(orthogonal).__name__}: {orthogonal!r}")
+
     if regime != "full":
         from overtensor.regimes import fit_regime
 
@@ -206,7 +222,7 @@ def fit(
             weight_decay=weight_decay, reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
             max_steps=max_steps, tol=tol, lr=lr, optimizer=optimizer, signs=signs,
             patience=patience, eval_every=eval_every, generator=gen, dtype=dt, device=dev,
-            callback=callback, recorders=recorders, progress=progress,
+            callback=callback, recorders=recorders, progress=progress, orthogonal=orthogonal,
         ), tgt, exponent)
 
     if method == "power-method":

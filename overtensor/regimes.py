@@ -336,7 +336,7 @@ def regime_fit(
 def fit_regime(
     tgt: Target, width: int | None, method: str, *, regime: str, alpha: float, model, init_scale,
     weight_decay, reinit_threshold, epoch_steps, max_steps: int, tol: float, lr, optimizer, signs,
-    patience, eval_every, generator, dtype, device, callback, recorders, progress,
+    patience, eval_every, generator, dtype, device, callback, recorders, progress, orthogonal=None,
 ) -> FitResult:
     """Validate the options of a non-``full`` regime and run :func:`regime_fit` (called by
     :func:`overtensor.fit`). The method picks the model (and, for ``exact-rank``, the width)."""
@@ -366,7 +366,7 @@ def fit_regime(
         from overtensor.orthogonal_fit import OrthogonalOptions, orthogonal_regime_fit
 
         return orthogonal_regime_fit(
-            tgt, options=OrthogonalOptions(), method=method, model=model, width=width,
+            tgt, options=orthogonal or OrthogonalOptions(), method=method, model=model, width=width,
             init_scale=init_scale, max_steps=max_steps, tol=tol, lr=lr, signs=signs,
             patience=check_int("patience", patience, 1),
             eval_every=check_int("eval_every", eval_every, 1), epoch_steps=epoch_steps,

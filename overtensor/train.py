@@ -28,13 +28,13 @@ import torch
 from overtensor._checks import check_choice, check_float, check_int, make_generator, resolve_device
 from overtensor.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
+from overtensor.optimizers import check_optimizer, make_optimizer
 from overtensor.quadratic_risk import null_risk, population_risk
 from overtensor.regime_layer import apply_regime, get_regime, loss_scale
 from overtensor.training import DivergenceError, Progress
 
 Params = dict[str, torch.Tensor]
 
-OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,9 @@ class TrainConfig:
     regime_options : dict
         Extra keyword arguments of the regime transformation (``alpha`` is passed to
         ``alpha-scaled``; ``random-features`` trains ``("a", "c")`` unless ``trained`` is given).
-    optimizer : str or ``torch.optim.Optimizer`` subclass
-        ``"sgd"``, ``"adam"``, ``"adagrad"``, ``"rmsprop"`` or a class called as ``cls(params, lr=lr)``.
+    optimizer : str, ``torch.optim.Optimizer`` class or instance, or callable
+        Any spelling of :mod:`overtensor.optimizers` (``"sgd"``, ``"momentum"``, ``"adagrad"``,
+        ``"rmsprop"``, ``"adam"``, ``"adamw"``, ...); a class is called as ``cls(params, lr=lr)``.
     lr : float or None
         Step size; ``None`` takes :func:`default_lr`.
     steps : int
@@ -96,11 +97,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         get_regime(self.regime)  # ValueError naming the known regimes
-        if isinstance(self.optimizer, str):
-            check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        elif not (isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)):
-            raise TypeError(f"optimizer must be one of {list(OPTIMIZERS)} or a torch.optim.Optimizer "
-                            f"subclass, got {self.optimizer!r}")
+        check_optimizer(self.optimizer)  # the plug-ins of overtensor.optimizers, every spelling
         if self.lr is not None:
             check_float("lr", self.lr, minimum=0.0, strict=True)
         check_int("steps", self.steps, 1)
@@ -165,16 +162,9 @@ def default_lr(spec: NetworkSpec, optimizer: Any) -> float:
     """
     if optimizer == "adam":
         return 0.05
-    if optimizer != "sgd":
+    if optimizer not in ("sgd", "gd"):
         return 1e-2
     return 0.1 / (spec.output_scale * spec.dim)
-
-
-def _make_optimizer(optimizer: Any, params, lr: float) -> torch.optim.Optimizer:
-    cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad,
-           "rmsprop": torch.optim.RMSprop}.get(optimizer, optimizer) if isinstance(optimizer, str) \
-        else optimizer
-    return cls(params, lr=lr)
 
 
 def _network_params(regime: str, fn, theta: Params, params0: Params) -> Params:
@@ -247,7 +237,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
 
     for p in theta.values():
         p.requires_grad_(True)
-    opt = _make_optimizer(config.optimizer, list(theta.values()), lr)
+    opt = make_optimizer(config.optimizer, list(theta.values()), lr)
     decay_at = config.steps - round(config.decay_fraction * config.steps)
     limit = 1e6 * max(null, 1e-12)
 

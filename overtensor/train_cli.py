@@ -29,7 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--noise", type=float, default=0.0, help="label noise standard deviation")
     p.add_argument("--scaling", default="mean-field", help="mean-field (1/N) | ntk (1/sqrt N) | none")
     p.add_argument("--shared-a", action="store_true", help="one shared output weight a")
-    p.add_argument("--optimizer", default="sgd", help="sgd | adam | adagrad | rmsprop (default sgd)")
+    p.add_argument("--optimizer", default="sgd",
+                   help="sgd | momentum | adagrad | rmsprop | adam | adamw (default sgd)")
     p.add_argument("--lr", type=float, default=None, help="step size (default: see train.default_lr)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")

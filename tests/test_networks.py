@@ -178,3 +178,19 @@ def test_bad_input_raises_before_work():
         TrainConfig(steps=0)
     with pytest.raises(ValueError, match="regime"):
         TrainConfig(regime="lazzy")
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adamw", torch.optim.RMSprop,
+                                       torch.optim.Adagrad([torch.zeros(1)], lr=0.05)])
+def test_training_takes_every_optimizer_spelling_of_the_plugin_registry(optimizer):
+    data = gaussian_quadratic(8, _gen(3))
+    spec = NetworkSpec(8, 8)
+    res = train_network(data, spec, TrainConfig(steps=300, optimizer=optimizer, lr=0.02),
+                        random_state=0)
+    # Whatever the optimizer, 300 steps leave the null risk well behind.
+    assert res.test_risk < 0.5 * null_risk(data.B)
+
+
+def test_unknown_optimizer_name_is_refused_before_training():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="nosuch")

@@ -240,3 +240,23 @@ def test_opt_layer_keeps_energy_and_learns(rotation):
     assert float((layer.weight() - w0).norm()) > 1e-2
     assert abs(layer.energy(1) - e0) <= 1e-10 * e0
     assert layer.orthogonality_error() < 1e-12
+
+
+@pytest.mark.parametrize("rotation", ["cayley", "matrix_exp", "householder", "gram-schmidt",
+                                      "lowdin", "riemannian", "stochastic"])
+def test_fit_takes_every_way_of_keeping_r_orthogonal(rotation):
+    from overtensor.orthogonal_fit import OrthogonalOptions
+
+    target = ot.random_target(2, 5, 2, random_state=0)
+    res = ot.fit(target, 20, regime="orthogonal", max_steps=300, random_state=0,
+                 orthogonal=OrthogonalOptions(rotation=rotation))
+    first = res.history[0]["relative_error"]
+    assert res.history[-1]["orthogonality_error"] < 1e-10  # float64
+    assert res.relative_error < 0.9 * first  # it trained
+
+
+def test_orthogonal_options_outside_the_orthogonal_regime_are_refused():
+    from overtensor.orthogonal_fit import OrthogonalOptions
+
+    with pytest.raises(ValueError, match="orthogonal"):
+        ot.fit(ot.random_target(2, 5, 2, random_state=0), 20, orthogonal=OrthogonalOptions())

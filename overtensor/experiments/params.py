@@ -52,6 +52,7 @@ class FitParams(TargetParams):
     method: Literal["beyond-lazy", "gd", "exact-rank", "deflation", "power-method"] = "beyond-lazy"
     model: Literal["plain", "homogeneous", "coefficients"] | None = None
     regime: Literal["full", "lazy", "random-features", "alpha-scaled", "orthogonal"] = "full"
+    threads: PositiveInt | Literal["auto"] | None = None
     alpha: PositiveFloat = 1.0
     init_scale: PositiveFloat | None = None
     weight_decay: NonNegativeFloat | None = None
