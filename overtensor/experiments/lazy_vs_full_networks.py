@@ -268,8 +268,8 @@ PRESETS = {
     "tiny": {
         "name": "lazy-vs-full-networks",
         "run": "lazy_vs_full_networks",
-        "description": "tiny check: RF/NT/NN risk, d=10, widths {4, 10}, 200 Adam steps, one seed",
-        "fixed": {"dim": 10, "rank": 2, "train_seeds": 1, "steps": 200, "batch_size": 50,
+        "description": "tiny check: RF/NT/NN risk, d=10, widths {4, 10}, 100 Adam steps, one seed",
+        "fixed": {"dim": 10, "rank": 2, "train_seeds": 1, "steps": 100, "batch_size": 50,
                   "optimizer": "adam", "lr": 0.05},
         "grid": {"target": ["authors", "rank", "mixture"], "width": [4, 10]},
         "seeds": 1,
