@@ -24,9 +24,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     alone creates it ``0600``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.otmp", suffix=path.suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{os.getpid()}.otmp", suffix=path.suffix,
+                                   dir=path.parent)
+    except OSError as exc:
+        if _temporary(exc):
+            raise _about(exc, path) from None
+        raise
     try:
         os.fchmod(fd, 0o666 & ~_umask())
     finally:
@@ -34,10 +40,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and _temporary(exc):
+            raise _about(exc, path) from None
         raise
     return path
+
+
+def _temporary(exc: OSError) -> bool:
+    """Whether ``exc`` names one of :func:`atomic_write`'s temporary files."""
+    return ".otmp" in str(exc.filename or "")
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """The same error, naming the file the user asked for rather than a temporary one."""
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 #: Options that only describe the random synthetic target (an error with your own data).
 SYNTHETIC_ONLY = ("dim", "components", "weights", "noise")
@@ -63,8 +65,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--tol", type=float, default=1e-4, help="target relative error (default 1e-4)")
     p.add_argument("--lr", type=float, default=None, help="step size (default 0.5/max(order,4))")
     p.add_argument("--threads", default=None,
-                   help="intra-op torch threads: N or auto (default $OVERTENSOR_THREADS, else auto: "
-                        "one thread for small problems)")
+                   help="intra-op torch threads: N, or auto (also 0) (default $OVERTENSOR_THREADS, "
+                        "else auto: one thread for small problems)")
     p.add_argument("-o", "--output", default=None, metavar="RESULT.npz|RESULT.json",
                    help="also write the result: .npz (weights, factors, order, summary as JSON) "
                         "or .json")
@@ -132,6 +134,11 @@ def _cmd_fit(args) -> int:
     if args.output is not None and not args.output.lower().endswith(RESULT_SUFFIXES):
         raise ValueError(f"-o {args.output}: unknown result format; use "
                          f"{' or '.join(RESULT_SUFFIXES)}")  # before any work
+    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "-o: no such folder (create it first)",
+                                str(Path(args.output).parent))  # before any work
+    if args.rotation is not None and args.regime != "orthogonal":
+        raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
     target = _fit_target(args)
     own = bool(args.tensor or args.cp or args.samples)
     # A cap on the returned rank: --max-rank, or --rank on the user's own data.

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     for name, text in (("gmm", "spherical Gaussian mixture from samples (rows of X)"),
                        ("topics", "single-topic model from a document-word count matrix")):
         q = msub.add_parser(name, help=text)
-        q.add_argument("data", help="CSV (numbers only, comma-separated) or .npy file")
+        q.add_argument("data", help="CSV (comma-separated; an optional header line), .txt, .npy "
+                                    "or .npz file")
         q.add_argument("--components", "-k", type=int, required=True, help="number of components")
         q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         q.add_argument("--json", action="store_true", help="print one JSON object")
@@ -32,19 +33,14 @@ def add_parser(sub) -> None:
 
 
 def load_matrix(path: str) -> np.ndarray:
-    """A 2-D float array from a ``.npy`` or CSV file, with a one-line error otherwise."""
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"data file {path!r} does not exist or is not a file")
-    try:
-        if p.suffix == ".npy":
-            X = np.load(p, allow_pickle=False)
-        else:
-            X = np.loadtxt(p, delimiter=",", ndmin=2)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"cannot read data file {path!r}: {exc}") from None
+    """A 2-D float array from ``.npy``, ``.npz``, CSV or text (the reader of ``overtensor fit``,
+    :func:`overtensor.userdata.read_array`: a non-numeric first line is a header, a ragged row is
+    an error)."""
+    from overtensor.userdata import read_array
+
+    X = read_array(path, "data file")
     if X.ndim != 2:
-        raise ValueError(f"data file {path!r} must hold a 2-D array, got shape {X.shape}")
+        raise ValueError(f"data file {path}: must hold a 2-D array, got shape {X.shape}")
     return X
 
 
@@ -93,5 +89,5 @@ def _cmd_moments(args) -> int:
             table.add_row(str(j), f"{w:.4f}", " ".join(f"{v:.3g}" for v in out[key][j][:6]))
         Console().print(table)
         extra = {k: v for k, v in out.items() if not isinstance(v, list)}
-        Console().print(extra)
+        Console().print_json(json.dumps(extra))
     return 0

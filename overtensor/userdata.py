@@ -7,6 +7,7 @@ extracted CP and the summary as ``.npz`` or ``.json`` (atomically, mode ``0666 &
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
         else:
             raise ValueError(f"unknown file type {suffix or '(none)'!r}; use .npy, .npz, .csv or .txt")
     except FileNotFoundError:
-        raise ValueError(f"{option} {path}: no such file") from None
+        # A file-system failure: exit code 4 in the CLI, like every missing file.
+        raise FileNotFoundError(errno.ENOENT, f"{option}: no such file", str(path)) from None
     except (OSError, ValueError, EOFError) as exc:
         raise ValueError(f"{option} {path}: {_one_line(exc)}") from None
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
@@ -55,10 +57,21 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
 
 
 def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
+    """Numbers of a text file; the first line is a header only when one of its fields is not a
+    number (so a ragged or malformed data row is an error, never a dropped row)."""
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    fields = [f.strip() for f in (first.split(delimiter) if delimiter else first.split())]
+    header = any(not _is_number(f) for f in fields if f)
+    return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1 if header else 0)
+
+
+def _is_number(text: str) -> bool:
     try:
-        return np.loadtxt(path, delimiter=delimiter, ndmin=2)
+        float(text)
     except ValueError:
-        return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1)  # a header line
+        return False
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

@@ -74,7 +74,6 @@ def test_readable_summary_without_json(files, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--tensor", "asym.npy", "--width", 8], "--tensor {d}/asym.npy: tensor is not symmetric"),
-    (["--tensor", "none.npy", "--width", 8], "--tensor {d}/none.npy: no such file"),
     (["--tensor", "T.npy"], "--width is required with --tensor"),
     (["--tensor", "T.npy", "--width", 8, "--order", 4], "--order 4 does not match"),
     (["--tensor", "T.npy", "--width", 8, "--dim", 3], "--dim: only for the synthetic target"),
@@ -90,3 +89,10 @@ def test_bad_input_is_one_line_on_stderr_with_exit_code_2(files, capsys, argv, m
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message.format(d=d) in err, err
+
+
+def test_a_missing_file_is_a_file_system_error_exit_code_4(files, capsys):
+    d, _ = files
+    code, out, err = run(capsys, "--tensor", str(d / "none.npy"), "--width", 8)
+    assert code == 4 and out == ""
+    assert err.count("\n") == 1 and "--tensor: no such file" in err and "none.npy" in err, err

@@ -189,32 +189,41 @@ def summary(df: pd.DataFrame) -> str:
 
 
 def claims(df: pd.DataFrame) -> list[Claim]:
-    """The claims of the method-of-moments issue, decided on the synthetic mixture."""
-    t = df[df["dataset"] == "synthetic"].assign(
-        mean_error=lambda d: pd.to_numeric(d["mean_error"], errors="coerce"))
-    out: list[Claim] = []
-    if t.empty:
-        return out
-    err = t.pivot_table(index="seed", columns="method", values="mean_error")
-    n = len(err)
+    """The claims of the method-of-moments issue, decided on the synthetic mixture (inconclusive,
+    with the reason, when the runs that decide them are missing)."""
     paper = "Anandkumar, Ge, Hsu, Kakade, Telgarsky (JMLR 2014); Hsu & Kakade (ITCS 2013)"
     url = "https://jmlr.org/papers/v15/anandkumar14b.html"
-    if {"overtensor", "power-method", "tensorly-parafac"} <= set(err.columns):
-        # Equal within 1e-3 (well below the ~0.02 sampling error of a mean) counts as "as accurate".
-        ok = (err["overtensor"] <= err[["power-method", "tensorly-parafac"]].min(axis=1) + 1e-3)
-        out.append(Claim(paper, url,
-                         "On the same whitened moment, the refined rank-k CP gives means at least as "
-                         "accurate as the tensor power method and TensorLy's ALS.",
-                         "supported" if ok.all() else "not supported",
+    t = df[df["dataset"] == "synthetic"].assign(
+        mean_error=lambda d: pd.to_numeric(d["mean_error"], errors="coerce"))
+    err = t.pivot_table(index="seed", columns="method", values="mean_error") if len(t) else \
+        pd.DataFrame()
+    n = len(err)
+
+    def missing(needed: set[str]) -> str:
+        lacking = sorted(needed - set(err.columns))
+        return f"no synthetic runs of {', '.join(lacking)} in this sweep" if lacking else ""
+
+    out: list[Claim] = []
+    statement = ("On the same whitened moment, the refined rank-k CP gives means at least as "
+                 "accurate as the tensor power method and TensorLy's ALS.")
+    why = missing({"overtensor", "power-method", "tensorly-parafac"})
+    if why:
+        out.append(Claim(paper, url, statement, "inconclusive", why, "method_of_moments"))
+    else:
+        # Within 1e-3 (well below the ~0.02 sampling error of a mean) counts as "as accurate".
+        ok = err["overtensor"] <= err[["power-method", "tensorly-parafac"]].min(axis=1) + 1e-3
+        out.append(Claim(paper, url, statement, "supported" if ok.all() else "not supported",
                          f"max mean error, {n} seeds: overtensor ≤ min(power, ALS) + 1e-3 in "
                          f"{int(ok.sum())}/{n} seeds (medians: overtensor "
                          f"{err['overtensor'].median():.3g}, power {err['power-method'].median():.3g}, "
                          f"ALS {err['tensorly-parafac'].median():.3g})", "method_of_moments"))
-    if {"overtensor", "em-10"} <= set(err.columns):
+    statement = "The moment estimate's mean error is within 2x of EM's (n_init=10)."
+    why = missing({"overtensor", "em-10"})
+    if why:
+        out.append(Claim(paper, url, statement, "inconclusive", why, "method_of_moments"))
+    else:
         ratio = (err["overtensor"] / err["em-10"]).max()
-        out.append(Claim(paper, url,
-                         "The moment estimate's mean error is within 2x of EM's (n_init=10).",
-                         "supported" if ratio <= 2 else "not supported",
+        out.append(Claim(paper, url, statement, "supported" if ratio <= 2 else "not supported",
                          f"largest ratio over {n} seeds: {ratio:.3g}", "method_of_moments"))
     return out
 

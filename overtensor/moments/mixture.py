@@ -95,7 +95,11 @@ def spherical_mixture_moments(source, k: int, *, exact_below: int = 2000, power_
     Bc = torch.diag(sm.eigenvalues) - torch.outer(V.T @ sm.mean, V.T @ sm.mean)
     top = torch.linalg.eigvalsh((Bc + Bc.T) / 2).flip(0)[: k - 1]
     cov_trace = sm.trace - float(sm.mean @ sm.mean)
-    sigma2 = max((cov_trace - float(top.sum())) / (d - k + 1), 0.0)
+    sigma2 = (cov_trace - float(top.sum())) / (d - k + 1)
+    if not sigma2 > 0:
+        raise ValueError(
+            f"X: the estimated noise variance is {sigma2:.3g} (n={sm.n} samples in d={d}): a spherical "
+            "mixture needs samples that spread in every direction; give more samples than features")
     whitening = Whitening(V[:, :k], sm.eigenvalues[:k] - sigma2)
     return WhitenedMoments(whitening, whitened_third_moment(source, whitening, sm.mean, sigma2),
                            sigma2, sm.mean)
