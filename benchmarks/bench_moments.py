@@ -122,8 +122,8 @@ def small(n_seeds: int) -> list[dict]:
     return rows
 
 
-def large() -> list[dict]:
-    d, k, n, sigma = 10_000, 10, 1_000_000, 0.25
+def large(n: int = 1_000_000, sigma: float = 0.25) -> list[dict]:
+    d, k = 10_000, 10
     M = planted(d, k, 1.0, 0)
     src = SphericalMixtureStream(M, torch.full((k,), 1 / k), sigma, n, seed=0, chunk_size=10_000)
     t0 = time.perf_counter()
@@ -143,11 +143,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--n", type=int, default=1_000_000, help="samples of --large")
+    ap.add_argument("--sigma", type=float, default=0.25, help="noise level of --large")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     info = print_machine()
     if args.large:
-        write_csv("bench_moments_large", large(), info)
+        write_csv("bench_moments_large", large(args.n, args.sigma), info)
     else:
         write_csv("bench_moments", small(args.seeds), info)
 

@@ -8,7 +8,8 @@ Unwhitening maps a whitened vector back: ``μ = U diag(s)^{1/2} v`` (the pseudo-
 
 The top-``k`` eigenpairs of ``E[x xᵀ]`` come from an exact ``d × d`` eigendecomposition when
 ``d ≤ exact_below`` (one pass, ``O(n d²)``), and otherwise from randomized subspace iteration
-(Halko, Martinsson, Tropp 2011, Algorithm 4.4) on the streamed matrix: ``2 + power_iters`` passes
+(Halko, Martinsson, Tropp 2011, Algorithm 4.4) with Rayleigh–Ritz on the whole block Krylov
+space (Musco & Musco 2015) on the streamed matrix: ``2 + power_iters`` passes
 over the data, ``O(n d (k + oversample))`` each, ``O(d (k + oversample))`` memory.
 """
 
@@ -34,8 +35,8 @@ class SecondMoment:
     trace : float
         ``E‖x‖²``.
     eigenvalues : Tensor ``(k',)``, float64, decreasing
-        The top eigenvalues of ``E[x xᵀ]`` (``k' = k + oversample`` on the randomized path,
-        ``k' = d`` on the exact one).
+        The top eigenvalues of ``E[x xᵀ]`` (``k' ≥ k``: the Ritz values of the block Krylov space
+        on the randomized path, ``k' = d`` on the exact one).
     eigenvectors : Tensor ``(d, k')``, float64, orthonormal columns
     """
 
@@ -102,10 +103,11 @@ def second_moment(
     Y = torch.randn(d, width, generator=gen, dtype=torch.float64)
     n_passes = 2 + power_iters
     n, total, trace = 0, torch.zeros(d, dtype=torch.float64), 0.0
+    blocks, products = [], []
     for p in range(n_passes):
         if progress:
             progress(p, n_passes)
-        Q = torch.linalg.qr(Y).Q if p > 0 else Y
+        Q = torch.linalg.qr(Y).Q
         Y = torch.zeros(d, width, dtype=torch.float64)
         for X in source.chunks():
             Y += X.T @ (X @ Q)
@@ -114,9 +116,19 @@ def second_moment(
                 total += X.sum(0)
                 trace += float((X * X).sum())
         Y /= n
-    # Y = S Q with Q orthonormal from the last iteration: B = Qᵀ S Q (symmetrized against rounding).
-    B = Q.T @ Y
+        blocks.append(Q)
+        products.append(Y)
+    # Block Krylov (Musco & Musco 2015): Rayleigh–Ritz on the span of every block Q_0 … Q_q, not
+    # only the last one. S times that basis is already known (the Y of each pass), so it costs no
+    # extra pass and converges with the square root of the spectral gap instead of the gap itself
+    # (a spherical mixture's signal sits only ~2x above its noise bulk at d = 10⁴).
+    K, SK = torch.cat(blocks, dim=1), torch.cat(products, dim=1)
+    U, sv, Vh = torch.linalg.svd(K, full_matrices=False)
+    keep = sv > 1e-10 * sv[0]
+    U, SU = U[:, keep], SK @ (Vh[keep].T / sv[keep])
+    B = U.T @ SU
     evals, V = torch.linalg.eigh((B + B.T) / 2)
+    Q = U
     return SecondMoment(n, total / n, trace / n, evals.flip(0), (Q @ V).flip(1))
 
 
