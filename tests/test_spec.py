@@ -207,3 +207,12 @@ def test_every_builtin_experiment_has_a_one_seed_tiny_preset_for_the_docs_check(
         tiny = load_spec(exp.presets["tiny"], origin=f"{exp.name}/tiny")
         assert tiny["seeds"] == 1, exp.name
         assert len(expand(tiny)) < len(expand(load_spec(exp.presets["small"]))), exp.name
+
+
+def test_every_builtin_preset_passes_its_run_functions_schema():
+    from overtensor.experiments.registry import list_experiments
+    from overtensor.experiments.spec import check_params
+
+    for exp in list_experiments():
+        for name, preset in exp.presets.items():
+            check_params(preset, f"{exp.name}:{name}")  # raises SpecError otherwise

@@ -226,3 +226,18 @@ def test_registered_names_are_checked_too():
         registry.register_run("pkg.mod:fn")
     with pytest.raises(ValueError, match="experiment name"):
         registry.register_experiment(registry.Experiment(name="../x", description="", presets={}))
+
+
+def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_path):
+    from overtensor.experiments.registry import get_experiment, get_params
+    from overtensor.experiments.spec import SpecError, load_spec
+
+    schema = get_params("adaptive_regression")
+    assert schema is not None and "span_weights" in schema.model_fields
+    preset = dict(get_experiment("adaptive-regression").presets["tiny"])
+    bad = tmp_path / "typo.yaml"
+    import yaml
+
+    bad.write_text(yaml.safe_dump({**preset, "fixed": {**(preset.get("fixed") or {}), "nn": 50}}))
+    with pytest.raises(SpecError, match="nn"):
+        load_spec(bad)

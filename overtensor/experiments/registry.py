@@ -107,9 +107,39 @@ def get_run(name: str) -> RunFn:
 
 
 def get_params(name: str) -> type | None:
-    """The parameter schema of the run function ``name`` (None when it declared none)."""
+    """The parameter schema of the run function ``name``: the one it declared, else one inferred
+    from the presets of the built-in experiments that use it (:func:`_preset_params`), else None."""
     get_run(name)
-    return _PARAMS.get(name)
+    return _PARAMS.get(name) or _preset_params(name)
+
+
+def _preset_params(name: str) -> type | None:
+    """A strict schema from the presets that run ``name``: only the keys they use, each with the
+    types of the values they give it (an int is also accepted where a float is). It catches
+    misspelled keys and wrongly typed values for run functions that declared no schema; ranges are
+    the run function's own checks."""
+    from typing import Union
+
+    from pydantic import ConfigDict, create_model
+
+    seen: dict[str, set[type]] = {}
+    for exp in _EXPERIMENTS.values():
+        for preset in exp.presets.values():
+            if preset.get("run") != name:
+                continue
+            values = [(k, v) for k, v in (preset.get("fixed") or {}).items()]
+            values += [(k, v) for k, vs in (preset.get("grid") or {}).items() for v in vs]
+            for key, value in values:
+                seen.setdefault(key, set()).add(type(value))
+    if not seen:
+        return None
+    fields: dict[str, Any] = {"seed": (int, 0)}
+    for key, types in seen.items():
+        if float in types:
+            types = types | {int}
+        fields[key] = (Union[tuple(sorted(types, key=lambda t: t.__name__))], None)  # noqa: UP007
+    return create_model(f"{name}_preset_params", __config__=ConfigDict(extra="forbid", strict=True),
+                        **fields)
 
 
 def run_names() -> list[str]:
