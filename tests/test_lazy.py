@@ -19,6 +19,7 @@ from overtensor.lazy import (
     tangent_to_cp,
     unit_rows,
 )
+from overtensor.precision import EXACT
 from overtensor.targets import symmetrize
 
 
@@ -80,9 +81,9 @@ def test_explicit_and_cg_lazy_solvers_agree_with_dense_least_squares(order, dim,
     for solver in ("explicit", "cg"):
         sol = lazy_least_squares(target, W0, solver=solver)
         assert sol.solver == solver and sol.converged
-        assert abs(sol.relative_error - ref_err) < 1e-8
+        assert abs(sol.relative_error - ref_err) < EXACT
         fit = (_dense_jacobian(sol.directions, order) @ sol.coef.reshape(-1))
-        assert float((fit - ref_fit).norm() / T.norm()) < 1e-8
+        assert float((fit - ref_fit).norm() / T.norm()) < 1e-8  # pragma: floor-ok (dense difference, not the Gram identity)
         # The CP form of the optimum gives the same error through the Gram identity.
         assert abs(ot.cp_relative_error(sol.to_cp(), target) - ref_err) < 1e-7
 
@@ -107,7 +108,7 @@ def test_lazy_error_is_monotone_in_nested_widths():
     target = ot.random_target(3, 7, 2, random_state=1)
     W0 = _draw(14, 7, 9)
     errors = [ot.lazy_error(target, W0[:m]) for m in range(1, 15)]
-    assert all(b <= a + 1e-10 for a, b in itertools.pairwise(errors))
+    assert all(b <= a + EXACT for a, b in itertools.pairwise(errors))
     assert errors[0] > 0.9 and errors[-1] < 1e-6
 
 
@@ -128,7 +129,7 @@ def test_lazy_error_depends_only_on_row_directions():
     target = ot.random_target(3, 6, 2, random_state=3)
     W0 = _draw(5, 6, 4)
     scales = torch.tensor([1e-3, 2.0, 7.0, 0.5, 1.0], dtype=torch.float64).unsqueeze(-1)
-    assert abs(ot.lazy_error(target, W0) - ot.lazy_error(target, -3.0 * scales * W0)) < 1e-10
+    assert abs(ot.lazy_error(target, W0) - ot.lazy_error(target, -3.0 * scales * W0)) < EXACT
 
 
 def test_random_features_optimum_matches_dense_least_squares_and_is_worse_than_lazy():
@@ -141,7 +142,7 @@ def test_random_features_optimum_matches_dense_least_squares_and_is_worse_than_l
     x = torch.linalg.lstsq(F, T, driver="gelsd").solution
     ref = float((F @ x - T).norm() / T.norm())
     sol = random_features_least_squares(target, W0)
-    assert abs(sol.relative_error - ref) < 1e-8
+    assert abs(sol.relative_error - ref) < EXACT
     assert abs(ot.cp_relative_error(sol.to_cp(), target) - ref) < 1e-7
     assert sol.relative_error >= ot.lazy_error(target, W0) - 1e-12
     # Random features need m ≥ C(d+l−1, l) = 35 here: 12 features cannot fit the target.
@@ -158,7 +159,7 @@ def test_gradient_descent_on_linearized_model_converges_to_least_squares_optimum
     assert res.model_relative_error >= optimum - 1e-9
     assert res.model_relative_error - optimum < 1e-7
     # The optimum belongs to the same initialization: recompute it from the stored W_0.
-    assert abs(ot.lazy_error(target, res.params0["W"]) - optimum) < 1e-10
+    assert abs(ot.lazy_error(target, res.params0["W"]) - optimum) < EXACT
 
 
 def test_lazy_solvers_reject_bad_arguments():
@@ -182,6 +183,6 @@ def test_tangent_space_is_defective_at_alexander_hirschowitz_exceptions(order, d
     cg = lazy_least_squares(target, W0, solver="cg")
     assert explicit.tangent_dim == symmetric_dimension(dim, order) - 1
     assert explicit.relative_error > 1e-3
-    assert abs(explicit.relative_error - cg.relative_error) < 1e-8
+    assert abs(explicit.relative_error - cg.relative_error) < EXACT
     # One more row fills the space.
     assert ot.lazy_error(target, torch.cat([W0, _draw(1, dim, 6)])) < 1e-6
