@@ -83,7 +83,7 @@ def test_explicit_and_cg_lazy_solvers_agree_with_dense_least_squares(order, dim,
         assert sol.solver == solver and sol.converged
         assert abs(sol.relative_error - ref_err) < EXACT
         fit = (_dense_jacobian(sol.directions, order) @ sol.coef.reshape(-1))
-        assert float((fit - ref_fit).norm() / T.norm()) < 1e-8  # pragma: floor-ok (dense difference, not the Gram identity)
+        assert float((fit - ref_fit).norm() / T.norm()) < 1e-8  # pragma: floor-ok (dense arrays)
         # The CP form of the optimum gives the same error through the Gram identity.
         assert abs(ot.cp_relative_error(sol.to_cp(), target) - ref_err) < 1e-7
 
