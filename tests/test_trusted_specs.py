@@ -241,3 +241,12 @@ def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_
     bad.write_text(yaml.safe_dump({**preset, "fixed": {**(preset.get("fixed") or {}), "nn": 50}}))
     with pytest.raises(SpecError, match="nn"):
         load_spec(bad)
+
+
+def test_a_run_name_that_is_a_module_path_never_reaches_the_entry_point_loader(monkeypatch):
+    calls = []
+    monkeypatch.setattr(registry, "_load_entry_point", calls.append)
+    for name in ("subprocess:run", "os.path:join", "../x", "a/b"):
+        with pytest.raises(ValueError, match="unknown run function"):
+            registry.get_run(name)
+    assert calls == []

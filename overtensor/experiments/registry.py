@@ -96,7 +96,12 @@ def get_run(name: str) -> RunFn:
         unknown name like any other.
     """
     _load_builtins()
-    if name not in _RUNS:
+    # A name read from a spec selects an installed entry point by equality and never reaches an
+    # import itself; names that could not be registered (``pkg.mod:fn``, paths) are not even
+    # looked up.
+    from overtensor.experiments.names import name_problem
+
+    if name not in _RUNS and isinstance(name, str) and name_problem(name) is None:
         _load_entry_point(name)
     if name not in _RUNS:
         raise ValueError(
