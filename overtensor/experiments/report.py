@@ -301,8 +301,9 @@ def _numeric(col: pd.Series) -> pd.Series:
                          errors="coerce")
 
 
-def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
-    """Mean of every numeric metric per grid point (over seeds), with the number of runs ``n``."""
+def _metric_frame(df: pd.DataFrame, spec: dict[str, Any]):
+    """``(grid keys, metric names, table of the keys and numeric metrics)``, or None when there is
+    nothing to aggregate."""
     if df.empty:
         return None
     keys, metrics = _metric_columns(df, spec)
@@ -311,6 +312,15 @@ def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
     data = df[keys].copy()
     for c in metrics:
         data[c] = _numeric(df[c])
+    return keys, metrics, data
+
+
+def aggregate(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | None:
+    """Mean of every numeric metric per grid point (over seeds), with the number of runs ``n``."""
+    frame = _metric_frame(df, spec)
+    if frame is None:
+        return None
+    keys, metrics, data = frame
     if not keys:
         out = data[metrics].mean().to_frame().T
         out.insert(0, "n", len(data))
@@ -325,14 +335,10 @@ def aggregate_text(df: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame | Non
     """Like :func:`aggregate`, as text: ``mean ± sd`` per metric (``k/n`` for 0/1 metrics; the
     number of runs in brackets when a metric is missing on some; a plain value, listed last, for a
     metric constant within every grid point)."""
-    if df.empty:
+    frame = _metric_frame(df, spec)
+    if frame is None:
         return None
-    keys, metrics = _metric_columns(df, spec)
-    if not metrics:
-        return None
-    data = df[keys].copy()
-    for c in metrics:
-        data[c] = _numeric(df[c])
+    keys, metrics, data = frame
     binary = {c for c in metrics if data[c].dropna().isin([0.0, 1.0]).all()
               and (pd.api.types.is_bool_dtype(df[c]) or c == "success")}
     groups = [((), data)] if not keys else list(data.groupby(keys, sort=True))
