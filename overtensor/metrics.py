@@ -106,7 +106,7 @@ def recovery(cp: SymmetricCP, target, threshold: float = 0.99) -> Recovery:
     match = -np.ones(r, dtype=int)
     if V.shape[0] > 0:
         V = V / V.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-        C = (U @ V.T).abs().numpy()
+        C = (U @ V.T).abs().clamp(max=1.0).numpy()  # |cos| ≤ 1 despite rounding
         rows, cols = linear_sum_assignment(-C)
         cos[rows] = C[rows, cols]
         match[rows] = kept_index[cols]

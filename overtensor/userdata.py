@@ -76,7 +76,8 @@ def _is_number(text: str) -> bool:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    # NumPy's advice to pass `usecols` names an option that overtensor's readers do not have.
+    return text[0].split("; use `usecols`")[0] if text else type(exc).__name__
 
 
 def _to_torch(array: np.ndarray, dtype: Any, device: Any):
