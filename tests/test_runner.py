@@ -9,6 +9,7 @@ from overtensor.experiments.runner import dask_client, execute_batch, pending_ru
 from overtensor.experiments.runs import TIMING_METRICS
 from overtensor.experiments.spec import config_hash, expand
 from overtensor.experiments.store import ResultStore
+from overtensor.precision import EXACT
 
 FIT_SPEC = {
     "name": "tiny-fit", "run": "fit",
@@ -50,7 +51,18 @@ def test_inprocess_and_two_dask_workers_give_identical_metrics_per_config_hash(t
     assert (ra.done, ra.failed, rb.done, rb.failed) == (12, 0, 12, 0)
     ma, mb = metrics_by_hash(a), metrics_by_hash(b)
     assert set(ma) == {config_hash("fit", c) for c in expand(FIT_SPEC)}
-    assert ma == mb  # exact equality: same seeds, one torch thread per run
+    # Same seeds, same decisions: every discrete metric is equal. Floats agree to rounding only:
+    # the polish runs in NumPy/SciPy, whose BLAS threads differ between this process and a Dask
+    # worker, so an error at the float64 floor may differ in its leading digit (hence EXACT).
+    assert ma.keys() == mb.keys()
+    for h in ma:
+        assert ma[h].keys() == mb[h].keys(), h
+        for key, va in ma[h].items():
+            vb = mb[h][key]
+            if isinstance(va, float) and isinstance(vb, float):
+                assert vb == pytest.approx(va, rel=1e-6, abs=EXACT), (h, key)
+            elif key != "threads":  # the intra-op threads of the process: not a result
+                assert va == vb, (h, key)
     # the sweep is not trivial: beyond-lazy fits, plain gd from a small init does not (SPEC §7)
     errors = {m["method"]: [] for m in ma.values()}
     for m in ma.values():
