@@ -106,6 +106,76 @@ def tangent_half_sq_distance(
     return 0.5 * tangent_inner(V, U, U, target.order) - scale * (U * b).sum((-1, -2)) + 0.5 * scale**2 * sq
 
 
+def dense_evaluation_pays(width: int, dim: int, order: int) -> bool:
+    """Whether the lazy error is evaluated through the dense ``d^l`` residual: ``d^l ≤ l!·m·d``.
+
+    Why: the Gram identity of :func:`tangent_half_sq_distance` evaluates ``‖X_V(U) − T*‖²`` as a
+    difference of terms of size ``‖K‖‖U‖²``; near the lazy threshold ``K`` is ill-conditioned,
+    the optimal ``U`` is large (``‖U‖ ≈ 70`` at ``l = 3, d = 8, m = 15``) and the rounding floor of
+    the *squared* error is ``~eps‖K‖‖U‖²``, i.e. a relative error of ``~1e-6`` that cannot be
+    resolved — while the residual formed entry by entry is exact to ``~1e-13``. The dense residual
+    costs ``m·d^l`` operations and ``d^l`` memory; below ``d^l ≤ l!·m·d`` (which holds from about
+    the lazy threshold width ``⌈C(d+l−1, l)/d⌉ ≈ d^{l−1}/l!`` on, exactly where errors near 0 occur)
+    that is at most ``l!`` kernel products ``O(m² d)`` and ``l!`` times the parameter count.
+    """
+    return dim**order <= math.factorial(order) * width * dim
+
+
+def _kron_rows(V: torch.Tensor, k: int) -> torch.Tensor:
+    """Row-wise Kronecker powers ``(m, d^k)`` of ``V`` (``(m, d)``)."""
+    P = V
+    for _ in range(k - 1):
+        P = (P.unsqueeze(-1) * V.unsqueeze(-2)).reshape(V.shape[0], -1)
+    return P
+
+
+def tangent_to_dense(V: torch.Tensor, U: torch.Tensor, order: int) -> torch.Tensor:
+    """The dense ``(d,)*l`` array of ``X_V(U) = Σ_i Sym(v_i^{⊗(l−1)} ⊗ u_i)`` (small ``d^l`` only).
+
+    ``Y = Σ_i v_i^{⊗(l−1)} ⊗ u_i`` is one matrix product ``(V^{⊙(l−1)})ᵀ U`` (``m·d^l``); its
+    first ``l−1`` axes are symmetric already, so ``Sym(Y)`` is the mean over the ``l`` positions of
+    the last axis.
+    """
+    d = V.shape[-1]
+    Y = (_kron_rows(V, order - 1).T @ U).reshape((d,) * order)
+    return sum(Y.movedim(-1, pos) for pos in range(order)) / order
+
+
+def dense_target(target: Target) -> torch.Tensor | None:
+    """The target's ``(d,)*l`` array when it has one cheaply (dense, CP or moment targets), else
+    ``None``."""
+    from overtensor.targets import CPTarget, DenseTarget, MomentTarget
+
+    if isinstance(target, DenseTarget):
+        return target.array
+    if isinstance(target, CPTarget) and target.factors.ndim == 2:
+        F, w = target.factors, target.weights
+        return (_kron_rows(F, target.order - 1).T @ (w.unsqueeze(-1) * F)).reshape(
+            (target.dim,) * target.order)
+    if isinstance(target, MomentTarget):
+        return target.moment()
+    return None
+
+
+def tangent_relative_error(V: torch.Tensor, U: torch.Tensor, target: Target,
+                           scale: float | torch.Tensor = 1.0, dense: torch.Tensor | None = None,
+                           ) -> float:
+    """``‖X_V(U) − scale·T*‖ / ‖scale·T*‖`` in float64.
+
+    With ``dense`` (the target's array, see :func:`dense_evaluation_pays`) the residual is formed
+    entry by entry; otherwise by the Gram identity (:func:`tangent_half_sq_distance`).
+    """
+    t64 = target.float64()
+    V64, U64 = V.double(), U.double()
+    s = torch.as_tensor(scale, dtype=torch.float64)
+    if dense is not None:
+        T = dense.double()
+        return float((tangent_to_dense(V64, U64, t64.order) - s * T).norm() / (s.abs() * T.norm()))
+    sq = t64.sq_norm()
+    d2 = 2 * tangent_half_sq_distance(V64, U64, t64, s, sq)
+    return float(d2.clamp_min(0).sqrt() / (s.abs() * sq.sqrt()))
+
+
 def tangent_to_cp(V: torch.Tensor, U: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
     """An exact CP form ``(a, R)`` of ``X_V(U)`` with ``2⌈l/2⌉·m`` rank-one terms.
 

@@ -35,13 +35,30 @@ from typing import Any
 import torch
 
 from overtensor import regime_layer
+from overtensor._checks import check_choice
 from overtensor.algorithms.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
 from overtensor.cp import SymmetricCP
-from overtensor.lazy import lazy_least_squares, tangent_half_sq_distance, tangent_to_cp
+from overtensor.lazy import (
+    dense_evaluation_pays,
+    dense_target,
+    lazy_least_squares,
+    tangent_half_sq_distance,
+    tangent_relative_error,
+    tangent_to_cp,
+)
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
 from overtensor.models import model_cp
 from overtensor.optimizers import check_optimizer
+from overtensor.regime_gradients import (
+    ConjugateGradients,
+    GradientDescent,
+    LazyQuadratic,
+    NonlinearRegime,
+    RandomFeaturesQuadratic,
+    top_eigenvalue,
+)
+from overtensor.regime_gradients import tangent_map as tangent_displacement
 from overtensor.result import FitResult
 from overtensor.targets import Target
 from overtensor.training import Progress, check_divergence, gd_steps, make_optimizer
@@ -126,6 +143,10 @@ class Regime:
         self._fn = None
         if self.name == "lazy":
             self._tangent = linearize(self.model, self.params0, self.signs, self.order)
+            # The same affine map in closed form (checked against the torch.func one in the
+            # tests), for evaluations: no functorch transform (whose first call in a process
+            # costs seconds) and no graph.
+            self._forward = tangent_displacement(self.model, self.params0, self.signs, self.order)[0]
         elif self.name == "random-features":
             self._fn, self._theta0 = regime_layer.random_features(
                 _coefficient_view, {"c": self.a0, "V": self.V0}, trained=("c",))
@@ -135,6 +156,7 @@ class Regime:
         else:
             self._fn, self._theta0 = regime_layer.full(f, self.params0)
         self._rhs: torch.Tensor | None = None
+        self._dense: tuple[Target, torch.Tensor | None] | None = None
 
     def init(self) -> Params:
         """Trainable parameters at the start (detached copies)."""
@@ -145,9 +167,13 @@ class Regime:
     def cp(self, theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
         """The regime's tensor as ``(a, V)`` with ``Σ_i a_i v_i^{⊗l}`` (lazy: ``2⌈l/2⌉ m`` exact terms)."""
         if self.name == "lazy":
-            V, U = self._tangent(theta)
-            return tangent_to_cp(V, U, self.order)
+            return tangent_to_cp(*self.tangent_rows(theta), self.order)
         return self._fn(theta)
+
+    def tangent_rows(self, theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        """``lazy`` only: ``(V, U)`` with ``T_regime(θ) = X_V(U)`` (:mod:`overtensor.lazy`), from
+        the closed-form map of :func:`overtensor.regime_gradients.tangent_map`."""
+        return self.V0, self.a0.unsqueeze(-1) * self.V0 + self._forward(theta)
 
     def loss(self, theta: Params, target: Target, scale, target_sq_norm) -> torch.Tensor:
         """``½‖T_regime(θ) − scale·T*‖²`` (divided by ``α²`` for ``alpha-scaled``)."""
@@ -164,13 +190,14 @@ class Regime:
     def relative_error(self, theta: Params, target: Target, scale) -> float:
         """``‖T_regime(θ) − scale·T*‖ / ‖scale·T*‖`` in float64."""
         if self.name == "lazy":
-            V, U = self._tangent(theta)
-            t64 = target.float64()
-            V64, U64 = V.double(), U.double()
-            s = torch.as_tensor(scale, dtype=torch.float64)
-            sq = t64.sq_norm()
-            d2 = 2 * tangent_half_sq_distance(V64, U64, t64, s, sq)
-            return float(d2.clamp_min(0).sqrt() / (s.abs() * sq.sqrt()))
+            # Near the lazy threshold the Gram identity cannot resolve errors below ~1e-6; there
+            # the dense residual is cheap and exact to ~1e-13 (lazy.dense_evaluation_pays).
+            V, U = self.tangent_rows({k: v.detach() for k, v in theta.items()})
+            if self._dense is None or self._dense[0] is not target:
+                m, d = V.shape
+                pays = dense_evaluation_pays(m, d, self.order)
+                self._dense = (target, dense_target(target.float64()) if pays else None)
+            return tangent_relative_error(V, U, target, scale, self._dense[1])
         a, V = self.cp(theta)
         return float(relative_error(a, V, target, scale))
 
@@ -182,6 +209,22 @@ class Regime:
         if self.name == "random-features":
             return {"c": theta["c"].detach()}, {"c": self.a0}
         return {k: v.detach() for k, v in theta.items()}, self.params0
+
+
+def closed_form_problem(reg: Regime, target: Target, scale, target_sq_norm):
+    """The regime's loss and gradient in closed form (:mod:`overtensor.regime_gradients`): an
+    object with ``loss_and_grad(theta, with_loss)`` (and ``hvp(z)`` for the quadratic ``lazy``
+    and ``random-features`` losses), equal to :meth:`Regime.loss` and its autograd gradient."""
+    with torch.no_grad():
+        if reg.name == "lazy":
+            return LazyQuadratic(reg.model, reg.params0, reg.signs, reg.order, reg.a0, reg.V0,
+                                 target, scale, target_sq_norm)
+        if reg.name == "random-features":
+            return RandomFeaturesQuadratic(reg.V0, target, scale, target_sq_norm)
+        if reg.name == "alpha-scaled":
+            return NonlinearRegime(reg.model, reg.signs, target, scale, target_sq_norm,
+                                   alpha=reg.alpha, a0=reg.a0, V0=reg.V0)
+        return NonlinearRegime(reg.model, reg.signs, target, scale, target_sq_norm)
 
 
 def make_regime(name: str, model: str, order: int, params0: Params,
@@ -238,16 +281,31 @@ def regime_fit(
     recorders: Sequence[Callable[[FitState], dict]] = (),
     progress: bool = False,
     lazy_optimum: bool = True,
+    engine: str = "auto",
 ) -> FitResult:
     """Gradient descent in one regime from ``θ_0`` (rows of norm ``init_scale``, random directions).
 
-    The target is normalized to unit norm. ``lr=None`` takes ``1/L`` with ``L`` the top Hessian
-    eigenvalue at ``θ_0`` (the classical step for the quadratic ``lazy``/``random-features``
-    losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the non-linear regimes). Stops at relative
-    error ``tol``, after ``max_steps``, or when the error improved by less than 1 % over
-    ``patience`` epochs of ``epoch_steps``. For ``lazy`` the exact optimum of the same linearized
-    model is also reported (``info["lazy_optimum_error"]``) unless ``lazy_optimum=False``.
-    Arguments are validated by :func:`overtensor.fit`.
+    The target is normalized to unit norm. Plain gradient descent (``optimizer=None`` or ``"gd"``)
+    runs on the closed-form gradients of :mod:`overtensor.regime_gradients` (one ``O(m² d)`` kernel
+    product a step, about the cost of a full-regime step); other optimizers, and
+    ``engine="autograd"``, differentiate :meth:`Regime.loss` with autograd (same values to
+    rounding). ``lr=None`` takes ``1/L`` with ``L`` the top Hessian eigenvalue at ``θ_0`` (power
+    iteration on Hessian–vector products; the classical step for the quadratic
+    ``lazy``/``random-features`` losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the
+    non-linear regimes).
+
+    ``lazy`` with ``optimizer=None`` and ``lr=None`` (the default) runs **conjugate gradients**
+    on its quadratic loss instead, one kernel product a step: started at ``Δ = 0`` it converges
+    to the same minimum-norm point as gradient descent (both stay in the Krylov space of the
+    gradient), but in at most ``dim Δ`` steps in exact arithmetic instead of
+    ``O(κ log(1/ε))`` — at the lazy threshold width ``κ`` is in the millions, and gradient descent
+    with ``1/L`` stalls far from the optimum. ``optimizer="gd"`` or an explicit ``lr`` gives
+    plain gradient descent.
+
+    Stops at relative error ``tol``, after ``max_steps``, or when the error improved by less than
+    1 % over ``patience`` epochs of ``epoch_steps``. For ``lazy`` the exact optimum of the same
+    linearized model is also reported (``info["lazy_optimum_error"]``) unless
+    ``lazy_optimum=False``. Arguments are validated by :func:`overtensor.fit`.
     """
     check_optimizer(optimizer)  # a misspelt name fails before the curvature estimate below
     t0 = time.perf_counter()
@@ -261,16 +319,31 @@ def regime_fit(
     def loss_of(th: Params) -> torch.Tensor:
         return reg.loss(th, target, scale, sq)
 
+    check_choice("engine", engine, ("auto", "autograd"))
+    closed = engine == "auto" and optimizer in (None, "gd")
+    conjugate = closed and regime == "lazy" and optimizer is None and lr is None
+    problem = closed_form_problem(reg, target, scale, sq) if closed else None
     if lr is None:
-        L = top_curvature(loss_of, theta, generator)
+        if closed and regime in ("lazy", "random-features"):
+            L = top_eigenvalue(problem.hvp, theta, generator)
+        else:
+            L = top_curvature(loss_of, theta, generator)
         if regime in ("lazy", "random-features"):
             lr = 1.0 / L if L > 0 else 1.0
         else:
             cap = 0.5 / max(l, 4)
             lr = min(0.5 / L, cap) if L > 0 else cap
-    for p in theta.values():
-        p.requires_grad_(True)
-    opt = make_optimizer(optimizer, theta.values(), lr)
+    if conjugate:
+        stepper = ConjugateGradients(problem, theta)
+    elif closed:
+        stepper = GradientDescent(problem, theta, lr)
+    else:
+        for p in theta.values():
+            p.requires_grad_(True)
+        opt = make_optimizer(optimizer, theta.values(), lr)
+
+    def take_steps(n: int) -> torch.Tensor:
+        return stepper.steps(n) if closed else gd_steps(lambda: loss_of(theta), opt, n)
 
     history: list[dict[str, Any]] = []
     bar = Progress(progress, max_steps, f"{method}/{regime} m={width}")
@@ -299,9 +372,11 @@ def regime_fit(
         return rel
 
     try:
-        sched.observe(evaluate(loss_of(theta).detach()))
+        with torch.no_grad():
+            loss0 = problem.loss_and_grad(theta)[0] if closed else loss_of(theta)
+        sched.observe(evaluate(loss0))
         while (n := sched.next_steps()) > 0:
-            loss = gd_steps(lambda: loss_of(theta), opt, n)
+            loss = take_steps(n)
             sched.advance(n)
             sched.observe(evaluate(loss))
     finally:
@@ -313,7 +388,10 @@ def regime_fit(
         a, V = reg.cp(theta)
         cp = SymmetricCP(a.detach() / scale, V.detach(), l, normalize=True).canonical()
     model_rel = reg.relative_error(theta, target, scale)
-    info: dict[str, Any] = {"regime": regime, "lr": lr, "init_scale": init_scale}
+    info: dict[str, Any] = {"regime": regime, "lr": None if conjugate else lr,
+                            "init_scale": init_scale,
+                            "solver": "conjugate-gradients" if conjugate else
+                            "gradient-descent" if closed else "autograd"}
     if regime == "alpha-scaled":
         info["alpha"] = alpha
     if regime == "lazy" and lazy_optimum:
@@ -340,7 +418,7 @@ def fit_regime(
 ) -> FitResult:
     """Validate the options of a non-``full`` regime and run :func:`regime_fit` (called by
     :func:`overtensor.fit`). The method picks the model (and, for ``exact-rank``, the width)."""
-    from overtensor._checks import check_choice, check_float, check_int
+    from overtensor._checks import check_float, check_int
     from overtensor.fit import METHOD_DEFAULTS, resolve_width
     from overtensor.models import MODELS
 
