@@ -263,6 +263,7 @@ class ConjugateGradients:
     def __init__(self, problem, theta: Params) -> None:
         self.problem, self.theta = problem, theta
         self.rr0: float | None = None
+        self.products = 0  # Hessian products taken (steps after convergence take none)
         self._fresh()
 
     @torch.no_grad()
@@ -293,6 +294,7 @@ class ConjugateGradients:
             if self.stuck:
                 continue
             Hp = self.problem.hvp(self.p)
+            self.products += 1
             pHp = _dot(self.p, Hp)
             if not float(pHp) > 0:
                 # p lies in range(H) in exact arithmetic, so pᵀHp ≤ 0 only at rounding level.
