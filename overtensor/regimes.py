@@ -394,6 +394,8 @@ def regime_fit(
                             "gradient-descent" if closed else "autograd"}
     if regime == "alpha-scaled":
         info["alpha"] = alpha
+    if conjugate:  # steps after CG converged take no product: what the solve actually cost
+        info["kernel_products"] = stepper.products
     if regime == "lazy" and lazy_optimum:
         info["lazy_optimum_error"] = lazy_least_squares(target.float64(),
                                                         reg.V0.detach().double()).relative_error
