@@ -106,7 +106,9 @@ def fit(
         others train the method's model, from rows of norm ``init_scale`` (default 1), by gradient
         descent: ``lazy`` its linearization at the initialization, ``random-features`` only the
         coefficients, ``alpha-scaled`` ``T(W_0) + α (T(W) − T(W_0))`` on the loss ``/α²``.
-        ``lr=None`` then means ``1/L`` from the top Hessian eigenvalue at the start.
+        ``lr=None`` then means ``1/L`` from the top Hessian eigenvalue at the start; ``lazy`` with
+        ``optimizer=None, lr=None`` runs conjugate gradients (same limit, far fewer steps;
+        ``docs/lazy.md``).
     alpha : float
         ``α`` of ``alpha-scaled``.
     init_scale, weight_decay, reinit_threshold, epoch_steps, epoch_growth

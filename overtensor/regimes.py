@@ -21,7 +21,9 @@ with ``(ȧ, V̇) = D(a, V)(θ_0)[Δ]``,
 a tangent tensor of :mod:`overtensor.lazy`, whose loss costs ``O(m² d)`` through the tangent
 kernel. ``α → ∞`` in ``alpha-scaled`` tends to ``lazy`` (Chizat, Oyallon, Bach, "On lazy training
 in differentiable programming", NeurIPS 2019). :func:`regime_fit` trains any regime by gradient
-descent; the exact lazy optimum is :func:`overtensor.lazy.lazy_least_squares`.
+descent (``lazy``: conjugate gradients by default) on the closed-form gradients of
+:mod:`overtensor.regime_gradients`, which the tests check against autograd through the definitions
+here; the exact lazy optimum is :func:`overtensor.lazy.lazy_least_squares`.
 """
 
 from __future__ import annotations
@@ -308,6 +310,7 @@ def regime_fit(
     ``lazy_optimum=False``. Arguments are validated by :func:`overtensor.fit`.
     """
     check_optimizer(optimizer)  # a misspelt name fails before the curvature estimate below
+    check_choice("engine", engine, ("auto", "autograd"))
     t0 = time.perf_counter()
     target, sq, scale, _, params0, s = prepare_fit(
         target, model=model, width=width, init_scale=init_scale, signs=signs,
@@ -319,7 +322,6 @@ def regime_fit(
     def loss_of(th: Params) -> torch.Tensor:
         return reg.loss(th, target, scale, sq)
 
-    check_choice("engine", engine, ("auto", "autograd"))
     closed = engine == "auto" and optimizer in (None, "gd")
     conjugate = closed and regime == "lazy" and optimizer is None and lr is None
     problem = closed_form_problem(reg, target, scale, sq) if closed else None
