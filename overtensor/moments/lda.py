@@ -135,7 +135,7 @@ def lda_second_moment_eigs(C: sp.csr_matrix, k: int, alpha0: float, *, exact_bel
     L = document_lengths(C, 2)
     mean = np.asarray((sp.diags(1.0 / L) @ C).sum(axis=0)).ravel() / n
     beta = alpha0 / (alpha0 + 1.0)
-    if V <= exact_below:
+    if V <= exact_below or k >= V - 1:  # ARPACK needs k < V - 1
         M2 = pair_moment_dense(C) - beta * np.outer(mean, mean)
         evals, evecs = np.linalg.eigh((M2 + M2.T) / 2)
         return evals[::-1][:k].copy(), evecs[:, ::-1][:, :k].copy(), mean
