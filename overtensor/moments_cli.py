@@ -1,9 +1,9 @@
-"""``overtensor moments gmm|topics``: method-of-moments estimators from the command line.
+"""``overtensor moments gmm|topics|lda``: method-of-moments estimators from the command line.
 
-A thin layer over :class:`overtensor.moments.GaussianMixture` and
-:class:`overtensor.moments.SingleTopicModel`: read a CSV or NPY file, fit, print the parameters
-(a readable table, or one JSON object with ``--json``) and optionally write them to ``-o``
-(``.json``, ``.csv`` or ``.npz``).
+A thin layer over :class:`overtensor.moments.GaussianMixture`,
+:class:`overtensor.moments.SingleTopicModel` and :class:`overtensor.moments.SpectralLDA`: read a
+CSV or NPY file, fit, print the parameters (a readable table, or one JSON object with ``--json``)
+and optionally write them to ``-o`` (``.json``, ``.csv`` or ``.npz``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,17 @@ def add_parser(sub) -> None:
         q.add_argument("-o", "--output", default=None,
                        help="write the parameters to a .json, .csv or .npz file")
         q.set_defaults(func=_cmd_moments, kind=name)
+    q = msub.add_parser("lda", help="latent Dirichlet allocation (known concentration alpha0) from "
+                                    "a document-word count matrix")
+    q.add_argument("data", help="count matrix: CSV, .txt, .npy or .npz file")
+    q.add_argument("--topics", "-k", type=int, required=True, help="number of topics")
+    q.add_argument("--alpha0", type=float, default=1.0,
+                   help="Dirichlet concentration sum(alpha) (default 1; 0 = single-topic model)")
+    q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.add_argument("-o", "--output", default=None,
+                   help="write the parameters to a .json, .csv or .npz file")
+    q.set_defaults(func=_cmd_moments, kind="lda")
 
 
 def load_matrix(path: str) -> np.ndarray:
@@ -46,7 +57,7 @@ def load_matrix(path: str) -> np.ndarray:
 
 def _cmd_moments(args) -> int:
     from overtensor._io import atomic_write
-    from overtensor.moments import GaussianMixture, SingleTopicModel
+    from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
 
     X = load_matrix(args.data)
     out: dict[str, Any]
@@ -57,6 +68,14 @@ def _cmd_moments(args) -> int:
                "covariance": model.covariance_, "loglik": model.score(X),
                "whitened_error": model.whitened_error_}
         arrays = {"weights": model.weights_, "means": model.means_}
+    elif args.kind == "lda":
+        model = SpectralLDA(args.topics, args.alpha0, random_state=args.seed).fit(X)
+        out = {"model": "lda", "n_documents": X.shape[0], "n_words": X.shape[1],
+               "alpha0": args.alpha0, "weights": model.weights_.tolist(),
+               "alpha": model.alpha_.tolist(), "topic_word": model.topic_word_.tolist(),
+               "whitened_error": model.whitened_error_}
+        arrays = {"weights": model.weights_, "alpha": model.alpha_,
+                  "topic_word": model.topic_word_}
     else:
         model = SingleTopicModel(args.components, random_state=args.seed).fit(X)
         out = {"model": "single-topic", "n_documents": X.shape[0], "n_words": X.shape[1],
@@ -69,7 +88,7 @@ def _cmd_moments(args) -> int:
             atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
         elif path.suffix == ".csv":
             rows = np.column_stack([arrays["weights"], next(v for k, v in arrays.items()
-                                                             if k != "weights")])
+                                                             if k not in ("weights", "alpha"))])
             atomic_write(path, lambda tmp: np.savetxt(tmp, rows, delimiter=",",
                                                       header="weight,parameters...", comments=""))
         else:

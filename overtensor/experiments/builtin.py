@@ -8,6 +8,7 @@ from overtensor.experiments import (
     lazy_lower_bound,  # noqa: F401
     lazy_vs_full_networks,  # noqa: F401
     method_of_moments,  # noqa: F401
+    method_of_moments_topics,  # noqa: F401
     min_norm_generalization,  # noqa: F401
     opt_energy,  # noqa: F401
     opt_expressivity,  # noqa: F401

@@ -28,6 +28,25 @@ from overtensor.experiments.params import RunParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
 DATASETS = ("synthetic", "iris", "wine", "digits")
+#: The synthetic mixture of ``load_dataset``: dimension, components, samples, noise level.
+SYNTHETIC = {"d": 20, "k": 4, "n": 50_000, "sigma": 0.5}
+#: Fraction of the sampling error below which two estimates of the means count as tied.
+TIE_FRACTION = 1e-3
+
+
+def tie_tolerance(d: int, k: int, n: int, sigma: float) -> float:
+    """Differences in mean error below ``TIE_FRACTION · σ √(d k / n)`` count as ties.
+
+    ``σ √(d k / n)`` is the root-mean-square error of one mean estimated from its ``n / k``
+    samples (equal weights), the scale of the errors being compared (≈ 0.02 for the synthetic
+    mixture). Two estimators computed from the same whitened moment differ by far less: the
+    power method's deflated fixed points, the jointly optimal rank-``k`` CP and ALS (when it
+    converges) sit ~1e-5 apart in the means on these tensors, a gap set by the noise of the
+    tensor times its departure from orthogonality, not by accuracy. Which of them lands closer to
+    the truth in a given seed is then a coin flip at 1/1000 of the error being estimated; such a
+    difference is reported, but not counted as a loss."""
+    return TIE_FRACTION * sigma * (d * k / n) ** 0.5
+
 METHODS = ("overtensor", "power-method", "tensorly-parafac", "em-1", "em-10", "em-from-overtensor")
 
 
@@ -36,11 +55,11 @@ def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, int, np.
     if name == "synthetic":
         from overtensor.moments import SphericalMixtureStream
 
-        d, k, n = 20, 4, 50_000
+        d, k, n, sigma = (SYNTHETIC[key] for key in ("d", "k", "n", "sigma"))
         g = torch.Generator().manual_seed(10_000 + seed)
         M = torch.randn(k, d, generator=g, dtype=torch.float64)
         M = 2 * M / M.norm(dim=1, keepdim=True)
-        src = SphericalMixtureStream(M, torch.full((k,), 1 / k), 0.5, n, seed=seed)
+        src = SphericalMixtureStream(M, torch.full((k,), 1 / k), sigma, n, seed=seed)
         return torch.cat(list(src.chunks())).numpy(), src.labels().numpy(), k, M.numpy()
     from sklearn import datasets
 
@@ -145,6 +164,18 @@ _PRESETS = {
               "description": "mixtures from moments vs EM and ALS, synthetic and bundled data",
               "fixed": {}, "grid": {"dataset": list(DATASETS), "method": list(METHODS)},
               "seeds": 3},
+    # The README table: the bundled datasets only, 5 seeds (seed = EM's and overtensor's random_state).
+    "real": {"name": "method-of-moments", "run": "method-of-moments",
+             "description": "bundled iris, wine, digits: moments vs power method, ALS and EM, 5 seeds",
+             "fixed": {}, "grid": {"dataset": ["iris", "wine", "digits"], "method": list(METHODS)},
+             "seeds": 5},
+    # Topic models on a real corpus (overtensor/experiments/method_of_moments_topics.py).
+    "topics": {"name": "method-of-moments", "run": "method-of-moments-topics",
+               "description": "topics of SciPy's docstrings: moments (single-topic, LDA) vs "
+                              "variational LDA and a unigram baseline, 5 seeds",
+               "fixed": {"dataset": "scipy-docs", "topics": 10, "alpha0": 0.1},
+               "grid": {"method": ["unigram", "single-topic", "spectral-lda", "sklearn-lda"]},
+               "seeds": 5},
     "full": {"name": "method-of-moments", "run": "method-of-moments",
              "description": "mixtures from moments vs EM and ALS, synthetic and bundled data",
              "fixed": {}, "grid": {"dataset": list(DATASETS), "method": list(METHODS)},
@@ -153,12 +184,18 @@ _PRESETS = {
 
 
 def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Clustering accuracy and time per method, one panel per dataset (mean ± sd over seeds)."""
+    """Clustering accuracy and time per method, one panel per dataset (mean ± sd over seeds);
+    held-out log-likelihood and NPMI per method for the topic runs."""
     import matplotlib.pyplot as plt
 
     from overtensor import plots
 
-    sets = [d for d in DATASETS if d in set(df["dataset"])]
+    out: list[Path] = []
+    sets = [d for d in DATASETS if d in set(df.get("dataset", pd.Series(dtype=object)))]
+    if "heldout_loglik" in df and df["heldout_loglik"].notna().any():
+        out += _topic_figure(df[df["heldout_loglik"].notna()], outdir)
+    if not sets:
+        return out
     fig, axes = plt.subplots(2, len(sets), figsize=(3.2 * len(sets), 5.5), squeeze=False)
     for j, name in enumerate(sets):
         sub = df[df["dataset"] == name]
@@ -174,18 +211,43 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
                 ax.set_yscale("log")
     fig.suptitle("method of moments vs EM and ALS (mean ± sd over seeds)", fontsize=10)
     fig.tight_layout()
-    out = plots.save(fig, Path(outdir) / "method_of_moments")
+    out += plots.save(fig, Path(outdir) / "method_of_moments")
+    plt.close(fig)
+    return out
+
+
+def _topic_figure(df: pd.DataFrame, outdir: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    from overtensor import plots
+
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3))
+    for ax, metric in zip(axes, ("heldout_loglik", "npmi"), strict=True):
+        g = df.assign(v=pd.to_numeric(df[metric], errors="coerce")).groupby("method")["v"]
+        mean, sd = g.mean().dropna(), g.std().fillna(0)
+        ax.errorbar(range(len(mean)), mean, yerr=sd.reindex(mean.index), fmt="o", capsize=3)
+        ax.set_xticks(range(len(mean)), mean.index, rotation=30, ha="right", fontsize=8)
+        ax.set_title({"heldout_loglik": "held-out nats / word (higher is better)",
+                      "npmi": "top-10 NPMI"}[metric], fontsize=9)
+    fig.suptitle("topics of SciPy's docstrings (mean ± sd over seeds)", fontsize=10)
+    fig.tight_layout()
+    out = plots.save(fig, Path(outdir) / "method_of_moments_topics")
     plt.close(fig)
     return out
 
 
 def summary(df: pd.DataFrame) -> str:
-    """Mean (sd) of accuracy, log-likelihood, mean error and seconds per dataset and method."""
-    t = df.assign(**{c: pd.to_numeric(df[c], errors="coerce")
-                     for c in ("accuracy", "loglik", "mean_error", "seconds")})
-    g = t.groupby(["dataset", "method"])[["accuracy", "loglik", "mean_error", "seconds"]]
-    res = g.mean().join(g.size().rename("seeds"))
-    return "method-of-moments: mean over seeds\n" + res.to_string(float_format=lambda v: f"{v:.3g}")
+    """Mean ± sd over seeds of accuracy, log-likelihood, mean error and seconds per dataset and
+    method (sd of one seed shown as 0)."""
+    cols = [c for c in ("accuracy", "loglik", "mean_error", "heldout_loglik", "npmi", "seconds")
+            if c in df and df[c].notna().any()]
+    t = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in cols})
+    g = t.groupby([c for c in ("dataset", "method") if c in t])[cols]
+    mean, sd = g.mean(), g.std().fillna(0)
+    res = pd.DataFrame({c: [f"{m:.3g} ± {s:.2g}" if pd.notna(m) else "–"
+                            for m, s in zip(mean[c], sd[c], strict=True)] for c in cols},
+                       index=mean.index).join(g.size().rename("seeds"))
+    return "method-of-moments: mean ± sd over seeds\n" + res.to_string()
 
 
 def claims(df: pd.DataFrame) -> list[Claim]:
@@ -193,8 +255,8 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     with the reason, when the runs that decide them are missing)."""
     paper = "Anandkumar, Ge, Hsu, Kakade, Telgarsky (JMLR 2014); Hsu & Kakade (ITCS 2013)"
     url = "https://jmlr.org/papers/v15/anandkumar14b.html"
-    t = df[df["dataset"] == "synthetic"].assign(
-        mean_error=lambda d: pd.to_numeric(d["mean_error"], errors="coerce"))
+    t = df[df["dataset"] == "synthetic"] if "mean_error" in df else df.iloc[:0]
+    t = t.assign(mean_error=pd.to_numeric(t["mean_error"], errors="coerce")) if len(t) else t
     err = t.pivot_table(index="seed", columns="method", values="mean_error") if len(t) else \
         pd.DataFrame()
     n = len(err)
@@ -210,11 +272,15 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     if why:
         out.append(Claim(paper, url, statement, "inconclusive", why, "method_of_moments"))
     else:
-        # Within 1e-3 (well below the ~0.02 sampling error of a mean) counts as "as accurate".
-        ok = err["overtensor"] <= err[["power-method", "tensorly-parafac"]].min(axis=1) + 1e-3
+        # Ties: differences below 1/1000 of the sampling error (tie_tolerance) are not losses.
+        tau = tie_tolerance(**SYNTHETIC)
+        gap = err["overtensor"] - err[["power-method", "tensorly-parafac"]].min(axis=1)
+        ok = gap <= tau
         out.append(Claim(paper, url, statement, "supported" if ok.all() else "not supported",
-                         f"max mean error, {n} seeds: overtensor ≤ min(power, ALS) + 1e-3 in "
-                         f"{int(ok.sum())}/{n} seeds (medians: overtensor "
+                         f"max mean error, {n} seeds: overtensor ≤ min(power, ALS) + {tau:.1e} "
+                         f"(1/1000 of the sampling error σ√(dk/n)) in {int(ok.sum())}/{n} seeds; "
+                         f"strictly lower in {int((gap < -tau).sum())}, largest excess "
+                         f"{gap.max():+.1e} (medians: overtensor "
                          f"{err['overtensor'].median():.3g}, power {err['power-method'].median():.3g}, "
                          f"ALS {err['tensorly-parafac'].median():.3g})", "method_of_moments"))
     statement = "The moment estimate's mean error is within 2x of EM's (n_init=10)."

@@ -3,12 +3,14 @@ Kakade, Telgarsky 2014), with the over-parameterized decomposition of overtensor
 
 * :class:`GaussianMixture` — spherical Gaussian mixtures (Hsu & Kakade 2013);
 * :class:`SingleTopicModel` — the single-topic (multi-view) model of documents;
+* :class:`SpectralLDA` — latent Dirichlet allocation with a known concentration ``α₀``;
 * :func:`best_rank_cp` — the best rank-``k`` CP of a small noisy tensor;
 * :func:`second_moment`, :class:`Whitening` — streaming second moments and whitening;
 * :class:`SphericalMixtureStream` — synthetic samples generated chunk by chunk.
 """
 
 from overtensor.moments.decompose import Decomposition, best_rank_cp
+from overtensor.moments.lda import SpectralLDA, lda_moments, planted_lda_documents
 from overtensor.moments.mixture import GaussianMixture
 from overtensor.moments.sources import ArraySource, SphericalMixtureStream, as_source, planted_documents
 from overtensor.moments.topics import SingleTopicModel
@@ -20,10 +22,13 @@ __all__ = [
     "GaussianMixture",
     "SecondMoment",
     "SingleTopicModel",
+    "SpectralLDA",
     "SphericalMixtureStream",
     "Whitening",
     "as_source",
     "best_rank_cp",
+    "lda_moments",
     "planted_documents",
+    "planted_lda_documents",
     "second_moment",
 ]
