@@ -117,9 +117,12 @@ def small(n_seeds: int) -> list[dict]:
     print_table(rows)
     for seed in range(n_seeds):
         e = {r["method"]: r["mean_error"] for r in runs if r["seed"] == seed}
+        ll = {r["method"]: r.get("loglik") for r in runs if r["seed"] == seed}
         print(f"# seed {seed}: overtensor - power = "
               f"{e['overtensor'] - e['power-method (same whitened T)']:+.2e}, overtensor - ALS = "
-              f"{e['overtensor'] - e['tensorly-parafac (same whitened T)']:+.2e}")
+              f"{e['overtensor'] - e['tensorly-parafac (same whitened T)']:+.2e}, overtensor / "
+              f"EM(n_init=10) = {e['overtensor'] / e['EM n_init=10']:.3f}, log-lik EM from "
+              f"overtensor - EM(n_init=10) = {ll['EM from overtensor'] - ll['EM n_init=10']:+.2e}")
     return rows
 
 
