@@ -8,10 +8,11 @@ Mean error: the largest Euclidean distance between a true mean and its Hungarian
 EM: ``sklearn.mixture.GaussianMixture(covariance_type="spherical")`` with ``n_init`` 1 and 10, and
 EM started from overtensor's estimate (``GaussianMixture.to_sklearn``; its time includes ours).
 
-``--large``: ``d = 10 000``, ``k = 10``, ``n = 10⁶`` samples streamed in chunks
-(:class:`~overtensor.moments.SphericalMixtureStream`, σ = 0.25), randomized whitening; prints the
-time, the recovery (``|cos|`` of matched means) and the peak resident memory (the dense third
-moment would take 8 TB).
+``--large``: ``d = 10 000``, ``k = 10``, ``n = 10⁶`` samples streamed in float32 chunks
+(:class:`~overtensor.moments.SphericalMixtureStream`, σ = 0.25, unit-norm means), randomized
+whitening; prints the time of every pass, the number of passes over the data, the recovery
+(``|cos|`` of matched means) and the peak resident memory (the dense third moment would take
+8 TB). ``--threads 2`` for both cores.
 
     python benchmarks/bench_moments.py            # small, 5 seeds
     python benchmarks/bench_moments.py --large    # d = 10 000 streamed (several minutes)
@@ -146,18 +147,38 @@ def small(n_seeds: int) -> list[dict]:
     return rows
 
 
-def large(n: int = 1_000_000, sigma: float = 0.25) -> list[dict]:
-    d, k = 10_000, 10
+class CountingSource:
+    """A source that counts the passes made over it (``chunks()`` calls run to the end)."""
+
+    def __init__(self, source):
+        self.source, self.n, self.dim, self.passes = source, source.n, source.dim, 0
+
+    def chunks(self):
+        yield from self.source.chunks()
+        self.passes += 1
+
+
+def large(n: int = 1_000_000, sigma: float = 0.25, d: int = 10_000, k: int = 10,
+          chunk_size: int = 8192) -> list[dict]:
     M = planted(d, k, 1.0, 0)
-    src = SphericalMixtureStream(M, torch.full((k,), 1 / k), sigma, n, seed=0, chunk_size=10_000)
+    src = CountingSource(SphericalMixtureStream(M, torch.full((k,), 1 / k), sigma, n, seed=0,
+                                                chunk_size=chunk_size, dtype=torch.float32))
     t0 = time.perf_counter()
-    gm = GaussianMixture(k, random_state=0).fit(
-        src, progress=lambda p, total: print(f"# pass {p + 1}/{total}", flush=True))
+    last = [t0]
+
+    def progress(p, total):
+        now = time.perf_counter()
+        print(f"# pass {p + 1}/{total} (previous took {now - last[0]:.1f} s)", flush=True)
+        last[0] = now
+
+    gm = GaussianMixture(k, random_state=0).fit(src, progress=progress)
     seconds = time.perf_counter() - t0
     cos = matched_cos(gm.means_, M.numpy())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    row = {"d": d, "k": k, "n": n, "sigma": sigma, "seconds": seconds, "min_cos": float(cos.min()),
+    row = {"d": d, "k": k, "n": n, "sigma": sigma, "threads": torch.get_num_threads(),
+           "passes": src.passes, "seconds": seconds, "min_cos": float(cos.min()),
            "recovered_at_0.99": f"{int((cos >= 0.99).sum())}/{k}", "peak_rss_GiB": peak,
+           "sigma2_est": gm.covariance_,
            "dense_M3_TiB": d**3 * 8 / 2**40, **{f"t_{a}": b for a, b in gm.timings_.items()}}
     print_table([row])
     return [row]
@@ -169,11 +190,15 @@ def main(argv=None) -> None:
     ap.add_argument("--large", action="store_true")
     ap.add_argument("--n", type=int, default=1_000_000, help="samples of --large")
     ap.add_argument("--sigma", type=float, default=0.25, help="noise level of --large")
+    ap.add_argument("--d", type=int, default=10_000, help="dimension of --large")
+    ap.add_argument("--chunk-size", type=int, default=8192, help="rows per chunk of --large")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     info = print_machine()
     if args.large:
-        write_csv("bench_moments_large", large(args.n, args.sigma), info)
+        write_csv("bench_moments_large", large(args.n, args.sigma, args.d,
+                                               chunk_size=args.chunk_size), info)
     else:
         write_csv("bench_moments", small(args.seeds), info)
 

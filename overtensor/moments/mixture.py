@@ -34,23 +34,78 @@ from overtensor.moments.decompose import best_rank_cp
 from overtensor.moments.sources import as_source
 from overtensor.moments.whitening import Whitening, second_moment
 
+# Largest per-sample cache (x U and ‖x‖², float64) that GaussianMixture.fit keeps to score its
+# candidates without another pass over the data: 1 GiB, e.g. n = 10⁷ samples at k = 12.
+PROJECTIONS_BYTES = 2**30
+
 
 def whitened_third_moment(source, whitening: Whitening, mean: torch.Tensor,
                           sigma2: float) -> torch.Tensor:
     """``M3(W, W, W)`` of a spherical mixture, ``(k, k, k)`` float64, in one pass over ``source``."""
-    W = whitening.matrix
-    k = W.shape[1]
+    return _whitened_pass(source, whitening, mean, sigma2, keep_projections=False)[0]
+
+
+def _whitened_pass(source, whitening: Whitening, mean: torch.Tensor, sigma2: float,
+                   keep_projections: bool) -> tuple[torch.Tensor, Projections | None]:
+    """The whitened third moment and, on request, every sample's ``(x U, ‖x‖²)``, in one pass.
+
+    Per chunk: one ``(c, d) × (d, k)`` product ``P = X U`` in the chunk's dtype, then float64:
+    ``X W = P diag(s)^{−1/2}`` and its ``k³`` outer products. ``O(n d k)`` in all.
+    """
+    U, s = whitening.basis, whitening.eigenvalues
+    k = U.shape[1]
     T = torch.zeros(k, k, k, dtype=torch.float64)
     n = 0
+    kept_P, kept_sq = [], []
     for X in source.chunks():
-        Y = X @ W
+        P = (X @ U.to(X.dtype)).to(torch.float64)
+        Y = P / s.sqrt()
         T += torch.einsum("ni,nj,nl->ijl", Y, Y, Y)
         n += X.shape[0]
+        if keep_projections:
+            kept_P.append(P)
+            kept_sq.append(torch.einsum("ij,ij->i", X, X).to(torch.float64))
     T /= n
+    W = whitening.matrix
     a, G = W.T @ mean, W.T @ W
     corr = (torch.einsum("i,jl->ijl", a, G) + torch.einsum("j,il->ijl", a, G)
             + torch.einsum("l,ij->ijl", a, G))
-    return T - sigma2 * corr
+    proj = Projections(U, torch.cat(kept_P), torch.cat(kept_sq)) if keep_projections else None
+    return T - sigma2 * corr, proj
+
+
+@dataclass(frozen=True)
+class Projections:
+    """Every sample's coordinates in the whitening basis and squared norm (``O(n k)`` memory).
+
+    Enough to evaluate the likelihood of any mixture whose means lie in ``span(U)`` (all the
+    candidates do: ``μ = U diag(s)^{1/2} v λ``) without another pass over the data:
+    ``‖x − μ‖² = ‖x‖² − 2 (xU)·(Uᵀμ) + ‖μ‖²``.
+
+    Attributes
+    ----------
+    basis : Tensor ``(d, k)``
+        ``U``, orthonormal columns.
+    coords : Tensor ``(n, k)``, float64
+        ``x U`` for every sample.
+    sq_norms : Tensor ``(n,)``, float64
+        ``‖x‖²`` for every sample.
+    """
+
+    basis: torch.Tensor
+    coords: torch.Tensor
+    sq_norms: torch.Tensor
+
+    def mean_log_likelihood(self, means: torch.Tensor, weights: torch.Tensor,
+                            sigma2: float) -> float:
+        """As :func:`mean_log_likelihood` on the samples these were taken from, for means in
+        ``span(U)`` (``(k, d)``)."""
+        d = self.basis.shape[0]
+        logw = torch.log(weights.clamp_min(1e-300))
+        sq = (self.sq_norms[:, None] - 2 * self.coords @ (means @ self.basis).T
+              + (means * means).sum(1)).clamp_min(0)
+        ll = torch.logsumexp(logw - 0.5 * sq / sigma2, dim=1).mean()
+        return float(ll) - 0.5 * d * math.log(2 * math.pi * sigma2)
 
 
 @dataclass(frozen=True)
@@ -66,19 +121,25 @@ class WhitenedMoments:
     sigma2 : float
         The estimated shared variance ``σ²``.
     mean : Tensor ``(d,)``
+    projections : Projections or None
+        Every sample's ``x U`` and ``‖x‖²`` (``keep_projections=True`` only).
     """
 
     whitening: Whitening
     tensor: torch.Tensor
     sigma2: float
     mean: torch.Tensor
+    projections: Projections | None = None
 
 
 def spherical_mixture_moments(source, k: int, *, exact_below: int = 2000, power_iters: int = 3,
-                              random_state: Any = None, progress: Any = None) -> WhitenedMoments:
+                              random_state: Any = None, progress: Any = None,
+                              keep_projections: bool = False) -> WhitenedMoments:
     """``σ²``, the whitening and the whitened third moment of a spherical mixture (module doc).
 
     Two passes over ``source`` when ``d ≤ exact_below`` (``3 + power_iters`` otherwise).
+    ``keep_projections=True`` also keeps every sample's ``x U`` and ``‖x‖²`` from the last pass
+    (:class:`Projections`, ``8 n (k + 1)`` bytes), so that likelihoods need no further pass.
 
     Raises
     ------
@@ -89,8 +150,11 @@ def spherical_mixture_moments(source, k: int, *, exact_below: int = 2000, power_
     k = check_int("n_components", k, 1)
     if k >= d:
         raise ValueError(f"n_components must be < n_features={d}, got {k}")
+    # progress(pass, total) over every pass: the second moment's, then the third moment's.
+    n_passes = (1 if d <= exact_below else 2 + power_iters) + 1
+    inner = (lambda p, _total: progress(p, n_passes)) if progress else None
     sm = second_moment(source, k, exact_below=exact_below, power_iters=power_iters,
-                       random_state=random_state, progress=progress)
+                       random_state=random_state, progress=inner)
     V = sm.eigenvectors
     Bc = torch.diag(sm.eigenvalues) - torch.outer(V.T @ sm.mean, V.T @ sm.mean)
     top = torch.linalg.eigvalsh((Bc + Bc.T) / 2).flip(0)[: k - 1]
@@ -101,8 +165,10 @@ def spherical_mixture_moments(source, k: int, *, exact_below: int = 2000, power_
             f"X: the estimated noise variance is {sigma2:.3g} (n={sm.n} samples in d={d}): a spherical "
             "mixture needs samples that spread in every direction; give more samples than features")
     whitening = Whitening(V[:, :k], sm.eigenvalues[:k] - sigma2)
-    return WhitenedMoments(whitening, whitened_third_moment(source, whitening, sm.mean, sigma2),
-                           sigma2, sm.mean)
+    if progress:
+        progress(n_passes - 1, n_passes)
+    T, proj = _whitened_pass(source, whitening, sm.mean, sigma2, keep_projections)
+    return WhitenedMoments(whitening, T, sigma2, sm.mean, proj)
 
 
 def mixture_parameters(weights: torch.Tensor, components: torch.Tensor,
@@ -116,14 +182,22 @@ def mixture_parameters(weights: torch.Tensor, components: torch.Tensor,
 
 def mean_log_likelihood(source, means: torch.Tensor, weights: torch.Tensor, sigma2: float) -> float:
     """Mean log-likelihood per sample of a spherical mixture, in one pass over ``source``."""
+    return _mean_log_likelihoods(source, [(means, weights)], sigma2)[0]
+
+
+def _mean_log_likelihoods(source, mixtures: list[tuple[torch.Tensor, torch.Tensor]],
+                          sigma2: float) -> list[float]:
+    """:func:`mean_log_likelihood` of several ``(means, weights)`` in a single pass."""
     d = source.dim
-    logw = torch.log(weights.clamp_min(1e-300))
-    total, n = 0.0, 0
+    totals, n = [0.0] * len(mixtures), 0
     for X in source.chunks():
-        sq = torch.cdist(X, means) ** 2
-        total += float(torch.logsumexp(logw - 0.5 * sq / sigma2, dim=1).sum())
+        X = X.to(torch.float64)
+        for j, (means, weights) in enumerate(mixtures):
+            sq = torch.cdist(X, means) ** 2
+            logw = torch.log(weights.clamp_min(1e-300))
+            totals[j] += float(torch.logsumexp(logw - 0.5 * sq / sigma2, dim=1).sum())
         n += X.shape[0]
-    return total / n - 0.5 * d * math.log(2 * math.pi * sigma2)
+    return [t / n - 0.5 * d * math.log(2 * math.pi * sigma2) for t in totals]
 
 
 class GaussianMixture:
@@ -140,7 +214,9 @@ class GaussianMixture:
         give better mixtures on whitened moments, which are close to orthogonally decomposable.
 
     Every start, before and after its L-BFGS refinement, gives a candidate mixture; the one with
-    the highest log-likelihood on the data is kept (one more pass over the data), because on data
+    the highest log-likelihood on the data is kept (scored from every sample's ``x U`` and
+    ``‖x‖²``, kept during the third-moment pass when they take at most ``PROJECTIONS_BYTES``;
+    otherwise one more pass over the data for all candidates), because on data
     that is not exactly a mixture the CP closest to the moment in Frobenius norm can be a poor
     mixture (tiny or cancelling weights).
     exact_below : int
@@ -187,18 +263,23 @@ class GaussianMixture:
         source = as_source(X)
         gen = make_generator(self.random_state)
         t0 = time.perf_counter()
+        keep = source.n * (self.n_components + 1) * 8 <= PROJECTIONS_BYTES
         mom = spherical_mixture_moments(source, self.n_components, exact_below=self.exact_below,
                                         power_iters=self.power_iters, random_state=gen,
-                                        progress=progress)
+                                        progress=progress, keep_projections=keep)
         t1 = time.perf_counter()
         dec = best_rank_cp(mom.tensor, self.n_components, discovery=self.discovery,
                            random_state=gen)
         t2 = time.perf_counter()
         candidates = {**{f"{k} (raw)": cp for k, cp in dec.starts.items()}, **dec.refined}
-        scores = {}
-        for name, cp in candidates.items():
-            means, weights = mixture_parameters(cp.weights, cp.components, mom.whitening)
-            scores[name] = mean_log_likelihood(source, means, weights, mom.sigma2)
+        mixtures = {name: mixture_parameters(cp.weights, cp.components, mom.whitening)
+                    for name, cp in candidates.items()}
+        if mom.projections is not None:  # no further pass over the data
+            scores = {name: mom.projections.mean_log_likelihood(m, w, mom.sigma2)
+                      for name, (m, w) in mixtures.items()}
+        else:  # one pass for all candidates
+            scores = dict(zip(mixtures, _mean_log_likelihoods(source, list(mixtures.values()),
+                                                              mom.sigma2), strict=True))
         best = max(scores, key=lambda name: scores[name] if math.isfinite(scores[name]) else -math.inf)
         means, weights = mixture_parameters(candidates[best].weights, candidates[best].components,
                                             mom.whitening)

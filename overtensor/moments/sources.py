@@ -1,7 +1,8 @@
 """Data sources for moment estimation: arrays in memory, or samples streamed in chunks.
 
 A *source* is anything with ``n``, ``dim`` and ``chunks()`` (an iterator over ``(c, d)`` float64
-tensors that can be called again: estimators make several passes). Arrays are wrapped by
+or float32 tensors that can be called again: estimators make several passes; they multiply a
+chunk in its own dtype and accumulate the sums over chunks in float64). Arrays are wrapped by
 :func:`as_source`; :class:`SphericalMixtureStream` generates a synthetic mixture chunk by chunk,
 each chunk from its own seeded generator, so a pass reproduces the same samples without ever
 holding all of them (``n = 10⁶``, ``d = 10⁴`` is 80 GB in float64).
@@ -82,8 +83,19 @@ def _numpy(X: Any):
 class SphericalMixtureStream:
     """``n`` samples of ``x = μ_z + σ g``, ``z ~ weights``, ``g ~ N(0, I_d)``, generated in chunks.
 
-    Chunk ``c`` is drawn from a generator seeded with ``seed + c`` (float32 draws, returned as
-    float64), so every pass over the source sees the same samples.
+    Chunk ``c`` is drawn from a generator seeded with :func:`chunk_seed` ``(seed, c)`` (float32
+    draws), so every pass over the source sees the same samples without storing them, and
+    streams of different seeds share no chunk (with ``seed + c``, chunk ``c + 1`` of seed ``s``
+    was chunk ``c`` of seed ``s + 1``).
+
+    ``dtype=torch.float32`` returns the draws as they are; the default float64 returns the same
+    values converted. Float32 chunks halve the memory traffic and make the products the
+    estimators take of them (``X @ Q`` with ``d × (k + 10)`` blocks) several times faster
+    (0.23 s against 1.9 s per ``10⁸`` entries, docs/moments.md); the estimators accumulate over
+    chunks in float64, so the rounding (relative ``~1e-6`` per chunk product) stays far below the
+    sampling error of the estimates (``~0.1`` for a mean at ``n = 10⁶``, ``d = 10⁴``,
+    ``σ = 0.25``; ``tests/test_moments_stream.py`` asserts means within 1e-3 of float64's at
+    ``d = 40``).
 
     Parameters
     ----------
@@ -93,6 +105,10 @@ class SphericalMixtureStream:
     n : int
     seed : int
     chunk_size : int
+        Rows per chunk; part of the definition of the samples (chunk ``c`` holds rows
+        ``c·chunk_size …``). Memory per chunk: ``chunk_size · d · 4`` bytes.
+    dtype : torch.float64 or torch.float32
+        Dtype of the chunks (the draws are float32 either way).
     """
 
     means: torch.Tensor
@@ -101,13 +117,17 @@ class SphericalMixtureStream:
     n: int
     seed: int = 0
     chunk_size: int = 8192
+    dtype: torch.dtype = torch.float64
 
     def __post_init__(self) -> None:
         self.means = as_tensor("means", self.means, dtype=torch.float64)
         self.weights = as_tensor("weights", self.weights, dtype=torch.float64)
         self.sigma = check_float("sigma", self.sigma, minimum=0.0)
         self.n = check_int("n", self.n, 1)
+        self.seed = check_int("seed", self.seed, 0)
         self.chunk_size = check_int("chunk_size", self.chunk_size, 1)
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {self.dtype!r}")
 
     @property
     def dim(self) -> int:
@@ -123,12 +143,25 @@ class SphericalMixtureStream:
 
     def _draw(self):
         means32 = self.means.to(torch.float32)
+        k = means32.shape[0]
         for c, start in enumerate(range(0, self.n, self.chunk_size)):
             size = min(self.chunk_size, self.n - start)
-            gen = make_generator(self.seed + c)
+            gen = make_generator(chunk_seed(self.seed, c))
             z = torch.multinomial(self.weights.float(), size, replacement=True, generator=gen)
-            g = torch.randn(size, self.dim, generator=gen, dtype=torch.float32)
-            yield z, (means32[z] + self.sigma * g).to(torch.float64)
+            x = torch.randn(size, self.dim, generator=gen, dtype=torch.float32)
+            # x ← σ x + onehot(z) μ in place: one sweep over the chunk, where ``μ[z] + σ x`` makes
+            # two (c, d) temporaries (the gather took 4x the time of the draw at d = 10⁴).
+            x.addmm_(torch.nn.functional.one_hot(z, k).to(torch.float32), means32, beta=self.sigma)
+            yield z, x.to(self.dtype)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """A 64-bit seed for chunk ``chunk`` of a stream seeded ``seed``: NumPy's ``SeedSequence``
+    hashing of the pair, so that nearby pairs give unrelated generator states."""
+    import numpy as np
+
+    state = np.random.SeedSequence([seed, chunk]).generate_state(2, np.uint32)
+    return int(state[0]) | int(state[1]) << 32
 
 
 def planted_documents(
