@@ -150,6 +150,9 @@ class NetworkFit:
     constant); ``exact`` says whether ``test_risk`` is the exact population risk. ``laziness`` maps
     ``"W"``/``"a"`` to ``‖θ − θ_0‖/‖θ_0‖`` of the network parameters the regime moved (for ``lazy``
     the displacement of the linearization). ``model_fn``/``params`` evaluate the trained model.
+    ``lr`` is the initial step (of ``W`` under the curvature default, whose per-block steps are
+    ``info["lr_W"]``, ``info["lr_a"]``, ``info["lr_c"]``); ``info["momentum"]`` the heavy-ball
+    momentum of an SGD (``None`` for other optimizers).
     """
 
     test_risk: float
@@ -324,7 +327,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
 
         steps_by_key = curvature_steps(batch_loss, {k: v.detach() for k, v in theta.items()},
                                        config.regime, beta, config.safety, gen)
-        lr = max(steps_by_key.values())
+        lr = steps_by_key.get("W", max(steps_by_key.values()))  # the first layer's step
     else:
         lr = config.lr if config.lr is not None else default_lr(spec, config.optimizer)
 
