@@ -37,9 +37,9 @@ from overtensor._checks import check_float, make_generator
 
 Params = dict[str, torch.Tensor]
 
-#: Default safety factor ``c`` of ``η = c/λ_max``: ``1/2`` (a quarter of the way below the
-#: stability limit ``2/λ_max`` of gradient descent, to leave room for the curvature a mini-batch
-#: estimate at one point misses).
+#: Default safety factor ``c`` of ``η = c/λ_max``: ``1/2``, a quarter of gradient descent's
+#: stability limit ``2/λ_max``, to leave room for the curvature that an estimate on one mini-batch
+#: at one point misses (measured choice: docs/networks.md, "Default SGD step").
 DEFAULT_SAFETY = 0.5
 
 
