@@ -6,6 +6,9 @@ tail, and online SGD in the NN and NT regimes from the same ``W_0`` (``--steps``
 3000; ``--optimizer``), with ``|trained − exact| / R0`` against the 5 % criterion.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_networks_d60.py [--steps 3000] [--train 15,45]
+        [--optimizer sgd] [--lr LR] [--momentum BETA] [--safety C] [--tag NAME]
+
+SGD's default step is the per-block curvature step of ``overtensor.train.curvature_steps``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=60)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--optimizer", default="sgd")
-    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="one step for every parameter (default: train.curvature_steps for SGD)")
+    ap.add_argument("--momentum", type=float, default=None, help="heavy ball of --optimizer sgd")
+    ap.add_argument("--safety", type=float, default=0.5, help="c of the curvature steps c/lambda_max")
+    ap.add_argument("--tag", default=None, help="write results/networks_d60_TAG.csv")
     ap.add_argument("--train", default="6,15,30,45,60,120", help="widths to train (comma list)")
     args = ap.parse_args()
     info = print_machine()
@@ -46,15 +53,19 @@ def main() -> None:
                "order_ok": (o["rf"] > o["nt"] > o["nn"]) if N < d else o["nt"] / R0 < 1e-10}
         if N in train:
             for key, regime in (("nn", "full"), ("nt", "lazy")):
-                cfg = TrainConfig(regime=regime, steps=args.steps, optimizer=args.optimizer, lr=args.lr)
+                cfg = TrainConfig(regime=regime, steps=args.steps, optimizer=args.optimizer, lr=args.lr,
+                                  momentum=args.momentum, safety=args.safety)
                 res = train_network(data, spec, cfg, random_state=seed)
                 row[f"{key}_trained"] = res.test_risk / R0
                 row[f"{key}_gap"] = abs(res.test_risk - o[key]) / R0
                 row[f"{key}_sec"] = res.seconds
+                row[f"{key}_lr_W"] = res.lr
             row["within_5pct"] = max(row["nn_gap"], row["nt_gap"]) < 0.05
         rows.append(row)
     print_table(rows)
-    write_csv("networks_d60", rows, {**info, "steps": args.steps, "optimizer": args.optimizer})
+    name = "networks_d60" if args.tag is None else f"networks_d60_{args.tag}"
+    write_csv(name, rows, {**info, "steps": args.steps, "optimizer": args.optimizer, "lr": args.lr,
+                           "momentum": args.momentum, "safety": args.safety})
 
 
 if __name__ == "__main__":

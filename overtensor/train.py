@@ -9,6 +9,11 @@ fixed training set of ``samples`` points (mini-batches, or the full batch with
 ``batch_size=None``). As in the authors' code, the step size is multiplied by ``decay_factor``
 for the last ``decay_fraction`` of the run.
 
+Default step of ``torch.optim.SGD`` (``optimizer`` ``"sgd"``, ``"gd"``, ``"momentum"``,
+``"nesterov"`` with ``lr=None``): curvature steps from the mini-batch Hessian at the initialization
+(:func:`curvature_steps`, one step per parameter block ``W``, ``a``, ``c``); in the ``lazy`` regime,
+whose loss is exactly quadratic in the parameters, with Polyak's heavy-ball momentum ``0.9``.
+
 Reported risks: for a :class:`~overtensor.data.GaussianQuadratic` target and a quadratic
 activation, the test risk is exact (:mod:`overtensor.quadratic_risk`: the model is a quadratic
 form, nothing is sampled); otherwise it is the mean squared error on a held-out test set, with the
@@ -26,6 +31,7 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_choice, check_float, check_int, make_generator, resolve_device
+from overtensor.curvature import DEFAULT_SAFETY, block_steps
 from overtensor.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.optimizers import check_optimizer, make_optimizer
@@ -53,7 +59,15 @@ class TrainConfig:
         Any spelling of :mod:`overtensor.optimizers` (``"sgd"``, ``"momentum"``, ``"adagrad"``,
         ``"rmsprop"``, ``"adam"``, ``"adamw"``, ...); a class is called as ``cls(params, lr=lr)``.
     lr : float or None
-        Step size; ``None`` takes :func:`default_lr`.
+        Step size of every parameter; ``None`` takes :func:`curvature_steps` for the
+        ``torch.optim.SGD`` names (``"sgd"``, ``"gd"``, ``"momentum"``, ``"nesterov"``) and
+        :func:`default_lr` for the others.
+    momentum : float or None
+        Heavy-ball momentum ``β ∈ [0, 1)`` of ``"sgd"``/``"gd"`` (passed to ``torch.optim.SGD``).
+        ``None``: :data:`LAZY_MOMENTUM` in the ``lazy`` regime when the step is the curvature
+        default, else 0 (an explicit ``lr`` runs plain SGD unless ``momentum`` is given).
+    safety : float
+        ``c`` of the curvature steps ``c/λ_max`` (:mod:`overtensor.curvature`), in ``(0, 2)``.
     steps : int
         Optimizer steps.
     batch_size : int or None
@@ -82,6 +96,8 @@ class TrainConfig:
     regime_options: dict[str, Any] = field(default_factory=dict)
     optimizer: Any = "sgd"
     lr: float | None = None
+    momentum: float | None = None
+    safety: float = DEFAULT_SAFETY
     steps: int = 2000
     batch_size: int | None = 100
     samples: int | None = None
@@ -100,6 +116,16 @@ class TrainConfig:
         check_optimizer(self.optimizer)  # the plug-ins of overtensor.optimizers, every spelling
         if self.lr is not None:
             check_float("lr", self.lr, minimum=0.0, strict=True)
+        if self.momentum is not None:
+            check_float("momentum", self.momentum, minimum=0.0)
+            if not self.momentum < 1:
+                raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+            if self.optimizer not in ("sgd", "gd", None):
+                raise ValueError(f"momentum is an option of optimizer 'sgd' or 'gd', got "
+                                 f"momentum={self.momentum!r} with optimizer={self.optimizer!r}")
+        check_float("safety", self.safety, minimum=0.0, maximum=2.0, strict=True)
+        if not self.safety < 2:
+            raise ValueError(f"safety must be < 2 (gradient descent's stability limit), got {self.safety!r}")
         check_int("steps", self.steps, 1)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1)
@@ -124,6 +150,9 @@ class NetworkFit:
     constant); ``exact`` says whether ``test_risk`` is the exact population risk. ``laziness`` maps
     ``"W"``/``"a"`` to ``‖θ − θ_0‖/‖θ_0‖`` of the network parameters the regime moved (for ``lazy``
     the displacement of the linearization). ``model_fn``/``params`` evaluate the trained model.
+    ``lr`` is the initial step (of ``W`` under the curvature default, whose per-block steps are
+    ``info["lr_W"]``, ``info["lr_a"]``, ``info["lr_c"]``); ``info["momentum"]`` the heavy-ball
+    momentum of an SGD (``None`` for other optimizers).
     """
 
     test_risk: float
@@ -153,12 +182,50 @@ class NetworkFit:
         return {**out, **self.info}
 
 
-def default_lr(spec: NetworkSpec, optimizer: Any) -> float:
-    """A step size that is stable for the authors' scale of target (``‖B‖_F ≈ √2``).
+#: Optimizer names that are ``torch.optim.SGD`` (with their heavy-ball momentum): their default
+#: step is :func:`curvature_steps`.
+SGD_NAMES = {"sgd": 0.0, "gd": 0.0, "momentum": 0.9, "nesterov": 0.9}
 
-    Adam: ``0.05``; other adaptive methods: ``1e-2``. SGD: the gradient of neuron ``i`` carries
-    the output factor ``s_N`` and ``‖x‖² ≈ d``, so the step is ``0.1/(s_N · d)`` (``0.1·N/d`` under mean-field
-    scaling, the authors' per-neuron rate).
+#: Heavy-ball momentum of ``"sgd"`` in the ``lazy`` regime at the curvature step (see
+#: :func:`curvature_steps`).
+LAZY_MOMENTUM = 0.9
+
+
+def curvature_steps(loss_fn: Callable[[Params], torch.Tensor], theta: Params, regime: str,
+                    momentum: float, safety: float = DEFAULT_SAFETY,
+                    random_state: Any = None) -> dict[str, float]:
+    """Default steps of ``torch.optim.SGD`` per parameter block: ``c/λ_max`` of the mini-batch Hessian.
+
+    ``loss_fn`` is the training loss of one batch of the training batch size at ``θ_0``;
+    :func:`overtensor.curvature.block_steps` gives each block (``W``, ``a``, ``c``) the step
+    ``c/λ_max`` in the block-Jacobi metric (their curvatures differ by factors of order ``N·d``
+    under mean-field scaling, so one common step would freeze ``W``). ``c = safety``.
+
+    Momentum ``β``: in the ``lazy`` regime the loss *is* the quadratic whose Hessian was measured,
+    the step ``c/λ_max`` is within heavy ball's stability limit ``2(1+β)/λ_max`` and the
+    effective step along flat directions is ``η/(1−β)`` (Polyak 1964: ``O(√κ)`` instead of
+    ``O(κ)`` iterations for condition number ``κ``) — this is what lets SGD reach the NT optimum
+    near ``N = d``, where ``κ`` is largest. In the nonlinear regimes the curvature grows as the
+    weights move, so the steps are scaled by ``1 − β``: the effective step stays ``c/λ_max``.
+
+    Returns
+    -------
+    dict
+        Parameter key -> step.
+    """
+    steps = block_steps(loss_fn, theta, safety, random_state=random_state)
+    if regime != "lazy" and momentum > 0:
+        steps = {k: v * (1.0 - momentum) for k, v in steps.items()}
+    return steps
+
+
+def default_lr(spec: NetworkSpec, optimizer: Any) -> float:
+    """A fixed step size that is stable for the authors' scale of target (``‖B‖_F ≈ √2``).
+
+    Adam: ``0.05``; other adaptive methods: ``1e-2``. SGD (used only when the curvature steps of
+    :func:`curvature_steps` are not: a custom optimizer): the gradient of neuron ``i`` carries
+    the output factor ``s_N`` and ``‖x‖² ≈ d``, so the step is ``0.1/(s_N · d)`` (``0.1·N/d`` under
+    mean-field scaling, the authors' per-neuron rate).
     """
     if optimizer == "adam":
         return 0.05
@@ -221,7 +288,6 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         options.setdefault("alpha", config.alpha)
     fn, theta = apply_regime(config.regime, net, params0, **options)
     scale = loss_scale(fn)
-    lr = config.lr if config.lr is not None else default_lr(spec, config.optimizer)
 
     X, y, X_test, y_test = train_test(data, config.samples, config.test_samples, gen)
     exact = isinstance(data, GaussianQuadratic) and spec.activation == "quadratic"
@@ -235,12 +301,6 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     if X is not None:
         X, y = X.to(dev, cast), y.to(dev, cast)
 
-    for p in theta.values():
-        p.requires_grad_(True)
-    opt = make_optimizer(config.optimizer, list(theta.values()), lr)
-    decay_at = config.steps - round(config.decay_fraction * config.steps)
-    limit = 1e6 * max(null, 1e-12)
-
     def batch() -> tuple[torch.Tensor, torch.Tensor]:
         if X is None:
             Xb, yb = data.sample(config.batch_size, gen)
@@ -249,6 +309,36 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
             return X, y
         idx = torch.randint(0, X.shape[0], (config.batch_size,), generator=gen)
         return X[idx.to(dev)], y[idx.to(dev)]
+
+    name = "gd" if config.optimizer is None else \
+        config.optimizer if isinstance(config.optimizer, str) else None
+    momentum = config.momentum
+    if momentum is None:
+        momentum = LAZY_MOMENTUM if (config.regime == "lazy" and config.lr is None
+                                     and name in ("sgd", "gd")) else 0.0
+    options = {"momentum": momentum} if name in ("sgd", "gd") and momentum > 0 else {}
+    beta = momentum if name in ("sgd", "gd") else SGD_NAMES.get(name)  # None: not an SGD
+    steps_by_key: dict[str, float] | None = None
+    if config.lr is None and name in SGD_NAMES:
+        Xc, yc = batch()  # one batch of the training size, from the same generator
+
+        def batch_loss(t: Params) -> torch.Tensor:
+            return scale * ((fn(t, Xc) - yc) ** 2).mean()
+
+        steps_by_key = curvature_steps(batch_loss, {k: v.detach() for k, v in theta.items()},
+                                       config.regime, beta, config.safety, gen)
+        lr = steps_by_key.get("W", max(steps_by_key.values()))  # the first layer's step
+    else:
+        lr = config.lr if config.lr is not None else default_lr(spec, config.optimizer)
+
+    for p in theta.values():
+        p.requires_grad_(True)
+    groups = list(theta.values()) if steps_by_key is None else \
+        [{"params": [theta[k]], "lr": steps_by_key[k]} for k in theta]
+    opt = make_optimizer(config.optimizer, groups, lr, **options)
+    decay_at = config.steps - round(config.decay_fraction * config.steps)
+    limit = 1e6 * max(null, 1e-12)
+    try_lr = lr / 4 if steps_by_key is None else min(steps_by_key.values()) / 4
 
     history: list[dict[str, float]] = []
     recent: list[float] = []
@@ -269,7 +359,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
             if not math.isfinite(value) or value > limit:
                 raise DivergenceError(
                     f"training diverged at step {step}: batch risk = {value:.3g} "
-                    f"(null risk {null:.3g}). Lower the step size (lr={lr:g}; try lr={lr / 4:g}).")
+                    f"(null risk {null:.3g}). Lower the step size (lr={lr:g}; try lr={try_lr:g}).")
             if step % config.eval_every == 0 or step == config.steps:
                 rec = {"step": step, "batch_risk": float(sum(recent) / len(recent))}
                 recent.clear()
@@ -304,6 +394,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         seconds=time.perf_counter() - t0, lr=lr, exact=exact, laziness=laziness, history=history,
         model_fn=fn, params=theta_d, params0=params0, test_error=test_error,
         info={"regime": config.regime, "width": spec.width, "dim": spec.dim,
-              "activation": spec.activation},
+              "activation": spec.activation, "momentum": beta,
+              **({f"lr_{k}": v for k, v in steps_by_key.items()} if steps_by_key else {})},
     )
 

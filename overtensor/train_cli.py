@@ -31,7 +31,15 @@ def add_parser(sub) -> None:
     p.add_argument("--shared-a", action="store_true", help="one shared output weight a")
     p.add_argument("--optimizer", default="sgd",
                    help="sgd | momentum | adagrad | rmsprop | adam | adamw (default sgd)")
-    p.add_argument("--lr", type=float, default=None, help="step size (default: see train.default_lr)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size of every parameter (default: for sgd/gd/momentum/nesterov, "
+                        "per-block curvature steps c/lambda_max of the mini-batch Hessian at the "
+                        "initialization, train.curvature_steps; else train.default_lr)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="heavy-ball momentum of --optimizer sgd (default: 0.9 in the lazy regime at "
+                        "the curvature steps, else 0)")
+    p.add_argument("--safety", type=float, default=0.5,
+                   help="c of the curvature steps c/lambda_max, in (0, 2) (default 0.5)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled")
@@ -58,6 +66,7 @@ def _cmd_train(args) -> int:
                        scaling=args.scaling, shared_a=args.shared_a)
     try:
         config = TrainConfig(regime=args.regime, optimizer=args.optimizer, lr=args.lr,
+                             momentum=args.momentum, safety=args.safety,
                              steps=args.steps, batch_size=args.batch_size, samples=args.samples,
                              test_samples=args.test_samples, alpha=args.alpha,
                              device=args.device, progress=not args.json)

@@ -24,10 +24,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator
 
+from overtensor.experiments.params import (
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunParams,
+)
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
 PAPER = "Ghorbani, Mei, Misiakiewicz, Montanari (NeurIPS 2019)"
@@ -41,16 +48,49 @@ def _gen(seed: int):
     return torch.Generator().manual_seed(seed)
 
 
-@register_run("lazy_vs_full_networks")
+class LazyVsFullNetworksParams(RunParams):
+    """Config of the ``lazy_vs_full_networks`` run (one target, width and seed)."""
+
+    target: Literal["authors", "rank", "mixture"]
+    dim: PositiveInt
+    width: PositiveInt
+    rank: PositiveInt = 5
+    eps: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.5
+    train_seeds: NonNegativeInt = 1
+    steps: PositiveInt = 1000
+    nt_steps: PositiveInt | None = None
+    batch_size: PositiveInt = 100
+    optimizer: Literal["sgd", "gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+                       "adamw"] = "sgd"
+    lr: PositiveFloat | None = None
+    momentum: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] | None = None
+    safety: Annotated[float, Field(gt=0, lt=2, allow_inf_nan=False)] | None = None
+    nt_max_ratio: PositiveFloat | None = None
+    test_samples: PositiveInt = 20_000
+    device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cpu"
+
+    @field_validator("momentum")
+    @classmethod
+    def _momentum_is_an_sgd_option(cls, value: float | None, info: ValidationInfo) -> float | None:
+        optimizer = info.data.get("optimizer")
+        if value is not None and optimizer not in ("sgd", "gd"):
+            raise ValueError(f"momentum is an option of optimizer 'sgd' or 'gd', not {optimizer!r}")
+        return value
+
+
+@register_run("lazy_vs_full_networks", params=LazyVsFullNetworksParams)
 def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
     """One point of ``lazy-vs-full-networks`` (see the module docstring).
 
-    Config keys: ``target`` (``"authors" | "rank" | "mixture"``), ``dim``, ``width``, ``seed``;
-    optional ``rank`` (default 5), ``eps`` (mixture, default 0.5), ``train_seeds`` (train for
-    seeds below it; default 1), ``steps`` (default 1000), ``batch_size`` (default 100),
-    ``optimizer`` (default ``"sgd"``), ``lr`` (default :func:`overtensor.train.default_lr`),
-    ``nt_max_ratio`` (train NT only for ``N/d`` up to it;
-    default no limit), ``test_samples`` (mixture, default 20000), ``device`` (default ``"cpu"``).
+    Config keys (:class:`LazyVsFullNetworksParams`): ``target`` (``"authors" | "rank" |
+    "mixture"``), ``dim``, ``width``, ``seed``; optional ``rank`` (default 5), ``eps`` (mixture,
+    default 0.5), ``train_seeds`` (train for seeds below it; default 1), ``steps`` (default 1000),
+    ``nt_steps`` (steps of the NT fits; default ``steps``), ``batch_size`` (default 100),
+    ``optimizer`` (default ``"sgd"``), ``lr`` (default: the curvature steps of
+    :func:`overtensor.train.curvature_steps` for SGD, :func:`overtensor.train.default_lr`
+    otherwise), ``momentum`` and ``safety`` (of :class:`overtensor.train.TrainConfig`),
+    ``nt_max_ratio`` (train NT only for ``N/d`` up to it; default no limit), ``test_samples``
+    (mixture, default 20000), ``device`` (default ``"cpu"``).
     """
     from overtensor.data import gaussian_mixture, gaussian_quadratic
     from overtensor.networks import NetworkSpec, init_network
@@ -76,10 +116,14 @@ def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
         for key, regime in REGIME_KEYS.items():
             if key == "nt" and width / dim > float(config.get("nt_max_ratio", math.inf)):
                 continue
-            cfg = TrainConfig(regime=regime, steps=int(config.get("steps", 1000)),
+            steps = int(config.get("steps", 1000))
+            if key == "nt" and config.get("nt_steps") is not None:
+                steps = int(config["nt_steps"])
+            extra = {k: float(config[k]) for k in ("momentum", "safety") if config.get(k) is not None}
+            cfg = TrainConfig(regime=regime, steps=steps,
                               batch_size=int(config.get("batch_size", 100)),
                               optimizer=config.get("optimizer", "sgd"),
-                              lr=None if config.get("lr") is None else float(config["lr"]),
+                              lr=None if config.get("lr") is None else float(config["lr"]), **extra,
                               device=str(config.get("device", "cpu")),
                               test_samples=int(config.get("test_samples", 20_000)))
             res = train_network(data, spec, cfg, random_state=init_seed)
@@ -277,11 +321,13 @@ PRESETS = {
     "small": {
         "name": "lazy-vs-full-networks",
         "run": "lazy_vs_full_networks",
-        "description": "RF/NT/NN risk vs N/d, d=40: exact optima (3 seeds) and online Adam (seed 0)",
-        # Adam reaches the optima within a small budget; the authors' plain SGD needs ~10^5 steps
-        # near N = d, where the NT least-squares problem is ill-conditioned.
-        "fixed": {"dim": 40, "rank": 5, "train_seeds": 1, "steps": 2000, "batch_size": 100,
-                  "optimizer": "adam", "lr": 0.05},
+        "description": "RF/NT/NN risk vs N/d, d=40: exact optima (3 seeds) and online SGD at its "
+                       "curvature steps (seed 0; NT 5000 steps, RF/NN 1500)",
+        # SGD at the default curvature steps (overtensor.train.curvature_steps; heavy ball in the
+        # lazy regime). NT gets more steps: near N = d its least-squares problem is the worst
+        # conditioned (the isotropic part of B converges like 1/sqrt(steps)), see docs/networks.md.
+        "fixed": {"dim": 40, "rank": 5, "train_seeds": 1, "steps": 1500, "nt_steps": 5000,
+                  "batch_size": 100, "optimizer": "sgd"},
         "grid": {"target": ["authors", "rank", "mixture"], "width": [4, 10, 20, 30, 40, 60]},
         "seeds": 3,
     },
