@@ -28,7 +28,7 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def wait_for(predicate, what: str, procs=(), timeout: float = 120.0) -> None:
+def wait_for(predicate, what: str, procs=(), timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         for p in procs:
@@ -58,7 +58,7 @@ def test_two_processes_on_one_spec_and_store_run_each_config_once(tmp_path):
     wait_for(lambda: log_lines(log), "the first run", [first])
     second = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
-    outs = [p.communicate(timeout=180) for p in (first, second)]
+    outs = [p.communicate(timeout=900) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outs
 
     runs = log_lines(log)
@@ -145,7 +145,7 @@ def slow(path, write):
     def w(tmp):
         write(tmp)
         open(sys.argv[3], "w").write("ready")
-        time.sleep(120)
+        time.sleep(3600)  # killed by the test long before
     return real(path, w)
 
 report.atomic_write = slow
@@ -175,7 +175,7 @@ def test_a_terminated_report_leaves_no_hidden_temporary_file(tmp_path, small_sto
     wait_for(ready.exists, "the report's temporary file", [proc])
     assert len(hidden(out.parent)) == 1  # the half-written report
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM
     assert err.strip().splitlines() == ["overtensor: error: terminated by SIGTERM"]
     assert not out.exists()
