@@ -51,10 +51,10 @@ def test_sigkilled_sweep_resumes_to_exactly_one_row_per_run_and_keeps_earlier_ro
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(command(spec_path, store), cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # bounds a failure only; a loaded machine is slow
     while done_rows(store) < 5:
         assert proc.poll() is None, f"sweep ended before the kill: {proc.communicate()}"
-        assert time.monotonic() < deadline, "no run finished within 120 s"
+        assert time.monotonic() < deadline, "5 runs not finished within 600 s"
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
