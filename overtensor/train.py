@@ -149,7 +149,9 @@ class NetworkFit:
     ``test_risk``/``null_risk``/``train_risk`` are mean squared errors (``null_risk``: the best
     constant); ``exact`` says whether ``test_risk`` is the exact population risk. ``laziness`` maps
     ``"W"``/``"a"`` to ``‖θ − θ_0‖/‖θ_0‖`` of the network parameters the regime moved (for ``lazy``
-    the displacement of the linearization). ``model_fn``/``params`` evaluate the trained model.
+    the displacement of the linearization; for ``orthogonal`` the effective rows ``W = W_0 Rᵀ``:
+    the rotation moves every neuron although ``‖W‖ = ‖W_0‖``, so ``laziness_W`` lies in ``[0, 2]``).
+    ``model_fn``/``params`` evaluate the trained model.
     ``lr`` is the initial step (of ``W`` under the curvature default, whose per-block steps are
     ``info["lr_W"]``, ``info["lr_a"]``, ``info["lr_c"]``); ``info["momentum"]`` the heavy-ball
     momentum of an SGD (``None`` for other optimizers).
@@ -235,7 +237,16 @@ def default_lr(spec: NetworkSpec, optimizer: Any) -> float:
 
 
 def _network_params(regime: str, fn, theta: Params, params0: Params) -> Params:
-    """The network parameters a trained regime stands for (frozen ones filled in)."""
+    """The network parameters a trained regime stands for (frozen ones filled in).
+
+    A reparametrized regime maps its trained parameters back to the network's with
+    ``fn.full_params`` (``orthogonal``: the effective rows ``W = W_0 Rᵀ``, not the rotation ``R``
+    that is trained), so the laziness of ``W`` measures how far the neurons moved whatever the
+    regime trains."""
+    full = getattr(fn, "full_params", None)
+    if callable(full):
+        with torch.no_grad():
+            return {**params0, **{k: v.detach() for k, v in full(theta).items()}}
     frozen = getattr(fn, "frozen", {})
     return {**params0, **frozen, **{k: v.detach() for k, v in theta.items()}}
 

@@ -14,8 +14,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train one two-layer network (RF / NT / NN regimes) on synthetic "
                        "data and print its risks")
     p.add_argument("--regime", default="full",
-                   help="full | lazy | random-features | alpha-scaled (or any registered regime; "
-                   "default full)")
+                   help="full | lazy | random-features | alpha-scaled | orthogonal (or any registered "
+                   "regime; default full)")
     p.add_argument("--activation", default="quadratic", help="quadratic | hermite | relu | tanh")
     p.add_argument("--degree", type=int, default=2, help="degree l of --activation hermite (default 2)")
     p.add_argument("--width", type=int, default=20, help="number of neurons N (default 20)")

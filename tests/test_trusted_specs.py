@@ -228,19 +228,30 @@ def test_registered_names_are_checked_too():
         registry.register_experiment(registry.Experiment(name="../x", description="", presets={}))
 
 
-def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_path):
-    from overtensor.experiments.registry import get_experiment, get_params
+def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_path, monkeypatch):
+    from overtensor.experiments.registry import get_params
     from overtensor.experiments.spec import SpecError, load_spec
 
-    schema = get_params("adaptive_regression")
-    assert schema is not None and "span_weights" in schema.model_fields
-    preset = dict(get_experiment("adaptive-regression").presets["tiny"])
+    registry.run_names()  # the built-ins are registered before the registries are copied
+    monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
+    monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
+    monkeypatch.setattr(registry, "_EXPERIMENTS", dict(registry._EXPERIMENTS))
+    registry.register_run("schemaless")(lambda config: {})
+    preset = {"name": "schemaless", "run": "schemaless", "fixed": {"n": 50, "span_weights": {"a": "b"}},
+              "grid": {"lr": [0.1, 1]}}
+    registry.register_experiment(registry.Experiment(name="schemaless", description="",
+                                                     presets={"tiny": preset}))
+    schema = get_params("schemaless")
+    assert schema is not None and set(schema.model_fields) == {"seed", "n", "span_weights", "lr"}
+    load_spec(preset)
     bad = tmp_path / "typo.yaml"
     import yaml
 
-    bad.write_text(yaml.safe_dump({**preset, "fixed": {**(preset.get("fixed") or {}), "nn": 50}}))
+    bad.write_text(yaml.safe_dump({**preset, "fixed": {**preset["fixed"], "nn": 50}}))
     with pytest.raises(SpecError, match="nn"):
         load_spec(bad)
+    with pytest.raises(SpecError, match=r"'fixed\.n'"):
+        load_spec({**preset, "fixed": {**preset["fixed"], "n": "50"}})
 
 
 def test_a_run_name_that_is_a_module_path_never_reaches_the_entry_point_loader(monkeypatch):

@@ -24,11 +24,14 @@ import functools
 import itertools
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import ValidationInfo, field_validator
 
+from overtensor.experiments.params import NonNegativeInt, PositiveFloat, PositiveInt, RunParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.optimizers import DESIGN_OPTIMIZERS, OPTIMIZERS
 
 PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
          "over-parameterized problems (2018)")
@@ -44,6 +47,41 @@ LR_GRID = {
     "rmsprop": [1e-4, 3e-4, 1e-3, 3e-3],
     "adam": [1e-4, 3e-4, 1e-3, 3e-3],
 }
+
+
+#: Optimizers a run can name: the registered ones that need nothing but the parameters
+#: (``span-preserving`` needs a design matrix, ``diagonal`` a fixed ``D``).
+NETWORK_OPTIMIZERS = tuple(n for n in OPTIMIZERS if n not in (*DESIGN_OPTIMIZERS, "diagonal"))
+MODELS = ("two-layer", "mlp")
+
+
+class AdaptiveNetworksParams(RunParams):
+    """Config of the ``adaptive_networks`` run: ``optimizer`` must have a learning-rate grid (in
+    ``lr_grid`` when given, else :data:`LR_GRID`) and ``lr_index`` must index it."""
+
+    model: Literal[MODELS]  # type: ignore[valid-type]
+    lr_grid: dict[Literal[NETWORK_OPTIMIZERS], list[PositiveFloat]] | None = None  # type: ignore[valid-type]
+    optimizer: Literal[NETWORK_OPTIMIZERS]  # type: ignore[valid-type]
+    lr_index: NonNegativeInt
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 64
+
+    @field_validator("optimizer")
+    @classmethod
+    def _has_a_grid(cls, v: str, info: ValidationInfo) -> str:
+        grid = info.data.get("lr_grid") or LR_GRID
+        if v not in grid:
+            raise ValueError(f"has no learning-rate grid (grids: {sorted(grid)}; add one in lr_grid)")
+        return v
+
+    @field_validator("lr_index")
+    @classmethod
+    def _in_the_grid(cls, v: int, info: ValidationInfo) -> int:
+        grid = (info.data.get("lr_grid") or LR_GRID).get(info.data.get("optimizer"))
+        if grid is not None and v >= len(grid):
+            raise ValueError(f"must index the learning-rate grid of {info.data['optimizer']!r} "
+                             f"({len(grid)} values: 0..{len(grid) - 1})")
+        return v
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,7 +132,7 @@ def _flat(net):
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
 
-@register_run("adaptive_networks")
+@register_run("adaptive_networks", params=AdaptiveNetworksParams)
 def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     """One network, optimizer and learning rate on digits. Config keys: ``model, optimizer, lr_index``
     (into ``lr_grid[optimizer]``, default :data:`LR_GRID`), ``epochs``, ``batch_size``, ``seed``."""

@@ -23,11 +23,20 @@ method use a constant step ``1/λ_max``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator
 
+from overtensor.experiments.params import (
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    RunParams,
+)
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.optimizers import OPTIMIZERS
 
 PAPER = ("Shah, Basu, Kyrillidis, Sanghavi, On Generalization of Adaptive Methods for Over-parameterized "
          "Linear Regression (2020)")
@@ -36,6 +45,60 @@ SPAN_METHODS = ("gd", "span-preserving")
 ROTATING = ("adagrad", "rmsprop", "adam")
 METHODS = (*SPAN_METHODS, *ROTATING)
 _CURVES = ("in_span_error", "out_of_span", "norm", "test_risk", "loss")
+PROBLEMS = ("gaussian", "nuisance", "random-features")
+#: Optimizers a run can name: every registered one except ``"diagonal"``, whose ``D`` a config
+#: cannot give (min-norm-generalization computes that preconditioner's limit in closed form).
+RUN_OPTIMIZERS = tuple(n for n in OPTIMIZERS if n != "diagonal")
+#: Weightings ``S_k`` of the span-preserving preconditioner a config can name.
+SPAN_WEIGHTS = ("residual", "normalized-residual", "identity")
+
+Interval = Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]
+
+
+class RegressionProblemParams(RunParams):
+    """Keys of :func:`make_problem` and :func:`run_one`: the problem, its sizes and the step rules.
+
+    ``scale`` is needed by the ``nuisance`` problem; ``block`` and ``support`` are ``[start, stop)``
+    column ranges of the random features (``0 <= start < stop <= width``)."""
+
+    problem: Literal[PROBLEMS] = "gaussian"  # type: ignore[valid-type]
+    n: PositiveInt = 50
+    p: PositiveInt = 200
+    d: PositiveInt = 20
+    width: PositiveInt = 200
+    noise: NonNegativeFloat = 0.0
+    scale: PositiveFloat | None = Field(default=None, validate_default=True)
+    block: Interval | None = None
+    block_scale: PositiveFloat = 1.0
+    support: Interval | None = None
+    steps: PositiveInt = 5000
+    rf_steps: PositiveInt = 5000
+    schedule: Literal["constant", "step-decay"] = "step-decay"
+    records: Annotated[int, Field(ge=2)] = 40
+    lr: dict[Literal[RUN_OPTIMIZERS], PositiveFloat | Literal["auto"]] | None = None  # type: ignore[valid-type]
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_for_nuisance(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None and info.data.get("problem") == "nuisance":
+            raise ValueError("problem 'nuisance' needs the scale s of its nuisance coordinates")
+        return v
+
+    @field_validator("block", "support")
+    @classmethod
+    def _column_range(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        width = info.data.get("width")
+        if v is not None and width is not None and not v[0] < v[1] <= width:
+            raise ValueError(f"must be [start, stop) with 0 <= start < stop <= width={width}")
+        return v
+
+
+class AdaptiveRegressionParams(RegressionProblemParams):
+    """Config of the ``adaptive_regression`` run: one optimizer (a name of
+    :data:`overtensor.optimizers.OPTIMIZERS` but ``"diagonal"``) on one problem."""
+
+    optimizer: Literal[RUN_OPTIMIZERS]  # type: ignore[valid-type]
+    span_weights: dict[Literal[PROBLEMS], Literal[SPAN_WEIGHTS]] | None = None  # type: ignore[valid-type]
 
 
 def make_problem(config: dict[str, Any]):
@@ -77,7 +140,7 @@ def run_one(problem, optimizer: str, config: dict[str, Any], row_space=None):
                           random_state=int(config["seed"]))
 
 
-@register_run("adaptive_regression")
+@register_run("adaptive_regression", params=AdaptiveRegressionParams)
 def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
     """One optimizer on one problem (module docstring). Config keys: ``problem, optimizer, seed``;
     sizes ``n, p`` (gaussian) or ``d, width, n`` (random-features); ``steps`` (gaussian),

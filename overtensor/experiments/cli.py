@@ -22,6 +22,23 @@ DEMO_EXPERIMENTS = ("lazy-lower-bound", "width-vs-dimension", "deflation")
 DEFAULT_DIR = Path("overtensor-runs")
 
 
+def default_figures_dir(store: str | Path, name: str) -> Path:
+    """Where ``experiment run`` writes the figures of ``name`` without ``--outdir``: a folder named
+    after the experiment next to the store (``overtensor-runs/<name>/`` for the default store,
+    ``elsewhere/<name>/`` for ``--store elsewhere/x.sqlite``), never the current directory unless
+    the store is there. ``name`` is a validated experiment name (never a path)."""
+    from overtensor.experiments.names import slug
+
+    return Path(store).parent / slug(name)
+
+
+def default_report_path(store: str | Path) -> Path:
+    """Where ``report`` and ``demo`` write the HTML report without ``-o``: next to the store, named
+    after it (``x.sqlite`` -> ``x-report.html``; its figures go to ``x-report_figures/``)."""
+    store = Path(store)
+    return store.parent / f"{store.stem}-report.html"
+
+
 def add_commands(sub) -> None:
     exp = sub.add_parser("experiment", help="list and run experiments (sweeps of fits)")
     exp_sub = exp.add_subparsers(dest="experiment_command", required=True)
@@ -35,7 +52,9 @@ def add_commands(sub) -> None:
                         "for checks) | others shown by 'experiment list'")
     p.add_argument("--store", default=None,
                    help=f"SQLite result store (default {DEFAULT_DIR}/<name>.sqlite)")
-    p.add_argument("--outdir", default=None, help=f"figures folder (default {DEFAULT_DIR}/<name>/)")
+    p.add_argument("--outdir", "--out", dest="outdir", default=None,
+                   help="figures folder (default: <name>/ next to the store, i.e. "
+                        f"{DEFAULT_DIR}/<name>/ for the default store)")
     _add_scheduler_args(p)
     p.add_argument("--no-resume", action="store_true",
                    help="rerun configs already done in the store and replace their rows")
@@ -56,15 +75,18 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("report", help="write one self-contained HTML report of a result store")
     p.add_argument("store", help="SQLite result store")
-    p.add_argument("-o", "--output", default="report.html", help="HTML file (default report.html)")
+    p.add_argument("-o", "--output", default=None,
+                   help="HTML file (default: next to the store, STORE_STEM-report.html; the figures "
+                        "go to STORE_STEM-report_figures/ beside it)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="the headline study: small presets of " + ", ".join(DEMO_EXPERIMENTS)
                        + "; writes an HTML report")
     p.add_argument("--store", default=str(DEFAULT_DIR / "demo.sqlite"),
                    help=f"result store (default {DEFAULT_DIR}/demo.sqlite; resumable)")
-    p.add_argument("-o", "--output", default=str(DEFAULT_DIR / "demo-report.html"),
-                   help=f"HTML report (default {DEFAULT_DIR}/demo-report.html)")
+    p.add_argument("-o", "--output", default=None,
+                   help="HTML report (default: next to the store, STORE_STEM-report.html, i.e. "
+                        f"{DEFAULT_DIR}/demo-report.html for the default store)")
     # Batches of 8: the batched "fit" engine advances them together (same metrics up to rounding).
     _add_scheduler_args(p, batch_size=8)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -137,7 +159,8 @@ def _cmd_run(args) -> int:
     result = run_sweep(spec, store, scheduler=scheduler, workers=workers, resume=not args.no_resume,
                        batch_size=args.batch_size, progress=not args.no_progress, max_runs=args.max_runs)
     print(result.line())
-    _figures_and_summary(name, exp, store, Path(args.outdir) if args.outdir else DEFAULT_DIR / name)
+    outdir = Path(args.outdir) if args.outdir else default_figures_dir(store, name)
+    _figures_and_summary(name, exp, store, outdir)
     _check_failed([result])
     return 0
 
@@ -183,7 +206,7 @@ def _cmd_export(args) -> int:
 def _cmd_report(args) -> int:
     from overtensor.experiments.report import write_report
 
-    print(write_report(args.store, args.output))
+    print(write_report(args.store, args.output or default_report_path(args.store)))
     return 0
 
 
@@ -218,7 +241,8 @@ def _cmd_demo(args) -> int:
                                  progress=not args.no_progress) for s in specs]
     for r in results:
         print(r.line())
-    report = write_report(args.store, args.output, title="overtensor demo: the headline study")
+    report = write_report(args.store, args.output or default_report_path(args.store),
+                          title="overtensor demo: the headline study")
     print(f"report: {report.resolve()}")
     _check_failed(results, report)
     return 0

@@ -22,11 +22,12 @@ features of ``d = 20`` inputs, ``N = 200``, features ``101..200`` scaled ×2, ta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
-from overtensor.experiments.adaptive_regression import make_problem, run_one
+from overtensor.experiments.adaptive_regression import RegressionProblemParams, make_problem, run_one
+from overtensor.experiments.params import PositiveFloat, PositiveInt
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
 PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
@@ -36,7 +37,17 @@ ADAPTIVE = ("adagrad", "rmsprop", "adam")
 METHODS = ("min_norm", "diagonal", *ADAPTIVE)
 
 
-@register_run("min_norm_generalization")
+class MinNormGeneralizationParams(RegressionProblemParams):
+    """Config of the ``min_norm_generalization`` run: a ``nuisance`` (``scale``, run when
+    ``n == nuisance_n``) or ``random-features`` problem (``block``, ``block_scale``, ``support``);
+    ``lr`` may set the step of the adaptive methods only."""
+
+    problem: Literal["nuisance", "random-features"]
+    nuisance_n: PositiveInt = 50
+    lr: dict[Literal[ADAPTIVE], PositiveFloat | Literal["auto"]] | None = None  # type: ignore[valid-type]
+
+
+@register_run("min_norm_generalization", params=MinNormGeneralizationParams)
 def run_min_norm_generalization(config: dict[str, Any]) -> dict[str, Any]:
     """Every method on one problem (module docstring). Config keys: ``problem`` (``"nuisance"`` with
     ``scale`` or ``"random-features"`` with ``block``, ``block_scale``, ``support``), ``n, p, d,

@@ -22,15 +22,40 @@ stays at its initial value to rounding, that of ``full`` moves.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator
 
+from overtensor.experiments.params import NonNegativeInt, PositiveFloat, PositiveInt, RunParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
 PAPER = "Liu et al., Orthogonal Over-Parameterized Training (CVPR 2021)"
 URL = "https://arxiv.org/abs/2004.04690"
 REGIMES = ("full", "random-features", "orthogonal")
+
+
+class OptEnergyParams(RunParams):
+    """Config of the ``opt_energy`` run. ``rank`` is needed by the ``tensor`` model, ``lr`` by the
+    ``network`` model; the energy of the rows needs ``width >= 2``."""
+
+    model: Literal["tensor", "network"]
+    regime: Literal[REGIMES]  # type: ignore[valid-type]
+    dim: PositiveInt
+    width: Annotated[int, Field(ge=2)]
+    steps: NonNegativeInt
+    eval_every: PositiveInt
+    rank: PositiveInt | None = Field(default=None, validate_default=True)
+    lr: PositiveFloat | None = Field(default=None, validate_default=True)
+    batch: PositiveInt = 100
+
+    @field_validator("rank", "lr")
+    @classmethod
+    def _needed_by_the_model(cls, v: Any, info: ValidationInfo) -> Any:
+        needs = {"rank": "tensor", "lr": "network"}[info.field_name]
+        if v is None and info.data.get("model") == needs:
+            raise ValueError(f"model {needs!r} needs {info.field_name}")
+        return v
 
 
 def _tensor_run(config: dict[str, Any]) -> dict[str, Any]:
@@ -126,7 +151,7 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@register_run("opt_energy")
+@register_run("opt_energy", params=OptEnergyParams)
 def run_opt_energy(config: dict[str, Any]) -> dict[str, Any]:
     """One regime on one model and seed (module docstring). Config keys: ``model`` (``tensor`` |
     ``network``), ``regime``, ``seed``, ``dim``, ``width``, ``steps``, ``eval_every``; ``rank``

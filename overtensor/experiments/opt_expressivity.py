@@ -19,17 +19,31 @@ as "not reached" by ``orthogonal`` or ``full`` may be reached with more steps.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
+from overtensor.experiments.params import NonNegativeInt, PositiveFloat, PositiveInt, RunParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 
 PAPER = "Liu et al., Orthogonal Over-Parameterized Training (CVPR 2021), applied to tensors"
 REGIMES = ("full", "random-features", "orthogonal")
 
 
-@register_run("opt_expressivity")
+class OptExpressivityParams(RunParams):
+    """Config of the ``opt_expressivity`` run: one (order, width, regime) on a random target."""
+
+    order: Annotated[int, Field(ge=2)]
+    dim: PositiveInt
+    rank: PositiveInt
+    width: PositiveInt
+    regime: Literal[REGIMES]  # type: ignore[valid-type]
+    max_steps: NonNegativeInt
+    eps: PositiveFloat = 1e-2
+
+
+@register_run("opt_expressivity", params=OptExpressivityParams)
 def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
     """One (order, width, regime, seed). Config keys: ``order, dim, rank, width, regime, seed,
     max_steps, eps``."""

@@ -24,16 +24,34 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
+from overtensor.experiments.params import PositiveFloat, PositiveInt, RunParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
 from overtensor.orthogonal import ORTHOGONAL_METHODS
 
 PAPER = "Liu et al., Orthogonal Over-Parameterized Training (CVPR 2021)"
 URL = "https://arxiv.org/abs/2004.04690"
 VARIANTS = ("standard", "random-features", *(f"opt-{m}" for m in ORTHOGONAL_METHODS))
+#: Input dimension of ``load_digits`` (8×8 pixels): the order of ``R`` and the largest block.
+DIGITS_DIM = 64
+
+
+class OptGeneralizationParams(RunParams):
+    """Config of the ``opt_generalization`` run: one variant of :data:`VARIANTS` on one seed."""
+
+    variant: Literal[VARIANTS]  # type: ignore[valid-type]
+    hidden: Annotated[int, Field(ge=2)]
+    epochs: PositiveInt
+    batch: PositiveInt
+    lr: PositiveFloat
+    momentum: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+    test_size: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.3
+    block_size: Annotated[int, Field(ge=2, le=DIGITS_DIM)] = 16
+    block_steps: PositiveInt = 20
 
 
 def _digits(seed: int, test_size: float):
@@ -51,7 +69,7 @@ def _digits(seed: int, test_size: float):
             torch.as_tensor(yte))
 
 
-@register_run("opt_generalization")
+@register_run("opt_generalization", params=OptGeneralizationParams)
 def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
     """One variant on one seed (module docstring). Config keys: ``variant, seed, hidden, epochs,
     batch, lr, momentum, test_size, block_size, block_steps``."""
