@@ -39,6 +39,7 @@ from overtensor._checks import check_float, check_int, make_generator
 from overtensor.cp import SymmetricCP
 from overtensor.metrics import cp_relative_error
 from overtensor.result import FitResult
+from overtensor.shortcuts import Shortcuts
 from overtensor.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
 #: Relative singular-value threshold of the float64 sketch that defines the numerical rank.
@@ -192,6 +193,7 @@ def fit_compressed(
     order: int | None = None,
     max_ratio: float = 0.5,
     random_state: Any = None,
+    shortcuts: Shortcuts | None = Shortcuts(),  # noqa: B008 (frozen, immutable)
     **fit_options: Any,
 ) -> FitResult:
     """:func:`overtensor.fit` on the compressed core, lifted back to ``R^d``.
@@ -210,6 +212,11 @@ def fit_compressed(
         See :func:`compress`.
     random_state : int, torch.Generator or None
         Seeds the sketch and then the fit (one generator for both).
+    shortcuts : Shortcuts or None
+        The speed-ups of :mod:`overtensor.shortcuts` (early switch to the polish, curvature step
+        size, NumPy steps on the small core), used for ``method="beyond-lazy"`` when the core is
+        small and ``fit_options`` are among :data:`SHORTCUT_OPTIONS`. ``None``: the paper's
+        schedule, :func:`overtensor.fit` on the core.
     **fit_options
         Any other keyword argument of :func:`overtensor.fit` (``tol`` included).
 
@@ -221,6 +228,9 @@ def fit_compressed(
     from overtensor.fit import fit
 
     tgt = as_target(target, order)
+    if shortcuts is not None and not isinstance(shortcuts, Shortcuts):
+        raise TypeError(f"shortcuts must be a Shortcuts or None, got "
+                        f"{type(shortcuts).__name__}: {shortcuts!r}")
     gen = make_generator(random_state)
     start = time.perf_counter()
     comp = compress(tgt, max_ratio=max_ratio, random_state=gen,
@@ -230,7 +240,11 @@ def fit_compressed(
         result = fit(tgt, width, method, random_state=gen, **fit_options)
         result.info["compression"] = {"dim": None, "seconds": seconds}
         return result
-    result = fit(comp.core, width, method, random_state=gen, **fit_options)
+    result = None
+    if shortcuts is not None and method == "beyond-lazy" and width is not None:
+        result = _fit_with_shortcuts(comp.core, width, gen, shortcuts, fit_options)
+    if result is None:
+        result = fit(comp.core, width, method, random_state=gen, **fit_options)
     cp = comp.lift(result.cp)
     rel = cp_relative_error(cp, tgt)
     tol = fit_options.get("tol", 1e-4)
@@ -238,3 +252,31 @@ def fit_compressed(
     result.seconds += seconds
     result.info["compression"] = {"dim": comp.dim, "seconds": seconds}
     return result
+
+
+#: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
+#: an optimizer, a rank cap, a regime, ...) runs :func:`overtensor.fit` on the core instead.
+SHORTCUT_OPTIONS = (
+    "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth", "max_steps",
+    "final_steps", "tol", "lr", "signs", "patience", "eval_every", "polish_iter", "polish_below",
+    "merge_cos", "drop_tol",
+)
+
+
+def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
+                        fit_options: dict[str, Any]) -> FitResult | None:
+    """:func:`overtensor.shortcuts.fit_small` on the core, or ``None`` when an option or the
+    core's kind or size needs :func:`overtensor.fit`."""
+    import inspect
+
+    from overtensor.fit import fit, gradient_options
+    from overtensor.shortcuts import fit_small
+
+    if set(fit_options) - set(SHORTCUT_OPTIONS) or core.dtype != torch.float64:
+        return None
+    params = inspect.signature(fit).parameters
+    opts = {k: fit_options.get(k, params[k].default) for k in (
+        *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
+    opts["width"] = check_int("width", width, 1)
+    cfg = gradient_options(core, method="beyond-lazy", **opts)
+    return fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)

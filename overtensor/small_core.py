@@ -1,0 +1,98 @@
+"""Gradient steps of the homogeneous model on a *small* target in NumPy (the compressed core).
+
+After compression (:mod:`overtensor.compression`) the over-parameterized fit runs on a core of
+dimension ``k`` (a little above the rank, e.g. ``k = 5``) with ``m = 20`` rows: every array has a
+few dozen entries and a step is bound by per-operation overhead, not arithmetic. A torch operation
+costs 5–10 µs on a CPU whatever its size, a NumPy one about 1 µs, so the same closed-form step
+(:mod:`overtensor.gradients`, ``homogeneous`` model) written in NumPy is several times faster.
+Nothing else changes: same model, same loss, same gradient (to rounding), plain gradient descent.
+
+The core is given either as a dense array (``(k,)*l``; ``contract`` is one matrix product with the
+``(k^{l-1}, k)`` unfolding) or as a CP ``Σ_j w_j f_j^{⊗l}`` (weights ``(R,)``, factors ``(R, k)``;
+``contract`` costs ``O(m R k)``); a moment core is the CP with weights ``1/n`` and the samples as
+factors. Both are scaled to unit Frobenius norm beforehand (``σ = 1``).
+
+Formulas (``gradients.py``): with ``n_i = ‖w_i‖``, ``v_i = w_i/n_i``, ``a_i = s_i n_i²``,
+``r_i = Σ_j a_j (v_i·v_j)^{l−1} v_j − T*(v_i,…,v_i,·)``, ``g_i = v_i·r_i``:
+``∇w_i = s_i ((2 − l) g_i w_i + l n_i r_i) + μ w_i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Largest dense core handled here (entries): above it torch's overhead is no longer dominant.
+MAX_DENSE_ENTRIES = 1 << 15
+
+
+@dataclass(frozen=True)
+class SmallCore:
+    """A unit-norm symmetric target of order ``l`` in ``R^k``, dense or CP.
+
+    Attributes
+    ----------
+    order : int
+    unfolded : ndarray ``(k^{l-1}, k)`` or None
+        The dense core's unfolding (``T[i_1..i_{l-1}, j]``), for ``contract`` by one product.
+    weights, factors : ndarray ``(R,)``, ``(R, k)`` or None
+        The CP form, when the core is a CP (or moments).
+    """
+
+    order: int
+    unfolded: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    factors: np.ndarray | None = None
+
+    def contract(self, V: np.ndarray) -> np.ndarray:
+        """``T*(v_i, …, v_i, ·)`` for every row of ``V`` ``(m, k)``: ``(m, k)``."""
+        if self.unfolded is not None:
+            return khatri_rao_power(V, self.order - 1) @ self.unfolded
+        P = V @ self.factors.T  # (m, R)
+        return (P ** (self.order - 1) * self.weights) @ self.factors
+
+
+def khatri_rao_power(V: np.ndarray, p: int) -> np.ndarray:
+    """Row-wise ``v_i^{⊗p}`` flattened: ``(m, k^p)`` (C order, matching ``T.reshape``)."""
+    out = V
+    for _ in range(p - 1):
+        out = (out[:, :, None] * V[:, None, :]).reshape(V.shape[0], -1)
+    return out
+
+
+def gd_steps(core: SmallCore, W: np.ndarray, signs: np.ndarray, weight_decay: float, lr: float,
+             n: int) -> None:
+    """``n`` gradient-descent steps ``W ← W − η ∇W`` of the homogeneous model, in place.
+
+    ``W`` ``(m, k)`` float array, ``signs`` ``(m,)`` of ±1. Rows of norm zero keep a defined
+    direction (norms clamped at ``sqrt(tiny)``, as in :func:`overtensor.models._unit_rows`).
+    """
+    l = core.order
+    tiny = np.sqrt(np.finfo(W.dtype).tiny)
+    ls = l * signs
+    for _ in range(n):
+        norms = np.sqrt(np.einsum("ij,ij->i", W, W))
+        np.maximum(norms, tiny, out=norms)
+        V = W / norms[:, None]
+        a = signs * norms * norms
+        G = V @ V.T
+        P = G if l == 2 else (G * G if l == 3 else G ** (l - 1))
+        r = P @ (a[:, None] * V) - core.contract(V)
+        g = np.einsum("ij,ij->i", r, V)
+        coef = signs * (2 - l) * g + weight_decay
+        W -= lr * (coef[:, None] * W + (ls * norms)[:, None] * r)
+
+
+def loss_and_error(core64: SmallCore, W: np.ndarray, signs: np.ndarray,
+                   weight_decay: float) -> tuple[float, float]:
+    """Loss ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` and relative error ``‖T(W) − T*‖`` (``‖T*‖ = 1``),
+    in float64 through the Gram identity; ``core64`` is the float64 core."""
+    W64 = W.astype(np.float64, copy=False)
+    norms = np.sqrt(np.einsum("ij,ij->i", W64, W64))
+    norms = np.maximum(norms, np.sqrt(np.finfo(np.float64).tiny))
+    V = W64 / norms[:, None]
+    a = signs.astype(np.float64) * norms * norms
+    t = np.einsum("ij,ij->i", core64.contract(V), V)
+    sq = max(float(a @ ((V @ V.T) ** core64.order) @ a - 2 * a @ t + 1.0), 0.0)
+    return 0.5 * sq + 0.5 * weight_decay * float(np.sum(W64 * W64)), sq ** 0.5
