@@ -78,6 +78,11 @@ class Shortcuts:
         Extract and polish as soon as the extracted CP is stable (default True).
     stable_cos : float
         ``|cos|`` two checks' components must share to count as unchanged (default 0.99).
+    confirm : bool
+        Require two agreeing checks before every attempt. Default False: the first attempt comes
+        at the first check below ``polish_below`` (Levenberg–Marquardt decides whether the
+        extraction is good enough); after a failed attempt the next ones wait for a stable
+        extraction.
     adaptive_lr : bool
         Step size ``lr_factor / L`` from the current Hessian's top eigenvalue (default True).
     lr_factor : float
@@ -92,6 +97,7 @@ class Shortcuts:
 
     early_switch: bool = True
     stable_cos: float = 0.99
+    confirm: bool = False
     adaptive_lr: bool = True
     lr_factor: float = 1.0
     max_lr_ratio: float = 8.0
@@ -178,7 +184,7 @@ def fit_small(
     t0 = time.perf_counter()
     work, exponent = target.normalized()
     c = options
-    tgt, sq, scale, params, params0, signs = prepare_fit(
+    tgt, _, scale, params, params0, signs = prepare_fit(
         work, model="homogeneous", width=width, init_scale=c["init_scale"], signs=c["signs"],
         generator=generator, dtype=torch.float64, device=torch.device("cpu"),
         flip=c["reinit_threshold"] is not None)
@@ -202,14 +208,15 @@ def fit_small(
     prev: SymmetricCP | None = None
     attempts, switched, lrs = 0, None, []
     found: tuple[SymmetricCP, float, dict[str, Any]] | None = None
-    last_loss = np.inf
+    last_loss = loss_and_error(core64, W64, s, sched.weight_decay)[0]
+    vec = None
     while (n := sched.next_steps()) > 0:
         if sched.take_reinit():
             restart_rows(params, signs, "homogeneous", tgt, scale, c["reinit_threshold"],
                          c["init_scale"], generator)
         mu = sched.weight_decay
         if shortcuts.adaptive_lr:
-            L = _top_curvature(core, W64.astype(dtype), s, mu)
+            L, vec = _top_curvature(core, W64.astype(dtype), s, mu, vec)
             lr = min(shortcuts.lr_factor / L, shortcuts.max_lr_ratio * lr0) if L > 0 else lr0
         W = W64.astype(dtype) if shortcuts.float32 else W64
         backup = W64.copy()
@@ -217,8 +224,7 @@ def fit_small(
         if shortcuts.float32:
             W64[:] = W
         loss, rel = loss_and_error(core64, W64, s, mu)
-        while (shortcuts.adaptive_lr and np.isfinite(last_loss)
-               and not loss <= 1.5 * last_loss + 1e-12 and lr > lr0):
+        while shortcuts.adaptive_lr and not loss <= 1.5 * last_loss + 1e-12 and lr > lr0:
             # The steps overshot (a sharper region than the estimate): undo them and halve.
             W64[:] = backup
             lr = max(lr / 2, lr0)
@@ -238,9 +244,10 @@ def fit_small(
             a, V = model_cp("homogeneous", params, signs)
             cand = merge_components(a / scale, V, tgt.order, merge_cos=COARSE_MERGES[-1],
                                     drop_tol=c["drop_tol"])
-            if prev is not None and _same(prev, cand, shortcuts.stable_cos):
+            confirm = shortcuts.confirm or attempts > 0
+            if not confirm or (prev is not None and _same(prev, cand, shortcuts.stable_cos)):
                 attempts += 1
-                found = _switch(a / scale, V, tgt, c, shortcuts, spectrum)
+                found = _switch(a / scale, V, tgt, c, shortcuts, spectrum, coarsest=cand)
                 if found is not None:
                     switched = sched.step
                     sched.stop("tol")
@@ -279,41 +286,53 @@ def _same(prev: SymmetricCP, cur: SymmetricCP, stable_cos: float) -> bool:
 
 
 def _switch(a: torch.Tensor, V: torch.Tensor, tgt: Target, c: dict[str, Any],
-            shortcuts: Shortcuts, spectrum: torch.Tensor | None):
-    """Extract at each merge level (fewest terms first, not below the rank the spectrum
-    requires) and refine by Levenberg–Marquardt; the first CP within ``tol`` with its record."""
+            shortcuts: Shortcuts, spectrum: torch.Tensor | None,
+            coarsest: SymmetricCP | None = None):
+    """Extract and refine by Levenberg–Marquardt; the first CP within ``tol`` with its record.
+
+    Candidates, fewest terms first and never below the rank ``need`` the spectrum requires: the
+    coarsest merge (``COARSE_MERGES[-1]``; ``coarsest`` when already computed), pruned to
+    ``need`` terms by the cheapest removals when it has more (a component still split over rows
+    not yet aligned), then the merges at ``merge_cos`` and the coarser levels.
+    """
     tol = c["tol"]
-    levels = [c["merge_cos"], *(x for x in COARSE_MERGES if x < c["merge_cos"])]
-    cands: dict[int, tuple[float, SymmetricCP]] = {}
-    with torch.no_grad():
-        for cos in levels:
-            cp = merge_components(a, V, tgt.order, merge_cos=cos, drop_tol=c["drop_tol"])
-            cands.setdefault(cp.rank, (cos, cp))
     need = 1
     if spectrum is not None:
         while need < len(spectrum) and min_relative_error(spectrum, need) > tol:
             need += 1
-    low = min(cands)
-    if low > need >= 1:
-        # A component still split over rows that are not yet aligned: the cheapest removals
-        # (least-squares weights of the other directions, as in reduce_rank) down to the rank
-        # the spectrum requires, tried first.
-        pruned = cands[low][1]
-        while pruned.rank > need:
-            pruned = min((_without(pruned, j, tgt) for j in range(pruned.rank)),
-                         key=lambda cp: cp_relative_error(cp, tgt))
-        cands[need] = (-1.0, pruned)
-    tried = []
-    for rank in sorted(cands):
-        cos, cp = cands[rank]
-        if rank < need or rank * (cp.dim + 1) > MAX_UNKNOWNS:
-            continue
+    levels = [COARSE_MERGES[-1], *(x for x in reversed(COARSE_MERGES[:-1]) if x < c["merge_cos"]),
+              c["merge_cos"]]
+    tried: list[dict[str, Any]] = []
+    seen: set[int] = set()
+
+    def attempt(cos: float, cp: SymmetricCP):
+        if cp.rank in seen or cp.rank < need or cp.rank * (cp.dim + 1) > MAX_UNKNOWNS:
+            return None
+        seen.add(cp.rank)
         out, _ = levenberg_marquardt(cp, tgt, max_iter=shortcuts.lm_iter,
                                      stop_below=HEADROOM * tol)
         err = cp_relative_error(out, tgt)
-        tried.append({"merge_cos": cos, "rank": rank, "relative_error": err})
+        tried.append({"merge_cos": cos, "rank": cp.rank, "relative_error": err})
         if err <= tol:
-            return out, err, {"merge_cos": cos, "tried": tried, "minimal": rank == need}
+            return out, err, {"merge_cos": cos, "tried": tried, "minimal": cp.rank == need}
+        return None
+
+    with torch.no_grad():
+        first = coarsest if coarsest is not None else merge_components(
+            a, V, tgt.order, merge_cos=levels[0], drop_tol=c["drop_tol"])
+        if first.rank > need >= 1:
+            pruned = first
+            while pruned.rank > need:
+                pruned = min((_without(pruned, j, tgt) for j in range(pruned.rank)),
+                             key=lambda cp: cp_relative_error(cp, tgt))
+            if (hit := attempt(-1.0, pruned)) is not None:
+                return hit
+        if (hit := attempt(levels[0], first)) is not None:
+            return hit
+        for cos in levels[1:]:
+            cp = merge_components(a, V, tgt.order, merge_cos=cos, drop_tol=c["drop_tol"])
+            if (hit := attempt(cos, cp)) is not None:
+                return hit
     return None
 
 
@@ -349,21 +368,24 @@ def _result(found, tgt, scale, params, params0, signs, history, sched, width, c,
 
 
 def _top_curvature(core: SmallCore, W: np.ndarray, s: np.ndarray, mu: float,
-                   iters: int = 6) -> float:
-    """Top eigenvalue of the loss's Hessian at ``W`` by power iteration on finite-difference
-    Hessian-vector products of the closed-form gradient (``iters`` products)."""
+                   v: np.ndarray | None, iters: int = 3) -> tuple[float, np.ndarray]:
+    """Top eigenvalue of the loss's Hessian at ``W`` and its vector, by power iteration on
+    finite-difference Hessian-vector products of the closed-form gradient, warm-started from the
+    previous evaluation's vector ``v`` (the gradient's direction the first time)."""
     g0 = _grad(core, W, s, mu)
-    v = g0 / max(np.linalg.norm(g0), 1e-300)
-    h = 1e-5 * max(np.linalg.norm(W), 1e-3)
+    if v is None:
+        v, iters = g0, 2 * iters
+    v = v / max(float(np.linalg.norm(v)), 1e-300)
+    h = 1e-5 * max(float(np.linalg.norm(W)), 1e-3)
     lam = 0.0
     for _ in range(iters):
         Hv = (_grad(core, W + h * v, s, mu) - g0) / h
         lam = float(np.sum(v * Hv))
-        nv = np.linalg.norm(Hv)
+        nv = float(np.linalg.norm(Hv))
         if nv == 0:
             break
         v = Hv / nv
-    return abs(lam)
+    return abs(lam), v
 
 
 def _grad(core: SmallCore, W: np.ndarray, s: np.ndarray, mu: float) -> np.ndarray:
