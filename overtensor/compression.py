@@ -28,7 +28,6 @@ refused and :func:`fit_compressed` fits the full problem.
 
 from __future__ import annotations
 
-import string
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -175,12 +174,11 @@ def _core(tgt: Target, Q: torch.Tensor) -> Target:
         return CPTarget(tgt.weights, tgt.factors @ Q, tgt.order)
     if isinstance(tgt, MomentTarget):
         return MomentTarget(tgt.samples @ Q, tgt.order, tgt.chunk_size)
-    letters = string.ascii_lowercase[: tgt.order]
     core = tgt.array
-    for axis in range(tgt.order):
-        # Contract one mode at a time: d^l k, then d^{l-1} k^2, ... operations.
-        spec = letters.replace(letters[axis], "z")
-        core = torch.einsum(f"{letters},{letters[axis]}z->{spec}", core, Q)
+    for _ in range(tgt.order):
+        # Contract the first mode by one matrix product and append the new mode last: after l
+        # rounds every mode is contracted and back in place (d^l k, then d^{l-1} k^2, ...).
+        core = (core.reshape(core.shape[0], -1).T @ Q).reshape(*core.shape[1:], Q.shape[1])
     # The core of a symmetric tensor is symmetric up to rounding; a tolerance well above it.
     return DenseTarget(core, symmetry_tol=1e-6)
 

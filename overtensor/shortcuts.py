@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from overtensor import small_core as small
 from overtensor._checks import check_float
 from overtensor.algorithms.gradient import (
     COARSE_MERGES,
@@ -57,10 +58,10 @@ from overtensor.algorithms.gradient import (
 )
 from overtensor.cp import SymmetricCP
 from overtensor.extraction import merge_components
-from overtensor.gauss_newton import MAX_UNKNOWNS, levenberg_marquardt
+from overtensor.gauss_newton import MAX_UNKNOWNS
 from overtensor.metrics import cp_relative_error
 from overtensor.models import model_cp
-from overtensor.reduction import HEADROOM, _without, reduce_rank
+from overtensor.reduction import HEADROOM, reduce_rank
 from overtensor.result import FitResult, rescale_result
 from overtensor.small_core import MAX_DENSE_ENTRIES, SmallCore, gd_steps, loss_and_error
 from overtensor.targets import CPTarget, DenseTarget, MomentTarget, Target
@@ -247,7 +248,8 @@ def fit_small(
             confirm = shortcuts.confirm or attempts > 0
             if not confirm or (prev is not None and _same(prev, cand, shortcuts.stable_cos)):
                 attempts += 1
-                found = _switch(a / scale, V, tgt, c, shortcuts, spectrum, coarsest=cand)
+                found = _switch(a / scale, V, tgt, core64, float(scale), c, shortcuts, spectrum,
+                                coarsest=cand)
                 if found is not None:
                     switched = sched.step
                     sched.stop("tol")
@@ -259,7 +261,7 @@ def fit_small(
         # Levenberg-Marquardt extraction, then finish_fit's own if it fails.
         a, V = model_cp("homogeneous", params, signs)
         attempts += 1
-        found = _switch(a / scale, V, tgt, c, shortcuts, spectrum)
+        found = _switch(a / scale, V, tgt, core64, float(scale), c, shortcuts, spectrum)
     seconds = time.perf_counter() - t0
     info_extra = {"switched_at": switched, "attempts": attempts,
                   "lr": [float(min(lrs, default=lr)), float(max(lrs, default=lr))]}
@@ -285,8 +287,8 @@ def _same(prev: SymmetricCP, cur: SymmetricCP, stable_cos: float) -> bool:
     return bool((cos.max(dim=1).values >= stable_cos).all())
 
 
-def _switch(a: torch.Tensor, V: torch.Tensor, tgt: Target, c: dict[str, Any],
-            shortcuts: Shortcuts, spectrum: torch.Tensor | None,
+def _switch(a: torch.Tensor, V: torch.Tensor, tgt: Target, core64: SmallCore, scale: float,
+            c: dict[str, Any], shortcuts: Shortcuts, spectrum: torch.Tensor | None,
             coarsest: SymmetricCP | None = None):
     """Extract and refine by Levenberg–Marquardt; the first CP within ``tol`` with its record.
 
@@ -309,22 +311,31 @@ def _switch(a: torch.Tensor, V: torch.Tensor, tgt: Target, c: dict[str, Any],
         if cp.rank in seen or cp.rank < need or cp.rank * (cp.dim + 1) > MAX_UNKNOWNS:
             return None
         seen.add(cp.rank)
-        out, _ = levenberg_marquardt(cp, tgt, max_iter=shortcuts.lm_iter,
-                                     stop_below=HEADROOM * tol)
-        err = cp_relative_error(out, tgt)
+        c0 = cp.weights.numpy() * scale
+        cn, Un, err = small.levenberg_marquardt(core64, c0, cp.components.numpy().copy(),
+                                                max_iter=shortcuts.lm_iter,
+                                                stop_below=HEADROOM * tol)
         tried.append({"merge_cos": cos, "rank": cp.rank, "relative_error": err})
         if err <= tol:
-            return out, err, {"merge_cos": cos, "tried": tried, "minimal": cp.rank == need}
+            norms = np.sqrt((Un * Un).sum(1))
+            out = SymmetricCP(torch.from_numpy(cn * norms**tgt.order / scale),
+                              torch.from_numpy(Un / norms[:, None]), tgt.order).canonical()
+            err = cp_relative_error(out, tgt)  # the reported error, against the target itself
+            if err <= tol:
+                return out, err, {"merge_cos": cos, "tried": tried, "minimal": cp.rank == need}
         return None
 
     with torch.no_grad():
         first = coarsest if coarsest is not None else merge_components(
             a, V, tgt.order, merge_cos=levels[0], drop_tol=c["drop_tol"])
         if first.rank > need >= 1:
-            pruned = first
-            while pruned.rank > need:
-                pruned = min((_without(pruned, j, tgt) for j in range(pruned.rank)),
-                             key=lambda cp: cp_relative_error(cp, tgt))
+            U = first.components.numpy()
+            while U.shape[0] > need:
+                U = min((np.delete(U, j, axis=0) for j in range(U.shape[0])),
+                        key=lambda X: small.relative_error(
+                            core64, small.least_squares_weights(core64, X), X))
+            w = small.least_squares_weights(core64, U) / scale
+            pruned = SymmetricCP(torch.from_numpy(w), torch.from_numpy(U.copy()), tgt.order)
             if (hit := attempt(-1.0, pruned)) is not None:
                 return hit
         if (hit := attempt(levels[0], first)) is not None:

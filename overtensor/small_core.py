@@ -101,3 +101,91 @@ def loss_and_error(core64: SmallCore, W: np.ndarray, signs: np.ndarray,
     t = np.einsum("ij,ij->i", core64.contract(V), V)
     sq = max(float(a @ ((V @ V.T) ** core64.order) @ a - 2 * a @ t + 1.0), 0.0)
     return 0.5 * sq + 0.5 * weight_decay * float(np.sum(W64 * W64)), sq ** 0.5
+
+
+def values(core: SmallCore, U: np.ndarray) -> np.ndarray:
+    """``T*(u_i, …, u_i)`` for every row of ``U``: ``(r,)``."""
+    return (core.contract(U) * U).sum(1)
+
+
+def relative_error(core64: SmallCore, c: np.ndarray, U: np.ndarray) -> float:
+    """``‖Σ_j c_j u_j^{⊗l} − T*‖`` (``‖T*‖ = 1``; rows of ``U`` not necessarily unit), float64."""
+    sq = float(c @ ((U @ U.T) ** core64.order) @ c - 2 * c @ values(core64, U) + 1.0)
+    return max(sq, 0.0) ** 0.5
+
+
+def least_squares_weights(core64: SmallCore, U: np.ndarray) -> np.ndarray:
+    """Weights minimizing ``‖Σ_j c_j u_j^{⊗l} − T*‖`` for fixed rows ``U`` (normal equations
+    ``(U Uᵀ)^{∘l} c = T*(u_j, …, u_j)``, least-squares solve), as
+    :func:`overtensor.reduction.least_squares_weights`."""
+    G = (U @ U.T) ** core64.order
+    return np.linalg.lstsq(G, values(core64, U), rcond=None)[0]
+
+
+def gauss_newton_matrix(c: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+    """``JᵀJ`` of ``Σ_j c_j u_j^{⊗l}`` in ``(c, vec U)``: the formulas of
+    :func:`overtensor.gauss_newton.gauss_newton_matrix`, in NumPy."""
+    r, d = U.shape
+    l = order
+    G = U @ U.T
+    Gl1 = G ** (l - 1)
+    cu = l * (c[None, :] * Gl1)[:, :, None] * U[:, None, :]  # [i, j, :] = l c_j g^{l-1} u_i
+    cicj = np.outer(c, c)
+    g2 = G ** (l - 2) if l >= 2 else np.zeros_like(G)
+    uu = (l * cicj * Gl1)[:, :, None, None] * np.eye(d)
+    uu = uu + (l * (l - 1) * cicj * g2)[:, :, None, None] * (
+        U[None, :, :, None] * U[:, None, None, :])
+    n = r * (d + 1)
+    H = np.zeros((n, n))
+    H[:r, :r] = G**l
+    H[:r, r:] = cu.reshape(r, r * d)
+    H[r:, :r] = cu.reshape(r, r * d).T
+    H[r:, r:] = uu.transpose(0, 2, 1, 3).reshape(r * d, r * d)
+    return H
+
+
+def levenberg_marquardt(core64: SmallCore, c: np.ndarray, U: np.ndarray, *, max_iter: int,
+                        stop_below: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`overtensor.gauss_newton.levenberg_marquardt` on a small unit-norm core, in NumPy
+    (same damping rule, same stops); returns ``(c, U, relative error)``, never worse than given.
+    """
+    l = core64.order
+    r, d = U.shape
+
+    def loss_grad(c, U):
+        C = core64.contract(U)
+        rr = ((U @ U.T) ** (l - 1)) @ (c[:, None] * U) - C
+        g = (rr * U).sum(1)
+        t = (C * U).sum(1)
+        loss = 0.5 * float(c @ (g - t)) + 0.5
+        return loss, np.concatenate([g, (l * c[:, None] * rr).ravel()])
+
+    def loss_only(c, U):
+        return 0.5 * relative_error(core64, c, U) ** 2
+
+    f, g = loss_grad(c, U)
+    rel = (2 * max(f, 0.0)) ** 0.5
+    lam = 1e-3
+    for _ in range(max_iter):
+        if rel <= stop_below:
+            break
+        H = gauss_newton_matrix(c, U, l)
+        diag = np.maximum(H.diagonal(), 1e-12 * float(H.diagonal().max()))
+        while lam < 1e12:
+            try:
+                step = np.linalg.solve(H + lam * np.diag(diag), -g)
+            except np.linalg.LinAlgError:  # singular: more damping
+                lam *= 10
+                continue
+            c_new, U_new = c + step[:r], U + step[r:].reshape(r, d)
+            f_new = loss_only(c_new, U_new)
+            if f_new < f:
+                c, U = c_new, U_new
+                f, g = loss_grad(c, U)
+                rel = (2 * max(f, 0.0)) ** 0.5
+                lam = max(lam / 3, 1e-12)
+                break
+            lam *= 4
+        else:
+            break
+    return c, U, relative_error(core64, c, U)
