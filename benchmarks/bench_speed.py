@@ -118,10 +118,10 @@ def run_parafac(dense: np.ndarray, rank: int, seed: int, restarts: int, budget: 
     for attempt in range(restarts):
         t0 = time.perf_counter()
 
-        def stop(_cp, rec_error, t0=t0):
+        def stop(_cp, rec_error, t0=t0, spent=total):
             # Time to ε: stop at the first iterate within ε/2 by ALS's own error estimate (the
             # true error is then checked below), or when the restart budget is spent.
-            return bool(rec_error <= EPS / 2 or total + time.perf_counter() - t0 > budget)
+            return bool(rec_error <= EPS / 2 or spent + time.perf_counter() - t0 > budget)
 
         cp = parafac(dense, rank, init="random", random_state=seed * 1000 + attempt,
                      n_iter_max=1000, tol=1e-12, callback=stop)

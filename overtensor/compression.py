@@ -261,6 +261,9 @@ SHORTCUT_OPTIONS = (
 )
 
 
+_FIT_DEFAULTS: dict[str, Any] | None = None
+
+
 def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
                         fit_options: dict[str, Any]) -> FitResult | None:
     """:func:`overtensor.shortcuts.fit_small` on the core, or ``None`` when an option or the
@@ -272,9 +275,12 @@ def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcut
 
     if set(fit_options) - set(SHORTCUT_OPTIONS) or core.dtype != torch.float64:
         return None
-    params = inspect.signature(fit).parameters
-    opts = {k: fit_options.get(k, params[k].default) for k in (
-        *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
+    global _FIT_DEFAULTS
+    if _FIT_DEFAULTS is None:  # read once: inspect.signature costs ~0.1 ms a call
+        params = inspect.signature(fit).parameters
+        _FIT_DEFAULTS = {k: params[k].default for k in (
+            *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
+    opts = {k: fit_options.get(k, v) for k, v in _FIT_DEFAULTS.items()}
     opts["width"] = check_int("width", width, 1)
     cfg = gradient_options(core, method="beyond-lazy", **opts)
     return fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)

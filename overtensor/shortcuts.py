@@ -77,6 +77,9 @@ class Shortcuts:
     ----------
     early_switch : bool
         Extract and polish as soon as the extracted CP is stable (default True).
+    check_every : int
+        Steps between two evaluations (and switch checks): ``min(eval_every, check_every)``
+        (default 10; an evaluation costs about as much as three steps).
     stable_cos : float
         ``|cos|`` two checks' components must share to count as unchanged (default 0.99).
     confirm : bool
@@ -86,6 +89,8 @@ class Shortcuts:
         extraction.
     adaptive_lr : bool
         Step size ``lr_factor / L`` from the current Hessian's top eigenvalue (default True).
+    curvature_every : int
+        Steps between two estimates of ``L`` (default 50).
     lr_factor : float
         Fraction of ``1/L`` (``< 2`` is stable for a quadratic; default 1).
     max_lr_ratio : float
@@ -97,9 +102,11 @@ class Shortcuts:
     """
 
     early_switch: bool = True
+    check_every: int = 10
     stable_cos: float = 0.99
     confirm: bool = False
     adaptive_lr: bool = True
+    curvature_every: int = 50
     lr_factor: float = 1.0
     max_lr_ratio: float = 8.0
     float32: bool = False
@@ -109,8 +116,10 @@ class Shortcuts:
         check_float("stable_cos", self.stable_cos, minimum=0.0, maximum=1.0)
         check_float("lr_factor", self.lr_factor, minimum=0.0, maximum=2.0, strict=True)
         check_float("max_lr_ratio", self.max_lr_ratio, minimum=1.0)
-        if not isinstance(self.lm_iter, int) or self.lm_iter < 1:
-            raise ValueError(f"lm_iter must be a positive int, got {self.lm_iter!r}")
+        for name in ("lm_iter", "check_every", "curvature_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def small_core(target: Target, scale: float) -> SmallCore | None:
@@ -200,7 +209,7 @@ def fit_small(
     sched = EpochSchedule(
         epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
         final_steps=c["final_steps"], tol=c["tol"], patience=c["patience"],
-        eval_every=c["eval_every"], weight_decay=c["weight_decay"],
+        eval_every=min(c["eval_every"], shortcuts.check_every), weight_decay=c["weight_decay"],
         reinit=c["reinit_threshold"] is not None, main_epochs=c.get("main_epochs"))
     lr0 = c["lr"]
     lr = lr0
@@ -210,13 +219,14 @@ def fit_small(
     attempts, switched, lrs = 0, None, []
     found: tuple[SymmetricCP, float, dict[str, Any]] | None = None
     last_loss = loss_and_error(core64, W64, s, sched.weight_decay)[0]
-    vec = None
+    vec, next_curvature = None, 0
     while (n := sched.next_steps()) > 0:
         if sched.take_reinit():
             restart_rows(params, signs, "homogeneous", tgt, scale, c["reinit_threshold"],
                          c["init_scale"], generator)
         mu = sched.weight_decay
-        if shortcuts.adaptive_lr:
+        if shortcuts.adaptive_lr and sched.step >= next_curvature:
+            next_curvature = sched.step + shortcuts.curvature_every
             L, vec = _top_curvature(core, W64.astype(dtype), s, mu, vec)
             lr = min(shortcuts.lr_factor / L, shortcuts.max_lr_ratio * lr0) if L > 0 else lr0
         W = W64.astype(dtype) if shortcuts.float32 else W64
