@@ -144,7 +144,7 @@ def test_numpy_levenberg_marquardt_and_gauss_newton_matrix_match_the_torch_ones(
                            + 0.02 * U, 3, normalize=True)
     before = ot.cp_relative_error(start, core_t)
     assert before > 1e-3
-    ref, ref_err = levenberg_marquardt(start, core_t, max_iter=30, stop_below=1e-6)
+    _, ref_err = levenberg_marquardt(start, core_t, max_iter=30, stop_below=1e-6)
     cn, Un, err = small.levenberg_marquardt(core, start.weights.numpy() * scale,
                                             start.components.numpy().copy(), max_iter=30,
                                             stop_below=1e-6)
