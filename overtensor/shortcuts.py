@@ -52,7 +52,6 @@ from overtensor.algorithms.gradient import (
     EpochSchedule,
     _diagnose,
     finish_fit,
-    laziness_of,
     prepare_fit,
     restart_rows,
 )
@@ -203,8 +202,9 @@ def fit_small(
         return None
     dtype = np.float32 if shortcuts.float32 else np.float64
     core = _cast(core64, dtype) if shortcuts.float32 else core64
-    Wt = params["W"]  # torch view of the float64 parameters (re-initializations write to it)
-    W64 = Wt.numpy()
+    W64 = params["W"].numpy()  # shares memory with the torch tensor (re-initializations write it)
+    W0 = params0["W"].numpy()
+    norm0 = float(np.linalg.norm(W0))  # laziness ‖W − W_0‖/‖W_0‖ (SPEC §6), as laziness_of
     s = signs.numpy()
     sched = EpochSchedule(
         epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
@@ -248,7 +248,7 @@ def fit_small(
         lrs.append(lr)
         sched.advance(n)
         check_divergence(torch.tensor(loss), sched.step, lr)
-        rec = sched.record(loss, rel, laziness_of(params, params0))
+        rec = sched.record(loss, rel, float(np.linalg.norm(W64 - W0) / norm0))
         history.append(rec)
         sched.observe(rel)
         if shortcuts.early_switch and rel <= c["polish_below"]:
