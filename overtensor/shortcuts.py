@@ -272,6 +272,7 @@ def fit_small(
         a, V = model_cp("homogeneous", params, signs)
         attempts += 1
         found = _switch(a / scale, V, tgt, core64, float(scale), c, shortcuts, spectrum)
+        switched = sched.step if found is not None else None
     seconds = time.perf_counter() - t0
     info_extra = {"switched_at": switched, "attempts": attempts,
                   "lr": [float(min(lrs, default=lr)), float(max(lrs, default=lr))]}
