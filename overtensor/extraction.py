@@ -47,25 +47,33 @@ def merge_components(
     w, Vbar = w[big], Vbar[big]
     orderi = np.argsort(-np.abs(w), kind="stable")
     w, Vbar = w[orderi], Vbar[orderi]
-    C = Vbar @ Vbar.T
-    weights: list[float] = []
-    sums: list[np.ndarray] = []
-    free = np.ones(w.shape[0], dtype=bool)
-    for k in range(w.shape[0]):
-        if not free[k]:
-            continue
-        cos = C[k]
-        members = free & (np.abs(cos) >= merge_cos)
-        members[k] = True
-        sgn = np.where(cos[members] < 0, -1.0, 1.0).astype(w.dtype)
-        aligned = w[members] * (sgn if order % 2 == 1 else 1.0)
-        weights.append(aligned.sum())
-        sums.append(((np.abs(aligned) * sgn)[:, None] * Vbar[members]).sum(0))
-        free &= ~members
-    if not weights:
+    n, d = Vbar.shape
+    if n == 0:
         return SymmetricCP(V.new_zeros(0), V.new_zeros(0, V.shape[-1]), order)
-    lam = torch.from_numpy(np.asarray(weights, dtype=w.dtype))
-    U = torch.from_numpy(np.stack(sums))
+    C = Vbar @ Vbar.T
+    aligned_with = np.abs(C) >= merge_cos
+    np.fill_diagonal(aligned_with, True)
+    # Greedy clustering: the heaviest row not yet assigned becomes a representative and takes
+    # every unassigned row aligned with it (so a row joins the heaviest representative it is
+    # aligned with); then each cluster's sums at once.
+    rows = aligned_with.tolist()  # plain Python lists: the loop is O(n²) cheap steps
+    labels = [-1] * n
+    reps: list[int] = []
+    for k in range(n):
+        if labels[k] >= 0:
+            continue
+        row = rows[k]
+        for j in range(k, n):  # rows before k are all assigned already
+            if labels[j] < 0 and row[j]:
+                labels[j] = len(reps)
+        reps.append(k)
+    label = np.asarray(labels, dtype=np.intp)
+    sgn = np.where(C[np.asarray(reps)[label], np.arange(n)] < 0, -1.0, 1.0).astype(w.dtype)
+    aligned = w * (sgn if order % 2 == 1 else 1.0)
+    lam = torch.from_numpy(np.bincount(label, weights=aligned, minlength=len(reps)).astype(w.dtype))
+    sums = np.zeros((len(reps), d), dtype=w.dtype)
+    np.add.at(sums, label, (np.abs(aligned) * sgn)[:, None] * Vbar)
+    U = torch.from_numpy(sums)
     U = U / U.norm(dim=-1, keepdim=True)
     keep = lam.abs() >= drop_tol * lam.abs().max()
     return SymmetricCP(lam[keep], U[keep], order).canonical()

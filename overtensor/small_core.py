@@ -93,14 +93,16 @@ def loss_and_error(core64: SmallCore, W: np.ndarray, signs: np.ndarray,
                    weight_decay: float) -> tuple[float, float]:
     """Loss ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` and relative error ``‖T(W) − T*‖`` (``‖T*‖ = 1``),
     in float64 through the Gram identity; ``core64`` is the float64 core."""
-    W64 = W.astype(np.float64, copy=False)
-    norms = np.sqrt(np.einsum("ij,ij->i", W64, W64))
-    norms = np.maximum(norms, np.sqrt(np.finfo(np.float64).tiny))
-    V = W64 / norms[:, None]
-    a = signs.astype(np.float64) * norms * norms
-    t = np.einsum("ij,ij->i", core64.contract(V), V)
-    sq = max(float(a @ ((V @ V.T) ** core64.order) @ a - 2 * a @ t + 1.0), 0.0)
-    return 0.5 * sq + 0.5 * weight_decay * float(np.sum(W64 * W64)), sq ** 0.5
+    W64 = W if W.dtype == np.float64 else W.astype(np.float64)
+    Gw = W64 @ W64.T
+    sq_norms = np.maximum(Gw.diagonal(), np.finfo(np.float64).tiny)
+    inv = 1.0 / np.sqrt(sq_norms)
+    V = W64 * inv[:, None]
+    a = signs * sq_norms
+    t = (core64.contract(V) * V).sum(1)
+    G = Gw * inv[:, None] * inv
+    sq = max(float(a @ (G**core64.order) @ a - 2 * a @ t + 1.0), 0.0)
+    return 0.5 * sq + 0.5 * weight_decay * float(sq_norms.sum()), sq ** 0.5
 
 
 def values(core: SmallCore, U: np.ndarray) -> np.ndarray:
