@@ -38,6 +38,7 @@ the core); see ``docs/method.md``, "Which settings reproduce the paper".
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -66,7 +67,8 @@ from overtensor.targets import CPTarget, DenseTarget, MomentTarget, Target
 from overtensor.training import check_divergence
 from overtensor.unfolding import min_relative_error, unfolding_singular_values
 
-#: Power iterations per curvature estimate (twice as many for the first, not warm-started).
+#: Power iterations per curvature estimate (the first starts from the gradient's direction; at a
+#: small initialization it only has to show that ``L`` is below ``1/(max_lr_ratio·lr)``).
 CURVATURE_ITERS = 3
 
 
@@ -220,7 +222,8 @@ def fit_small(
     prev: SymmetricCP | None = None
     attempts, switched, lrs = 0, None, []
     found: tuple[SymmetricCP, float, dict[str, Any]] | None = None
-    last_loss = loss_and_error(core64, W64, s, sched.weight_decay)[0]
+    last_loss = (loss_and_error(core64, W64, s, sched.weight_decay)[0] if shortcuts.adaptive_lr
+                 else np.inf)
     vec, next_curvature = None, 0
     while (n := sched.next_steps()) > 0:
         if sched.take_reinit():
@@ -254,12 +257,13 @@ def fit_small(
         last_loss = loss
         lrs.append(lr)
         sched.advance(n)
-        check_divergence(torch.tensor(loss), sched.step, lr)
+        if not math.isfinite(loss):
+            check_divergence(torch.tensor(loss), sched.step, lr)
         rec = sched.record(loss, rel, float(np.linalg.norm(W64 - W0) / norm0))
         history.append(rec)
         sched.observe(rel)
         if shortcuts.early_switch and rel <= c["polish_below"]:
-            a, V = model_cp("homogeneous", params, signs)
+            a, V = _model_cp(W64, s)  # as models.model_cp("homogeneous"), without torch
             cand = merge_components(a / scale, V, tgt.order, merge_cos=COARSE_MERGES[-1],
                                     drop_tol=c["drop_tol"])
             confirm = shortcuts.confirm or attempts > 0
@@ -295,6 +299,12 @@ def fit_small(
                          seconds, t_start=time.perf_counter())
     result.info["shortcuts"] = info_extra
     return rescale_result(result, target, exponent)
+
+
+def _model_cp(W: np.ndarray, s: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, V)`` of the homogeneous model: ``a_i = s_i ‖w_i‖²``, ``v_i = w_i/‖w_i‖``."""
+    sq = np.maximum((W * W).sum(1), np.finfo(W.dtype).tiny)
+    return torch.from_numpy(s * sq), torch.from_numpy(W / np.sqrt(sq)[:, None])
 
 
 def _same(prev: SymmetricCP, cur: SymmetricCP, stable_cos: float) -> bool:
@@ -403,7 +413,7 @@ def _top_curvature(core: SmallCore, W: np.ndarray, s: np.ndarray, mu: float,
     previous evaluation's vector ``v`` (the gradient's direction the first time)."""
     g0 = _grad(core, W, s, mu)
     if v is None:
-        v, iters = g0, 2 * iters
+        v = g0
     v = v / max(float(np.linalg.norm(v)), 1e-300)
     h = 1e-5 * max(float(np.linalg.norm(W)), 1e-3)
     lam = 0.0
