@@ -217,7 +217,12 @@ def fit_small(
         reinit=c["reinit_threshold"] is not None, main_epochs=c.get("main_epochs"))
     lr0 = c["lr"]
     lr = lr0
-    spectrum = unfolding_singular_values(tgt) if shortcuts.early_switch else None
+    spectrum = None
+    if shortcuts.early_switch:
+        # The unfolding's singular values: from the dense core's own unfolding when there is one
+        # (scale-free: only ratios are used), else from the target (CP, moments).
+        spectrum = (torch.from_numpy(np.linalg.svd(core64.unfolded, compute_uv=False))
+                    if core64.unfolded is not None else unfolding_singular_values(tgt))
     history: list[dict[str, Any]] = []
     prev: SymmetricCP | None = None
     attempts, switched, lrs = 0, None, []

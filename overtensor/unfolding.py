@@ -10,18 +10,22 @@ with ``σ`` the singular values of ``T``'s unfolding: a *proof* that no CP with 
 reach a smaller relative error, used to skip rank reductions that cannot succeed
 (:func:`overtensor.reduction.reduce_rank`) and to certify that an extracted CP has the fewest
 terms (:mod:`overtensor.shortcuts`). Computed only when cheap: dense targets with
-``d^{l+1} ≤`` :data:`MAX_FLOPS` (the ``d × d`` Gram of the unfolding) and CP targets (an
-``r × r`` eigenproblem, never forming the tensor).
+``d^{l+1} ≤`` :data:`MAX_FLOPS` (the ``d × d`` Gram of the unfolding), CP targets (an
+``r × r`` eigenproblem, never forming the tensor) and moment targets of at most
+:data:`MAX_SAMPLES` samples (the CP of the samples with weights ``1/n``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from overtensor.targets import CPTarget, DenseTarget, Target
+from overtensor.targets import CPTarget, DenseTarget, MomentTarget, Target
 
 #: Largest ``d^{l+1}`` (operations of the unfolding's Gram) of a dense target examined.
 MAX_FLOPS = 2e7
+
+#: Largest number of samples of a moment target examined (an ``n × n`` eigenproblem).
+MAX_SAMPLES = 1000
 
 
 def unfolding_singular_values(target: Target) -> torch.Tensor | None:
@@ -39,8 +43,14 @@ def unfolding_singular_values(target: Target) -> torch.Tensor | None:
             return None
         M = t64.array.reshape(d, -1)
         ev = torch.linalg.eigvalsh(M @ M.T)
-    elif isinstance(t64, CPTarget) and t64.factors.ndim == 2:
-        F, w = t64.factors, t64.weights
+    elif (isinstance(t64, CPTarget) and t64.factors.ndim == 2) or (
+            isinstance(t64, MomentTarget) and t64.samples.shape[0] <= MAX_SAMPLES):
+        # A moment tensor (1/n) Σ_k x_k^{⊗l} is the CP with weights 1/n and the samples.
+        if isinstance(t64, MomentTarget):
+            F = t64.samples
+            w = torch.full((F.shape[0],), 1.0 / F.shape[0], dtype=F.dtype, device=F.device)
+        else:
+            F, w = t64.factors, t64.weights
         G = F @ F.T
         evG, Q = torch.linalg.eigh(G)
         root = (Q * evG.clamp_min(0).sqrt()) @ Q.T

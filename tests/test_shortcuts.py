@@ -154,3 +154,17 @@ def test_numpy_levenberg_marquardt_and_gauss_newton_matrix_match_the_torch_ones(
     out = ot.SymmetricCP(torch.from_numpy(cn * norms**3 / scale),
                          torch.from_numpy(Un / norms[:, None]), 3)
     assert ot.cp_relative_error(out, core_t) == pytest.approx(err, rel=1e-3, abs=1e-7)
+
+
+def test_moment_spectrum_equals_the_dense_one_and_certifies_the_rank_of_a_moment_fit():
+    g = torch.Generator().manual_seed(3)
+    X = torch.randn(30, 6, generator=g, dtype=torch.float64)
+    moments = ot.MomentTarget(X, 3)
+    dense = ot.DenseTarget(torch.einsum("na,nb,nc->abc", X, X, X) / 30)
+    assert torch.allclose(unfolding_singular_values(moments), unfolding_singular_values(dense),
+                          rtol=1e-8, atol=1e-12)
+    truth = ot.random_target(3, 40, 3, random_state=8).truth
+    samples = truth.components.repeat(20, 1) * 3 ** (1 / 3)
+    result = fit_compressed(ot.MomentTarget(samples, 3), 12, random_state=8)
+    assert result.converged and result.cp.rank == 3
+    assert "minimal" in result.info["rank_reduction"]["stop"]
