@@ -75,7 +75,7 @@ def matrix_grid(full: bool) -> list[Case]:
     """Orders 3 and 4, ranks 3-20, random and correlated, CP and moment targets."""
     if not full:
         return [Case("dense", 4, 30, 5, "random", 5), Case("dense", 3, 30, 3, "random", 5),
-                Case("dense", 3, 100, 20, "random", 3), Case("dense", 3, 30, 5, "correlated", 5),
+                Case("dense", 3, 100, 20, "random", 2), Case("dense", 3, 30, 5, "correlated", 5),
                 Case("dense", 4, 30, 5, "correlated", 3), Case("moments", 3, 100, 5, "random", 3),
                 Case("cp", 3, 1000, 5, "random", 3), Case("cp", 4, 1000, 5, "random", 2)]
     cases = []
@@ -143,7 +143,7 @@ def main(argv=None) -> None:
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per case (default per case)")
     ap.add_argument("--restarts", type=int, default=10)
-    ap.add_argument("--als-budget", type=float, default=15.0,
+    ap.add_argument("--als-budget", type=float, default=10.0,
                     help="seconds of ALS (all restarts) per seed before it counts as failed")
     ap.add_argument("--als-max-dim", type=int, default=200)
     ap.add_argument("--memory-budget", type=float, default=2.0,
@@ -200,6 +200,10 @@ def main(argv=None) -> None:
                          "median_s_all": float("nan")})
         print(f"# {case} done (load {os.getloadavg()[0]:.2f})", flush=True)
     print_table(rows)
+    budget_entries = args.memory_budget * 2**30 / 8
+    print(f"# TensorLy's dense float64 array fits the {args.memory_budget:g} GiB budget up to "
+          f"d = {int(budget_entries ** (1 / 3) + 1e-9)} (order 3) and "
+          f"d = {int(budget_entries ** (1 / 4) + 1e-9)} (order 4)")
     _verdict(rows)
     load1 = os.getloadavg()
     print(f"# load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
