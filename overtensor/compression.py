@@ -24,6 +24,10 @@ rank-deficient, which for Gaussian test vectors happens only when the unfolding'
 vectors. Otherwise ``s`` doubles until it reaches ``d``. Compression is used only when
 ``k ≤ max_ratio·d`` (default ½); otherwise — full-rank moments, noisy dense tensors — it is
 refused and :func:`fit_compressed` fits the full problem.
+
+On the core, :func:`fit_compressed` runs ``beyond-lazy`` with the speed-ups of
+:mod:`overtensor.shortcuts` (issue 16: early switch to a Levenberg–Marquardt extraction, a
+curvature step size, NumPy steps) unless ``shortcuts=None``.
 """
 
 from __future__ import annotations
@@ -213,8 +217,9 @@ def fit_compressed(
     shortcuts : Shortcuts or None
         The speed-ups of :mod:`overtensor.shortcuts` (early switch to the polish, curvature step
         size, NumPy steps on the small core), used for ``method="beyond-lazy"`` when the core is
-        small and ``fit_options`` are among :data:`SHORTCUT_OPTIONS`. ``None``: the paper's
-        schedule, :func:`overtensor.fit` on the core.
+        small, in float64 on the CPU, and ``fit_options`` are among :data:`SHORTCUT_OPTIONS`.
+        ``None``: the paper's schedule, :func:`overtensor.fit` on the core (``docs/method.md``,
+        "Which settings reproduce the paper").
     **fit_options
         Any other keyword argument of :func:`overtensor.fit` (``tol`` included).
 
