@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "recovery": "overtensor.metrics",
     "REGIMES": "overtensor.regimes",
     "FitResult": "overtensor.result",
+    "Shortcuts": "overtensor.shortcuts",
     "CPTarget": "overtensor.targets",
     "DenseTarget": "overtensor.targets",
     "MomentTarget": "overtensor.targets",
@@ -56,6 +57,7 @@ __all__ = [
     "FitResult",
     "MomentTarget",
     "PowerOptions",
+    "Shortcuts",
     "SymmetricCP",
     "Target",
     "__version__",
@@ -113,6 +115,7 @@ if TYPE_CHECKING:  # static analysers see the eager imports
     from overtensor.metrics import cp_relative_error, laziness, recovery
     from overtensor.regimes import REGIMES
     from overtensor.result import FitResult
+    from overtensor.shortcuts import Shortcuts
     from overtensor.targets import (
         CPTarget,
         DenseTarget,

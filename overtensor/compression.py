@@ -24,11 +24,14 @@ rank-deficient, which for Gaussian test vectors happens only when the unfolding'
 vectors. Otherwise ``s`` doubles until it reaches ``d``. Compression is used only when
 ``k ≤ max_ratio·d`` (default ½); otherwise — full-rank moments, noisy dense tensors — it is
 refused and :func:`fit_compressed` fits the full problem.
+
+On the core, :func:`fit_compressed` runs ``beyond-lazy`` with the speed-ups of
+:mod:`overtensor.shortcuts` (issue 16: early switch to a Levenberg–Marquardt extraction, a
+curvature step size, NumPy steps) unless ``shortcuts=None``.
 """
 
 from __future__ import annotations
 
-import string
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +42,7 @@ from overtensor._checks import check_float, check_int, make_generator
 from overtensor.cp import SymmetricCP
 from overtensor.metrics import cp_relative_error
 from overtensor.result import FitResult
+from overtensor.shortcuts import Shortcuts
 from overtensor.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
 #: Relative singular-value threshold of the float64 sketch that defines the numerical rank.
@@ -174,12 +178,11 @@ def _core(tgt: Target, Q: torch.Tensor) -> Target:
         return CPTarget(tgt.weights, tgt.factors @ Q, tgt.order)
     if isinstance(tgt, MomentTarget):
         return MomentTarget(tgt.samples @ Q, tgt.order, tgt.chunk_size)
-    letters = string.ascii_lowercase[: tgt.order]
     core = tgt.array
-    for axis in range(tgt.order):
-        # Contract one mode at a time: d^l k, then d^{l-1} k^2, ... operations.
-        spec = letters.replace(letters[axis], "z")
-        core = torch.einsum(f"{letters},{letters[axis]}z->{spec}", core, Q)
+    for _ in range(tgt.order):
+        # Contract the first mode by one matrix product and append the new mode last: after l
+        # rounds every mode is contracted and back in place (d^l k, then d^{l-1} k^2, ...).
+        core = (core.reshape(core.shape[0], -1).T @ Q).reshape(*core.shape[1:], Q.shape[1])
     # The core of a symmetric tensor is symmetric up to rounding; a tolerance well above it.
     return DenseTarget(core, symmetry_tol=1e-6)
 
@@ -192,6 +195,7 @@ def fit_compressed(
     order: int | None = None,
     max_ratio: float = 0.5,
     random_state: Any = None,
+    shortcuts: Shortcuts | None = Shortcuts(),  # noqa: B008 (frozen, immutable)
     **fit_options: Any,
 ) -> FitResult:
     """:func:`overtensor.fit` on the compressed core, lifted back to ``R^d``.
@@ -210,6 +214,12 @@ def fit_compressed(
         See :func:`compress`.
     random_state : int, torch.Generator or None
         Seeds the sketch and then the fit (one generator for both).
+    shortcuts : Shortcuts or None
+        The speed-ups of :mod:`overtensor.shortcuts` (early switch to the polish, curvature step
+        size, NumPy steps on the small core), used for ``method="beyond-lazy"`` when the core is
+        small, in float64 on the CPU, and ``fit_options`` are among :data:`SHORTCUT_OPTIONS`.
+        ``None``: the paper's schedule, :func:`overtensor.fit` on the core (``docs/method.md``,
+        "Which settings reproduce the paper").
     **fit_options
         Any other keyword argument of :func:`overtensor.fit` (``tol`` included).
 
@@ -221,6 +231,9 @@ def fit_compressed(
     from overtensor.fit import fit
 
     tgt = as_target(target, order)
+    if shortcuts is not None and not isinstance(shortcuts, Shortcuts):
+        raise TypeError(f"shortcuts must be a Shortcuts or None, got "
+                        f"{type(shortcuts).__name__}: {shortcuts!r}")
     gen = make_generator(random_state)
     start = time.perf_counter()
     comp = compress(tgt, max_ratio=max_ratio, random_state=gen,
@@ -230,7 +243,11 @@ def fit_compressed(
         result = fit(tgt, width, method, random_state=gen, **fit_options)
         result.info["compression"] = {"dim": None, "seconds": seconds}
         return result
-    result = fit(comp.core, width, method, random_state=gen, **fit_options)
+    result = None
+    if shortcuts is not None and method == "beyond-lazy" and width is not None:
+        result = _fit_with_shortcuts(comp.core, width, gen, shortcuts, fit_options)
+    if result is None:
+        result = fit(comp.core, width, method, random_state=gen, **fit_options)
     cp = comp.lift(result.cp)
     rel = cp_relative_error(cp, tgt)
     tol = fit_options.get("tol", 1e-4)
@@ -238,3 +255,37 @@ def fit_compressed(
     result.seconds += seconds
     result.info["compression"] = {"dim": comp.dim, "seconds": seconds}
     return result
+
+
+#: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
+#: an optimizer, a rank cap, a regime, ...) runs :func:`overtensor.fit` on the core instead.
+SHORTCUT_OPTIONS = (
+    "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth", "max_steps",
+    "final_steps", "tol", "lr", "signs", "patience", "eval_every", "polish_iter", "polish_below",
+    "merge_cos", "drop_tol",
+)
+
+
+_FIT_DEFAULTS: dict[str, Any] | None = None
+
+
+def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
+                        fit_options: dict[str, Any]) -> FitResult | None:
+    """:func:`overtensor.shortcuts.fit_small` on the core, or ``None`` when an option or the
+    core's kind or size needs :func:`overtensor.fit`."""
+    import inspect
+
+    from overtensor.fit import fit, gradient_options
+    from overtensor.shortcuts import fit_small
+
+    if set(fit_options) - set(SHORTCUT_OPTIONS) or core.dtype != torch.float64:
+        return None
+    global _FIT_DEFAULTS
+    if _FIT_DEFAULTS is None:  # read once: inspect.signature costs ~0.1 ms a call
+        params = inspect.signature(fit).parameters
+        _FIT_DEFAULTS = {k: params[k].default for k in (
+            *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
+    opts = {k: fit_options.get(k, v) for k, v in _FIT_DEFAULTS.items()}
+    opts["width"] = check_int("width", width, 1)
+    cfg = gradient_options(core, method="beyond-lazy", **opts)
+    return fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)

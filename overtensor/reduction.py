@@ -15,6 +15,11 @@ tries to explain the CP with one term fewer, again and again:
 3. the first polished candidate within ``tol`` is accepted and the loop goes on from it; when
    none is, the loop stops and the smaller rank is recorded as refused, with its best error.
 
+Step 0: when the target's unfolding spectrum is cheap (:mod:`overtensor.unfolding`) and proves
+that no CP with one term fewer comes within ``2·tol``, the loop stops at once (the refusal is
+recorded with that lower bound and ``lower_bound: True``) — the same outcome, without polishing
+candidates that cannot succeed.
+
 Under a rank cap (``max_rank``) the loop instead keeps the best polished candidate until the CP
 has at most ``max_rank`` terms, whatever its error (above the cap only the cheapest removal is
 polished; at the cap ``candidates`` are) (the best CP with at most ``max_rank`` terms
@@ -35,6 +40,7 @@ from overtensor.extraction import polish
 from overtensor.gauss_newton import MAX_UNKNOWNS, levenberg_marquardt
 from overtensor.metrics import cp_relative_error
 from overtensor.targets import Target
+from overtensor.unfolding import min_relative_error, unfolding_singular_values
 
 #: Candidates polished per rank (cheapest removals first).
 CANDIDATES = 3
@@ -154,10 +160,21 @@ def reduce_rank(
     """
     rel = cp_relative_error(cp, target)
     out = Reduction(cp, rel)
+    spectrum = unfolding_singular_values(target) if max_rank is None else None
     while out.cp.rank > 1:
         forced = max_rank is not None and out.cp.rank > max_rank
         if not forced and not out.relative_error <= tol:
             out.stop = f"rank {out.cp.rank} does not meet tol: nothing to reduce"
+            break
+        # A proof that one term fewer cannot meet tol (Eckart-Young on the unfolding; margin 2x so
+        # that no rounding decides) makes the candidates' polishes pointless.
+        bound = min_relative_error(spectrum, out.cp.rank - 1) if spectrum is not None else 0.0
+        if not forced and bound > 2 * tol:
+            out.tried.append({"rank": out.cp.rank - 1, "relative_error": bound,
+                              "accepted": False, "lower_bound": True})
+            out.stop = (f"rank {out.cp.rank - 1} refused: the unfolding's singular values bound "
+                        f"the error of every {out.cp.rank - 1}-term CP below by {bound:.1e} > "
+                        f"tol {tol:.0e}")
             break
         cur = out.cp
         scored = []

@@ -317,8 +317,13 @@ class DenseTarget(Target):
         return exponent_of(float(self.array.detach().abs().max()))
 
     def _rescaled(self, exponent):
-        truth = _rescaled_truth(self.truth, exponent)
-        return DenseTarget(ldexp(self.array, exponent), truth, self.symmetry_tol)
+        # A power-of-two scaling of a checked array is exactly as symmetric and finite: build
+        # the copy without re-checking (the checks read the whole d^l array twice).
+        out = object.__new__(DenseTarget)
+        out.array = ldexp(self.array, exponent)
+        out.truth = _rescaled_truth(self.truth, exponent)
+        out.symmetry_tol, out.order, out.dim = self.symmetry_tol, self.order, self.dim
+        return out
 
 
 @dataclass(repr=False)

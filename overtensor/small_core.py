@@ -1,0 +1,193 @@
+"""Gradient steps of the homogeneous model on a *small* target in NumPy (the compressed core).
+
+After compression (:mod:`overtensor.compression`) the over-parameterized fit runs on a core of
+dimension ``k`` (a little above the rank, e.g. ``k = 5``) with ``m = 20`` rows: every array has a
+few dozen entries and a step is bound by per-operation overhead, not arithmetic. A torch operation
+costs 5–10 µs on a CPU whatever its size, a NumPy one about 1 µs, so the same closed-form step
+(:mod:`overtensor.gradients`, ``homogeneous`` model) written in NumPy is several times faster.
+Nothing else changes: same model, same loss, same gradient (to rounding), plain gradient descent.
+
+The core is given either as a dense array (``(k,)*l``; ``contract`` is one matrix product with the
+``(k^{l-1}, k)`` unfolding) or as a CP ``Σ_j w_j f_j^{⊗l}`` (weights ``(R,)``, factors ``(R, k)``;
+``contract`` costs ``O(m R k)``); a moment core is the CP with weights ``1/n`` and the samples as
+factors. Both are scaled to unit Frobenius norm beforehand (``σ = 1``).
+
+Formulas (``gradients.py``): with ``n_i = ‖w_i‖``, ``v_i = w_i/n_i``, ``a_i = s_i n_i²``,
+``r_i = Σ_j a_j (v_i·v_j)^{l−1} v_j − T*(v_i,…,v_i,·)``, ``g_i = v_i·r_i``:
+``∇w_i = s_i ((2 − l) g_i w_i + l n_i r_i) + μ w_i``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Largest dense core handled here (entries): above it torch's overhead is no longer dominant.
+MAX_DENSE_ENTRIES = 1 << 15
+
+
+@dataclass(frozen=True)
+class SmallCore:
+    """A unit-norm symmetric target of order ``l`` in ``R^k``, dense or CP.
+
+    Attributes
+    ----------
+    order : int
+    unfolded : ndarray ``(k^{l-1}, k)`` or None
+        The dense core's unfolding (``T[i_1..i_{l-1}, j]``), for ``contract`` by one product.
+    weights, factors : ndarray ``(R,)``, ``(R, k)`` or None
+        The CP form, when the core is a CP (or moments).
+    """
+
+    order: int
+    unfolded: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    factors: np.ndarray | None = None
+
+    def contract(self, V: np.ndarray) -> np.ndarray:
+        """``T*(v_i, …, v_i, ·)`` for every row of ``V`` ``(m, k)``: ``(m, k)``."""
+        if self.unfolded is not None:
+            if self.order == 3:
+                return (V[:, :, None] * V[:, None, :]).reshape(V.shape[0], -1) @ self.unfolded
+            return khatri_rao_power(V, self.order - 1) @ self.unfolded
+        P = V @ self.factors.T  # (m, R)
+        return (P ** (self.order - 1) * self.weights) @ self.factors
+
+
+def khatri_rao_power(V: np.ndarray, p: int) -> np.ndarray:
+    """Row-wise ``v_i^{⊗p}`` flattened: ``(m, k^p)`` (C order, matching ``T.reshape``)."""
+    out = V
+    for _ in range(p - 1):
+        out = (out[:, :, None] * V[:, None, :]).reshape(V.shape[0], -1)
+    return out
+
+
+def gd_steps(core: SmallCore, W: np.ndarray, signs: np.ndarray, weight_decay: float, lr: float,
+             n: int) -> None:
+    """``n`` gradient-descent steps ``W ← W − η ∇W`` of the homogeneous model, in place.
+
+    ``W`` ``(m, k)`` float array, ``signs`` ``(m,)`` of ±1. Rows of norm zero keep a defined
+    direction (norms clamped at ``sqrt(tiny)``, as in :func:`overtensor.models._unit_rows`).
+    """
+    l = core.order
+    tiny2 = np.finfo(W.dtype).tiny
+    ls = l * signs
+    c2 = (2 - l) * signs
+    for _ in range(n):
+        # One Gram of the raw rows gives the norms and the directions' Gram (fewer passes than
+        # normalizing first; every operation here costs ~1 µs of overhead at these sizes).
+        Gw = W @ W.T
+        sq = np.maximum(Gw.diagonal(), tiny2)
+        norms = np.sqrt(sq)
+        inv = 1.0 / norms
+        V = W * inv[:, None]
+        G = Gw * inv[:, None] * inv
+        P = G if l == 2 else (G * G if l == 3 else G ** (l - 1))
+        r = P @ ((signs * sq)[:, None] * V) - core.contract(V)
+        g = (r * V).sum(1)
+        W -= lr * ((c2 * g + weight_decay)[:, None] * W + (ls * norms)[:, None] * r)
+
+
+def loss_and_error(core64: SmallCore, W: np.ndarray, signs: np.ndarray,
+                   weight_decay: float) -> tuple[float, float]:
+    """Loss ``½‖T(W) − T*‖² + (μ/2)‖W‖²`` and relative error ``‖T(W) − T*‖`` (``‖T*‖ = 1``),
+    in float64 through the Gram identity; ``core64`` is the float64 core."""
+    W64 = W if W.dtype == np.float64 else W.astype(np.float64)
+    Gw = W64 @ W64.T
+    sq_norms = np.maximum(Gw.diagonal(), np.finfo(np.float64).tiny)
+    inv = 1.0 / np.sqrt(sq_norms)
+    V = W64 * inv[:, None]
+    a = signs * sq_norms
+    t = (core64.contract(V) * V).sum(1)
+    G = Gw * inv[:, None] * inv
+    sq = max(float(a @ (G**core64.order) @ a - 2 * a @ t + 1.0), 0.0)
+    return 0.5 * sq + 0.5 * weight_decay * float(sq_norms.sum()), sq ** 0.5
+
+
+def values(core: SmallCore, U: np.ndarray) -> np.ndarray:
+    """``T*(u_i, …, u_i)`` for every row of ``U``: ``(r,)``."""
+    return (core.contract(U) * U).sum(1)
+
+
+def relative_error(core64: SmallCore, c: np.ndarray, U: np.ndarray) -> float:
+    """``‖Σ_j c_j u_j^{⊗l} − T*‖`` (``‖T*‖ = 1``; rows of ``U`` not necessarily unit), float64."""
+    sq = float(c @ ((U @ U.T) ** core64.order) @ c - 2 * c @ values(core64, U) + 1.0)
+    return max(sq, 0.0) ** 0.5
+
+
+def least_squares_weights(core64: SmallCore, U: np.ndarray) -> np.ndarray:
+    """Weights minimizing ``‖Σ_j c_j u_j^{⊗l} − T*‖`` for fixed rows ``U`` (normal equations
+    ``(U Uᵀ)^{∘l} c = T*(u_j, …, u_j)``, least-squares solve), as
+    :func:`overtensor.reduction.least_squares_weights`."""
+    G = (U @ U.T) ** core64.order
+    return np.linalg.lstsq(G, values(core64, U), rcond=None)[0]
+
+
+def gauss_newton_matrix(c: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
+    """``JᵀJ`` of ``Σ_j c_j u_j^{⊗l}`` in ``(c, vec U)``: the formulas of
+    :func:`overtensor.gauss_newton.gauss_newton_matrix`, in NumPy."""
+    r, d = U.shape
+    l = order
+    G = U @ U.T
+    Gl1 = G ** (l - 1)
+    cu = l * (c[None, :] * Gl1)[:, :, None] * U[:, None, :]  # [i, j, :] = l c_j g^{l-1} u_i
+    cicj = np.outer(c, c)
+    g2 = G ** (l - 2) if l >= 2 else np.zeros_like(G)
+    uu = (l * cicj * Gl1)[:, :, None, None] * np.eye(d)
+    uu = uu + (l * (l - 1) * cicj * g2)[:, :, None, None] * (
+        U[None, :, :, None] * U[:, None, None, :])
+    n = r * (d + 1)
+    H = np.zeros((n, n))
+    H[:r, :r] = G**l
+    H[:r, r:] = cu.reshape(r, r * d)
+    H[r:, :r] = cu.reshape(r, r * d).T
+    H[r:, r:] = uu.transpose(0, 2, 1, 3).reshape(r * d, r * d)
+    return H
+
+
+def levenberg_marquardt(core64: SmallCore, c: np.ndarray, U: np.ndarray, *, max_iter: int,
+                        stop_below: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`overtensor.gauss_newton.levenberg_marquardt` on a small unit-norm core, in NumPy
+    (same damping rule, same stops); returns ``(c, U, relative error)``, never worse than given.
+    """
+    l = core64.order
+    r, d = U.shape
+
+    def loss_grad(c, U):
+        C = core64.contract(U)
+        rr = ((U @ U.T) ** (l - 1)) @ (c[:, None] * U) - C
+        g = (rr * U).sum(1)
+        t = (C * U).sum(1)
+        loss = 0.5 * float(c @ (g - t)) + 0.5
+        return loss, np.concatenate([g, (l * c[:, None] * rr).ravel()])
+
+    def loss_only(c, U):
+        return 0.5 * relative_error(core64, c, U) ** 2
+
+    f, g = loss_grad(c, U)
+    rel = (2 * max(f, 0.0)) ** 0.5
+    lam = 1e-3
+    for _ in range(max_iter):
+        if rel <= stop_below:
+            break
+        H = gauss_newton_matrix(c, U, l)
+        diag = np.maximum(H.diagonal(), 1e-12 * float(H.diagonal().max()))
+        while lam < 1e12:
+            try:
+                step = np.linalg.solve(H + lam * np.diag(diag), -g)
+            except np.linalg.LinAlgError:  # singular: more damping
+                lam *= 10
+                continue
+            c_new, U_new = c + step[:r], U + step[r:].reshape(r, d)
+            f_new = loss_only(c_new, U_new)
+            if f_new < f:
+                c, U = c_new, U_new
+                f, g = loss_grad(c, U)
+                rel = (2 * max(f, 0.0)) ** 0.5
+                lam = max(lam / 3, 1e-12)
+                break
+            lam *= 4
+        else:
+            break
+    return c, U, relative_error(core64, c, U)
