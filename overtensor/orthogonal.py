@@ -44,6 +44,8 @@ from overtensor.regime_layer import register_regime
 
 PARAMETRIZATIONS = ("cayley", "matrix_exp", "householder")
 ORTHOGONAL_METHODS = (*PARAMETRIZATIONS, "gram-schmidt", "lowdin", "riemannian", "stochastic")
+#: Default steps of ``stochastic`` between merges of the ``k × k`` block (for tensors and networks).
+BLOCK_STEPS = 50
 
 Params = dict[str, torch.Tensor]
 

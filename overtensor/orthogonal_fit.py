@@ -41,7 +41,7 @@ from overtensor.energy import hyperspherical_energy
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.metrics import cp_relative_error
 from overtensor.models import MODELS, model_cp
-from overtensor.orthogonal import ORTHOGONAL_METHODS, orthogonal, orthogonality_error
+from overtensor.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
 from overtensor.result import FitResult
 from overtensor.targets import Target, as_target
 from overtensor.training import Progress, check_divergence
@@ -70,7 +70,7 @@ class OrthogonalOptions:
     rotation: str = "cayley"
     train_coefficients: bool = True
     block_size: int | None = None
-    block_steps: int = 50
+    block_steps: int = BLOCK_STEPS
     momentum: float = 0.0
 
     def __post_init__(self) -> None:

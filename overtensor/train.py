@@ -35,6 +35,7 @@ from overtensor.curvature import DEFAULT_SAFETY, block_steps
 from overtensor.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.optimizers import check_optimizer, make_optimizer
+from overtensor.orthogonal import BLOCK_STEPS
 from overtensor.quadratic_risk import null_risk, population_risk
 from overtensor.regime_layer import apply_regime, get_regime, loss_scale
 from overtensor.training import DivergenceError, Progress
@@ -54,7 +55,9 @@ class TrainConfig:
         ``random-features``, ``alpha-scaled``, ...).
     regime_options : dict
         Extra keyword arguments of the regime transformation (``alpha`` is passed to
-        ``alpha-scaled``; ``random-features`` trains ``("a", "c")`` unless ``trained`` is given).
+        ``alpha-scaled``; ``random-features`` trains ``("a", "c")`` unless ``trained`` is given;
+        ``orthogonal`` with ``method="stochastic"`` also takes ``block_steps``, the steps between
+        merges of its ``k × k`` block, default :data:`overtensor.orthogonal.BLOCK_STEPS`).
     optimizer : str, ``torch.optim.Optimizer`` class or instance, or callable
         Any spelling of :mod:`overtensor.optimizers` (``"sgd"``, ``"momentum"``, ``"adagrad"``,
         ``"rmsprop"``, ``"adam"``, ``"adamw"``, ...); a class is called as ``cls(params, lr=lr)``.
@@ -297,7 +300,13 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     options = dict(config.regime_options)
     if config.regime == "alpha-scaled":
         options.setdefault("alpha", config.alpha)
+    # Stochastic OPT (Liu et al. 2021, §3.3) merges its k × k block into W_0 and draws a new one
+    # every ``block_steps`` steps; the regime function only rotates, the loop does the merging.
+    block_every = options.pop("block_steps", BLOCK_STEPS) if config.regime == "orthogonal" else None
+    if block_every is not None:
+        check_int("regime_options['block_steps']", block_every, 1)
     fn, theta = apply_regime(config.regime, net, params0, **options)
+    resample = getattr(fn, "resample", None) if options.get("method") == "stochastic" else None
     scale = loss_scale(fn)
 
     X, y, X_test, y_test = train_test(data, config.samples, config.test_samples, gen)
@@ -344,10 +353,15 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
 
     for p in theta.values():
         p.requires_grad_(True)
-    groups = list(theta.values()) if steps_by_key is None else \
-        [{"params": [theta[k]], "lr": steps_by_key[k]} for k in theta]
-    opt = make_optimizer(config.optimizer, groups, lr, **options)
     decay_at = config.steps - round(config.decay_fraction * config.steps)
+
+    def build_optimizer(decayed: bool) -> torch.optim.Optimizer:
+        factor = config.decay_factor if decayed else 1.0
+        groups = list(theta.values()) if steps_by_key is None else \
+            [{"params": [theta[k]], "lr": factor * steps_by_key[k]} for k in theta]
+        return make_optimizer(config.optimizer, groups, factor * lr, **options)
+
+    opt = build_optimizer(False)
     limit = 1e6 * max(null, 1e-12)
     try_lr = lr / 4 if steps_by_key is None else min(steps_by_key.values()) / 4
 
@@ -365,6 +379,10 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
             mse = ((fn(theta, Xb) - yb) ** 2).mean()
             (scale * mse).backward()
             opt.step()
+            if resample is not None and step % block_every == 0:
+                theta.update(resample(theta))  # the new block starts at R = I ...
+                theta["R"].requires_grad_(True)
+                opt = build_optimizer(step > decay_at)  # ... with no stale optimizer state
             value = float(mse.detach())
             recent.append(value)
             if not math.isfinite(value) or value > limit:
