@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from overtensor.gauss_newton import damped_steps
+
 #: Largest dense core handled here (entries): above it torch's overhead is no longer dominant.
 MAX_DENSE_ENTRIES = 1 << 15
 
@@ -124,35 +126,13 @@ def least_squares_weights(core64: SmallCore, U: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(G, values(core64, U), rcond=None)[0]
 
 
-def gauss_newton_matrix(c: np.ndarray, U: np.ndarray, order: int) -> np.ndarray:
-    """``JᵀJ`` of ``Σ_j c_j u_j^{⊗l}`` in ``(c, vec U)``: the formulas of
-    :func:`overtensor.gauss_newton.gauss_newton_matrix`, in NumPy."""
-    r, d = U.shape
-    l = order
-    G = U @ U.T
-    Gl1 = G ** (l - 1)
-    cu = l * (c[None, :] * Gl1)[:, :, None] * U[:, None, :]  # [i, j, :] = l c_j g^{l-1} u_i
-    cicj = np.outer(c, c)
-    g2 = G ** (l - 2) if l >= 2 else np.zeros_like(G)
-    uu = (l * cicj * Gl1)[:, :, None, None] * np.eye(d)
-    uu = uu + (l * (l - 1) * cicj * g2)[:, :, None, None] * (
-        U[None, :, :, None] * U[:, None, None, :])
-    n = r * (d + 1)
-    H = np.zeros((n, n))
-    H[:r, :r] = G**l
-    H[:r, r:] = cu.reshape(r, r * d)
-    H[r:, :r] = cu.reshape(r, r * d).T
-    H[r:, r:] = uu.transpose(0, 2, 1, 3).reshape(r * d, r * d)
-    return H
-
-
 def levenberg_marquardt(core64: SmallCore, c: np.ndarray, U: np.ndarray, *, max_iter: int,
                         stop_below: float) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`overtensor.gauss_newton.levenberg_marquardt` on a small unit-norm core, in NumPy
-    (same damping rule, same stops); returns ``(c, U, relative error)``, never worse than given.
+    (the same :func:`~overtensor.gauss_newton.damped_steps`); returns ``(c, U, relative
+    error)``, never worse than given.
     """
     l = core64.order
-    r, d = U.shape
 
     def loss_grad(c, U):
         C = core64.contract(U)
@@ -165,29 +145,6 @@ def levenberg_marquardt(core64: SmallCore, c: np.ndarray, U: np.ndarray, *, max_
     def loss_only(c, U):
         return 0.5 * relative_error(core64, c, U) ** 2
 
-    f, g = loss_grad(c, U)
-    rel = (2 * max(f, 0.0)) ** 0.5
-    lam = 1e-3
-    for _ in range(max_iter):
-        if rel <= stop_below:
-            break
-        H = gauss_newton_matrix(c, U, l)
-        diag = np.maximum(H.diagonal(), 1e-12 * float(H.diagonal().max()))
-        while lam < 1e12:
-            try:
-                step = np.linalg.solve(H + lam * np.diag(diag), -g)
-            except np.linalg.LinAlgError:  # singular: more damping
-                lam *= 10
-                continue
-            c_new, U_new = c + step[:r], U + step[r:].reshape(r, d)
-            f_new = loss_only(c_new, U_new)
-            if f_new < f:
-                c, U = c_new, U_new
-                f, g = loss_grad(c, U)
-                rel = (2 * max(f, 0.0)) ** 0.5
-                lam = max(lam / 3, 1e-12)
-                break
-            lam *= 4
-        else:
-            break
+    c, U, _ = damped_steps(c, U, l, loss_grad, loss_only, max_iter=max_iter,
+                           stop_below=stop_below)
     return c, U, relative_error(core64, c, U)

@@ -204,7 +204,8 @@ def test_gauss_newton_matrix_equals_jacobian_product(order, dense):
         return dense(x[:r], x[r:].reshape(r, d), order).reshape(-1)
 
     J = torch.autograd.functional.jacobian(tensor, torch.cat([c, U.reshape(-1)]))
-    torch.testing.assert_close(gauss_newton_matrix(c, U, order), J.T @ J, rtol=1e-10, atol=1e-10)
+    H = torch.from_numpy(gauss_newton_matrix(c.numpy(), U.numpy(), order))
+    torch.testing.assert_close(H, J.T @ J, rtol=1e-10, atol=1e-10)
 
 
 def test_levenberg_marquardt_reaches_an_ill_conditioned_exact_cp():
