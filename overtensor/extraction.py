@@ -16,6 +16,9 @@ from overtensor.lbfgs import lbfgs_minimize
 from overtensor.loss import half_sq_distance, relative_error
 from overtensor.targets import Target
 
+#: Most rows merged by the NumPy path of :func:`merge_components` (its ``n × n`` cosine matrix).
+NUMPY_MERGE_ROWS = 2048
+
 
 def merge_components(
     a: torch.Tensor,
@@ -34,10 +37,13 @@ def merge_components(
     """
     a = a.detach()
     V = V.detach()
-    if V.device.type != "cpu" or V.dtype not in (torch.float32, torch.float64):
+    if (V.device.type != "cpu" or V.dtype not in (torch.float32, torch.float64)
+            or V.shape[0] > NUMPY_MERGE_ROWS):
         return _merge_torch(a, V, order, merge_cos=merge_cos, drop_tol=drop_tol)
-    # NumPy on the CPU: the greedy loop below runs one small operation after another, where
-    # NumPy's ~1 µs per call beats torch's ~5-10 µs (same algorithm as _merge_torch).
+    # NumPy on the CPU for small inputs (the compressed cores, the usual widths): the greedy loop
+    # below runs one small operation after another, where NumPy's ~1 µs per call beats torch's
+    # ~5-10 µs. Same clusters as _merge_torch (tests/test_fit.py); it forms the n × n cosine
+    # matrix, so large inputs keep the torch loop (O(n·d) memory).
     an, Vn = a.numpy(), V.numpy()
     norms = np.sqrt((Vn * Vn).sum(-1))
     w = an * norms**order

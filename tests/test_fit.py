@@ -129,6 +129,25 @@ def test_merge_components_sums_split_terms_sign_aware():
     torch.testing.assert_close(cp4.weights, torch.tensor([0.5], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("order", [3, 4])
+def test_merge_components_numpy_and_torch_paths_give_the_same_terms(order):
+    from overtensor.extraction import _merge_torch
+
+    g = torch.Generator().manual_seed(order)
+    Q = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))[0][:6]
+    # 6 orthonormal directions, each split in 5 noisy copies (|cos| ≈ 1 − 1e-6 within a cluster,
+    # ≈ 0 across: far from the 0.99 threshold) with random signs and weights.
+    idx = torch.arange(6).repeat_interleave(5)
+    signs = torch.where(torch.rand(30, generator=g) < 0.5, -1.0, 1.0).to(torch.float64)
+    V = signs[:, None] * Q[idx] + 1e-3 * torch.randn(30, 8, generator=g, dtype=torch.float64)
+    a = torch.rand(30, generator=g, dtype=torch.float64) + 0.1
+    fast = merge_components(a, V, order)  # the NumPy path (CPU, 30 rows)
+    ref = _merge_torch(a, V, order, merge_cos=0.99, drop_tol=1e-3)
+    assert fast.rank == ref.rank == 6
+    torch.testing.assert_close(fast.weights, ref.weights, rtol=1e-12, atol=0)
+    torch.testing.assert_close(fast.components, ref.components, rtol=0, atol=1e-12)
+
+
 def test_recovery_uses_one_to_one_matching():
     target = ot.random_target(order=3, dim=10, rank=2, components="orthonormal", random_state=0)
     u1 = target.factors[0]
