@@ -8,6 +8,7 @@ and optionally write them to ``-o`` (``.json``, ``.csv`` or ``.npz``).
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,26 @@ def add_parser(sub) -> None:
     q.set_defaults(func=_cmd_moments, kind="lda")
 
 
+#: Suffixes ``-o`` knows (the same check and messages as ``overtensor fit -o``).
+OUTPUT_SUFFIXES = (".json", ".csv", ".npz")
+
+
+def check_output(output: str) -> Path:
+    """The ``-o`` path, checked before any work: not a directory (exit code 4), a known suffix
+    (``ValueError``, exit code 2) and an existing parent folder (``FileNotFoundError``, exit code
+    4; like ``overtensor fit -o``, no folder is created)."""
+    path = Path(output)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "-o must be a file path, got a directory", output)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ValueError(f"-o {output}: unknown output format {path.suffix or '(none)'!r}; use "
+                         f"{', '.join(OUTPUT_SUFFIXES)}")
+    if not path.resolve().parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "-o: no such folder (create it first)",
+                                str(path.parent))
+    return path
+
+
 def load_matrix(path: str) -> np.ndarray:
     """A 2-D float array from ``.npy``, ``.npz``, CSV or text (the reader of ``overtensor fit``,
     :func:`overtensor.userdata.read_array`: a non-numeric first line is a header, a ragged row is
@@ -59,6 +80,7 @@ def _cmd_moments(args) -> int:
     from overtensor._io import atomic_write
     from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
 
+    path = check_output(args.output) if args.output else None  # before any work
     X = load_matrix(args.data)
     out: dict[str, Any]
     if args.kind == "gmm":
@@ -82,11 +104,14 @@ def _cmd_moments(args) -> int:
                "weights": model.weights_.tolist(), "topic_word": model.topic_word_.tolist(),
                "whitened_error": model.whitened_error_}
         arrays = {"weights": model.weights_, "topic_word": model.topic_word_}
-    if args.output:
-        path = Path(args.output)
-        if path.suffix == ".npz":
-            atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
-        elif path.suffix == ".csv":
+    if path is not None:
+        if path.suffix.lower() == ".npz":
+            def write_npz(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to ".NPZ"
+                    np.savez(fh, **arrays)
+
+            atomic_write(path, write_npz)
+        elif path.suffix.lower() == ".csv":
             rows = np.column_stack([arrays["weights"], next(v for k, v in arrays.items()
                                                              if k not in ("weights", "alpha"))])
             atomic_write(path, lambda tmp: np.savetxt(tmp, rows, delimiter=",",

@@ -1,0 +1,74 @@
+"""``overtensor moments``: what a new user meets (the -o path, bad data files, sizes, outputs).
+
+Every refusal is one line on stderr with a documented exit code, before any work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from overtensor.cli import main
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("moments-ux")
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(100, 5)) + 4 * np.eye(5)[i] for i in range(2)])
+    np.savetxt(d / "x.csv", X, delimiter=",")
+    counts = rng.multinomial(20, np.full(8, 1 / 8), size=60).astype(float)
+    np.savetxt(d / "counts.csv", counts, delimiter=",")
+    (d / "empty.csv").write_text("")
+    (d / "text.npy").write_text("1,2,3\n4,5,6\n")
+    np.save(d / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return {"dir": d, "x": d / "x.csv", "counts": d / "counts.csv"}
+
+
+def run(capsys, argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("overtensor: error:"), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("kind", ["gmm", "topics", "lda"])
+def test_output_in_a_missing_folder_is_refused_and_no_folder_is_made(data, capsys, kind):
+    src = data["x"] if kind == "gmm" else data["counts"]
+    target = data["dir"] / "nosuch" / "deeper" / "out.json"
+    rc, _, err = run(capsys, ["moments", kind, src, "-k", "2", "-o", target])
+    assert rc == 4
+    assert "nosuch" in one_error_line(err) and "no such folder" in err
+    assert not (data["dir"] / "nosuch").exists()
+
+
+def test_output_with_an_unknown_suffix_is_refused_before_any_work(data, capsys):
+    # The data file does not exist: the -o check comes first, so the error is about -o.
+    rc, _, err = run(capsys, ["moments", "gmm", data["dir"] / "absent.csv", "-k", "2",
+                              "-o", data["dir"] / "out.xyz"])
+    line = one_error_line(err)
+    assert rc == 2 and "out.xyz" in line and ".json, .csv, .npz" in line
+    assert not (data["dir"] / "out.xyz").exists()
+
+
+def test_output_that_is_a_directory_is_refused_clearly(data, capsys):
+    rc, _, err = run(capsys, ["moments", "gmm", data["x"], "-k", "2", "-o", data["dir"]])
+    line = one_error_line(err)
+    assert rc == 4 and "-o must be a file path, got a directory" in line and str(data["dir"]) in line
+
+
+def test_the_three_output_formats_still_write(data, capsys):
+    for suffix in (".json", ".csv", ".NPZ"):
+        target = data["dir"] / f"gmm{suffix}"
+        rc, _, err = run(capsys, ["moments", "gmm", data["x"], "-k", "2", "--json", "-o", target])
+        assert rc == 0, err
+        assert target.stat().st_size > 0
+        assert not list(data["dir"].glob("*.otmp*"))
