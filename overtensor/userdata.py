@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,19 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":  # np.load would try pickle and advise allow_pickle
+                    raise ValueError("not a NumPy .npy array file (save one with numpy.save)")
+            array = _load_numbers(path)
         elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as npz:
+            with _load_numbers(path) as npz:
                 if len(npz.files) != 1:
                     raise ValueError(f"holds {len(npz.files)} arrays {npz.files}; expected one")
-                array = npz[npz.files[0]]
+                array = _numbers_of(npz, npz.files[0])
         elif suffix in (".csv", ".txt"):
             array = _read_text(path, "," if suffix == ".csv" else None)
+            if array.size == 0:
+                raise ValueError("holds no numbers (an empty file)")
         else:
             raise ValueError(f"unknown file type {suffix or '(none)'!r}; use .npy, .npz, .csv or .txt")
     except FileNotFoundError:
@@ -56,6 +62,28 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
     return array
 
 
+_OBJECT_DATA = "holds object (pickled) data, which is never loaded; save an array of numbers"
+
+
+def _load_numbers(path: Path) -> Any:
+    """``np.load`` without pickle; its object-data error (which advises unsafe loading) reworded."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError(_OBJECT_DATA) from None
+        raise
+
+
+def _numbers_of(npz: Any, name: str) -> np.ndarray:
+    try:
+        return npz[name]
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise ValueError(_OBJECT_DATA) from None
+        raise
+
+
 def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
     """Numbers of a text file; the first line is a header only when one of its fields is not a
     number (so a ragged or malformed data row is an error, never a dropped row)."""
@@ -63,7 +91,10 @@ def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
         first = fh.readline()
     fields = [f.strip() for f in (first.split(delimiter) if delimiter else first.split())]
     header = any(not _is_number(f) for f in fields if f)
-    return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1 if header else 0)
+    with warnings.catch_warnings():
+        # An empty file: NumPy warns "input contained no data"; read_array raises one line instead.
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1 if header else 0)
 
 
 def _is_number(text: str) -> bool:

@@ -72,3 +72,19 @@ def test_the_three_output_formats_still_write(data, capsys):
         assert rc == 0, err
         assert target.stat().st_size > 0
         assert not list(data["dir"].glob("*.otmp*"))
+
+
+@pytest.mark.parametrize("kind", ["gmm", "topics", "lda"])
+def test_an_empty_csv_is_one_line_without_a_numpy_warning(data, capsys, kind):
+    rc, _, err = run(capsys, ["moments", kind, data["dir"] / "empty.csv", "-k", "2"])
+    line = one_error_line(err)  # exactly one line: NumPy's UserWarning is not printed
+    assert rc == 2 and "empty.csv" in line and "no numbers" in line
+
+
+@pytest.mark.parametrize(("name", "words"), [("text.npy", "not a NumPy .npy array"),
+                                             ("objects.npy", "object (pickled) data")])
+def test_a_bad_npy_file_is_named_without_advising_unsafe_loading(data, capsys, name, words):
+    rc, _, err = run(capsys, ["moments", "gmm", data["dir"] / name, "-k", "2"])
+    line = one_error_line(err)
+    assert rc == 2 and name in line and words in line
+    assert "allow_pickle" not in line and "pickle.load" not in line
