@@ -88,3 +88,28 @@ def test_a_bad_npy_file_is_named_without_advising_unsafe_loading(data, capsys, n
     line = one_error_line(err)
     assert rc == 2 and name in line and words in line
     assert "allow_pickle" not in line and "pickle.load" not in line
+
+
+def test_lda_with_more_topics_than_the_data_support_is_a_short_message_about_topics(data, capsys):
+    # counts.csv is one uniform topic over 8 words: M2 is rank one plus noise, so asking for 8
+    # topics (k = V, allowed up front) meets eigenvalues <= 0 among the top 8.
+    rc, _, err = run(capsys, ["moments", "lda", data["counts"], "--topics", "8"])
+    line = one_error_line(err)
+    assert rc == 2 and "topics" in line and "components" not in line
+    assert "ask for at most" in line and len(line) < 250, line
+    rc, _, err = run(capsys, ["moments", "lda", data["counts"], "--topics", "9"])
+    line = one_error_line(err)
+    assert rc == 2 and "n_topics must be <= n_words=8, got 9" in line
+
+
+def test_whitening_message_shows_only_the_smallest_few_eigenvalues():
+    import torch
+
+    from overtensor.moments.whitening import Whitening
+
+    values = torch.cat([torch.linspace(1.0, 0.1, 40), torch.tensor([-1e-3, -2e-3])]).double()
+    with pytest.raises(ValueError) as info:
+        Whitening(torch.eye(42, dtype=torch.float64), values)
+    text = str(info.value)
+    assert "only 40 positive eigenvalues among the top 42" in text and "at most 40 components" in text
+    assert len(text) < 250 and "0.978" not in text  # the spectrum is not listed

@@ -53,7 +53,7 @@ import torch
 
 from overtensor._checks import check_float, check_int, make_generator
 from overtensor.moments.decompose import best_rank_cp
-from overtensor.moments.whitening import Whitening
+from overtensor.moments.whitening import Whitening, check_whitenable
 
 
 def as_counts(counts: Any, name: str = "counts") -> sp.csr_matrix:
@@ -210,8 +210,11 @@ def lda_moments(counts: Any, k: int, alpha0: float, *, exact_below: int = 2000,
     Raises
     ------
     ValueError
-        On bad counts, documents with fewer than 3 words, ``k > V``, ``α₀ < 0`` or an ``M2`` with
-        fewer than ``k`` positive eigenvalues.
+        On bad counts, documents with fewer than 3 words, ``k > V`` (``k ≤ V`` is the true limit:
+        ``k`` linearly independent topics in ``R^V`` give a rank-``k`` ``M2``), ``α₀ < 0`` or an
+        ``M2`` with fewer than ``k`` positive eigenvalues (sampling noise, or topics that are
+        nearly linearly dependent; likely as ``k`` nears ``V``): the message says how many topics
+        the data support.
     """
     C = as_counts(counts)
     k = check_int("n_topics", k, 1)
@@ -221,6 +224,7 @@ def lda_moments(counts: Any, k: int, alpha0: float, *, exact_below: int = 2000,
     document_lengths(C, 3)
     evals, evecs, mean = lda_second_moment_eigs(C, k, alpha0, exact_below=exact_below,
                                                 random_state=random_state)
+    check_whitenable(evals, "topics")  # noise can leave the smallest of k <= V eigenvalues <= 0
     whitening = Whitening(torch.from_numpy(evecs), torch.from_numpy(evals))
     W = whitening.matrix.numpy()
     T = lda_whitened_third_moment(C, W, mean, alpha0)

@@ -143,6 +143,22 @@ def second_moment(
     return SecondMoment(n, total / n, trace / n, evals.flip(0), (Q @ V).flip(1))
 
 
+def check_whitenable(eigenvalues: Any, noun: str = "components") -> None:
+    """Raise a short ``ValueError`` unless the top-``k`` eigenvalues ``(k,)`` of a second moment
+    are all positive (whitening divides by their square roots).
+
+    The message says how many are positive (at most that many ``noun`` can be learned from these
+    data) and shows only the smallest few values, never the whole spectrum.
+    """
+    values = torch.as_tensor(eigenvalues, dtype=torch.float64).reshape(-1)
+    positive = int((values > 0).sum())
+    if positive < values.numel():
+        tail = ", ".join(f"{v:.3g}" for v in values[-3:].tolist())
+        raise ValueError(
+            f"cannot whiten: the second moment has only {positive} positive eigenvalues among the "
+            f"top {values.numel()} (smallest: {tail}); ask for at most {max(positive, 1)} {noun}")
+
+
 @dataclass(frozen=True)
 class Whitening:
     """``W = U diag(s)^{−1/2}`` for a rank-``k`` PSD matrix ``U diag(s) Uᵀ``.
@@ -159,11 +175,7 @@ class Whitening:
     eigenvalues: torch.Tensor
 
     def __post_init__(self) -> None:
-        if not bool((self.eigenvalues > 0).all()):
-            raise ValueError(
-                "cannot whiten: the second moment has eigenvalues <= 0 among the top "
-                f"{self.eigenvalues.numel()} ({self.eigenvalues.tolist()}); ask for fewer components"
-            )
+        check_whitenable(self.eigenvalues)
 
     @property
     def matrix(self) -> torch.Tensor:
