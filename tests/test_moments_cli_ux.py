@@ -113,3 +113,29 @@ def test_whitening_message_shows_only_the_smallest_few_eigenvalues():
     text = str(info.value)
     assert "only 40 positive eigenvalues among the top 42" in text and "at most 40 components" in text
     assert len(text) < 250 and "0.978" not in text  # the spectrum is not listed
+
+
+def test_gaussian_mixture_docstring_lists_parameters_only_and_documents_every_attribute():
+    import inspect
+
+    from overtensor.moments import GaussianMixture
+
+    doc = inspect.getdoc(GaussianMixture)
+    params = doc.split("Parameters\n----------\n")[1].split("\n\n")[0].splitlines()
+    heads = [line for line in params if line and not line.startswith(" ")]
+    # Every unindented line of the Parameters list is "name : type" (no stray paragraph).
+    assert [h.split(" : ")[0] for h in heads] == ["n_components", "discovery", "exact_below",
+                                                  "power_iters", "random_state"], heads
+    attributes = doc.split("Attributes\n----------\n")[1].split("\n\n")[0]
+    names = {line.split(" : ")[0] for line in attributes.splitlines() if line and line[0] != " "}
+    assert {"means_", "weights_", "covariance_", "whitened_error_", "candidate_scores_",
+            "selected_", "timings_"} <= names
+
+
+def test_gaussian_mixture_selected_is_a_key_of_the_candidate_scores(data):
+    from overtensor.moments import GaussianMixture
+
+    X = np.loadtxt(data["x"], delimiter=",")
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    assert gm.selected_ in gm.candidate_scores_
+    assert gm.candidate_scores_[gm.selected_] == max(gm.candidate_scores_.values())

@@ -212,13 +212,6 @@ class GaussianMixture:
         :func:`overtensor.moments.decompose.best_rank_cp`). Default ``("power-method",)``:
         measured in ``docs/moments.md``, the over-parameterized start costs seconds and did not
         give better mixtures on whitened moments, which are close to orthogonally decomposable.
-
-    Every start, before and after its L-BFGS refinement, gives a candidate mixture; the one with
-    the highest log-likelihood on the data is kept (scored from every sample's ``x U`` and
-    ``‖x‖²``, kept during the third-moment pass when they take at most ``PROJECTIONS_BYTES``;
-    otherwise one more pass over the data for all candidates), because on data
-    that is not exactly a mixture the CP closest to the moment in Frobenius norm can be a poor
-    mixture (tiny or cancelling weights).
     exact_below : int
         Dimension up to which ``E[x xᵀ]`` is diagonalized exactly; randomized above.
     power_iters : int
@@ -233,8 +226,24 @@ class GaussianMixture:
         The shared variance ``σ²`` (per coordinate).
     whitened_error_ : float
         Relative error of the rank-``k`` CP of the whitened third moment.
+    candidate_scores_ : dict of str to float
+        Mean log-likelihood per sample (nats) of every candidate mixture, keyed by its start:
+        ``"<start> (raw)"`` before and ``"<start>"`` after the L-BFGS refinement (see Notes).
+    selected_ : str
+        The key of ``candidate_scores_`` whose mixture was kept (the highest finite score).
+    n_features_in_ : int
+        ``d``.
     timings_ : dict
         Seconds spent in the second moment, the third moment and the decomposition.
+
+    Notes
+    -----
+    Every start, before and after its L-BFGS refinement, gives a candidate mixture; the one with
+    the highest log-likelihood on the data is kept (scored from every sample's ``x U`` and
+    ``‖x‖²``, kept during the third-moment pass when they take at most ``PROJECTIONS_BYTES``;
+    otherwise one more pass over the data for all candidates), because on data that is not
+    exactly a mixture the CP closest to the moment in Frobenius norm can be a poor mixture (tiny
+    or cancelling weights).
 
     Examples
     --------
