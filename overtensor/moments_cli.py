@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
         q = msub.add_parser(name, help=text)
         q.add_argument("data", help="CSV (comma-separated; an optional header line), .txt, .npy "
                                     "or .npz file")
-        q.add_argument("--components", "-k", type=int, required=True, help="number of components")
+        q.add_argument("--components", "--topics", "-k", dest="components", type=int,
+                       required=True, help="number of components (topics)")
         q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         q.add_argument("--json", action="store_true", help="print one JSON object")
         q.add_argument("-o", "--output", default=None,
@@ -34,9 +35,11 @@ def add_parser(sub) -> None:
     q = msub.add_parser("lda", help="latent Dirichlet allocation (known concentration alpha0) from "
                                     "a document-word count matrix")
     q.add_argument("data", help="count matrix: CSV, .txt, .npy or .npz file")
-    q.add_argument("--topics", "-k", type=int, required=True, help="number of topics")
+    q.add_argument("--topics", "--components", "-k", dest="components", type=int, required=True,
+                   help="number of topics")
     q.add_argument("--alpha0", type=float, default=1.0,
-                   help="Dirichlet concentration sum(alpha) (default 1; 0 = single-topic model)")
+                   help="Dirichlet concentration sum(alpha) (default 1; 0 = single-topic model: "
+                        "alpha is then all zeros and weight is the topic probability)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("-o", "--output", default=None,
@@ -76,6 +79,26 @@ def load_matrix(path: str) -> np.ndarray:
     return X
 
 
+def csv_table(kind: str, arrays: dict[str, np.ndarray], out: dict[str, Any]
+              ) -> tuple[list[str], np.ndarray]:
+    """Column names and rows (one per component) of the ``-o .csv`` file.
+
+    ``gmm``: ``weight,variance,x_0,...`` (the mean; the spherical variance repeated on each row);
+    ``lda``: ``weight,alpha,word_0,...``; ``topics``: ``weight,word_0,...``.
+    """
+    weights = arrays["weights"]
+    if kind == "gmm":
+        body = arrays["means"]
+        first = {"weight": weights, "variance": np.full(len(weights), out["covariance"])}
+        prefix = "x"
+    else:
+        body = arrays["topic_word"]
+        first = {"weight": weights, **({"alpha": arrays["alpha"]} if kind == "lda" else {})}
+        prefix = "word"
+    names = [*first, *(f"{prefix}_{i}" for i in range(body.shape[1]))]
+    return names, np.column_stack([*first.values(), body])
+
+
 def _cmd_moments(args) -> int:
     from overtensor._io import atomic_write
     from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
@@ -91,7 +114,7 @@ def _cmd_moments(args) -> int:
                "whitened_error": model.whitened_error_}
         arrays = {"weights": model.weights_, "means": model.means_}
     elif args.kind == "lda":
-        model = SpectralLDA(args.topics, args.alpha0, random_state=args.seed).fit(X)
+        model = SpectralLDA(args.components, args.alpha0, random_state=args.seed).fit(X)
         out = {"model": "lda", "n_documents": X.shape[0], "n_words": X.shape[1],
                "alpha0": args.alpha0, "weights": model.weights_.tolist(),
                "alpha": model.alpha_.tolist(), "topic_word": model.topic_word_.tolist(),
@@ -112,10 +135,9 @@ def _cmd_moments(args) -> int:
 
             atomic_write(path, write_npz)
         elif path.suffix.lower() == ".csv":
-            rows = np.column_stack([arrays["weights"], next(v for k, v in arrays.items()
-                                                             if k not in ("weights", "alpha"))])
+            names, rows = csv_table(args.kind, arrays, out)
             atomic_write(path, lambda tmp: np.savetxt(tmp, rows, delimiter=",",
-                                                      header="weight,parameters...", comments=""))
+                                                      header=",".join(names), comments=""))
         else:
             atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(out)))
     if args.json:
@@ -125,12 +147,17 @@ def _cmd_moments(args) -> int:
         from rich.table import Table
 
         key = "means" if args.kind == "gmm" else "topic_word"
+        lda = args.kind == "lda"
         table = Table(title=f"overtensor moments {args.kind}")
-        table.add_column("component")
-        table.add_column("weight")
+        table.add_column("topic" if args.kind != "gmm" else "component")
+        if lda:
+            table.add_column("alpha")
+        table.add_column("weight (alpha/alpha0)" if lda and args.alpha0 > 0 else "weight")
         table.add_column(key + " (first 6 entries)")
         for j, w in enumerate(out["weights"]):
-            table.add_row(str(j), f"{w:.4f}", " ".join(f"{v:.3g}" for v in out[key][j][:6]))
+            cells = [f"{out['alpha'][j]:.4g}"] if lda else []
+            table.add_row(str(j), *cells, f"{w:.4f}",
+                          " ".join(f"{v:.3g}" for v in out[key][j][:6]))
         Console().print(table)
         extra = {k: v for k, v in out.items() if not isinstance(v, list)}
         Console().print_json(json.dumps(extra))

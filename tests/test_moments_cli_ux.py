@@ -139,3 +139,69 @@ def test_gaussian_mixture_selected_is_a_key_of_the_candidate_scores(data):
     gm = GaussianMixture(2, random_state=0).fit(X)
     assert gm.selected_ in gm.candidate_scores_
     assert gm.candidate_scores_[gm.selected_] == max(gm.candidate_scores_.values())
+
+
+def _csv(path: Path) -> tuple[list[str], np.ndarray]:
+    header = path.read_text().splitlines()[0].split(",")
+    return header, np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+
+
+def test_csv_outputs_name_every_column_and_keep_alpha_and_the_variance(data, capsys):
+    import json
+
+    d = data["dir"]
+    rc, out, err = run(capsys, ["moments", "gmm", data["x"], "-k", "2", "--json", "-o", d / "g.csv"])
+    assert rc == 0, err
+    doc = json.loads(out)
+    names, rows = _csv(d / "g.csv")
+    assert names == ["weight", "variance", "x_0", "x_1", "x_2", "x_3", "x_4"]
+    assert rows.shape == (2, len(names))
+    np.testing.assert_allclose(rows[:, 1], doc["covariance"], rtol=1e-12)
+    np.testing.assert_allclose(rows[:, 2:], doc["means"], rtol=1e-12)
+
+    rc, out, err = run(capsys, ["moments", "lda", data["counts"], "-k", "1", "--alpha0", "2",
+                                "--json", "-o", d / "l.csv"])
+    assert rc == 0, err
+    doc = json.loads(out)
+    names, rows = _csv(d / "l.csv")
+    assert names == ["weight", "alpha", *(f"word_{i}" for i in range(8))]
+    assert rows.shape == (1, 10)
+    np.testing.assert_allclose(rows[:, 1], doc["alpha"], rtol=1e-12)
+    assert rows[0, 1] == pytest.approx(2.0)  # Σ alpha = alpha0
+
+    rc, _, err = run(capsys, ["moments", "topics", data["counts"], "-k", "1", "-o", d / "t.csv"])
+    assert rc == 0, err
+    names, rows = _csv(d / "t.csv")
+    assert names == ["weight", *(f"word_{i}" for i in range(8))] and rows.shape == (1, 9)
+
+
+def test_lda_table_shows_alpha_next_to_the_weight(data, capsys):
+    rc, out, err = run(capsys, ["moments", "lda", data["counts"], "-k", "1", "--alpha0", "2"])
+    assert rc == 0, err
+    assert "alpha" in out and "weight (alpha/alpha0)" in out and "2" in out
+
+
+@pytest.mark.parametrize(("kind", "option"), [("gmm", "--topics"), ("topics", "--topics"),
+                                              ("lda", "--components"), ("lda", "-k")])
+def test_components_and_topics_are_both_accepted(data, capsys, kind, option):
+    src = data["x"] if kind == "gmm" else data["counts"]
+    rc, out, err = run(capsys, ["moments", kind, src, option, "1", "--json"])
+    assert rc == 0, err
+    assert '"weights": [1.0]' in out
+
+
+def test_lda_at_alpha0_zero_is_the_single_topic_model_with_zero_alpha():
+    import torch
+
+    from overtensor.moments import SingleTopicModel, SpectralLDA
+    from overtensor.moments.sources import planted_documents
+
+    topic_word = torch.tensor([[0.6, 0.3, 0.05, 0.05], [0.05, 0.05, 0.3, 0.6]], dtype=torch.float64)
+    counts, _ = planted_documents(topic_word, torch.tensor([0.7, 0.3]), 3000, 10, random_state=0)
+    lda = SpectralLDA(2, alpha0=0.0, random_state=0).fit(counts.numpy())
+    single = SingleTopicModel(2, random_state=0).fit(counts)
+    assert np.all(lda.alpha_ == 0)  # documented: alpha_ = alpha0 * weights_
+    assert lda.weights_.sum() == pytest.approx(1.0)
+    # The two estimators of the same moments agree (and find the planted 0.7 / 0.3 weights).
+    np.testing.assert_allclose(np.sort(lda.weights_), np.sort(single.weights_), atol=1e-6)
+    np.testing.assert_allclose(lda.weights_, [0.7, 0.3], atol=0.05)

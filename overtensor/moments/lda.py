@@ -243,7 +243,7 @@ class SpectralLDA:
     Parameters
     ----------
     n_topics : int
-        Number of topics ``k`` (``k ≤ V``).
+        Number of topics ``k`` (``k ≤ V``; the data may support fewer, see :func:`lda_moments`).
     alpha0 : float
         Dirichlet concentration ``α₀ = Σ α_i ≥ 0`` (assumed known, as in AFHKL 2012; ``0`` is the
         single-topic model). Small ``α₀`` means documents about one or few topics.
@@ -261,7 +261,10 @@ class SpectralLDA:
     alpha_ : ndarray ``(k,)``
         Dirichlet parameters, ``Σ alpha_ = alpha0``.
     weights_ : ndarray ``(k,)``
-        ``alpha_ / alpha0`` (expected topic proportions).
+        ``alpha_ / alpha0`` (expected topic proportions). At ``alpha0 = 0`` (the single-topic
+        limit) ``alpha_`` is all zeros and ``weights_`` are the topic probabilities
+        ``(2 / ((α₀+2) λ_i))²`` normalized, as :attr:`SingleTopicModel.weights_` (which estimates
+        the same model from dense counts).
     whitened_error_ : float
         Relative error of the rank-``k`` CP of the whitened third moment.
     timings_ : dict
