@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or a kill never leaves a half-written file in place of a good one.
+"""Atomic file writes: a crash or a kill never leaves a half-written file in place of a good one;
+and the check of a command's ``-o`` path before any work (:func:`check_output_path`).
 
 The temporary file lives next to the target as ``.<stem>.<pid>.otmp<random><suffix>``. It is removed
 when the write fails or is interrupted (any exception, including KeyboardInterrupt and the
@@ -8,6 +9,7 @@ its temporary file is removed by the next write to the same target, once its pid
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -102,3 +104,27 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def check_output_path(output: str, suffixes: tuple[str, ...]) -> Path:
+    """A command's ``-o`` path, checked before any work.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``output`` is a directory (CLI exit code 4).
+    ValueError
+        Its suffix is none of ``suffixes`` (exit code 2).
+    FileNotFoundError
+        Its folder does not exist (exit code 4); no folder is ever created.
+    """
+    path = Path(output)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "-o must be a file path, got a directory", output)
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"-o {output}: unknown output format {path.suffix or '(none)'!r}; use "
+                         f"{', '.join(suffixes)}")
+    if not path.resolve().parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "-o: no such folder (create it first)",
+                                str(path.parent))
+    return path

@@ -7,11 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 #: Options that only describe the random synthetic target (an error with your own data).
 SYNTHETIC_ONLY = ("dim", "components", "weights", "noise")
@@ -129,14 +127,11 @@ def _orthogonal_option(args) -> dict:
 
 def _cmd_fit(args) -> int:
     import overtensor as ot
+    from overtensor._io import check_output_path
     from overtensor.userdata import RESULT_SUFFIXES, write_result
 
-    if args.output is not None and not args.output.lower().endswith(RESULT_SUFFIXES):
-        raise ValueError(f"-o {args.output}: unknown result format; use "
-                         f"{' or '.join(RESULT_SUFFIXES)}")  # before any work
-    if args.output is not None and not Path(args.output).resolve().parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "-o: no such folder (create it first)",
-                                str(Path(args.output).parent))  # before any work
+    if args.output is not None:
+        check_output_path(args.output, RESULT_SUFFIXES)  # before any work
     if args.rotation is not None and args.regime != "orthogonal":
         raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
     target = _fit_target(args)

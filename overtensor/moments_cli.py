@@ -8,12 +8,13 @@ and optionally write them to ``-o`` (``.json``, ``.csv`` or ``.npz``).
 
 from __future__ import annotations
 
-import errno
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from overtensor._io import check_output_path
 
 
 def add_parser(sub) -> None:
@@ -47,24 +48,8 @@ def add_parser(sub) -> None:
     q.set_defaults(func=_cmd_moments, kind="lda")
 
 
-#: Suffixes ``-o`` knows (the same check and messages as ``overtensor fit -o``).
+#: Suffixes ``-o`` knows (checked by :func:`overtensor._io.check_output_path`, as for ``fit -o``).
 OUTPUT_SUFFIXES = (".json", ".csv", ".npz")
-
-
-def check_output(output: str) -> Path:
-    """The ``-o`` path, checked before any work: not a directory (exit code 4), a known suffix
-    (``ValueError``, exit code 2) and an existing parent folder (``FileNotFoundError``, exit code
-    4; like ``overtensor fit -o``, no folder is created)."""
-    path = Path(output)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "-o must be a file path, got a directory", output)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ValueError(f"-o {output}: unknown output format {path.suffix or '(none)'!r}; use "
-                         f"{', '.join(OUTPUT_SUFFIXES)}")
-    if not path.resolve().parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "-o: no such folder (create it first)",
-                                str(path.parent))
-    return path
 
 
 def load_matrix(path: str) -> np.ndarray:
@@ -103,7 +88,7 @@ def _cmd_moments(args) -> int:
     from overtensor._io import atomic_write
     from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
 
-    path = check_output(args.output) if args.output else None  # before any work
+    path = check_output_path(args.output, OUTPUT_SUFFIXES) if args.output else None  # before any work
     X = load_matrix(args.data)
     out: dict[str, Any]
     if args.kind == "gmm":

@@ -77,7 +77,7 @@ def test_readable_summary_without_json(files, capsys):
     (["--tensor", "T.npy"], "--width is required with --tensor"),
     (["--tensor", "T.npy", "--width", 8, "--order", 4], "--order 4 does not match"),
     (["--tensor", "T.npy", "--width", 8, "--dim", 3], "--dim: only for the synthetic target"),
-    (["--tensor", "T.npy", "--width", 8, "-o", "r.txt"], "-o r.txt: unknown result format"),
+    (["--tensor", "T.npy", "--width", 8, "-o", "r.txt"], "-o r.txt: unknown output format"),
     (["--cp", "U.npy", "w.npy"], "--cp {d}/U.npy: weights must have shape (r,), got (2, 6)"),
     (["--cp", "w.npy", "T.npy"], "--cp {d}/T.npy: factors must have shape (r, d) = (2, d)"),
     (["--samples", "X.npy", "--width", 8], "--samples needs --moment L"),
