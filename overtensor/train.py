@@ -169,9 +169,10 @@ class NetworkFit:
     the displacement of the linearization; for ``orthogonal`` the effective rows ``W = W_0 Rᵀ``:
     the rotation moves every neuron although ``‖W‖ = ‖W_0‖``, so ``laziness_W`` lies in ``[0, 2]``).
     ``model_fn``/``params`` evaluate the trained model.
-    ``lr`` is the initial step (of ``W`` under the curvature default, whose per-block steps are
-    ``info["lr_W"]``, ``info["lr_a"]``, ``info["lr_c"]``); ``info["momentum"]`` the heavy-ball
-    momentum of an SGD (``None`` for other optimizers).
+    ``lr`` is the initial step (under the curvature default: of ``W`` when the regime trains it,
+    else the largest per-block step, ``lr_a`` for ``random-features`` and ``orthogonal``; the
+    per-block steps are ``info["lr_W"]`` or ``info["lr_R"]``, ``info["lr_a"]``, ``info["lr_c"]``);
+    ``info["momentum"]`` the heavy-ball momentum of an SGD (``None`` for other optimizers).
     """
 
     test_risk: float
