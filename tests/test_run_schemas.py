@@ -100,6 +100,9 @@ def _tiny(experiment: str, **fixed) -> dict:
         (_tiny("opt-energy", rank=None), "fixed.rank", "needs rank"),
         (_tiny("opt-expressivity", eps=0.0), "fixed.eps", "greater than 0"),
         (_tiny("min-norm-generalization", lr={"gd": 0.1}), "fixed.lr.gd", "'gd'"),
+        # safety only scales the curvature step of the SGD family
+        (_tiny("lazy-vs-full-networks", safety=0.3), "fixed.safety", "optimizer 'adam'"),
+        (_tiny("lazy-vs-full-networks", optimizer="sgd", safety=0.3), "fixed.safety", "lr=0.05"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
