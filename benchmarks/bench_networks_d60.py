@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None,
                     help="one step for every parameter (default: train.curvature_steps for SGD)")
     ap.add_argument("--momentum", type=float, default=None, help="heavy ball of --optimizer sgd")
-    ap.add_argument("--safety", type=float, default=0.5, help="c of the curvature steps c/lambda_max")
+    ap.add_argument("--safety", type=float, default=None,
+                    help="c of the curvature steps c/lambda_max (default 0.5; SGD without --lr only)")
     ap.add_argument("--tag", default=None, help="write results/networks_d60_TAG.csv")
     ap.add_argument("--train", default="6,15,30,45,60,120", help="widths to train (comma list)")
     args = ap.parse_args()

@@ -48,6 +48,9 @@ _EXPORTS: dict[str, str] = {
     "DivergenceError": "overtensor.training",
 }
 
+#: Submodules reachable as ``overtensor.<name>`` without an explicit import (imported on first use).
+_SUBMODULES = ("compression", "moments", "networks", "shortcuts")
+
 __all__ = [
     "METHODS",
     "REGIMES",
@@ -78,6 +81,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # binds it as an attribute too
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'overtensor' has no attribute {name!r}")
@@ -87,7 +92,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
 
 
 class _Package(types.ModuleType):

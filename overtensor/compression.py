@@ -26,8 +26,8 @@ vectors. Otherwise ``s`` doubles until it reaches ``d``. Compression is used onl
 refused and :func:`fit_compressed` fits the full problem.
 
 On the core, :func:`fit_compressed` runs ``beyond-lazy`` with the speed-ups of
-:mod:`overtensor.shortcuts` (issue 16: early switch to a Levenberg–Marquardt extraction, a
-curvature step size, NumPy steps) unless ``shortcuts=None``.
+:mod:`overtensor.shortcuts` (early switch to a Levenberg–Marquardt extraction, a curvature step
+size, NumPy steps) when they can apply, unless ``shortcuts=None``.
 """
 
 from __future__ import annotations
@@ -187,6 +187,11 @@ def _core(tgt: Target, Q: torch.Tensor) -> Target:
     return DenseTarget(core, symmetry_tol=1e-6)
 
 
+#: The default of ``fit_compressed(shortcuts=...)``: where it cannot apply, the fit falls back to
+#: :func:`overtensor.fit` and says why in ``info``; an explicit :class:`Shortcuts` is refused instead.
+DEFAULT_SHORTCUTS = Shortcuts()
+
+
 def fit_compressed(
     target: Any,
     width: int | None = None,
@@ -195,7 +200,7 @@ def fit_compressed(
     order: int | None = None,
     max_ratio: float = 0.5,
     random_state: Any = None,
-    shortcuts: Shortcuts | None = Shortcuts(),  # noqa: B008 (frozen, immutable)
+    shortcuts: Shortcuts | None = DEFAULT_SHORTCUTS,
     **fit_options: Any,
 ) -> FitResult:
     """:func:`overtensor.fit` on the compressed core, lifted back to ``R^d``.
@@ -208,18 +213,29 @@ def fit_compressed(
 
     Parameters
     ----------
-    target, width, method, order
+    target, method, order
         As in :func:`overtensor.fit`.
+    width : int or None
+        ``m``, the number of rank-one terms. Required (``ValueError`` before any work when
+        missing) except for ``method="exact-rank"`` and ``"power-method"``, as in
+        :func:`overtensor.fit`.
     max_ratio : float
         See :func:`compress`.
     random_state : int, torch.Generator or None
         Seeds the sketch and then the fit (one generator for both).
     shortcuts : Shortcuts or None
-        The speed-ups of :mod:`overtensor.shortcuts` (early switch to the polish, curvature step
-        size, NumPy steps on the small core), used for ``method="beyond-lazy"`` when the core is
-        small, in float64 on the CPU, and ``fit_options`` are among :data:`SHORTCUT_OPTIONS`.
+        The speed-ups of :class:`overtensor.shortcuts.Shortcuts` (early switch to the polish,
+        curvature step size, NumPy steps on the small core). They apply when all of these hold:
+        ``method="beyond-lazy"``; every other option in ``fit_options`` is in
+        :data:`SHORTCUT_OPTIONS` or equal to :func:`overtensor.fit`'s default; the target was
+        compressed; and the core is *small*: in float64, and either dense with
+        ``k^l ≤`` :data:`overtensor.small_core.MAX_DENSE_ENTRIES` (32 768) entries, or in CP or
+        moment form (see :func:`overtensor.shortcuts.small_core`).
+        With the default, a fit where they cannot apply runs :func:`overtensor.fit` on the core
+        and records ``info["shortcuts"] = None`` and ``info["shortcuts_skipped"]``, the reason
+        (e.g. ``"optimizer='adam'"``); when they ran, ``info["shortcuts"]`` records the switch.
         ``None``: the paper's schedule, :func:`overtensor.fit` on the core (``docs/method.md``,
-        "Which settings reproduce the paper").
+        "Which settings reproduce the paper"); ``info`` then has no ``"shortcuts"`` key.
     **fit_options
         Any other keyword argument of :func:`overtensor.fit` (``tol`` included).
 
@@ -227,6 +243,15 @@ def fit_compressed(
     -------
     FitResult
         With ``cp`` in ``R^d`` and ``target`` the original target.
+
+    Raises
+    ------
+    TypeError
+        ``shortcuts`` is neither a :class:`Shortcuts` nor ``None``.
+    ValueError
+        ``width`` is missing for a method that needs it; an explicit ``shortcuts`` (other than
+        the default) with a ``method`` or an option it cannot honour (pass ``shortcuts=None`` or
+        drop the option); and every error of :func:`compress` and :func:`overtensor.fit`.
     """
     from overtensor.fit import fit
 
@@ -234,20 +259,32 @@ def fit_compressed(
     if shortcuts is not None and not isinstance(shortcuts, Shortcuts):
         raise TypeError(f"shortcuts must be a Shortcuts or None, got "
                         f"{type(shortcuts).__name__}: {shortcuts!r}")
+    if width is None and method not in ("exact-rank", "power-method"):
+        raise ValueError(f"width is required for method={method!r}, got width=None")
+    blocker = _static_blocker(method, fit_options) if shortcuts is not None else None
+    if blocker is not None and shortcuts is not DEFAULT_SHORTCUTS:
+        raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply with {blocker}; "
+                         f"pass shortcuts=None or remove the option")
     gen = make_generator(random_state)
     start = time.perf_counter()
     comp = compress(tgt, max_ratio=max_ratio, random_state=gen,
                     sketch_size=None if width is None else width + 10)
     seconds = time.perf_counter() - start
+    skipped = blocker
     if comp is None:
         result = fit(tgt, width, method, random_state=gen, **fit_options)
+        if shortcuts is not None:
+            skipped = skipped or "the target was not compressed (unfolding rank above max_ratio·d)"
+            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
         result.info["compression"] = {"dim": None, "seconds": seconds}
         return result
     result = None
-    if shortcuts is not None and method == "beyond-lazy" and width is not None:
-        result = _fit_with_shortcuts(comp.core, width, gen, shortcuts, fit_options)
+    if shortcuts is not None and skipped is None and width is not None:
+        result, skipped = _fit_with_shortcuts(comp.core, width, gen, shortcuts, fit_options)
     if result is None:
         result = fit(comp.core, width, method, random_state=gen, **fit_options)
+        if shortcuts is not None:
+            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
     cp = comp.lift(result.cp)
     rel = cp_relative_error(cp, tgt)
     tol = fit_options.get("tol", 1e-4)
@@ -269,23 +306,49 @@ SHORTCUT_OPTIONS = (
 _FIT_DEFAULTS: dict[str, Any] | None = None
 
 
-def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
-                        fit_options: dict[str, Any]) -> FitResult | None:
-    """:func:`overtensor.shortcuts.fit_small` on the core, or ``None`` when an option or the
-    core's kind or size needs :func:`overtensor.fit`."""
+def _fit_defaults() -> dict[str, Any]:
+    """Every keyword default of :func:`overtensor.fit` (read once: ``inspect.signature`` costs
+    ~0.1 ms a call)."""
     import inspect
 
-    from overtensor.fit import fit, gradient_options
+    from overtensor.fit import fit
+
+    global _FIT_DEFAULTS
+    if _FIT_DEFAULTS is None:
+        _FIT_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()
+                         if p.default is not inspect.Parameter.empty}
+    return _FIT_DEFAULTS
+
+
+def _static_blocker(method: str, fit_options: dict[str, Any]) -> str | None:
+    """Why the shortcuts cannot apply whatever the target (``"method='gd'"``,
+    ``"optimizer='adam'"``), or ``None``."""
+    from overtensor.options import _is_default
+
+    if method != "beyond-lazy":
+        return f"method={method!r}"
+    defaults = _fit_defaults()
+    bad = [k for k, v in fit_options.items()
+           if k not in SHORTCUT_OPTIONS and not (k in defaults and _is_default(v, defaults[k]))]
+    return ", ".join(f"{k}={fit_options[k]!r}" for k in bad) or None
+
+
+def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
+                        fit_options: dict[str, Any]) -> tuple[FitResult | None, str | None]:
+    """:func:`overtensor.shortcuts.fit_small` on the core, or ``(None, reason)`` when the core's
+    kind or size needs :func:`overtensor.fit` (options were checked by :func:`_static_blocker`)."""
+    from overtensor.fit import gradient_options
     from overtensor.shortcuts import fit_small
 
-    if set(fit_options) - set(SHORTCUT_OPTIONS) or core.dtype != torch.float64:
-        return None
-    global _FIT_DEFAULTS
-    if _FIT_DEFAULTS is None:  # read once: inspect.signature costs ~0.1 ms a call
-        params = inspect.signature(fit).parameters
-        _FIT_DEFAULTS = {k: params[k].default for k in (
-            *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
-    opts = {k: fit_options.get(k, v) for k, v in _FIT_DEFAULTS.items()}
+    if core.dtype != torch.float64:
+        return None, f"the core is {core.dtype}, the shortcuts run in float64"
+    defaults = _fit_defaults()
+    opts = {k: fit_options.get(k, defaults[k]) for k in (
+        *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
     opts["width"] = check_int("width", width, 1)
     cfg = gradient_options(core, method="beyond-lazy", **opts)
-    return fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)
+    result = fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)
+    if result is None:
+        return None, (f"the core is not small ({type(core).__name__} with {core.dim}^{core.order} "
+                      f"entries; see overtensor.shortcuts.small_core)")
+    return result, None

@@ -1,4 +1,7 @@
-"""``beyond-lazy`` with fewer, cheaper steps on a small (compressed) target (issue 16, item 2).
+"""``beyond-lazy`` with fewer, cheaper steps on a small (compressed) target.
+
+Users reach this through ``overtensor.compression.fit_compressed(target, width,
+shortcuts=Shortcuts(...))`` (the default ``Shortcuts()``); :func:`fit_small` is the internal loop.
 
 The paper's schedule (SPEC §5, :func:`overtensor.fit`) keeps training with weight decay until the
 error has stagnated for ``patience`` epochs, then trains ``μ = 0`` until ``tol``, and only then
@@ -74,7 +77,13 @@ CURVATURE_ITERS = 3
 
 @dataclass(frozen=True)
 class Shortcuts:
-    """Switches of :func:`fit_small` (module docstring). ``Shortcuts()`` turns the speed-ups on.
+    """Speed-ups of ``beyond-lazy`` on a small core, passed as
+    ``overtensor.compression.fit_compressed(target, width, shortcuts=Shortcuts(...))``.
+
+    ``Shortcuts()`` (the default of ``fit_compressed``) turns them on; ``shortcuts=None`` runs the
+    paper's schedule. What each switch does, and why it keeps the answer, is described in the
+    docstring of the module :mod:`overtensor.shortcuts`; when they apply is in
+    ``fit_compressed``'s docstring.
 
     Attributes
     ----------
@@ -116,6 +125,11 @@ class Shortcuts:
     lm_iter: int = 30
 
     def __post_init__(self) -> None:
+        # A non-empty string is truthy: Shortcuts(float32="no") must not switch float32 on.
+        for name in ("early_switch", "confirm", "adaptive_lr", "float32"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
         check_float("stable_cos", self.stable_cos, minimum=0.0, maximum=1.0)
         check_float("lr_factor", self.lr_factor, minimum=0.0, maximum=2.0, strict=True)
         check_float("max_lr_ratio", self.max_lr_ratio, minimum=1.0)

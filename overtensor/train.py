@@ -69,8 +69,11 @@ class TrainConfig:
         Heavy-ball momentum ``β ∈ [0, 1)`` of ``"sgd"``/``"gd"`` (passed to ``torch.optim.SGD``).
         ``None``: :data:`LAZY_MOMENTUM` in the ``lazy`` regime when the step is the curvature
         default, else 0 (an explicit ``lr`` runs plain SGD unless ``momentum`` is given).
-    safety : float
-        ``c`` of the curvature steps ``c/λ_max`` (:mod:`overtensor.curvature`), in ``(0, 2)``.
+    safety : float or None
+        ``c`` of the curvature steps ``c/λ_max`` (:mod:`overtensor.curvature`), in ``(0, 2)``;
+        ``None`` is :data:`overtensor.curvature.DEFAULT_SAFETY`. It only sets the default step of
+        the ``torch.optim.SGD`` names, so a value given with another optimizer or with an explicit
+        ``lr`` raises ``ValueError`` (it would be ignored).
     steps : int
         Optimizer steps.
     batch_size : int or None
@@ -100,7 +103,7 @@ class TrainConfig:
     optimizer: Any = "sgd"
     lr: float | None = None
     momentum: float | None = None
-    safety: float = DEFAULT_SAFETY
+    safety: float | None = None
     steps: int = 2000
     batch_size: int | None = 100
     samples: int | None = None
@@ -126,9 +129,20 @@ class TrainConfig:
             if self.optimizer not in ("sgd", "gd", None):
                 raise ValueError(f"momentum is an option of optimizer 'sgd' or 'gd', got "
                                  f"momentum={self.momentum!r} with optimizer={self.optimizer!r}")
-        check_float("safety", self.safety, minimum=0.0, maximum=2.0, strict=True)
-        if not self.safety < 2:
-            raise ValueError(f"safety must be < 2 (gradient descent's stability limit), got {self.safety!r}")
+        if self.safety is not None:
+            check_float("safety", self.safety, minimum=0.0, maximum=2.0, strict=True)
+            if not self.safety < 2:
+                raise ValueError(f"safety must be < 2 (gradient descent's stability limit), "
+                                 f"got {self.safety!r}")
+            # safety only scales the curvature default step of the SGD family: refuse it elsewhere
+            if self.lr is not None:
+                raise ValueError(f"safety only sets the default (curvature) step; it is ignored with "
+                                 f"an explicit lr: got safety={self.safety!r} with lr={self.lr!r}")
+            if not (self.optimizer is None or (isinstance(self.optimizer, str)
+                                               and self.optimizer in SGD_NAMES)):
+                raise ValueError(f"safety is an option of the curvature step of optimizer "
+                                 f"{'/'.join(SGD_NAMES)}, got safety={self.safety!r} with "
+                                 f"optimizer={self.optimizer!r}")
         check_int("steps", self.steps, 1)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1)
@@ -155,9 +169,10 @@ class NetworkFit:
     the displacement of the linearization; for ``orthogonal`` the effective rows ``W = W_0 Rᵀ``:
     the rotation moves every neuron although ``‖W‖ = ‖W_0‖``, so ``laziness_W`` lies in ``[0, 2]``).
     ``model_fn``/``params`` evaluate the trained model.
-    ``lr`` is the initial step (of ``W`` under the curvature default, whose per-block steps are
-    ``info["lr_W"]``, ``info["lr_a"]``, ``info["lr_c"]``); ``info["momentum"]`` the heavy-ball
-    momentum of an SGD (``None`` for other optimizers).
+    ``lr`` is the initial step (under the curvature default: of ``W`` when the regime trains it,
+    else the largest per-block step, ``lr_a`` for ``random-features`` and ``orthogonal``; the
+    per-block steps are ``info["lr_W"]`` or ``info["lr_R"]``, ``info["lr_a"]``, ``info["lr_c"]``);
+    ``info["momentum"]`` the heavy-ball momentum of an SGD (``None`` for other optimizers).
     """
 
     test_risk: float
@@ -346,7 +361,9 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
             return scale * ((fn(t, Xc) - yc) ** 2).mean()
 
         steps_by_key = curvature_steps(batch_loss, {k: v.detach() for k, v in theta.items()},
-                                       config.regime, beta, config.safety, gen)
+                                       config.regime, beta,
+                                       DEFAULT_SAFETY if config.safety is None else config.safety,
+                                       gen)
         lr = steps_by_key.get("W", max(steps_by_key.values()))  # the first layer's step
     else:
         lr = config.lr if config.lr is not None else default_lr(spec, config.optimizer)

@@ -38,8 +38,10 @@ def add_parser(sub) -> None:
     p.add_argument("--momentum", type=float, default=None,
                    help="heavy-ball momentum of --optimizer sgd (default: 0.9 in the lazy regime at "
                         "the curvature steps, else 0)")
-    p.add_argument("--safety", type=float, default=0.5,
-                   help="c of the curvature steps c/lambda_max, in (0, 2) (default 0.5)")
+    p.add_argument("--safety", type=float, default=None,
+                   help="c of the curvature steps c/lambda_max, in (0, 2) (default 0.5); only for "
+                        "the default step of sgd/gd/momentum/nesterov (refused with --lr or another "
+                        "--optimizer)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")
     p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled")

@@ -194,3 +194,23 @@ def test_training_takes_every_optimizer_spelling_of_the_plugin_registry(optimize
 def test_unknown_optimizer_name_is_refused_before_training():
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="nosuch")
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"optimizer": "adam"}, "safety=0.3 with optimizer='adam'"),
+    ({"lr": 0.01}, "safety=0.3 with lr=0.01"),
+])
+def test_safety_is_refused_where_it_would_be_ignored(kwargs, words):
+    # safety only scales the curvature default step of the SGD family
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(safety=0.3, **kwargs)
+    TrainConfig(safety=0.3, optimizer="momentum")  # the curvature step: accepted
+
+
+def test_cli_refuses_safety_with_adam_in_one_line(capsys):
+    from overtensor.cli import main
+
+    code = main(["train", "--optimizer", "adam", "--safety", "0.3", "--width", "2", "--dim", "2",
+                 "--steps", "1", "--json"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "safety=0.3" in err and "adam" in err

@@ -324,3 +324,33 @@ def test_report_in_headless_chromium_shows_verdicts_and_cuts_no_table_column(sto
     for table in state["tables"]:
         assert table["ths"] and all(th["width"] > 0 for th in table["ths"]), table
         assert table["fits"] or table["scrolls"], table  # a wide table scrolls; nothing is cut
+
+
+def _seed_spread_claims(df):
+    per_seed = df.groupby("seed")["value"].mean()
+    return [registry.Claim("Doe: Squares (2020)", "", "The mean value stays below 10.",
+                           "supported" if per_seed.mean() < 10 else "not supported",
+                           f"mean over seeds {per_seed.mean():.2f} ± {per_seed.std(ddof=0):.4f}",
+                           "poly_value")]
+
+
+def test_verdicts_of_the_tiny_preset_are_marked_as_a_smoke_test(tmp_path, monkeypatch):
+    presets = dict(tests._runfns.EXPERIMENT.presets)
+    presets["tiny"] = {**presets["small"], "seeds": 1}
+    exp = dataclasses.replace(tests._runfns.EXPERIMENT, claims=_seed_spread_claims, presets=presets)
+    monkeypatch.setitem(registry._EXPERIMENTS, "test-poly-exp", exp)
+    path = tmp_path / "runs.sqlite"
+    run_sweep(presets["tiny"], path, scheduler="inprocess", progress=False)
+    page = write_report(path, tmp_path / "report.html").read_text()
+    overview = page[page.index("What held"):page.index("<h2 id='test-poly-exp'>")]
+    assert "(tiny preset: a smoke test, not evidence)" in overview
+    claim = page[page.index("<section class='claim"):]
+    claim = claim[:claim.index("</section>")]
+    assert "tiny preset: a smoke test, not evidence" in claim
+    assert "(n = 1)" in claim and "±" not in claim  # no spread over a single seed
+
+    # two seeds of the small preset: evidence, with its spread
+    path2 = tmp_path / "runs2.sqlite"
+    run_sweep(presets["small"], path2, scheduler="inprocess", progress=False)
+    page = write_report(path2, tmp_path / "report2.html").read_text()
+    assert "not evidence" not in page and "± " in page

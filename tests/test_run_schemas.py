@@ -79,8 +79,10 @@ def _tiny(experiment: str, **fixed) -> dict:
         (_tiny("adaptive-regression", stepz=10), "fixed.stepz", "did you mean 'steps'"),
         (_tiny("opt-generalization", hiden=8), "fixed.hiden", "did you mean 'hidden'"),
         # choices come from the registries
-        (_tiny("adaptive-regression", lr={"adamm": 0.1}), "fixed.lr", "'adamm'"),
-        (_tiny("adaptive-regression", span_weights={"gaussian": "resid"}), "fixed.span_weights", "'resid'"),
+        (_tiny("adaptive-regression", lr={"adamm": 0.1}), "fixed.lr.adamm", "'adamm'"),
+        (_tiny("adaptive-regression", lr={"adam": -1}), "fixed.lr.adam", "greater than 0"),
+        (_tiny("adaptive-regression", span_weights={"gaussian": "resid"}), "fixed.span_weights.gaussian",
+         "'resid'"),
         (_tiny("adaptive-networks", optimizer="span-preserving") | {"grid": {"model": ["mlp"],
                                                                            "lr_index": [0]}},
          "fixed.optimizer", "'span-preserving'"),
@@ -97,7 +99,10 @@ def _tiny(experiment: str, **fixed) -> dict:
          "fixed.scale", "needs the scale"),
         (_tiny("opt-energy", rank=None), "fixed.rank", "needs rank"),
         (_tiny("opt-expressivity", eps=0.0), "fixed.eps", "greater than 0"),
-        (_tiny("min-norm-generalization", lr={"gd": 0.1}), "fixed.lr", "'gd'"),
+        (_tiny("min-norm-generalization", lr={"gd": 0.1}), "fixed.lr.gd", "'gd'"),
+        # safety only scales the curvature step of the SGD family
+        (_tiny("lazy-vs-full-networks", safety=0.3), "fixed.safety", "optimizer 'adam'"),
+        (_tiny("lazy-vs-full-networks", optimizer="sgd", safety=0.3), "fixed.safety", "lr=0.05"),
     ],
     ids=lambda v: v if isinstance(v, str) else "",
 )
@@ -106,3 +111,16 @@ def test_wrong_choices_ranges_and_unknown_keys_are_refused(spec, key, words):
         load_spec(spec)
     assert info.value.key == key, str(info.value)
     assert words in str(info.value)
+
+
+def test_a_run_name_spelled_with_the_other_separator_selects_the_registered_one():
+    spec = _tiny("opt-energy")
+    assert load_spec({**spec, "run": "opt-energy"})["run"] == "opt_energy"
+    spec = dict(get_experiment("method-of-moments").presets["tiny"])
+    assert load_spec({**spec, "run": "method_of_moments"})["run"] == "method-of-moments"
+
+
+def test_an_unknown_run_name_suggests_the_closest_registered_ones():
+    with pytest.raises(SpecError) as info:
+        load_spec({**_tiny("opt-energy"), "run": "opt_enrgy"})
+    assert info.value.key == "run" and "did you mean 'opt_energy'" in str(info.value)

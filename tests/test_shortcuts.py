@@ -79,7 +79,8 @@ def test_an_option_the_shortcuts_do_not_take_falls_back_to_fit():
     seen = []
     result = fit_compressed(target, 12, random_state=1,
                             callback=lambda rec, state: seen.append(rec["step"]))
-    assert "shortcuts" not in result.info and seen  # ot.fit ran and called back
+    assert result.info["shortcuts"] is None and seen  # ot.fit ran and called back
+    assert result.info["shortcuts_skipped"].startswith("callback=")
 
 
 @pytest.mark.parametrize("bad", [dict(stable_cos=1.5), dict(lr_factor=0.0), dict(lr_factor=3.0),
@@ -167,3 +168,25 @@ def test_moment_spectrum_equals_the_dense_one_and_certifies_the_rank_of_a_moment
     result = fit_compressed(ot.MomentTarget(samples, 3), 12, random_state=8)
     assert result.converged and result.cp.rank == 3
     assert "minimal" in result.info["rank_reduction"]["stop"]
+
+
+@pytest.mark.parametrize("bad", [dict(float32="no"), dict(early_switch=1), dict(confirm=None),
+                                 dict(adaptive_lr="yes"), dict(stable_cos="0.9")])
+def test_shortcut_fields_of_the_wrong_type_name_the_field_and_value(bad):
+    name, value = next(iter(bad.items()))
+    with pytest.raises(TypeError, match=f"{name}.*{value!r}"):
+        Shortcuts(**bad)
+
+
+def test_default_shortcuts_that_cannot_apply_say_why_and_explicit_ones_are_refused():
+    target = _dense(3, 10, 2, 0)
+    result = fit_compressed(target, 6, random_state=0, optimizer="adam", max_steps=50)
+    assert result.info["shortcuts"] is None
+    assert result.info["shortcuts_skipped"] == "optimizer='adam'"
+    with pytest.raises(ValueError, match="optimizer='adam'"):
+        fit_compressed(target, 6, random_state=0, optimizer="adam",
+                       shortcuts=Shortcuts(float32=True))
+    with pytest.raises(ValueError, match="method='gd'"):
+        fit_compressed(target, 6, "gd", shortcuts=Shortcuts())
+    with pytest.raises(ValueError, match="width"):
+        fit_compressed(target)

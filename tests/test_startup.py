@@ -45,3 +45,15 @@ def test_public_names_survive_importing_the_submodules_of_the_same_name():
     assert callable(ot.fit) and ot.fit.__name__ == "fit"
     assert ot.laziness is laziness
     assert set(ot.__all__) == {"__version__", *ot._EXPORTS}
+
+
+def test_public_submodules_are_reachable_without_an_explicit_import():
+    # A fresh process: in this one another test may already have imported them.
+    code = ("import sys, overtensor as ot\n"
+            "assert 'overtensor.compression' not in sys.modules\n"
+            "assert callable(ot.compression.fit_compressed)\n"
+            "assert ot.moments.__name__ == 'overtensor.moments'\n"
+            "assert 'compression' in dir(ot)\n"
+            "try:\n    ot.nosuch\nexcept AttributeError:\n    pass\nelse:\n    raise SystemExit(1)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, timeout=120, check=True)

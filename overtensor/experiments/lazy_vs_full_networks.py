@@ -77,6 +77,19 @@ class LazyVsFullNetworksParams(RunParams):
             raise ValueError(f"momentum is an option of optimizer 'sgd' or 'gd', not {optimizer!r}")
         return value
 
+    @field_validator("safety")
+    @classmethod
+    def _safety_is_a_curvature_option(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # safety only scales the curvature default step of the SGD family (TrainConfig refuses it
+        # otherwise): refuse it here too, before any run
+        optimizer, lr = info.data.get("optimizer"), info.data.get("lr")
+        if value is not None and optimizer not in ("sgd", "gd", "momentum", "nesterov"):
+            raise ValueError(f"safety is an option of the curvature step of sgd/gd/momentum/"
+                             f"nesterov, not of optimizer {optimizer!r}")
+        if value is not None and lr is not None:
+            raise ValueError(f"safety only sets the default (curvature) step, not used with lr={lr!r}")
+        return value
+
 
 @register_run("lazy_vs_full_networks", params=LazyVsFullNetworksParams)
 def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:

@@ -82,20 +82,35 @@ def register_batched(name: str, key: Callable[[dict[str, Any]], Any]):
 
 def get_batched(name: str) -> tuple[BatchedRunFn, Callable[[dict[str, Any]], Any]] | None:
     _load_builtins()
-    return _BATCHED.get(name)
+    return _BATCHED.get(canonical_run_name(name))
+
+
+def canonical_run_name(name: str) -> str:
+    """``name``, or the one registered run name that differs from it only in ``-`` versus ``_``
+    (``"opt-energy"`` → ``"opt_energy"``); ``name`` unchanged when none or several do."""
+    _load_builtins()
+    if not isinstance(name, str) or name in _RUNS:
+        return name
+    key = name.replace("-", "_")
+    matches = [n for n in run_names() if n.replace("-", "_") == key]
+    return matches[0] if len(matches) == 1 else name
 
 
 def get_run(name: str) -> RunFn:
     """The run function registered as ``name`` (built-in, registered, or from an entry point of the
     group :data:`ENTRY_POINT_GROUP`).
 
+    A name that differs from exactly one registered name only in ``-`` versus ``_`` selects that
+    one (:func:`canonical_run_name`).
+
     Raises
     ------
     ValueError
-        ``name`` is not registered. Nothing is imported for it: a ``"module:function"`` string is an
-        unknown name like any other.
+        ``name`` is not registered (the message suggests the closest registered names). Nothing
+        is imported for it: a ``"module:function"`` string is an unknown name like any other.
     """
     _load_builtins()
+    name = canonical_run_name(name)
     # A name read from a spec selects an installed entry point by equality and never reaches an
     # import itself; names that could not be registered (``pkg.mod:fn``, paths) are not even
     # looked up.
@@ -104,8 +119,14 @@ def get_run(name: str) -> RunFn:
     if name not in _RUNS and isinstance(name, str) and name_problem(name) is None:
         _load_entry_point(name)
     if name not in _RUNS:
+        import difflib
+
+        known = run_names()
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6) if isinstance(name, str) \
+            else []
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise ValueError(
-            f"unknown run function {name!r}; known: {run_names()}. Specs run registered functions only: "
+            f"unknown run function {name!r}; {hint}known: {known}. Specs run registered functions only: "
             f"register yours with register_run() or the '{ENTRY_POINT_GROUP}' entry point group "
             "(docs/experiments.md)")
     return _RUNS[name]
@@ -115,6 +136,7 @@ def get_params(name: str) -> type | None:
     """The parameter schema of the run function ``name``: the one it declared, else one inferred
     from the presets of the built-in experiments that use it (:func:`_preset_params`), else None."""
     get_run(name)
+    name = canonical_run_name(name)
     return _PARAMS.get(name) or _preset_params(name)
 
 

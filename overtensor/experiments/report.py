@@ -7,13 +7,16 @@ it and its figure; the other figures with captions saying what they show; a tabl
 per grid point as ``mean ± sd`` over the seeds (``k/n`` for 0/1 metrics), the first
 :data:`MAIN_METRICS` shown and all of them in a collapsible full table; the failed runs; the spec;
 and the software versions and devices. Figures are embedded as base64 PNG, so the page is a single
-file.
+file. Verdicts of an experiment run with its ``tiny`` preset, or with a single seed, are marked as a
+smoke test, not evidence (:func:`smoke_note`), and a spread over one seed reads ``(n = 1)``.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ section.claim{border-left:4px solid #999;padding:0.2em 1em;margin:1.2em 0;backgr
 section.claim.verdict-supported{border-color:#2a7d2a} section.claim.verdict-not-supported{border-color:#b22}
 section.claim.verdict-inconclusive{border-color:#c80}
 .verdict-label{font-weight:bold;padding:1px 6px;border-radius:3px;color:#fff;background:#777}
+.smoke{color:#b22;font-style:italic}
 .verdict-supported .verdict-label{background:#2a7d2a} .verdict-not-supported .verdict-label{background:#b22}
 .verdict-inconclusive .verdict-label{background:#c80}
 details{margin:0.5em 0} summary{cursor:pointer;color:#225}
@@ -68,8 +72,9 @@ def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
     finally:
         if own:
             db.close()
-    sections = [text for text, _ in built]
-    verdicts = _verdict_overview([(name, claims) for name, (_, claims) in zip(names, built, strict=True)])
+    sections = [text for text, _, _ in built]
+    verdicts = _verdict_overview([(name, claims, note)
+                                  for name, (_, claims, note) in zip(names, built, strict=True)])
     toc = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in names)
     body = (f"{verdicts}<ul>{toc}</ul>\n" + "\n".join(sections)) if sections \
         else "<p>The store holds no runs.</p>"
@@ -158,26 +163,53 @@ def _figure_html(path: Path, caption: str) -> str:
             "</figcaption></figure>")
 
 
-def _claim_html(claim, figure: str) -> str:
+def smoke_note(df: pd.DataFrame, spec: dict[str, Any] | None, exp: Any) -> str:
+    """Why the verdicts of these runs are not evidence (``""`` when they may be): the stored spec
+    is the experiment's ``tiny`` preset, or every run has the same seed."""
+    if exp is not None and spec is not None and "tiny" in exp.presets:
+        from overtensor.experiments.spec import load_spec
+
+        try:  # the stored spec is validated: compare it with the validated preset
+            tiny = load_spec(exp.presets["tiny"], check_run=False)
+        except ValueError:
+            tiny = {}
+        if tiny and all(spec.get(k) == tiny.get(k) for k in ("run", "fixed", "grid", "seeds")):
+            return "tiny preset: a smoke test, not evidence"
+    if "seed" in df.columns and not df.empty and df["seed"].nunique() == 1:
+        return "a single seed: a smoke test, not evidence"
+    return ""
+
+
+#: A spread over a single seed (``± 0``, ``± 0.0000``, ``± nan``): shown as ``(n = 1)``.
+_NO_SPREAD = re.compile(r"\s*±\s*(?:nan|0(?:\.0+)?(?![\d.]))")
+
+
+def _one_seed_text(text: str) -> str:
+    return _NO_SPREAD.sub(" (n = 1)", text)
+
+
+def _claim_html(claim, figure: str, note: str = "") -> str:
     slug = claim.verdict.replace(" ", "-")
+    caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
     paper = (f"<a href='{html.escape(claim.url)}'>{html.escape(claim.paper)}</a>" if claim.url
              else html.escape(claim.paper))
     return (f"<section class='claim verdict-{slug}'>"
             f"<h3 class='claim-statement'>{html.escape(claim.statement)}</h3>"
             f"<p class='paper'>Source: {paper}</p>"
             f"<p class='verdict verdict-{slug}'><span class='verdict-label'>{html.escape(claim.verdict)}"
-            f"</span> {html.escape(claim.reason)}</p>{figure}</section>")
+            f"</span>{caveat} {html.escape(claim.reason)}</p>{figure}</section>")
 
 
-def _verdict_overview(sections: list[tuple[str, list]]) -> str:
+def _verdict_overview(sections: list[tuple[str, list, str]]) -> str:
     rows = []
-    for name, claims in sections:
+    for name, claims, note in sections:
+        caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
         for claim in claims:
             slug = claim.verdict.replace(" ", "-")
             rows.append(f"<tr><td class='label'><a href='#{html.escape(name)}'>{html.escape(name)}</a></td>"
                         f"<td class='label'>{html.escape(claim.statement)}</td>"
                         f"<td class='label verdict-{slug}'><span class='verdict-label'>"
-                        f"{html.escape(claim.verdict)}</span></td></tr>")
+                        f"{html.escape(claim.verdict)}</span>{caveat}</td></tr>")
     if not rows:
         return ""
     return ("<h2 id='verdicts'>What held</h2><div class='table-wrap'><table class='verdicts'>"
@@ -185,7 +217,7 @@ def _verdict_overview(sections: list[tuple[str, list]]) -> str:
             f"</th></tr>{''.join(rows)}</table></div>")
 
 
-def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
+def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
     from overtensor.experiments.registry import get_experiment
 
     df = db.dataframe(name)
@@ -214,6 +246,13 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
             claims = list(exp.claims(df))
         except Exception as exc:
             parts.append(f"<p class='failed'>claims failed: {html.escape(repr(exc))}</p>")
+    note = smoke_note(df, spec, exp)
+    one_seed = "seed" in df.columns and not df.empty and df["seed"].nunique() == 1
+    if one_seed:  # a spread over one seed is no spread: "(n = 1)", not "± 0"
+        claims = [dataclasses.replace(c, reason=_one_seed_text(c.reason)) for c in claims]
+    if note and claims:
+        parts.append(f"<p class='smoke'><b>These verdicts are not evidence</b> ({html.escape(note)}): "
+                     "run a larger preset before reading them.</p>")
     shown: set[str] = set()
     for claim in claims:
         fig = ""
@@ -222,14 +261,15 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
         elif claim.figure in pngs:
             fig = _figure_html(pngs[claim.figure], captions.get(claim.figure, claim.figure))
             shown.add(claim.figure)
-        parts.append(_claim_html(claim, fig))
+        parts.append(_claim_html(claim, fig, note))
     rest = [p for stem, p in pngs.items() if stem not in shown]
     if rest:
         parts.append("<h3>Figures</h3>" if claims else "")
         parts += [_figure_html(p, captions.get(p.stem, p.stem)) for p in rest]
     if exp is not None and exp.summary is not None and not df.empty:
         try:
-            text = html.escape(str(exp.summary(df)))
+            text = str(exp.summary(df))
+            text = html.escape(_one_seed_text(text) if one_seed else text)
             parts.append(f"<details><summary>Summary printed by <code>overtensor experiment run</code>"
                          f"</summary><pre>{text}</pre></details>")
         except Exception as exc:
@@ -247,7 +287,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list]:
 
         text = html.escape(yaml.safe_dump(spec, sort_keys=False))
         parts.append(f"<details><summary>Spec</summary><pre>{text}</pre></details>")
-    return "\n".join(parts), claims
+    return "\n".join(parts), claims, note
 
 
 def _wrap(table_html: str) -> str:

@@ -185,6 +185,9 @@ def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
     out = spec.model_dump(exclude_none=True)
     _check_size(out, where, max_runs)
     if check_run:
+        from overtensor.experiments.registry import canonical_run_name
+
+        out["run"] = canonical_run_name(out["run"])  # "opt-energy" is "opt_energy"
         try:
             resolve_run(out["run"])
         except ValueError as exc:
@@ -251,8 +254,20 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
         path = f"grid.{key}[{index if key == axis else 0}]"
     else:
         path = f"fixed.{key}"
+    # Follow pydantic's loc into the value itself (``fixed.lr.adam``), skipping the tags it adds
+    # for union members (``constrained-float``, ``literal[...]``) that are not keys of the data.
+    got = config.get(key)
+    for part in err["loc"][1:]:
+        if isinstance(got, dict) and part in got:
+            path, got = f"{path}.{part}", got[part]
+        elif isinstance(got, list | tuple) and isinstance(part, int) and 0 <= part < len(got):
+            path, got = f"{path}[{part}]", got[part]
+        else:
+            break
+    if len(err["loc"]) > 1:
+        got = err.get("input", got)  # the offending value or key itself (``[key]`` errors)
     run = spec["run"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
         allowed = [k for k in schema.model_fields if k != "seed"]
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -262,7 +277,7 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
         return SpecError(where, key, f"run function {run!r} needs this parameter: "
                                      "set it in 'fixed' or 'grid'")
     msg = err["msg"].removeprefix("Value error, ")
-    return SpecError(where, path, f"{msg} for run function {run!r}, got {config.get(key)!r}")
+    return SpecError(where, path, f"{msg} for run function {run!r}, got {got!r}")
 
 
 def _read(path: Path, where: str) -> Any:
