@@ -1,6 +1,7 @@
 """The SciPy-docstring corpus and the topic-model scores of overtensor.moments.corpus."""
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -70,3 +71,15 @@ def test_topics_preset_validates_and_a_one_seed_sweep_is_summarized(tmp_path):
     assert "heldout_loglik" in exp.summary(df)
     assert {p.suffix for p in exp.figures(df, tmp_path)} == {".png", ".svg"}
     assert all(c.verdict == "inconclusive" for c in exp.claims(df))
+
+
+def test_only_the_fixed_scipy_modules_are_ever_imported():
+    import sys
+
+    from overtensor.moments.corpus import scipy_docstrings
+
+    before = set(sys.modules)
+    for bad in ("os", "../etc", "stats; import os", "misc"):
+        with pytest.raises(ValueError, match="SCIPY_MODULES"):
+            scipy_docstrings(("stats", bad))
+    assert not {m for m in set(sys.modules) - before if m.startswith("scipy.misc")}

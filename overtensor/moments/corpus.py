@@ -50,7 +50,19 @@ _SIGNATURE = re.compile(r"^[\w.]+\(.*\)\s*$")  # a ufunc's call signature (casti
 
 def scipy_docstrings(modules: tuple[str, ...] = SCIPY_MODULES) -> tuple[list[str], list[str]]:
     """Docstrings of the public callables of ``scipy.<module>`` for each module, and the module
-    of each (``(documents, labels)``, deterministic order: modules as given, names sorted)."""
+    of each (``(documents, labels)``, deterministic order: modules as given, names sorted).
+
+    Raises
+    ------
+    ValueError
+        A name of ``modules`` not in :data:`SCIPY_MODULES` (before anything is imported).
+    """
+    # Only names of the fixed table are ever imported: a name from elsewhere (a spec, a file)
+    # never reaches import_module.
+    for name in modules:
+        if name not in SCIPY_MODULES:
+            raise ValueError(f"modules must be names from SCIPY_MODULES {SCIPY_MODULES}, "
+                             f"got {name!r}")
     docs, labels, seen = [], [], set()
     for name in modules:
         mod = importlib.import_module(f"scipy.{name}")
