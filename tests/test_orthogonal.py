@@ -23,6 +23,7 @@ from overtensor.orthogonal import (
     orthogonality_error,
 )
 from overtensor.orthogonal_fit import OrthogonalOptions, fit_orthogonal
+from overtensor.precision import EXACT
 
 
 def _random_orthogonal(d, seed, dtype=torch.float64):
@@ -97,11 +98,11 @@ def test_gram_schmidt_and_lowdin_are_orthogonal_and_the_right_factors():
     gen = torch.Generator().manual_seed(4)
     A = torch.randn(6, 6, generator=gen, dtype=torch.float64)
     Q = gram_schmidt(A)
-    assert orthogonality_error(Q) < 1e-13
+    assert orthogonality_error(Q) < EXACT  # rotations are float64: ~1e-15 in practice
     U = Q.T @ A  # upper triangular with a positive diagonal (the QR factor)
-    assert float(U.tril(-1).abs().max()) < 1e-12 and bool((U.diagonal() > 0).all())
+    assert float(U.tril(-1).abs().max()) < EXACT and bool((U.diagonal() > 0).all())
     P = lowdin(A)
-    assert orthogonality_error(P) < 1e-12
+    assert orthogonality_error(P) < EXACT
     u, _, vh = torch.linalg.svd(A)
     torch.testing.assert_close(P, u @ vh, rtol=0, atol=1e-10)  # the polar factor
 
@@ -165,7 +166,7 @@ def test_cayley_sgd_descends_and_rejects_a_non_square_orthogonal_parameter():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 1e-6 * losses[0]
-    assert orthogonality_error(R) < 1e-12
+    assert orthogonality_error(R) < EXACT
     with pytest.raises(ValueError, match="square matrix"):
         CayleySGD([torch.zeros(2, 3, requires_grad=True)], lr=0.1, orthogonal=True)
     with pytest.raises(ValueError, match="lr must be > 0"):
@@ -181,7 +182,7 @@ def test_every_way_trains_the_tensor_regime_and_reports_orthogonality(rotation):
                                                        block_steps=20),
                          max_steps=200, eval_every=50, random_state=0)
     assert all("orthogonality_error" in h for h in res.history)
-    assert res.info["orthogonality_error"] < 1e-12
+    assert res.info["orthogonality_error"] < EXACT
     assert res.model_relative_error < 0.8 * res.history[0]["relative_error"]
     assert res.info["energy_s1_change"] < 1e-10
 
@@ -213,7 +214,7 @@ def test_cli_fit_runs_the_orthogonal_regime(capsys):
                    "100", "--regime", "orthogonal", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["regime"] == "orthogonal" and out["orthogonality_error"] < 1e-12
+    assert out["regime"] == "orthogonal" and out["orthogonality_error"] < EXACT
 
 
 @pytest.mark.parametrize("rotation", ["cayley", "riemannian", "stochastic"])
@@ -239,7 +240,7 @@ def test_opt_layer_keeps_energy_and_learns(rotation):
     assert float(loss.detach()) < 0.7 * first
     assert float((layer.weight() - w0).norm()) > 1e-2
     assert abs(layer.energy(1) - e0) <= 1e-10 * e0
-    assert layer.orthogonality_error() < 1e-12
+    assert layer.orthogonality_error() < EXACT
 
 
 @pytest.mark.parametrize("rotation", ["cayley", "matrix_exp", "householder", "gram-schmidt",
