@@ -328,9 +328,10 @@ def test_report_in_headless_chromium_shows_verdicts_and_cuts_no_table_column(sto
 
 def _seed_spread_claims(df):
     per_seed = df.groupby("seed")["value"].mean()
+    spread = registry.mean_sd(per_seed.mean(), per_seed.std(), ".2f", ".4f")
     return [registry.Claim("Doe: Squares (2020)", "", "The mean value stays below 10.",
                            "supported" if per_seed.mean() < 10 else "not supported",
-                           f"mean over seeds {per_seed.mean():.2f} ± {per_seed.std(ddof=0):.4f}",
+                           f"mean over seeds {spread}",
                            "poly_value")]
 
 

@@ -30,7 +30,13 @@ import pandas as pd
 from pydantic import ValidationInfo, field_validator
 
 from overtensor.experiments.params import NonNegativeInt, PositiveFloat, PositiveInt, RunParams
-from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.experiments.registry import (
+    Claim,
+    Experiment,
+    mean_sd,
+    register_experiment,
+    register_run,
+)
 from overtensor.optimizers import DESIGN_OPTIMIZERS, OPTIMIZERS
 
 PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
@@ -268,15 +274,16 @@ def claims(df: pd.DataFrame) -> list[Claim]:
             se = math.sqrt((r["sd"] ** 2 + best_sgd["sd"] ** 2) / max(seeds, 1))
             diff = r["test acc"] - best_sgd["test acc"]
             verdicts.append("ok" if diff >= -2 * se else "worse")
-            parts.append(f"{r['optimizer']} {r['test acc']:.4f} ± {r['sd']:.4f} (lr {r['best lr']:g})")
+            parts.append(f"{r['optimizer']} {mean_sd(r['test acc'], r['sd'], '.4f')} (lr {r['best lr']:g})")
         ok = all(v == "ok" for v in verdicts)
         out.append(Claim(
             PAPER, URL,
             f"digits, {model}: tuned on the same grid size, the adaptive methods reach a test accuracy at "
             "least as high as the best of SGD and SGD with momentum (within 2 standard errors).",
             "supported" if ok else "not supported",
-            f"best mean test accuracy over {seeds} seeds: {best_sgd['optimizer']} {best_sgd['test acc']:.4f} "
-            f"± {best_sgd['sd']:.4f} (lr {best_sgd['best lr']:g}) vs " + "; ".join(parts),
+            f"best mean test accuracy over {seeds} seeds: {best_sgd['optimizer']} "
+            f"{mean_sd(best_sgd['test acc'], best_sgd['sd'], '.4f')} (lr {best_sgd['best lr']:g}) vs "
+            + "; ".join(parts),
             "adaptive_networks"))
         rng_sgd = sgd["acc range over grid"].mean()
         rng_ada = ada["acc range over grid"].mean()

@@ -25,7 +25,13 @@ import pandas as pd
 import torch
 
 from overtensor.experiments.params import RunParams
-from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.experiments.registry import (
+    Claim,
+    Experiment,
+    mean_sd,
+    register_experiment,
+    register_run,
+)
 
 DATASETS = ("synthetic", "iris", "wine", "digits")
 #: The synthetic mixture of ``load_dataset``: dimension, components, samples, noise level.
@@ -238,13 +244,13 @@ def _topic_figure(df: pd.DataFrame, outdir: Path) -> list[Path]:
 
 def summary(df: pd.DataFrame) -> str:
     """Mean ± sd over seeds of accuracy, log-likelihood, mean error and seconds per dataset and
-    method (sd of one seed shown as 0)."""
+    method (one seed: ``(n = 1)``)."""
     cols = [c for c in ("accuracy", "loglik", "mean_error", "heldout_loglik", "npmi", "seconds")
             if c in df and df[c].notna().any()]
     t = df.assign(**{c: pd.to_numeric(df[c], errors="coerce") for c in cols})
     g = t.groupby([c for c in ("dataset", "method") if c in t])[cols]
-    mean, sd = g.mean(), g.std().fillna(0)
-    res = pd.DataFrame({c: [f"{m:.3g} ± {s:.2g}" if pd.notna(m) else "–"
+    mean, sd = g.mean(), g.std()
+    res = pd.DataFrame({c: [mean_sd(m, s, ".3g", ".2g") if pd.notna(m) else "–"
                             for m, s in zip(mean[c], sd[c], strict=True)] for c in cols},
                        index=mean.index).join(g.size().rename("seeds"))
     return "method-of-moments: mean ± sd over seeds\n" + res.to_string()

@@ -28,7 +28,13 @@ import pandas as pd
 
 from overtensor.experiments.adaptive_regression import RegressionProblemParams, make_problem, run_one
 from overtensor.experiments.params import PositiveFloat, PositiveInt
-from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.experiments.registry import (
+    Claim,
+    Experiment,
+    mean_sd,
+    register_experiment,
+    register_run,
+)
 
 PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
          "over-parameterized problems (2018)")
@@ -119,7 +125,7 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     for (problem, point), g in df.groupby(["problem", "point"], sort=False):
         row = {"problem": problem, "point": point, "seeds": len(g)}
         for m in METHODS:
-            row[m] = f"{g[f'risk_{m}'].mean():.3f} ± {g[f'risk_{m}'].std():.3f}"
+            row[m] = mean_sd(g[f"risk_{m}"].mean(), g[f"risk_{m}"].std(), ".3f")
         for m in METHODS[1:]:
             row[f"{m} < min_norm"] = f"{int(_lower(g[f'risk_{m}'], g['risk_min_norm']).sum())}/{len(g)}"
         best = min(METHODS, key=lambda m: g[f"risk_{m}"].mean())

@@ -30,7 +30,13 @@ import pandas as pd
 from pydantic import Field
 
 from overtensor.experiments.params import PositiveFloat, PositiveInt, RunParams
-from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.experiments.registry import (
+    Claim,
+    Experiment,
+    mean_sd,
+    register_experiment,
+    register_run,
+)
 from overtensor.orthogonal import ORTHOGONAL_METHODS
 
 PAPER = "Liu et al., Orthogonal Over-Parameterized Training (CVPR 2021)"
@@ -162,7 +168,7 @@ def summary(df: pd.DataFrame) -> str:
     lines = ["opt-generalization (load_digits): test accuracy mean ± sd over seeds"]
     for v, r in t.iterrows():
         orth = "-" if pd.isna(r["max_orth_error"]) else f"{r['max_orth_error']:.1e}"
-        lines.append(f"  {v:<18} {r['test_acc_mean']:.4f} ± {r['test_acc_sd']:.4f}  (n={r['seeds']})  "
+        lines.append(f"  {v:<18} {mean_sd(r['test_acc_mean'], r['test_acc_sd'], '.4f')}  (n={r['seeds']})  "
                      f"train {r['train_acc_mean']:.4f}  E_1 {r['energy_s1']:.6g}  "
                      f"ΔE/E {r['energy_rel_change']:.1e}  ‖RᵀR−I‖ {orth}  {r['s_per_epoch']:.3f} s/epoch")
     lines += [f"  {c.verdict}: {c.statement} — {c.reason}" for c in claims(df)]

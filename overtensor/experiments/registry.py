@@ -230,6 +230,14 @@ class Experiment:
     captions: dict[str, str] = field(default_factory=dict)
 
 
+def mean_sd(mean: float, sd: float, fmt: str = ".3g", sd_fmt: str | None = None) -> str:
+    """``"mean ± sd"`` for claims and summaries; a spread over a single seed is no spread: with
+    ``sd`` NaN (pandas' ``std`` of one value) the text is ``"mean (n = 1)"``."""
+    if sd != sd:  # NaN
+        return f"{mean:{fmt}} (n = 1)"
+    return f"{mean:{fmt}} ± {sd:{sd_fmt or fmt}}"
+
+
 #: Verdicts a claim can get.
 VERDICTS = ("supported", "not supported", "inconclusive")
 

@@ -8,15 +8,14 @@ per grid point as ``mean ± sd`` over the seeds (``k/n`` for 0/1 metrics), the f
 :data:`MAIN_METRICS` shown and all of them in a collapsible full table; the failed runs; the spec;
 and the software versions and devices. Figures are embedded as base64 PNG, so the page is a single
 file. Verdicts of an experiment run with its ``tiny`` preset, or with a single seed, are marked as a
-smoke test, not evidence (:func:`smoke_note`), and a spread over one seed reads ``(n = 1)``.
+smoke test, not evidence (:func:`smoke_note`); experiments write a spread over one seed as
+``(n = 1)`` (:func:`overtensor.experiments.registry.mean_sd`).
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
-import re
 from pathlib import Path
 from typing import Any
 
@@ -180,14 +179,6 @@ def smoke_note(df: pd.DataFrame, spec: dict[str, Any] | None, exp: Any) -> str:
     return ""
 
 
-#: A spread over a single seed (``± 0``, ``± 0.0000``, ``± nan``): shown as ``(n = 1)``.
-_NO_SPREAD = re.compile(r"\s*±\s*(?:nan|0(?:\.0+)?(?![\d.]))")
-
-
-def _one_seed_text(text: str) -> str:
-    return _NO_SPREAD.sub(" (n = 1)", text)
-
-
 def _claim_html(claim, figure: str, note: str = "") -> str:
     slug = claim.verdict.replace(" ", "-")
     caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
@@ -247,9 +238,6 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
         except Exception as exc:
             parts.append(f"<p class='failed'>claims failed: {html.escape(repr(exc))}</p>")
     note = smoke_note(df, spec, exp)
-    one_seed = "seed" in df.columns and not df.empty and df["seed"].nunique() == 1
-    if one_seed:  # a spread over one seed is no spread: "(n = 1)", not "± 0"
-        claims = [dataclasses.replace(c, reason=_one_seed_text(c.reason)) for c in claims]
     if note and claims:
         parts.append(f"<p class='smoke'><b>These verdicts are not evidence</b> ({html.escape(note)}): "
                      "run a larger preset before reading them.</p>")
@@ -269,7 +257,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
     if exp is not None and exp.summary is not None and not df.empty:
         try:
             text = str(exp.summary(df))
-            text = html.escape(_one_seed_text(text) if one_seed else text)
+            text = html.escape(text)
             parts.append(f"<details><summary>Summary printed by <code>overtensor experiment run</code>"
                          f"</summary><pre>{text}</pre></details>")
         except Exception as exc:
