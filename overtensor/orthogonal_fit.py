@@ -18,7 +18,6 @@ default :class:`OrthogonalOptions` (Cayley map); :func:`fit_orthogonal` exposes 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -146,10 +145,8 @@ def orthogonal_regime_fit(
 
     history: list[dict[str, Any]] = []
     bar = Progress(progress, max_steps, f"{method}/orthogonal[{options.rotation}] m={width}")
-    sched = EpochSchedule(
-        epoch_steps=epoch_steps, epoch_growth=1.0, max_steps=max_steps, final_steps=0, tol=tol,
-        patience=patience, eval_every=eval_every, weight_decay=0.0, reinit=False,
-        plateau_below=math.inf)
+    sched = EpochSchedule.single_phase(epoch_steps=epoch_steps, max_steps=max_steps, tol=tol,
+                                       patience=patience, eval_every=eval_every)
     extra = {"regime": "orthogonal", "rotation": options.rotation,
              "regime_cp": lambda: fn(theta)}
 

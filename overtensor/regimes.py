@@ -349,12 +349,8 @@ def regime_fit(
 
     history: list[dict[str, Any]] = []
     bar = Progress(progress, max_steps, f"{method}/{regime} m={width}")
-    # The same epoch/stop rules as every other fit; no weight decay, so there is only one phase,
-    # and a plateau counts as stagnation at any error (a lazy fit may stay near 1 for good).
-    sched = EpochSchedule(
-        epoch_steps=epoch_steps, epoch_growth=1.0, max_steps=max_steps, final_steps=0, tol=tol,
-        patience=patience, eval_every=eval_every, weight_decay=0.0, reinit=False,
-        plateau_below=math.inf)
+    sched = EpochSchedule.single_phase(epoch_steps=epoch_steps, max_steps=max_steps, tol=tol,
+                                       patience=patience, eval_every=eval_every)
     # Recorders see what the regime moves as params/params0 (θ_0 + Δ for lazy, the coefficients
     # for random-features) and the trained tensor through extra["regime_cp"]().
     extra = {"regime": regime, "alpha": alpha, "regime_cp": lambda: reg.cp(theta)}

@@ -404,6 +404,16 @@ class EpochSchedule:
         self._bad_epochs = 0
         self._reinit_due = False
 
+    @classmethod
+    def single_phase(cls, *, epoch_steps: int, max_steps: int, tol: float, patience: int,
+                     eval_every: int) -> EpochSchedule:
+        """The schedule of a regime fit: the same epoch and stop rules, no weight decay (so one
+        phase, no re-initialization), and a plateau counts as stagnation at any error (a lazy or
+        orthogonal fit may stay near 1 for good)."""
+        return cls(epoch_steps=epoch_steps, epoch_growth=1.0, max_steps=max_steps, final_steps=0,
+                   tol=tol, patience=patience, eval_every=eval_every, weight_decay=0.0,
+                   reinit=False, plateau_below=math.inf)
+
     @property
     def finished(self) -> bool:
         return self.stop_reason is not None
