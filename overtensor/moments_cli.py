@@ -97,7 +97,8 @@ def _cmd_moments(args) -> int:
                "weights": model.weights_.tolist(), "means": model.means_.tolist(),
                "covariance": model.covariance_, "loglik": model.score(X),
                "whitened_error": model.whitened_error_}
-        arrays = {"weights": model.weights_, "means": model.means_}
+        arrays = {"weights": model.weights_, "means": model.means_,
+                  "covariance": np.asarray(model.covariance_)}
     elif args.kind == "lda":
         model = SpectralLDA(args.components, args.alpha0, random_state=args.seed).fit(X)
         out = {"model": "lda", "n_documents": X.shape[0], "n_words": X.shape[1],

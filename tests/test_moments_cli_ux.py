@@ -205,3 +205,15 @@ def test_lda_at_alpha0_zero_is_the_single_topic_model_with_zero_alpha():
     # The two estimators of the same moments agree (and find the planted 0.7 / 0.3 weights).
     np.testing.assert_allclose(np.sort(lda.weights_), np.sort(single.weights_), atol=1e-6)
     np.testing.assert_allclose(lda.weights_, [0.7, 0.3], atol=0.05)
+
+
+def test_gmm_npz_holds_the_spherical_variance_as_the_json_does(capsys, data, tmp_path):
+    npz, js = tmp_path / "p.npz", tmp_path / "p.json"
+    assert run(capsys, ["moments", "gmm", data["x"], "-k", "2", "-o", npz])[0] == 0
+    assert run(capsys, ["moments", "gmm", data["x"], "-k", "2", "-o", js])[0] == 0
+    import json
+
+    saved, ref = np.load(npz), json.loads(js.read_text())
+    assert sorted(saved.files) == ["covariance", "means", "weights"]
+    assert float(saved["covariance"]) == pytest.approx(ref["covariance"], rel=1e-6)
+    assert float(saved["covariance"]) > 0
