@@ -181,7 +181,7 @@ def _check_failed(results: list, report: Path | None = None) -> None:
 
 def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
     """Print the experiment's summary and write its figures (generic ones for a spec file)."""
-    from overtensor.experiments.report import experiment_figures
+    from overtensor.experiments.report import experiment_figures, smoke_note
     from overtensor.experiments.store import ResultStore
 
     with ResultStore(store, readonly=True) as db:
@@ -190,6 +190,9 @@ def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
         return
     if exp is not None and exp.summary is not None:
         print(exp.summary(df))
+        note = smoke_note(df, spec, exp)  # the same caveat as the report's
+        if note:
+            print(f"note: these verdicts are not evidence ({note}); run a larger preset")
     for path in experiment_figures(name, df, spec, outdir):
         print(f"figure: {path}")
 
