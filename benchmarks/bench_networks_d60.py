@@ -1,4 +1,5 @@
-"""The issue-12 acceptance check at d = 60 (NETWORKS §1 reference table), printed, not asserted.
+"""The issue-12 acceptance check at d = 60 (docs/theory/networks.md §1 reference table), printed, not
+asserted.
 
 Authors' target ``B = diag(γ)/√d`` (one draw), ``W_0`` with ``N(0, 1/d)`` entries, widths
 ``N ∈ {6, 15, 30, 45, 60, 120}``: the exact RF, NT and NN optima (risk / null risk), the eigenvalue
@@ -8,7 +9,7 @@ tail, and online SGD in the NN and NT regimes from the same ``W_0`` (``--steps``
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_networks_d60.py [--steps 3000] [--train 15,45]
         [--optimizer sgd] [--lr LR] [--momentum BETA] [--safety C] [--tag NAME]
 
-SGD's default step is the per-block curvature step of ``overtensor.train.curvature_steps``.
+SGD's default step is the per-block curvature step of ``overtensor.networks.train.curvature_steps``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ import argparse
 import torch
 from _common import print_machine, print_table, write_csv
 
-from overtensor.data import gaussian_quadratic
-from overtensor.networks import NetworkSpec, init_network
-from overtensor.quadratic_risk import regime_optima
-from overtensor.train import TrainConfig, train_network
+from overtensor.networks.data import gaussian_quadratic
+from overtensor.networks.model import NetworkSpec, init_network
+from overtensor.networks.quadratic_risk import regime_optima
+from overtensor.networks.train import TrainConfig, train_network
 
 
 def main() -> None:

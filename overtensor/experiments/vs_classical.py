@@ -1,4 +1,5 @@
-"""Built-in experiment ``vs-classical``: over-parameterized GD against classical baselines (SPEC §7).
+"""Built-in experiment ``vs-classical``: over-parameterized GD against classical baselines
+(docs/theory/tensors.md §7).
 
 Question: on random (non-orthogonal) rank-``r`` order-3 targets, how often does each method reach
 relative error ``ε``, and how long does it take? Methods: ``beyond-lazy`` (``m = 4r``, the paper's
@@ -36,7 +37,7 @@ def _tiny() -> dict:
 
 def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     """Success rate vs ``d`` per method, and time to ``ε`` (successful runs) vs ``d`` per method."""
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     df = df.assign(success=df["success"].astype(float))
     # Lines of equal rates (several methods at 0) would hide each other: each method gets its own

@@ -1,0 +1,195 @@
+"""Data models for two-layer networks, each drawn from an explicit ``torch.Generator``.
+
+* :class:`GaussianQuadratic` — ``x ~ N(0, I_d)``, ``y = xᵀBx − tr B + noise·ξ``; the default ``B`` is
+  the authors' ``diag(γ)/√d`` with ``γ_j ~ Exp(1)`` (Ghorbani, Mei, Misiakiewicz, Montanari,
+  NeurIPS 2019, companion code); :func:`low_rank_matrix` gives a rank-``k`` ``B``.
+* :class:`GaussianMixture` — two centred Gaussians ``N(0, I + Δ)`` and ``N(0, I − Δ)`` with
+  ``Δ = ε·diag(s)``, ``s_j = ±1`` drawn once, labels ``±1`` with probability ½ each. The Bayes
+  classifier is the quadratic form ``sign(xᵀ[(I − Δ)^{−1} − (I + Δ)^{−1}]x − log det((I+Δ)/(I−Δ)))``.
+* :class:`UserData` — a user's ``(X, y)`` (numpy or torch), split into training and test rows.
+
+Every model exposes ``sample(n, generator) -> (X (n, d), y (n,))`` and ``dim``; training is either
+*online* (a fresh batch each step: the population risk) or on a fixed training set of ``n``
+samples with a held-out test set (:func:`train_test`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from overtensor._checks import as_tensor, check_float, check_int
+
+
+def authors_matrix(dim: int, generator: torch.Generator) -> torch.Tensor:
+    """``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (the authors' target; ``(d, d)`` float64)."""
+    dim = check_int("dim", dim, 1)
+    gamma = torch.empty(dim, dtype=torch.float64).exponential_(1.0, generator=generator)
+    return torch.diag(gamma) / math.sqrt(dim)
+
+
+def low_rank_matrix(dim: int, rank: int, generator: torch.Generator) -> torch.Tensor:
+    """``B = U Uᵀ / √k`` with ``U`` ``(d, k)`` orthonormal and uniformly random (``‖B‖_F = 1``).
+
+    Rank ``k``, positive semidefinite, eigenvalues ``1/√k``: a target that a network of ``N ≥ k``
+    neurons fits exactly while the tangent space at a random ``W_0`` misses most of it for
+    ``N < d`` (docs/theory/networks.md §1).
+    """
+    dim, rank = check_int("dim", dim, 1), check_int("rank", rank, 1)
+    if rank > dim:
+        raise ValueError(f"rank must be <= dim={dim}, got {rank!r}")
+    G = torch.randn(dim, rank, generator=generator, dtype=torch.float64)
+    U, _ = torch.linalg.qr(G)
+    return U @ U.T / math.sqrt(rank)
+
+
+@dataclass
+class GaussianQuadratic:
+    """``x ~ N(0, I_d)``, ``y = xᵀBx − tr B + noise·ξ``, ``ξ ~ N(0, 1)``.
+
+    Attributes
+    ----------
+    B : Tensor ``(d, d)``, symmetric (validated)
+    noise : float
+        Standard deviation of the label noise (≥ 0).
+    """
+
+    B: torch.Tensor
+    noise: float = 0.0
+
+    def __post_init__(self) -> None:
+        B = as_tensor("B", self.B, dtype=torch.float64)
+        if B.dim() != 2 or B.shape[0] != B.shape[1]:
+            raise ValueError(f"B must be a square matrix, got shape {tuple(B.shape)}")
+        if not torch.allclose(B, B.T, rtol=1e-10, atol=1e-12 * float(B.abs().max().clamp_min(1e-300))):
+            raise ValueError("B must be symmetric, got a matrix with B != B.T")
+        self.B = B
+        self.noise = check_float("noise", self.noise, minimum=0.0)
+        self._trace = float(torch.trace(B))
+
+    @property
+    def dim(self) -> int:
+        return self.B.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        X = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        y = ((X @ self.B) * X).sum(-1) - self._trace
+        if self.noise > 0:
+            y = y + self.noise * torch.randn(n, generator=generator, dtype=torch.float64)
+        return X, y
+
+
+def gaussian_quadratic(dim: int, generator: torch.Generator, rank: int | None = None,
+                       noise: float = 0.0) -> GaussianQuadratic:
+    """The authors' target (``rank=None``) or a rank-``k`` one, ``B`` drawn from ``generator``."""
+    B = authors_matrix(dim, generator) if rank is None else low_rank_matrix(dim, rank, generator)
+    return GaussianQuadratic(B, noise)
+
+
+@dataclass
+class GaussianMixture:
+    """Labels ``±1`` with probability ½; ``x | y ~ N(0, I + y·Δ)``, ``Δ = eps·diag(s)``.
+
+    Attributes
+    ----------
+    signs : Tensor ``(d,)`` of ±1 (``s``)
+    eps : float in (0, 1): size of the covariance difference
+    """
+
+    signs: torch.Tensor
+    eps: float = 0.5
+
+    def __post_init__(self) -> None:
+        self.eps = check_float("eps", self.eps, minimum=0.0, strict=True)
+        if self.eps >= 1:
+            raise ValueError(f"eps must be < 1 (covariances I ± eps·diag(s)), got {self.eps!r}")
+        self.signs = as_tensor("signs", self.signs, dtype=torch.float64)
+
+    @property
+    def dim(self) -> int:
+        return self.signs.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.randint(0, 2, (n,), generator=generator).to(torch.float64) * 2 - 1
+        Z = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        scale = torch.sqrt(1 + y[:, None] * self.eps * self.signs[None, :])
+        return Z * scale, y
+
+    def bayes_error(self, n: int, generator: torch.Generator) -> float:
+        """Monte-Carlo error of the Bayes classifier on ``n`` fresh samples."""
+        X, y = self.sample(n, generator)
+        dp, dm = 1 + self.eps * self.signs, 1 - self.eps * self.signs
+        score = (X**2 * (1 / dm - 1 / dp)).sum(-1) - torch.log(dp / dm).sum()
+        return float((torch.sign(score) != y).double().mean())
+
+
+def gaussian_mixture(dim: int, generator: torch.Generator, eps: float = 0.5) -> GaussianMixture:
+    """A :class:`GaussianMixture` with the signs ``s`` drawn from ``generator``."""
+    dim = check_int("dim", dim, 1)
+    s = torch.randint(0, 2, (dim,), generator=generator).to(torch.float64) * 2 - 1
+    return GaussianMixture(s, eps)
+
+
+@dataclass
+class UserData:
+    """A user's data ``(X, y)`` (numpy or torch); ``sample`` draws rows with replacement."""
+
+    X: Any
+    y: Any
+    _X: torch.Tensor = field(init=False, repr=False)
+    _y: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._X = as_tensor("X", self.X, dtype=torch.float64)
+        self._y = as_tensor("y", self.y, dtype=torch.float64).reshape(-1)
+        if self._X.dim() != 2:
+            raise ValueError(f"X must be 2-dimensional (n, d), got shape {tuple(self._X.shape)}")
+        if self._X.shape[0] != self._y.shape[0]:
+            raise ValueError(f"y must have one value per row of X ({self._X.shape[0]}), "
+                             f"got {self._y.shape[0]}")
+
+    @property
+    def dim(self) -> int:
+        return self._X.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self._X.shape[0]
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, self.size, (n,), generator=generator)
+        return self._X[idx], self._y[idx]
+
+    def split(self, test_fraction: float, generator: torch.Generator):
+        """``(train, test)`` as two :class:`UserData` from one random permutation."""
+        f = check_float("test_fraction", test_fraction, minimum=0.0, maximum=1.0, strict=True)
+        perm = torch.randperm(self.size, generator=generator)
+        k = max(1, round(f * self.size))
+        return (UserData(self._X[perm[k:]], self._y[perm[k:]]),
+                UserData(self._X[perm[:k]], self._y[perm[:k]]))
+
+
+def train_test(data, samples: int | None, test_samples: int, generator: torch.Generator):
+    """Fixed training and test sets: ``(X, y, X_test, y_test)``.
+
+    For a data *model*, ``samples=None`` returns ``None`` for the training set (online training) and
+    only draws ``test_samples`` test points. For :class:`UserData` the rows are split by one random
+    permutation: ``samples`` training rows (default three quarters) and every other row held out
+    for the test (``test_samples`` is then unused); a user's finite data cannot be trained online.
+    """
+    if isinstance(data, UserData):
+        n = data.size
+        k = n - max(1, n // 4) if samples is None else check_int("samples", samples, 1)
+        if k >= n:
+            raise ValueError(f"samples must be < the number of rows {n} (the rest is the test set), "
+                             f"got {samples!r}")
+        perm = torch.randperm(n, generator=generator)
+        return data._X[perm[:k]], data._y[perm[:k]], data._X[perm[k:]], data._y[perm[k:]]
+    X_test, y_test = data.sample(check_int("test_samples", test_samples, 1), generator)
+    if samples is None:
+        return None, None, X_test, y_test
+    X, y = data.sample(check_int("samples", samples, 1), generator)
+    return X, y, X_test, y_test
