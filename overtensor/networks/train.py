@@ -34,6 +34,7 @@ from overtensor._checks import check_choice, check_float, check_int, make_genera
 from overtensor.networks.data import GaussianMixture, GaussianQuadratic, train_test
 from overtensor.networks.model import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.networks.quadratic_risk import null_risk, population_risk
+from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import DEFAULT_SAFETY, block_steps
 from overtensor.optim.registry import check_optimizer, make_optimizer
 from overtensor.regimes.layer import apply_regime, get_regime, loss_scale
@@ -321,6 +322,14 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     if block_every is not None:
         check_int("regime_options['block_steps']", block_every, 1)
     fn, theta = apply_regime(config.regime, net, params0, **options)
+    # A regime may train parameters that live on a manifold (OPT's ``riemannian`` trains R on O(d)):
+    # they need the Riemannian step, which exists for SGD with heavy-ball momentum only.
+    manifold = tuple(getattr(fn, "manifold", ()))
+    if manifold and config.optimizer not in ("sgd", "gd", "momentum", None):
+        raise ValueError(
+            f"regime {config.regime!r} trains {list(manifold)} on the orthogonal group, stepped by a "
+            f"Riemannian SGD (Cayley retraction); optimizer must be 'sgd', 'gd' or 'momentum', got "
+            f"optimizer={config.optimizer!r}")
     resample = getattr(fn, "resample", None) if options.get("method") == "stochastic" else None
     scale = loss_scale(fn)
 
@@ -376,6 +385,9 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         factor = config.decay_factor if decayed else 1.0
         groups = list(theta.values()) if steps_by_key is None else \
             [{"params": [theta[k]], "lr": factor * steps_by_key[k]} for k in theta]
+        if manifold:
+            steps = {k: factor * (lr if steps_by_key is None else steps_by_key[k]) for k in theta}
+            return riemannian_sgd(theta, steps, orthogonal=manifold, momentum=beta or 0.0)
         return make_optimizer(config.optimizer, groups, factor * lr, **options)
 
     opt = build_optimizer(False)

@@ -19,7 +19,7 @@ groups get plain SGD with the same momentum rule (``buf ← β buf + g``, ``p �
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import torch
 
@@ -101,3 +101,40 @@ class CayleySGD(torch.optim.Optimizer):
                 if every is not None and state["steps"] % every == 0:
                     p.copy_(polar_factor(p))
         return loss
+
+
+def riemannian_sgd(params: Mapping[str, torch.Tensor], lr: float | Mapping[str, float], *,
+                   orthogonal: Collection[str] = (), momentum: float = 0.0) -> CayleySGD:
+    """:class:`CayleySGD` over named parameters: the Cayley step on ``O(d)`` for the names in
+    ``orthogonal``, plain SGD with the same momentum rule for the others.
+
+    The one optimizer of every family's orthogonal (OPT) regime whose rotation is trained as ``R``
+    itself (``method="riemannian"``): the tensor loop
+    (:mod:`overtensor.tensors.orthogonal_fit`) and the network loop
+    (:func:`overtensor.networks.train.train_network`) both build it here, so ``R`` stays on
+    ``O(d)`` whichever family trains it (docs/theory/networks.md §3).
+
+    Parameters
+    ----------
+    params : mapping name -> tensor
+        The trained parameters; those named in ``orthogonal`` must be square, ``RᵀR = I``.
+    lr : float or mapping name -> float
+        One step for every parameter, or a step per name (per-block curvature steps).
+    orthogonal : collection of str
+        Names of the parameters that live on ``O(d)``.
+    momentum : float
+        Heavy-ball momentum in ``[0, 1)`` (in the Lie algebra for the orthogonal ones).
+
+    Raises
+    ------
+    ValueError
+        A name in ``orthogonal`` that is not in ``params``; a bad ``lr`` or ``momentum``; an
+        orthogonal parameter that is not a square matrix.
+    """
+    unknown = sorted(set(orthogonal) - set(params))
+    if unknown:
+        raise ValueError(f"orthogonal must name entries of params {sorted(params)}, got {unknown}")
+    steps = dict(lr) if isinstance(lr, Mapping) else dict.fromkeys(params, lr)
+    groups = [{"params": [p], "lr": steps[name], "orthogonal": name in orthogonal}
+              for name, p in params.items()]
+    return CayleySGD(groups, lr=min(steps.values()), momentum=momentum)

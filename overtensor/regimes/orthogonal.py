@@ -161,6 +161,10 @@ class OrthogonalModel:
         else:
             self._free0, self._to_rotation = rotation_map(method, self.dim, dtype=dt, device=dev)
         self._params0 = {n: params0[n].detach().clone() for n in self.train}
+        #: Parameters that live on ``O(d)``: ``riemannian`` trains ``R`` itself, so the training
+        #: loop must step it with a Riemannian optimizer (:func:`overtensor.optim.cayley.riemannian_sgd`);
+        #: the other ways map free parameters onto ``O(d)`` and any optimizer keeps ``R`` orthogonal.
+        self.manifold: tuple[str, ...] = ("R",) if method == "riemannian" else ()
 
     def init(self) -> Params:
         """The trainable parameters at ``R = I``: ``{"R": free, **trained output weights}``."""

@@ -33,7 +33,7 @@ from overtensor._checks import (
     resolve_device,
     resolve_dtype,
 )
-from overtensor.optim.cayley import CayleySGD
+from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import top_curvature
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
@@ -83,11 +83,7 @@ class OrthogonalOptions:
 
 
 def _optimizer(fn, theta: Params, lr: float, opts: OrthogonalOptions) -> torch.optim.Optimizer:
-    rest = [v for k, v in theta.items() if k != "R"]
-    groups = [{"params": [theta["R"]], "orthogonal": opts.rotation == "riemannian"}]
-    if rest:
-        groups.append({"params": rest, "orthogonal": False})
-    return CayleySGD(groups, lr=lr, momentum=opts.momentum)
+    return riemannian_sgd(theta, lr, orthogonal=fn.manifold, momentum=opts.momentum)
 
 
 def orthogonal_regime_fit(
