@@ -294,5 +294,5 @@ def test_network_riemannian_regime_refuses_an_optimizer_without_a_riemannian_ste
     data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
     cfg = TrainConfig(regime="orthogonal", regime_options={"method": "riemannian"}, optimizer="adam",
                       steps=10)
-    with pytest.raises(ValueError, match="optimizer must be 'sgd'.*optimizer='adam'"):
+    with pytest.raises(ValueError, match=r"optimizer must be 'sgd'.*optimizer='adam'"):
         train_network(data, NetworkSpec(dim=4, width=3), cfg, random_state=0)

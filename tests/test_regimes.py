@@ -184,3 +184,37 @@ def test_final_laziness_equals_the_recorders_last_values(regime_runs):
         assert final["kernel_change"] == pytest.approx(run.history[-1]["kernel_change"], rel=1e-9)
         assert final["distance_from_init"] == pytest.approx(run.history[-1]["distance_from_init"],
                                                             rel=1e-9)
+
+
+def test_a_regime_registered_once_runs_in_fit_and_in_train_network(monkeypatch):
+    # One registry for every family: a regime added with register_regime (here a frozen copy of
+    # the initialization, trained in full) is accepted by overtensor.fit and by train_network.
+    from overtensor.networks.data import gaussian_quadratic
+    from overtensor.networks.model import NetworkSpec
+    from overtensor.networks.train import TrainConfig, train_network
+    from overtensor.regimes import layer
+
+    calls = []
+
+    def frozen_copy(model_fn, params0, **options):
+        calls.append(sorted(params0))
+        frozen = {k: v.detach().clone() for k, v in params0.items()}
+        return (lambda p, *inputs: model_fn(p, *inputs)), {k: v.clone() for k, v in frozen.items()}
+
+    monkeypatch.setitem(layer.REGIME_TRANSFORMS, "frozen-copy", frozen_copy)
+
+    target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
+    res = ot.fit(target, width=6, regime="frozen-copy", max_steps=600, random_state=0)
+    assert res.info["regime"] == "frozen-copy" and res.info["solver"] == "autograd"
+    assert res.history[-1]["relative_error"] < 0.5 * res.history[0]["relative_error"]
+
+    data = gaussian_quadratic(5, torch.Generator().manual_seed(0))
+    cfg = dict(steps=200, test_samples=500)
+    copy = train_network(data, NetworkSpec(dim=5, width=6), TrainConfig(regime="frozen-copy", **cfg),
+                         random_state=3)
+    full = train_network(data, NetworkSpec(dim=5, width=6), TrainConfig(regime="full", **cfg),
+                         random_state=3)
+    assert len(calls) == 2  # the tensor model's and the network's parameters
+    # the frozen copy trains exactly what "full" trains
+    assert copy.test_risk == pytest.approx(full.test_risk, rel=1e-9)
+    assert copy.test_risk < 0.9 * copy.null_risk

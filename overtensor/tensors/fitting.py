@@ -19,7 +19,7 @@ from overtensor.optim.registry import check_optimizer
 from overtensor.tensors.memory import check_fit_memory
 from overtensor.tensors.methods import METHODS, _target_rank, gradient_options
 from overtensor.tensors.options import refuse_ignored
-from overtensor.tensors.regimes import FIT_REGIMES
+from overtensor.tensors.regimes import fit_regimes
 from overtensor.tensors.result import FitResult, rescale_result
 from overtensor.tensors.targets import as_target
 from overtensor.tensors.threads import with_chosen_threads
@@ -85,12 +85,15 @@ def fit(
         shifted power method (SS-HOPM, Kolda & Mayo 2011; see ``power``).
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
-    regime : {"full", "lazy", "random-features", "alpha-scaled"}
+    regime : {"full", "lazy", "random-features", "alpha-scaled", "orthogonal"} or a registered name
         What is trained (docs/theory/tensors.md §4, :mod:`overtensor.tensors.regimes`): ``full`` runs
         ``method`` as is; the
         others train the method's model, from rows of norm ``init_scale`` (default 1), by gradient
         descent: ``lazy`` its linearization at the initialization, ``random-features`` only the
-        coefficients, ``alpha-scaled`` ``T(W_0) + α (T(W) − T(W_0))`` on the loss ``/α²``.
+        coefficients, ``alpha-scaled`` ``T(W_0) + α (T(W) − T(W_0))`` on the loss ``/α²``. Any
+        other regime registered with :func:`overtensor.regimes.layer.register_regime` (the
+        registry :func:`overtensor.networks.train.train_network` uses) transforms the model
+        function ``θ ↦ (a, V)`` and is trained with autograd.
         ``lr=None`` then means ``1/L`` from the top Hessian eigenvalue at the start; ``lazy`` with
         ``optimizer=None, lr=None`` runs conjugate gradients (same limit, far fewer steps;
         ``docs/lazy.md``).
@@ -167,7 +170,7 @@ def fit(
     given = dict(locals())
     check_choice("method", method, METHODS)
     check_choice("engine", engine, ("auto", "autograd"))
-    check_choice("regime", regime, FIT_REGIMES)
+    check_choice("regime", regime, fit_regimes())
     refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
     if width is not None:

@@ -66,9 +66,17 @@ from overtensor.tensors.targets import Target
 from overtensor.training.loop import Progress, check_divergence, gd_steps, make_optimizer
 
 REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
-#: Every regime ``overtensor.fit`` accepts: the transformations above and OPT
+#: The built-in regimes ``overtensor.fit`` accepts: the transformations above and OPT
 #: (:mod:`overtensor.tensors.orthogonal_fit`), which has its own loop.
 FIT_REGIMES = (*REGIMES, "orthogonal")
+
+
+def fit_regimes() -> tuple[str, ...]:
+    """Every regime :func:`overtensor.fit` accepts: :data:`FIT_REGIMES` and any other regime of
+    the shared registry (:func:`overtensor.regimes.layer.register_regime`), which trains the tensor
+    model's parameters through its transformation with autograd, as it does a network's."""
+    regime_layer.load_plugins()
+    return (*FIT_REGIMES, *sorted(set(regime_layer.REGIME_TRANSFORMS) - set(FIT_REGIMES)))
 
 Params = dict[str, torch.Tensor]
 
@@ -155,8 +163,8 @@ class Regime:
         elif self.name == "alpha-scaled":
             self._fn, self._theta0 = regime_layer.alpha_scaled(f, self.params0, alpha=self.alpha,
                                                                combine=_concat_cp)
-        else:
-            self._fn, self._theta0 = regime_layer.full(f, self.params0)
+        else:  # "full", or any regime registered in the shared layer (no options from fit)
+            self._fn, self._theta0 = regime_layer.get_regime(self.name)(f, self.params0)
         self._rhs: torch.Tensor | None = None
         self._dense: tuple[Target, torch.Tensor | None] | None = None
 
@@ -232,8 +240,9 @@ def closed_form_problem(reg: Regime, target: Target, scale, target_sq_norm):
 def make_regime(name: str, model: str, order: int, params0: Params,
                 signs: torch.Tensor | None = None, alpha: float = 1.0) -> Regime:
     """A :class:`Regime` (see the module table). ``alpha`` is used by ``alpha-scaled`` only."""
-    if name not in REGIMES:
-        raise ValueError(f"regime must be one of {list(REGIMES)}, got {name!r}")
+    known = [r for r in fit_regimes() if r != "orthogonal"]
+    if name not in known:
+        raise ValueError(f"regime must be one of {known}, got {name!r}")
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}")
     return Regime(name, model, order, params0, signs, float(alpha))
@@ -302,7 +311,8 @@ def regime_fit(
     def loss_of(th: Params) -> torch.Tensor:
         return reg.loss(th, target, scale, sq)
 
-    closed = engine == "auto" and optimizer in (None, "gd")
+    # Closed-form gradients exist for the built-in regimes; a registered one runs on autograd.
+    closed = engine == "auto" and optimizer in (None, "gd") and regime in REGIMES
     conjugate = closed and regime == "lazy" and optimizer is None and lr is None
     problem = closed_form_problem(reg, target, scale, sq) if closed else None
     if lr is None:
@@ -402,7 +412,7 @@ def fit_regime(
     from overtensor.tensors.methods import METHOD_DEFAULTS, resolve_width
     from overtensor.tensors.models import MODELS
 
-    check_choice("regime", regime, FIT_REGIMES)
+    check_choice("regime", regime, fit_regimes())
     if method not in METHOD_DEFAULTS:
         raise ValueError(f"regime={regime!r} needs a gradient method, got method={method!r}")
     alpha = check_float("alpha", alpha, minimum=0.0, strict=True)
