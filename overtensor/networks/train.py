@@ -22,7 +22,6 @@ test classification error for ``±1`` labels.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from overtensor.optim.curvature import DEFAULT_SAFETY, block_steps
 from overtensor.optim.registry import check_optimizer, make_optimizer
 from overtensor.regimes.layer import apply_regime, get_regime, loss_scale
 from overtensor.regimes.orthogonal import BLOCK_STEPS
-from overtensor.training.loop import DivergenceError, Progress
+from overtensor.training.loop import Progress, check_divergence
 
 Params = dict[str, torch.Tensor]
 
@@ -391,7 +390,6 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         return make_optimizer(config.optimizer, groups, factor * lr, **options)
 
     opt = build_optimizer(False)
-    limit = 1e6 * max(null, 1e-12)
     try_lr = lr / 4 if steps_by_key is None else min(steps_by_key.values()) / 4
 
     history: list[dict[str, float]] = []
@@ -414,10 +412,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                 opt = build_optimizer(step > decay_at)  # ... with no stale optimizer state
             value = float(mse.detach())
             recent.append(value)
-            if not math.isfinite(value) or value > limit:
-                raise DivergenceError(
-                    f"training diverged at step {step}: batch risk = {value:.3g} "
-                    f"(null risk {null:.3g}). Lower the step size (lr={lr:g}; try lr={try_lr:g}).")
+            check_divergence(value, step, 4 * try_lr, start=null, what="batch risk")
             if step % config.eval_every == 0 or step == config.steps:
                 rec = {"step": step, "batch_risk": float(sum(recent) / len(recent))}
                 recent.clear()

@@ -32,7 +32,7 @@ import torch
 
 from overtensor._checks import as_tensor, check_choice, check_float, check_int, make_generator
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
-from overtensor.training.loop import DivergenceError, Progress
+from overtensor.training.loop import Progress, check_divergence
 
 # ---------------------------------------------------------------------------------------------
 # Problems
@@ -563,7 +563,8 @@ def fit_regression(
     ValueError, TypeError
         Before any step: bad optimizer spelling, sizes, ``lr``; ``"diagonal"`` without ``diag``.
     DivergenceError
-        The loss became non-finite or exploded (``> 1e12 ·`` its initial value).
+        The loss became non-finite or exploded (the rule of
+        :func:`overtensor.training.loop.check_divergence`).
     """
     check_optimizer(optimizer)
     if not isinstance(problem, RegressionProblem):
@@ -624,9 +625,7 @@ def fit_regression(
             loss = 0.5 * float(r @ r)
             if loss0 is None:
                 loss0 = max(loss, 1e-300)
-            if not math.isfinite(loss) or loss > 1e12 * loss0:
-                raise DivergenceError(f"regression with {name} diverged at step {k}: loss = {loss:.3g}; "
-                                      f"lower lr (lr={lr:g}; try lr={lr / 4:g})")
+            check_divergence(loss, k, lr, start=loss0)
             Pw = space.project(wd)
             history.append({
                 "step": k, "loss": loss, "in_span_error": float((Pw - w_mn).norm()),

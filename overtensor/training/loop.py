@@ -30,16 +30,39 @@ def make_optimizer(optimizer: Any, params: Iterable[torch.Tensor], lr: float):
     return _make(optimizer, params, lr)
 
 
-def check_divergence(loss: torch.Tensor, step: int, lr: float, limit: float = 1e8) -> None:
-    """Raise :class:`DivergenceError` with advice if ``loss`` is NaN/inf or above ``limit``.
+#: The one divergence rule of every family: a run diverged when its loss is not finite or exceeds
+#: ``DIVERGENCE_FACTOR`` times its value at the start (far above anything a converging run visits).
+DIVERGENCE_FACTOR = 1e8
 
-    The target is normalized to unit norm, so the loss starts near ½; ``limit`` is far above
-    anything a converging run visits.
+
+def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: float = 0.5,
+                     what: str = "loss") -> None:
+    """Raise :class:`DivergenceError` with advice if ``loss`` is NaN/inf or above
+    ``DIVERGENCE_FACTOR · start``.
+
+    Parameters
+    ----------
+    loss : tensor or float
+        The current loss (the largest entry of a batch of losses).
+    step : int
+        The step reached, for the message.
+    lr : float
+        The step size used; the advice suggests a quarter of it.
+    start : float
+        The loss's scale at the start: ``½`` for a tensor fit (the target is normalized to unit
+        norm, so the zero model's loss is ``½``), the null risk of a network, the initial loss of a
+        regression.
+    what : str
+        The loss's name in the message (``"loss"``, ``"batch risk"``).
     """
-    value = float(loss.detach().max()) if loss.numel() > 1 else float(loss)
+    if isinstance(loss, torch.Tensor):
+        value = float(loss.detach().max()) if loss.numel() > 1 else float(loss)
+    else:
+        value = float(loss)
+    limit = DIVERGENCE_FACTOR * max(float(start), 1e-300)
     if not math.isfinite(value) or value > limit:
         raise DivergenceError(
-            f"training diverged at step {step}: loss = {value:.3g}. "
+            f"training diverged at step {step}: {what} = {value:.3g} (start {start:.3g}). "
             f"Lower the step size (lr={lr:g}; try lr={lr / 4:g}), or use float64 "
             "(dtype='float64') if this happened late in training."
         )
