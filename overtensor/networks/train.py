@@ -36,6 +36,7 @@ from overtensor.networks.quadratic_risk import null_risk, population_risk
 from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import DEFAULT_SAFETY, block_steps
 from overtensor.optim.registry import check_optimizer, make_optimizer
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.layer import apply_regime, get_regime, loss_scale
 from overtensor.regimes.orthogonal import BLOCK_STEPS
 from overtensor.training.loop import Progress, check_divergence
@@ -269,12 +270,6 @@ def _network_params(regime: str, fn, theta: Params, params0: Params) -> Params:
     return {**params0, **frozen, **{k: v.detach() for k, v in theta.items()}}
 
 
-def _rel_change(p: Params, p0: Params, key: str) -> float:
-    if key not in p or key not in p0:
-        return 0.0
-    return float((p[key] - p0[key]).norm() / p0[key].norm().clamp_min(1e-300))
-
-
 def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                   random_state: Any = None,
                   callback: Callable[[dict[str, float]], None] | None = None) -> NetworkFit:
@@ -441,7 +436,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         if isinstance(data, GaussianMixture) or bool(((y_test == 1) | (y_test == -1)).all()):
             test_error = float((torch.sign(pred) != y_test).double().mean())
     moved = _network_params(config.regime, fn, theta_d, params0)
-    laziness = {k: _rel_change(moved, params0, k) for k in ("W", "a")}
+    laziness = {k: relative_distance(moved, params0, [k]) for k in ("W", "a")}
     return NetworkFit(
         test_risk=test_risk, null_risk=null, train_risk=train_risk, steps=step,
         seconds=time.perf_counter() - t0, lr=lr, exact=exact, laziness=laziness, history=history,

@@ -57,11 +57,11 @@ from overtensor._checks import (
     resolve_device,
     resolve_dtype,
 )
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.gradient import (
     EpochSchedule,
     FitState,
     finish_fit,
-    laziness_of,
     log_evaluation,
     prepare_fit,
     restart_rows,
@@ -442,7 +442,7 @@ def _evaluate(run: _Run, batch: _ActiveBatch, pos: int, rel: float, loss: float,
         return True
     state = FitState(run.target, run.scale, model, params, run.params0, run.signs, sched.step,
                      sched.epoch, sched.phase, sched.weight_decay, extra={"run": run.index})
-    log_evaluation(sched, run.history, state, loss, rel, laziness_of(params, run.params0),
+    log_evaluation(sched, run.history, state, loss, rel, relative_distance(params, run.params0, ["W"]),
                    recorders, callback)
     sched.observe(rel)
     n = sched.next_steps()

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.diagnostics import (
     degeneracy,
@@ -153,7 +154,7 @@ def gradient_fit(
             rel = float(relative_error(a, V, target, scale))
             state = FitState(target, scale, model, params, params0, s, sched.step, sched.epoch,
                              sched.phase, sched.weight_decay)
-            log_evaluation(sched, history, state, float(loss), rel, laziness_of(params, params0),
+            log_evaluation(sched, history, state, float(loss), rel, relative_distance(params, params0, ["W"]),
                            recorders, callback)
         bar.update(sched.step, f"rel.err {rel:.2e}")
         return rel
@@ -209,11 +210,6 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
         _flip_small_rows(params, s, model, target, scale)
     params0 = {k: v.clone() for k, v in params.items()}
     return target, sq, scale, params, params0, s
-
-
-def laziness_of(params: dict[str, torch.Tensor], params0: dict[str, torch.Tensor]) -> float:
-    """``‖W − W_0‖ / ‖W_0‖`` (docs/theory/tensors.md §6)."""
-    return float((params["W"] - params0["W"]).norm() / params0["W"].norm())
 
 
 def finish_fit(

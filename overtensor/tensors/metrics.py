@@ -11,6 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from overtensor._checks import ArgumentTypeError, as_tensor, check_float
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.loss import relative_error as _relative_error
 from overtensor.tensors.targets import Target, as_target
@@ -123,8 +124,7 @@ def laziness(W: torch.Tensor, W0: torch.Tensor) -> float:
     if W.shape != W0.shape:
         raise ValueError(f"W and W0 must have the same shape, got {tuple(W.shape)} and "
                          f"{tuple(W0.shape)}")
-    W, W0 = W.detach().double(), W0.detach().double()
-    return float((W - W0).norm() / W0.norm().clamp_min(1e-300))
+    return relative_distance({"W": W}, {"W": W0})
 
 
 def _tensor(name: str, value: Any) -> torch.Tensor:

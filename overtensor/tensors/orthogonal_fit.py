@@ -35,6 +35,7 @@ from overtensor._checks import (
 )
 from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import top_curvature
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
 from overtensor.tensors.cp import SymmetricCP
@@ -157,7 +158,7 @@ def orthogonal_regime_fit(
                          params0=base, signs=None, step=sched.step, epoch=sched.epoch,
                          phase="orthogonal", weight_decay=0.0, extra=extra)
         log_evaluation(sched, history, state, float(loss), rel,
-                       float((V - V0).norm() / V0.norm().clamp_min(1e-300)), recorders, callback,
+                       relative_distance({"V": V}, {"V": V0}), recorders, callback,
                        phase="orthogonal", orthogonality_error=orthogonality_error(R))
         bar.update(sched.step, f"rel.err {rel:.2e}")
         return rel

@@ -31,6 +31,7 @@ import torch
 from torch.func import grad
 
 from overtensor._checks import check_int, make_generator
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.lazy import tangent_inner
 from overtensor.tensors.regimes import tangent_map
 
@@ -41,10 +42,9 @@ LINEAR_REGIMES = ("lazy", "random-features")
 
 
 def distance_from_init(params: Params, params0: Params) -> float:
-    """``‖θ − θ_0‖ / ‖θ_0‖`` over all entries of the dicts (float64)."""
-    num = sum(float(((params[k].detach().double() - params0[k].double()) ** 2).sum()) for k in params0)
-    den = sum(float((params0[k].double() ** 2).sum()) for k in params0)
-    return math.sqrt(num / den) if den > 0 else math.inf
+    """``‖θ − θ_0‖ / ‖θ_0‖`` over all entries of the dicts (float64;
+    :func:`overtensor.regimes.diagnostics.relative_distance`)."""
+    return relative_distance(params, params0)
 
 
 def kernel_matvec(model: str, params: Params, signs, order: int, z: Params) -> Params:

@@ -39,6 +39,7 @@ from overtensor._checks import check_choice
 from overtensor.optim.curvature import top_curvature
 from overtensor.optim.registry import check_optimizer
 from overtensor.regimes import layer as regime_layer
+from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
 from overtensor.tensors.lazy import (
@@ -349,12 +350,12 @@ def regime_fit(
         check_divergence(loss, sched.step, lr)
         rel = reg.relative_error(theta, target, scale)
         moved, moved0 = reg.moved(theta)
-        W, W0 = moved.get("W", moved.get("c")), moved0.get("W", moved0.get("c"))
         state = FitState(target=target, scale=scale, model=model, params=moved, params0=moved0,
                          signs=s, step=sched.step, epoch=sched.epoch, phase=regime,
                          weight_decay=0.0, extra=extra)
         log_evaluation(sched, history, state, float(loss), rel,
-                       float((W - W0).norm() / W0.norm().clamp_min(1e-300)), recorders, callback,
+                       relative_distance(moved, moved0, ["W" if "W" in moved else "c"]), recorders,
+                       callback,
                        phase=regime)
         bar.update(sched.step, f"rel.err {rel:.2e}")
         return rel

@@ -223,7 +223,7 @@ def fit_small(
     core = _cast(core64, dtype) if shortcuts.float32 else core64
     W64 = params["W"].numpy()  # shares memory with the torch tensor (re-initializations write it)
     W0 = params0["W"].numpy()
-    norm0 = float(np.linalg.norm(W0))  # laziness ‖W − W_0‖/‖W_0‖ (docs/theory/tensors.md §6), as laziness_of
+    norm0 = float(np.linalg.norm(W0))  # laziness ‖W − W_0‖/‖W_0‖ (relative_distance)
     s = signs.numpy()
     sched = EpochSchedule(
         epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
