@@ -27,11 +27,12 @@ import torch
 from _common import median_time, print_machine, print_table, write_csv
 
 import overtensor as ot
+from overtensor.optim.registry import make_optimizer
 from overtensor.tensors.batched import gd_steps_batched
 from overtensor.tensors.gradient import prepare_fit
 from overtensor.tensors.regime_gradients import ConjugateGradients, GradientDescent
 from overtensor.tensors.regimes import closed_form_problem, make_regime, regime_fit
-from overtensor.training.loop import gd_steps, make_optimizer
+from overtensor.training.loop import gd_steps
 
 SIZES = [(3, 8, 15, 1), (3, 20, 20, 5), (3, 50, 50, 5)]  # (order, d, m, rank)
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from overtensor.optim.registry import make_optimizer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.diagnostics import (
@@ -49,7 +50,7 @@ from overtensor.tensors.models import balanced_signs, init_params, model_cp
 from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
-from overtensor.training.loop import Progress, check_divergence, gd_steps, make_optimizer
+from overtensor.training.loop import Progress, check_divergence, gd_steps
 
 
 @dataclass

@@ -37,7 +37,7 @@ import torch
 
 from overtensor._checks import check_choice
 from overtensor.optim.curvature import top_curvature
-from overtensor.optim.registry import check_optimizer
+from overtensor.optim.registry import check_optimizer, make_optimizer
 from overtensor.regimes import layer as regime_layer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
@@ -64,7 +64,7 @@ from overtensor.tensors.regime_gradients import (
 from overtensor.tensors.regime_gradients import tangent_map as tangent_displacement
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import Target
-from overtensor.training.loop import Progress, check_divergence, gd_steps, make_optimizer
+from overtensor.training.loop import Progress, check_divergence, gd_steps
 
 REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
 #: The built-in regimes ``overtensor.fit`` accepts: the transformations above and OPT

@@ -7,27 +7,13 @@ drives an optimizer over a loss closure and records what happened.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import torch
 
 
 class DivergenceError(RuntimeError):
     """Training produced NaN/inf or an exploding loss."""
-
-
-def make_optimizer(optimizer: Any, params: Iterable[torch.Tensor], lr: float):
-    """Build the optimizer: :func:`overtensor.optim.registry.make_optimizer` (one registry for the library).
-
-    ``None`` or ``"gd"``: plain gradient descent (``torch.optim.SGD`` without momentum); any
-    registered name (``"adam"``, ``"rmsprop"``, ``"adagrad"``, ``"momentum"``, ...); a
-    ``torch.optim.Optimizer`` subclass, called as ``cls(params, lr=lr)``, or instance (a template);
-    any other callable, called as ``fn(params)``.
-    """
-    from overtensor.optim.registry import make_optimizer as _make
-
-    return _make(optimizer, params, lr)
 
 
 #: The one divergence rule of every family: a run diverged when its loss is not finite or exceeds
