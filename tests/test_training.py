@@ -35,3 +35,53 @@ def test_every_family_raises_the_same_divergence_error_with_the_same_advice():
     problem = gaussian_design(20, 40, random_state=0)
     with pytest.raises(DivergenceError, match=MESSAGE):
         fit_regression(problem, "gd", lr=5.0, steps=300, random_state=0)
+
+
+# --- an optimizer named in a config is the optimizer that runs, in every family ---------------
+
+def _spy(monkeypatch):
+    from overtensor.optim import registry
+
+    used: list[str] = []
+    for name, factory in list(registry.OPTIMIZERS.items()):
+        def wrapped(params, lr, _name=name, _factory=factory, **kw):
+            used.append(_name)
+            return _factory(params, lr, **kw)
+        monkeypatch.setitem(registry.OPTIMIZERS, name, wrapped)
+    return used
+
+
+def _general_optimizers():
+    from overtensor.optim.registry import DESIGN_OPTIMIZERS, OPTIMIZERS
+
+    return [n for n in OPTIMIZERS if n not in DESIGN_OPTIMIZERS]
+
+
+@pytest.mark.parametrize("name", _general_optimizers())
+def test_the_named_optimizer_runs_in_every_family(monkeypatch, name):
+    used = _spy(monkeypatch)
+    lr = 1e-3 if name in ("adagrad", "rmsprop", "adam", "adamw") else None
+    target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
+    # engine="autograd": with "gd" the default engine is the batched closed-form gradient descent
+    ot.fit(target, width=5, optimizer=name, lr=lr, max_steps=60, final_steps=20, eval_every=20,
+           engine="autograd", random_state=0)
+    assert name in used, f"fit ran {used} for optimizer={name!r}"
+    used.clear()
+    data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
+    train_network(data, NetworkSpec(dim=4, width=3),
+                  TrainConfig(optimizer=name, lr=lr, steps=20, test_samples=100), random_state=0)
+    assert name in used, f"train_network ran {used} for optimizer={name!r}"
+    used.clear()
+    fit_regression(gaussian_design(10, 20, random_state=0), name, lr=lr, steps=20, random_state=0)
+    assert name in used, f"fit_regression ran {used} for optimizer={name!r}"
+
+
+@pytest.mark.parametrize("name", ["span-preserving", "diagonal"])
+def test_regression_only_optimizers_are_refused_by_the_other_families_with_one_message(name):
+    target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
+    with pytest.raises(ValueError, match=f"optimizer='{name}' needs .*regression problem"):
+        ot.fit(target, width=5, optimizer=name, lr=0.01, max_steps=20, random_state=0)
+    data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=f"optimizer='{name}' needs .*regression problem"):
+        train_network(data, NetworkSpec(dim=4, width=3),
+                      TrainConfig(optimizer=name, lr=0.01, steps=5, test_samples=50), random_state=0)

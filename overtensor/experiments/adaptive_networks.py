@@ -57,7 +57,7 @@ LR_GRID = {
 
 #: Optimizers a run can name: the registered ones that need nothing but the parameters
 #: (``span-preserving`` needs a design matrix, ``diagonal`` a fixed ``D``).
-NETWORK_OPTIMIZERS = tuple(n for n in OPTIMIZERS if n not in (*DESIGN_OPTIMIZERS, "diagonal"))
+NETWORK_OPTIMIZERS = tuple(n for n in OPTIMIZERS if n not in DESIGN_OPTIMIZERS)
 MODELS = ("two-layer", "mlp")
 
 

@@ -26,8 +26,14 @@ import torch
 
 from overtensor._checks import ArgumentTypeError
 
-#: Names that need a design matrix (regression problems only).
-DESIGN_OPTIMIZERS = ("span-preserving",)
+#: Names that need an option only a regression problem gives (``optimizer_options`` of
+#: :func:`overtensor.regression.core.fit_regression`): option -> what it is.
+REQUIRED_OPTIONS: dict[str, tuple[str, str]] = {
+    "span-preserving": ("design", "a design matrix X (D_k = I + Xᵀ S_k X)"),
+    "diagonal": ("diag", "a fixed diagonal preconditioner D (w ← w − η D g)"),
+}
+#: The names of :data:`REQUIRED_OPTIONS`: regression problems only.
+DESIGN_OPTIMIZERS = tuple(REQUIRED_OPTIONS)
 
 
 def _sgd(params, lr, **kw):
@@ -134,9 +140,10 @@ def make_optimizer(
     if optimizer is None:
         optimizer = "gd"
     if isinstance(optimizer, str):
-        if optimizer in DESIGN_OPTIMIZERS and options.get("design") is None:
-            raise ValueError(f"optimizer={optimizer!r} needs a design matrix X (D_k = I + Xᵀ S_k X): "
-                             "use it on a regression problem (overtensor.regression.core.fit_regression)")
+        needed = REQUIRED_OPTIONS.get(optimizer)
+        if needed is not None and options.get(needed[0]) is None:
+            raise ValueError(f"optimizer={optimizer!r} needs {needed[1]}: use it on a regression problem "
+                             "(overtensor.regression.core.fit_regression)")
         return OPTIMIZERS[optimizer](params, lr, **options)
     if isinstance(optimizer, torch.optim.Optimizer):
         # A template: same class, same hyper-parameters, on our parameters.
