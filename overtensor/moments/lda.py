@@ -271,9 +271,14 @@ class SpectralLDA:
 
     Examples
     --------
-    >>> lda = SpectralLDA(5, alpha0=1.0, random_state=0).fit(counts)    # doctest: +SKIP
-    >>> lda.topic_word_.shape, lda.alpha_.sum()                          # doctest: +SKIP
-    ((5, V), 1.0)
+    >>> import torch
+    >>> topic_word = torch.eye(3, 12) * 0.7 + 0.3 / 12
+    >>> topic_word = topic_word / topic_word.sum(1, keepdim=True)
+    >>> counts, _ = planted_lda_documents(topic_word, torch.full((3,), 1 / 3), 4000, 30,
+    ...                                   random_state=0)
+    >>> lda = SpectralLDA(3, alpha0=1.0, random_state=0).fit(counts)
+    >>> tuple(lda.topic_word_.shape), round(float(lda.alpha_.sum()), 6)
+    ((3, 12), 1.0)
     """
 
     def __init__(self, n_topics: int, alpha0: float = 1.0, *,

@@ -247,9 +247,17 @@ class GaussianMixture:
 
     Examples
     --------
+    >>> import numpy as np
     >>> from overtensor.moments import GaussianMixture
-    >>> gm = GaussianMixture(4, random_state=0).fit(X)          # doctest: +SKIP
-    >>> gm.means_.shape, gm.predict(X)[:5]                      # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> means = 4.0 * np.eye(4, 8)
+    >>> labels = rng.integers(0, 4, size=4000)
+    >>> X = means[labels] + rng.standard_normal((4000, 8))
+    >>> gm = GaussianMixture(4, random_state=0).fit(X)
+    >>> gm.means_.shape
+    (4, 8)
+    >>> bool(np.abs(np.sort(np.abs(gm.means_).max(axis=1)) - 4.0).max() < 0.3)
+    True
     """
 
     def __init__(self, n_components: int, *, discovery: str | tuple[str, ...] = ("power-method",),
