@@ -85,3 +85,43 @@ def test_regression_only_optimizers_are_refused_by_the_other_families_with_one_m
     with pytest.raises(ValueError, match=f"optimizer='{name}' needs .*regression problem"):
         train_network(data, NetworkSpec(dim=4, width=3),
                       TrainConfig(optimizer=name, lr=0.01, steps=5, test_samples=50), random_state=0)
+
+
+# --- one result base, one callback contract -------------------------------------------------
+
+def test_every_family_returns_the_result_base_and_stops_on_the_same_callback_contract():
+    from overtensor.training.result import TrainingResult
+
+    def stop_at_second(record, state):
+        seen.append((record["step"], state))
+        return len(seen) == 2
+
+    seen: list = []
+    target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
+    fit = ot.fit(target, width=5, max_steps=2000, eval_every=50, callback=stop_at_second,
+                 random_state=0)
+    assert fit.steps == seen[1][0] == 100 and fit.stop_reason == "callback"
+    seen.clear()
+    data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
+    net = train_network(data, NetworkSpec(dim=4, width=3),
+                        TrainConfig(steps=500, eval_every=20, test_samples=100),
+                        random_state=0, callback=stop_at_second)
+    assert net.steps == seen[1][0] == 40 and net.stop_reason == "callback"
+    assert set(seen[1][1]) == {"step", "params", "model_fn"}
+    seen.clear()
+    reg = fit_regression(gaussian_design(10, 20, random_state=0), "gd", steps=500,
+                         random_state=0, callback=stop_at_second)
+    assert reg.steps == seen[1][0] < 500 and reg.stop_reason == "callback"
+    for result in (fit, net, reg):
+        assert isinstance(result, TrainingResult)
+        summary = result.summary()
+        assert summary["steps"] == result.steps and result.history
+
+
+@pytest.mark.parametrize("bad", [3, "stop"])
+def test_a_callback_that_is_not_callable_is_refused_by_every_family(bad):
+    data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match="callback must be a callable"):
+        train_network(data, NetworkSpec(dim=4, width=3), TrainConfig(steps=5), callback=bad)
+    with pytest.raises(TypeError, match="callback must be a callable"):
+        fit_regression(gaussian_design(10, 20, random_state=0), "gd", steps=5, callback=bad)

@@ -40,6 +40,7 @@ from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.layer import apply_regime, get_regime, loss_scale
 from overtensor.regimes.orthogonal import BLOCK_STEPS
 from overtensor.training.loop import Progress, check_divergence
+from overtensor.training.result import Callback, TrainingResult, check_callback
 
 Params = dict[str, torch.Tensor]
 
@@ -160,8 +161,8 @@ class TrainConfig:
         resolve_device(self.device)
 
 
-@dataclass
-class NetworkFit:
+@dataclass(kw_only=True)
+class NetworkFit(TrainingResult):
     """Outcome of :func:`train_network`.
 
     ``test_risk``/``null_risk``/``train_risk`` are mean squared errors (``null_risk``: the best
@@ -179,17 +180,13 @@ class NetworkFit:
     test_risk: float
     null_risk: float
     train_risk: float
-    steps: int
-    seconds: float
     lr: float
     exact: bool
     laziness: dict[str, float]
-    history: list[dict[str, float]]
     model_fn: Callable[..., torch.Tensor]
     params: Params
     params0: Params
     test_error: float | None = None
-    info: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready numbers."""
@@ -272,7 +269,7 @@ def _network_params(regime: str, fn, theta: Params, params0: Params) -> Params:
 
 def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                   random_state: Any = None,
-                  callback: Callable[[dict[str, float]], None] | None = None) -> NetworkFit:
+                  callback: Callback | None = None) -> NetworkFit:
     """Train ``spec`` on ``data`` in ``config.regime``; returns a :class:`NetworkFit`.
 
     Parameters
@@ -284,8 +281,10 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     config : TrainConfig
     random_state : int, torch.Generator or None
         Seeds ``W_0`` and every sample.
-    callback : callable, optional
-        Called with each evaluation record.
+    callback : callable ``(record, state) -> bool``, optional
+        Called at every evaluation with the history record and ``{"step", "params",
+        "model_fn"}``; returning True stops training there (``stop_reason = "callback"``;
+        the contract of :data:`overtensor.training.result.Callback`).
 
     Raises
     ------
@@ -294,6 +293,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     DivergenceError
         NaN/inf or an exploding loss; the message gives a step size to try.
     """
+    check_callback(callback)
     if not isinstance(spec, NetworkSpec):
         raise TypeError(f"spec must be a NetworkSpec, got {type(spec).__name__}")
     if not isinstance(config, TrainConfig):
@@ -391,6 +391,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     recent: list[float] = []
     bar = Progress(config.progress, config.steps, f"{config.regime} N={spec.width}")
     step = 0
+    stopped = False
     try:
         for step in range(1, config.steps + 1):
             if step == decay_at + 1 and decay_at < config.steps:
@@ -412,8 +413,10 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                 rec = {"step": step, "batch_risk": float(sum(recent) / len(recent))}
                 recent.clear()
                 history.append(rec)
-                if callback is not None:
-                    callback(rec)
+                if callback is not None and callback(rec, {"step": step, "params": theta,
+                                                           "model_fn": fn}):
+                    stopped = True
+                    break
                 bar.update(step, f"risk/null {rec['batch_risk'] / null:.3g}")
     finally:
         bar.close()
@@ -444,5 +447,6 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         info={"regime": config.regime, "width": spec.width, "dim": spec.dim,
               "activation": spec.activation, "momentum": beta,
               **({f"lr_{k}": v for k, v in steps_by_key.items()} if steps_by_key else {})},
+        stop_reason="callback" if stopped else "max_steps",
     )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,6 +33,7 @@ import torch
 from overtensor._checks import as_tensor, check_choice, check_float, check_int, make_generator
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
 from overtensor.training.loop import Progress, check_divergence
+from overtensor.training.result import Callback, TrainingResult, check_callback
 
 # ---------------------------------------------------------------------------------------------
 # Problems
@@ -363,8 +364,8 @@ DEFAULT_LR: dict[str, Any] = {
 }
 
 
-@dataclass
-class RegressionResult:
+@dataclass(kw_only=True)
+class RegressionResult(TrainingResult):
     """What :func:`fit_regression` returns.
 
     Attributes
@@ -385,21 +386,23 @@ class RegressionResult:
     leak_ratio : float
         ``Σ_k ‖(I − P)u_k‖ / Σ_k ‖u_k‖`` over the steps ``u_k`` (the rebuilt ``η D_k g_k`` when known,
         else the observed ``w_k − w_{k+1}``): 0 to rounding for a span-preserving method.
-    optimizer, lr, steps, seconds
+    optimizer, lr, steps, seconds, info
     """
 
     w: torch.Tensor
     w_min_norm: torch.Tensor
-    history: list[dict[str, Any]]
     out_of_span: torch.Tensor
     predicted_out_of_span: torch.Tensor | None
     prediction_source: str
     leak_ratio: float
     optimizer: str
     lr: float
-    steps: int
-    seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """A flat, JSON-serializable summary: the optimizer, its step, the last record and the
+        leak ratio."""
+        return {"optimizer": self.optimizer, "lr": self.lr, **super().summary(), **self.final,
+                "leak_ratio": self.leak_ratio}
 
     @property
     def final(self) -> dict[str, Any]:
@@ -524,6 +527,7 @@ def fit_regression(
     row_space: RowSpace | None = None,
     schedule: str = "constant",
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> RegressionResult:
     """Train ``w`` on ``f(w) = ½‖Xw − y‖²`` and record the row-space diagnostics (module docstring).
 
@@ -557,16 +561,21 @@ def fit_regression(
         runs): constant-step RMSProp and Adam otherwise hover at a distance ``∝ lr`` from an
         interpolant.
     progress : bool
+    callback : callable ``(record, state) -> bool``, optional
+        Called at every record with the history record and ``{"step", "w"}``; returning True stops
+        training there (the contract of :data:`overtensor.training.result.Callback`).
 
     Raises
     ------
     ValueError, TypeError
-        Before any step: bad optimizer spelling, sizes, ``lr``; ``"diagonal"`` without ``diag``.
+        Before any step: bad optimizer spelling, sizes, ``lr``, callback; ``"diagonal"`` without
+        ``diag``.
     DivergenceError
         The loss became non-finite or exploded (the rule of
         :func:`overtensor.training.loop.check_divergence`).
     """
     check_optimizer(optimizer)
+    check_callback(callback)
     if not isinstance(problem, RegressionProblem):
         raise TypeError(f"problem must be a RegressionProblem (see as_problem), got {type(problem).__name__}")
     steps = check_int("steps", steps, 1)
@@ -616,6 +625,20 @@ def fit_regression(
     theory_ok = True
     loss0 = None
     bar = Progress(progress, steps, f"{name} n={problem.n} p={problem.p}")
+    stopped_at = None
+
+    def flush() -> None:
+        # Batched: the leak of each step of the chunk at once (per-step calls dominate).
+        nonlocal fill, sum_u, leak_num, leak_den
+        if fill == 0:
+            return
+        chunk = buf[:fill].to(torch.float64)
+        sum_u += chunk.sum(0)
+        out = chunk - (chunk @ space.V) @ space.V.T if space.solver == "svd" else \
+            torch.stack([space.complement(v) for v in chunk])
+        leak_num += float(out.norm(dim=1).sum())
+        leak_den += float(chunk.norm(dim=1).sum())
+        fill = 0
 
     def record(k: int) -> None:
         nonlocal loss0
@@ -653,25 +676,24 @@ def fit_regression(
             buf[fill] = u
             fill += 1
             if fill == len(buf) or k == steps:
-                # Batched: the leak of each step of the chunk at once (per-step calls dominate).
-                chunk = buf[:fill].to(torch.float64)
-                sum_u += chunk.sum(0)
-                out = chunk - (chunk @ space.V) @ space.V.T if space.solver == "svd" else \
-                    torch.stack([space.complement(v) for v in chunk])
-                leak_num += float(out.norm(dim=1).sum())
-                leak_den += float(chunk.norm(dim=1).sum())
-                fill = 0
+                flush()
         if sched is not None:
             sched.step()
         if k in rec_at:
             record(k)
             bar.update(k, f"loss {history[-1]['loss']:.2e}")
+            if callback is not None and callback(history[-1], {"step": k, "w": param.detach()}):
+                stopped_at = k
+                break
     bar.close()
+    with torch.no_grad():
+        flush()
     wf = param.detach()
     predicted = (w0_out - space.complement(sum_u)) if theory_ok else None
     return RegressionResult(
         w=wf.clone(), w_min_norm=w_mn, history=history, out_of_span=space.complement(wf),
         predicted_out_of_span=predicted, prediction_source="theory" if theory_ok else "unavailable",
-        leak_ratio=leak_num / leak_den if leak_den > 0 else 0.0, optimizer=name, lr=lr, steps=steps,
-        seconds=time.perf_counter() - t0,
+        leak_ratio=leak_num / leak_den if leak_den > 0 else 0.0, optimizer=name, lr=lr,
+        steps=steps if stopped_at is None else stopped_at, seconds=time.perf_counter() - t0,
+        stop_reason="max_steps" if stopped_at is None else "callback",
     )

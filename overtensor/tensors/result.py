@@ -12,10 +12,11 @@ from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.metrics import Recovery, recovery
 from overtensor.tensors.scaling import ldexp
 from overtensor.tensors.targets import Target
+from overtensor.training.result import TrainingResult
 
 
-@dataclass
-class FitResult:
+@dataclass(kw_only=True)
+class FitResult(TrainingResult):
     """What a fit returns.
 
     Attributes
@@ -52,11 +53,7 @@ class FitResult:
     cp: SymmetricCP
     relative_error: float
     model_relative_error: float
-    history: list[dict[str, Any]]
-    steps: int
-    seconds: float
     converged: bool
-    stop_reason: str
     method: str
     width: int
     target: Target = field(repr=False)
@@ -64,7 +61,6 @@ class FitResult:
     params0: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     signs: torch.Tensor | None = field(default=None, repr=False)
     model: str = "homogeneous"
-    info: dict[str, Any] = field(default_factory=dict)
     scale: float | None = None
 
     def full_model_cp(self) -> SymmetricCP:
