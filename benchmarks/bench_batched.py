@@ -18,7 +18,7 @@ import torch
 from _common import cuda_or_skip, median_time, print_machine, print_table, write_csv
 
 import overtensor as ot
-from overtensor.batched import fit_batched
+from overtensor.tensors.batched import fit_batched
 
 FIXED = dict(tol=0.0, extract=False, patience=10**6)
 

@@ -8,7 +8,7 @@ The achieved rate ``(4 m² d + 4 m r d) / step time`` is compared with the rate 
 implementations are timed:
 
 * ``autograd`` — the step of :func:`overtensor.fit` (Gram-identity loss, autograd, SGD);
-* ``closed_form`` — the closed-form gradient of :mod:`overtensor.gradients` and an in-place update.
+* ``closed_form`` — the closed-form gradient of :mod:`overtensor.tensors.gradients` and an in-place update.
 
 On a GPU: ``m`` up to 16384, ``d`` up to 2048 (``--full``), float32, with and without TF32.
 Without CUDA a reduced CPU grid runs instead and says so.
@@ -25,9 +25,9 @@ import torch
 from _common import cuda_or_skip, median_time, print_machine, print_table, write_csv
 
 import overtensor as ot
-from overtensor.gradients import loss_and_grad
-from overtensor.loss import half_sq_distance
-from overtensor.models import init_params, model_cp
+from overtensor.tensors.gradients import loss_and_grad
+from overtensor.tensors.loss import half_sq_distance
+from overtensor.tensors.models import init_params, model_cp
 
 RANK = 10
 

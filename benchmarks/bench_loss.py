@@ -3,9 +3,9 @@
 For a grid of ``(order, dim, width)`` and a rank-5 random target, one step is loss + gradient of
 ``½‖Σ_i a_i v_i^{⊗l} − T*‖²`` for the ``homogeneous`` model:
 
-* ``implicit`` — the library's loss (Gram identity, :func:`overtensor.loss.half_sq_distance`)
+* ``implicit`` — the library's loss (Gram identity, :func:`overtensor.tensors.loss.half_sq_distance`)
   with autograd, as in :func:`overtensor.fit`; never forms a ``d^l`` array;
-* ``closed_form`` — the same loss and gradient in closed form (:mod:`overtensor.gradients`, used
+* ``closed_form`` — the same loss and gradient in closed form (:mod:`overtensor.tensors.gradients`, used
   by the batched engine);
 * ``dense`` — the straightforward way: form the model tensor with ``einsum`` and the dense target
   ``T*``, take ``½‖T(W) − T*‖²`` and autograd. Costs ``O(m d^l)`` time and ``O(d^l)`` memory.
@@ -26,9 +26,9 @@ import torch
 from _common import cuda_or_skip, median_time, print_machine, print_table, write_csv
 
 import overtensor as ot
-from overtensor.gradients import loss_and_grad
-from overtensor.loss import half_sq_distance
-from overtensor.models import init_params, model_cp
+from overtensor.tensors.gradients import loss_and_grad
+from overtensor.tensors.loss import half_sq_distance
+from overtensor.tensors.models import init_params, model_cp
 
 
 def dense_model(a: torch.Tensor, V: torch.Tensor, order: int) -> torch.Tensor:

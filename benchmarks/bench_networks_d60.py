@@ -8,7 +8,7 @@ tail, and online SGD in the NN and NT regimes from the same ``W_0`` (``--steps``
     PYTHONPATH=. OMP_NUM_THREADS=1 python benchmarks/bench_networks_d60.py [--steps 3000] [--train 15,45]
         [--optimizer sgd] [--lr LR] [--momentum BETA] [--safety C] [--tag NAME]
 
-SGD's default step is the per-block curvature step of ``overtensor.train.curvature_steps``.
+SGD's default step is the per-block curvature step of ``overtensor.networks.train.curvature_steps``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import argparse
 import torch
 from _common import print_machine, print_table, write_csv
 
-from overtensor.data import gaussian_quadratic
-from overtensor.networks import NetworkSpec, init_network
-from overtensor.quadratic_risk import regime_optima
-from overtensor.train import TrainConfig, train_network
+from overtensor.networks.data import gaussian_quadratic
+from overtensor.networks.model import NetworkSpec, init_network
+from overtensor.networks.quadratic_risk import regime_optima
+from overtensor.networks.train import TrainConfig, train_network
 
 
 def main() -> None:

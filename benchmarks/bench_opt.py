@@ -7,7 +7,7 @@ frozen rows in ``R^d`` on a batch of ``n`` inputs and a squared loss:
   a ``d × d`` solve and ``W = W_0 Rᵀ`` (``O(d³ + m d²)``) every step;
 * ``stochastic`` — a ``k × k`` Cayley block on ``k`` random coordinates, merged into ``W_0``
   every ``K`` steps: only ``k`` columns of ``W`` are recomputed (``O(k³ + m d k)``);
-* ``riemannian`` — ``R`` itself, stepped by :class:`overtensor.cayley_sgd.CayleySGD` (a ``d × d``
+* ``riemannian`` — ``R`` itself, stepped by :class:`overtensor.optim.cayley.CayleySGD` (a ``d × d``
   solve in the optimizer instead of the forward), for reference.
 
 Medians over ``--repeats`` blocks of ``--steps`` steps; float32, one thread.
@@ -22,8 +22,8 @@ import argparse
 import torch
 from _common import median_time, print_machine, print_table, write_csv
 
-from overtensor.cayley_sgd import CayleySGD
-from overtensor.orthogonal import orthogonal
+from overtensor.optim.cayley import CayleySGD
+from overtensor.regimes.orthogonal import orthogonal
 
 
 def _stepper(method: str, d: int, m: int, n: int, k: int, block_steps: int):

@@ -3,9 +3,9 @@
 Part 1 (time per step, median of ``--repeats`` timings of ``--steps`` steps, one thread):
 
 * ``full``: the step plain ``overtensor.fit`` takes (``gd_steps_batched`` of
-  :mod:`overtensor.batched`, closed-form gradient, a batch of one);
+  :mod:`overtensor.tensors.batched`, closed-form gradient, a batch of one);
 * ``lazy (CG)``, ``lazy (GD)``, ``random-features``, ``alpha-scaled``: the closed-form steppers
-  of :mod:`overtensor.regime_gradients` that ``regime_fit`` runs by default;
+  of :mod:`overtensor.tensors.regime_gradients` that ``regime_fit`` runs by default;
 * ``... (autograd)``: the previous path, autograd through the ``torch.func`` regime definition and
   a ``torch.optim.SGD`` step (still what other optimizers use).
 
@@ -27,11 +27,11 @@ import torch
 from _common import median_time, print_machine, print_table, write_csv
 
 import overtensor as ot
-from overtensor.algorithms.gradient import prepare_fit
-from overtensor.batched import gd_steps_batched
-from overtensor.regime_gradients import ConjugateGradients, GradientDescent
-from overtensor.regimes import closed_form_problem, make_regime, regime_fit
-from overtensor.training import gd_steps, make_optimizer
+from overtensor.tensors.batched import gd_steps_batched
+from overtensor.tensors.gradient import prepare_fit
+from overtensor.tensors.regime_gradients import ConjugateGradients, GradientDescent
+from overtensor.tensors.regimes import closed_form_problem, make_regime, regime_fit
+from overtensor.training.loop import gd_steps, make_optimizer
 
 SIZES = [(3, 8, 15, 1), (3, 20, 20, 5), (3, 50, 50, 5)]  # (order, d, m, rank)
 

@@ -10,8 +10,8 @@ Targets ``Σ_j u_j^{⊗l}`` (equal weights) with ``random`` unit components or `
 
 Methods:
 
-* ``overtensor``: :func:`overtensor.compression.fit_compressed` (``beyond-lazy``, ``m = 4r``,
-  default :class:`~overtensor.shortcuts.Shortcuts`): range finder on ``contract``, the
+* ``overtensor``: :func:`overtensor.tensors.compression.fit_compressed` (``beyond-lazy``, ``m = 4r``,
+  default :class:`~overtensor.tensors.shortcuts.Shortcuts`): range finder on ``contract``, the
   ``k^l`` core fitted with the early switch to Levenberg–Marquardt extraction, lifted back.
   The time includes the compression and the float64 error against the target;
 * ``overtensor-paper`` (``--paper``): the same with ``shortcuts=None`` (the paper's schedule);
@@ -48,7 +48,7 @@ from _common import print_machine, print_table, write_csv
 from bench_correlated import correlated_target
 
 import overtensor as ot
-from overtensor.compression import fit_compressed
+from overtensor.tensors.compression import fit_compressed
 
 EPS = 1e-4
 

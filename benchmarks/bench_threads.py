@@ -6,7 +6,7 @@ Each fit runs in a fresh process (``python -c``: the quick-start fit, ``d = 100`
 and the process's wall time (with imports). Configurations:
 
 * ``rule``: this version's default, one thread chosen for the small problem
-  (:mod:`overtensor.threads`), without and with ``OMP_NUM_THREADS=1``;
+  (:mod:`overtensor.tensors.threads`), without and with ``OMP_NUM_THREADS=1``;
 * ``torch default``: ``OVERTENSOR_THREADS=<cores>``, i.e. torch's default thread count, what every
   fit used before the rule (only without ``OMP_NUM_THREADS``; ``--skip-default`` leaves it out, it
   can take a minute on a busy machine).
@@ -61,7 +61,7 @@ def main() -> None:
         configs.append(("torch default", "unset", {"OVERTENSOR_THREADS": str(os.cpu_count() or 1)}))
     rows = []
     # --help first, before the busy loop: the start-up time on an idle machine
-    times = [run("import sys; from overtensor.cli import main\ntry:\n    main(['--help'])\n"
+    times = [run("import sys; from overtensor.cli.main import main\ntry:\n    main(['--help'])\n"
                  "except SystemExit:\n    pass", base, args.root, args.timeout)[0]
              for _ in range(3)]
     rows.append({"what": "overtensor --help (process)", "OMP_NUM_THREADS": "unset",

@@ -14,42 +14,42 @@ needs them is used.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 #: Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
-    "PowerOptions": "overtensor.algorithms.power",
-    "fit_batched": "overtensor.batched",
-    "compress": "overtensor.compression",
-    "fit_compressed": "overtensor.compression",
-    "SymmetricCP": "overtensor.cp",
-    "METHODS": "overtensor.fit",
-    "fit": "overtensor.fit",
-    "laziness_recorder": "overtensor.laziness",
-    "lazy_error": "overtensor.lazy",
-    "lazy_least_squares": "overtensor.lazy",
-    "random_features_least_squares": "overtensor.lazy",
-    "cp_relative_error": "overtensor.metrics",
-    "laziness": "overtensor.metrics",
-    "recovery": "overtensor.metrics",
-    "REGIMES": "overtensor.regimes",
-    "FitResult": "overtensor.result",
-    "Shortcuts": "overtensor.shortcuts",
-    "CPTarget": "overtensor.targets",
-    "DenseTarget": "overtensor.targets",
-    "MomentTarget": "overtensor.targets",
-    "Target": "overtensor.targets",
-    "as_target": "overtensor.targets",
-    "random_target": "overtensor.targets",
-    "DivergenceError": "overtensor.training",
+    "PowerOptions": "overtensor.tensors.power",
+    "fit_batched": "overtensor.tensors.batched",
+    "compress": "overtensor.tensors.compression",
+    "fit_compressed": "overtensor.tensors.compression",
+    "SymmetricCP": "overtensor.tensors.cp",
+    "METHODS": "overtensor.tensors.methods",
+    "fit": "overtensor.tensors.fitting",
+    "laziness_recorder": "overtensor.tensors.recorders",
+    "lazy_error": "overtensor.tensors.lazy",
+    "lazy_least_squares": "overtensor.tensors.lazy",
+    "random_features_least_squares": "overtensor.tensors.lazy",
+    "cp_relative_error": "overtensor.tensors.metrics",
+    "laziness": "overtensor.tensors.metrics",
+    "recovery": "overtensor.tensors.metrics",
+    "REGIMES": "overtensor.tensors.regimes",
+    "FitResult": "overtensor.tensors.result",
+    "Shortcuts": "overtensor.tensors.shortcuts",
+    "CPTarget": "overtensor.tensors.targets",
+    "DenseTarget": "overtensor.tensors.targets",
+    "MomentTarget": "overtensor.tensors.targets",
+    "Target": "overtensor.tensors.targets",
+    "as_target": "overtensor.tensors.targets",
+    "random_target": "overtensor.tensors.targets",
+    "DivergenceError": "overtensor.training.loop",
 }
 
 #: Submodules reachable as ``overtensor.<name>`` without an explicit import (imported on first use).
-_SUBMODULES = ("compression", "moments", "networks", "shortcuts")
+_SUBMODULES = (
+    "experiments", "moments", "networks", "optim", "regimes", "regression", "tensors", "training",
+)
 
 __all__ = [
     "METHODS",
@@ -95,33 +95,20 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS, *_SUBMODULES})
 
 
-class _Package(types.ModuleType):
-    """The package module. Importing a submodule binds it as an attribute of the package;
-    ``overtensor.fit`` (the module) must not shadow ``overtensor.fit`` (the function), nor
-    ``overtensor.laziness`` the function of that name, as the eager imports used to ensure."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return  # reachable as sys.modules["overtensor." + name]
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 if TYPE_CHECKING:  # static analysers see the eager imports
-    from overtensor.algorithms.power import PowerOptions
-    from overtensor.batched import fit_batched
-    from overtensor.compression import compress, fit_compressed
-    from overtensor.cp import SymmetricCP
-    from overtensor.fit import METHODS, fit
-    from overtensor.laziness import laziness_recorder
-    from overtensor.lazy import lazy_error, lazy_least_squares, random_features_least_squares
-    from overtensor.metrics import cp_relative_error, laziness, recovery
-    from overtensor.regimes import REGIMES
-    from overtensor.result import FitResult
-    from overtensor.shortcuts import Shortcuts
-    from overtensor.targets import (
+    from overtensor.tensors.batched import fit_batched
+    from overtensor.tensors.compression import compress, fit_compressed
+    from overtensor.tensors.cp import SymmetricCP
+    from overtensor.tensors.fitting import fit
+    from overtensor.tensors.lazy import lazy_error, lazy_least_squares, random_features_least_squares
+    from overtensor.tensors.methods import METHODS
+    from overtensor.tensors.metrics import cp_relative_error, laziness, recovery
+    from overtensor.tensors.power import PowerOptions
+    from overtensor.tensors.recorders import laziness_recorder
+    from overtensor.tensors.regimes import REGIMES
+    from overtensor.tensors.result import FitResult
+    from overtensor.tensors.shortcuts import Shortcuts
+    from overtensor.tensors.targets import (
         CPTarget,
         DenseTarget,
         MomentTarget,
@@ -129,4 +116,4 @@ if TYPE_CHECKING:  # static analysers see the eager imports
         as_target,
         random_target,
     )
-    from overtensor.training import DivergenceError
+    from overtensor.training.loop import DivergenceError

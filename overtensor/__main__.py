@@ -2,6 +2,6 @@
 
 import sys
 
-from overtensor.cli import main
+from overtensor.cli.main import main
 
 sys.exit(main())

@@ -51,7 +51,7 @@ def poly_batched(configs: list[dict]) -> list[dict]:
 
 
 def _figures(df, outdir):
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     return plots.curves(df, "x", "value", outdir / "poly_value", hue="group")
 

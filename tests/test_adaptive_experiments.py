@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from overtensor.experiments.registry import Claim, get_experiment
+from overtensor.experiments.catalog import get_experiment
+from overtensor.experiments.registry import Claim
 from overtensor.experiments.spec import load_spec, run_inprocess
 
 

@@ -18,7 +18,7 @@ import torch
 
 import overtensor as ot
 from overtensor import _checks
-from overtensor.batched import fit_batched
+from overtensor.tensors.batched import fit_batched
 
 
 class NoWorkTarget(ot.CPTarget):

@@ -1,7 +1,7 @@
 """The CLI part of the bad-input battery (issue 9): every bad input ends with a documented non-zero
 exit code and exactly one line on stderr that names the argument or the file, never a traceback.
 
-The commands run in-process through ``overtensor.cli.main`` (fast); ``test_a_few_bad_inputs_in_a_real
+The commands run in-process through ``overtensor.cli.main.main`` (fast); ``test_a_few_bad_inputs_in_a_real
 _process`` runs some as real processes to check what a shell sees.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
-from overtensor.cli import main
+from overtensor.cli.main import main
 from overtensor.experiments.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,7 +208,7 @@ def test_nothing_bad_happened_on_disk(files, capsys):
 def test_a_few_bad_inputs_in_a_real_process(files, argv, code, words):
     argv = [a.format(dir=files["dir"]) for a in argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "overtensor.cli", *argv], cwd=files["dir"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "overtensor.cli.main", *argv], cwd=files["dir"], env=env,
                           capture_output=True, text=True, timeout=120)
     lines = proc.stderr.splitlines()
     assert proc.returncode == code, proc.stderr

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.batched import TargetBatch, fit_batched
-from overtensor.gradients import loss_and_grad
-from overtensor.loss import half_sq_distance
-from overtensor.models import balanced_signs, init_params, model_cp
 from overtensor.precision import EXACT
+from overtensor.tensors.batched import TargetBatch, fit_batched
+from overtensor.tensors.gradients import loss_and_grad
+from overtensor.tensors.loss import half_sq_distance
+from overtensor.tensors.models import balanced_signs, init_params, model_cp
 
 
 def _one_by_one(targets, width, method, seeds, **options):
@@ -184,7 +184,7 @@ def test_targets_that_do_not_stack_are_served_run_by_run():
 
 
 def test_batched_run_function_gives_the_metrics_of_run_fit():
-    from overtensor.experiments.registry import get_batched, get_run
+    from overtensor.experiments.catalog import get_batched, get_run
     from overtensor.experiments.spec import expand
 
     run_fit = get_run("fit")

@@ -11,8 +11,8 @@ import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
 from overtensor import _io
-from overtensor import exit_codes as ec
-from overtensor.cli import build_parser, main
+from overtensor.cli import exit_codes as ec
+from overtensor.cli.main import build_parser, main
 from overtensor.experiments import runner
 from overtensor.experiments.store import ResultStore
 

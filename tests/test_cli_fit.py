@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.cli import main
+from overtensor.cli.main import main
 
 
 @pytest.fixture

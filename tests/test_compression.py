@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.compression import compress, fit_compressed, range_basis
+from overtensor.tensors.compression import compress, fit_compressed, range_basis
 
 
 def _random_cp(order, dim, rank, seed):

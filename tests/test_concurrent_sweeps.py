@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
-from overtensor.cli import main
+from overtensor.cli.main import main
 from overtensor.experiments import runner
 from overtensor.experiments.runner import run_sweep
 from overtensor.experiments.store import LeaseKeeper, LeaseOwner, ResultStore, RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = "import sys, tests._runfns; from overtensor.cli import main; sys.exit(main(sys.argv[1:]))"
+CLI = "import sys, tests._runfns; from overtensor.cli.main import main; sys.exit(main(sys.argv[1:]))"
 N = 16
 
 
@@ -149,7 +149,7 @@ def slow(path, write):
     return real(path, w)
 
 report.atomic_write = slow
-from overtensor.cli import main
+from overtensor.cli.main import main
 sys.exit(main(["report", sys.argv[1], "-o", sys.argv[2]]))
 """
 

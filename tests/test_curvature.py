@@ -1,4 +1,4 @@
-"""Curvature step sizes (overtensor.curvature) and the default SGD step of overtensor.train."""
+"""Curvature step sizes (overtensor.optim.curvature) and the default SGD step of overtensor.networks.train."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch.func import hessian
 
-from overtensor.curvature import block_steps, global_step, top_hessian_eigenvalue
-from overtensor.data import gaussian_quadratic
-from overtensor.networks import NetworkSpec, init_network, network_fn
-from overtensor.quadratic_risk import regime_optima
-from overtensor.regime_layer import apply_regime
-from overtensor.train import TrainConfig, train_network
+from overtensor.networks.data import gaussian_quadratic
+from overtensor.networks.model import NetworkSpec, init_network, network_fn
+from overtensor.networks.quadratic_risk import regime_optima
+from overtensor.networks.train import TrainConfig, train_network
+from overtensor.optim.curvature import block_steps, global_step, top_hessian_eigenvalue
+from overtensor.regimes.layer import apply_regime
 
 
 def _problem(regime: str, width: int = 5, dim: int = 6, seed: int = 0):
@@ -117,7 +117,7 @@ def test_full_regime_at_the_curvature_default_trains_without_momentum():
 
 
 def test_lazy_vs_full_networks_schema_refuses_a_bad_spec_value():
-    from overtensor.experiments.registry import get_experiment
+    from overtensor.experiments.catalog import get_experiment
     from overtensor.experiments.spec import SpecError, load_spec
 
     small = get_experiment("lazy-vs-full-networks").presets["small"]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.algorithms.deflation import deflation_epochs, escape_time
-from overtensor.component_mass import (
+from overtensor.precision import EXACT
+from overtensor.tensors.component_mass import (
     MassRecorder,
     assign_components,
     component_mass,
@@ -16,8 +16,8 @@ from overtensor.component_mass import (
     is_strictly_ordered,
     time_ratios,
 )
-from overtensor.fit import METHOD_DEFAULTS
-from overtensor.precision import EXACT
+from overtensor.tensors.deflation_schedule import deflation_epochs, escape_time
+from overtensor.tensors.methods import METHOD_DEFAULTS
 
 
 def _orthonormal(d, r, seed=0):
@@ -162,8 +162,8 @@ def test_deflation_epochs_cover_the_escape_time_of_an_eps_weight_component():
 def test_experiment_run_reports_fit_times_and_curves(tmp_path):
     import pandas as pd
 
+    from overtensor.experiments.catalog import get_experiment, get_run
     from overtensor.experiments.deflation import figures, run_deflation, summary
-    from overtensor.experiments.registry import get_experiment, get_run
 
     assert get_run("deflation") is run_deflation
     assert {"small", "full"} <= set(get_experiment("deflation").presets)

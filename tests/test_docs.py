@@ -98,7 +98,7 @@ def prepared(block: Block) -> str:
 def _shims(bindir: Path) -> None:
     """``overtensor`` and ``python`` on PATH: this checkout with the test's interpreter."""
     bindir.mkdir()
-    (bindir / "overtensor").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m overtensor.cli "$@"\n')
+    (bindir / "overtensor").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m overtensor.cli.main "$@"\n')
     (bindir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     for shim in bindir.iterdir():
         shim.chmod(0o755)

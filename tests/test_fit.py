@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.extraction import merge_components
 from overtensor.precision import EXACT
+from overtensor.tensors.extraction import merge_components
 
 
 @pytest.mark.slow
@@ -131,7 +131,7 @@ def test_merge_components_sums_split_terms_sign_aware():
 
 @pytest.mark.parametrize("order", [3, 4])
 def test_merge_components_numpy_and_torch_paths_give_the_same_terms(order):
-    from overtensor.extraction import _merge_torch
+    from overtensor.tensors.extraction import _merge_torch
 
     g = torch.Generator().manual_seed(order)
     Q = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))[0][:6]
@@ -188,7 +188,7 @@ def test_width_is_required_and_order_is_needed_for_bare_factors():
 
 def test_cli_fit_prints_one_json_object_with_the_documented_keys():
     out = subprocess.run(
-        [sys.executable, "-m", "overtensor.cli", "fit", "--order", "3", "--dim", "30", "--rank", "3",
+        [sys.executable, "-m", "overtensor.cli.main", "fit", "--order", "3", "--dim", "30", "--rank", "3",
          "--width", "12", "--seed", "0", "--json"],
         capture_output=True, text=True, check=True,
     )
@@ -200,7 +200,7 @@ def test_cli_fit_prints_one_json_object_with_the_documented_keys():
 
 def test_cli_reports_bad_arguments_with_exit_code_2():
     out = subprocess.run(
-        [sys.executable, "-m", "overtensor.cli", "fit", "--order", "1", "--json"],
+        [sys.executable, "-m", "overtensor.cli.main", "fit", "--order", "1", "--json"],
         capture_output=True, text=True,
     )
     assert out.returncode == 2

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.loss import half_sq_distance
-from overtensor.networks import NetworkSpec, hermite, network_fn
+from overtensor.networks.model import NetworkSpec, hermite, network_fn
+from overtensor.tensors.loss import half_sq_distance
 
 
 def test_hermite_is_orthonormal_under_the_gaussian():
@@ -47,8 +47,8 @@ def test_monte_carlo_network_loss_equals_tensor_loss(order):
 
 def test_network_trained_on_hermite_features_reaches_the_tensor_solution():
     # Teacher: the target's own network Σ λ_j h_3(u_j·x); student: 6 neurons trained online.
-    from overtensor.loss import relative_error
-    from overtensor.train import TrainConfig, train_network
+    from overtensor.networks.train import TrainConfig, train_network
+    from overtensor.tensors.loss import relative_error
 
     order, d = 3, 5
     target = ot.random_target(order, d, rank=2, random_state=0)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def command(spec: Path, store: Path) -> list[str]:
-    return [sys.executable, "-m", "overtensor.cli", "experiment", "run", str(spec), "--inprocess",
+    return [sys.executable, "-m", "overtensor.cli.main", "experiment", "run", str(spec), "--inprocess",
             "--store", str(store), "--no-progress"]
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.lazy import (
+from overtensor.precision import EXACT
+from overtensor.tensors.lazy import (
     lazy_least_squares,
     lazy_threshold_width,
     random_features_least_squares,
@@ -19,8 +20,7 @@ from overtensor.lazy import (
     tangent_to_cp,
     unit_rows,
 )
-from overtensor.precision import EXACT
-from overtensor.targets import symmetrize
+from overtensor.tensors.targets import symmetrize
 
 
 def _outer(vectors):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import overtensor as ot
+from overtensor.experiments.catalog import get_experiment
 from overtensor.experiments.lazy_lower_bound import run_lazy_lower_bound
-from overtensor.experiments.registry import get_experiment
 from overtensor.experiments.spec import expand, run_inprocess
 from overtensor.experiments.width_vs_dimension import (
     fitted_slopes,

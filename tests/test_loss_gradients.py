@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.loss import half_sq_distance, relative_error
-from overtensor.models import MODELS, balanced_signs, init_params, model_cp
-from overtensor.targets import symmetrize
+from overtensor.tensors.loss import half_sq_distance, relative_error
+from overtensor.tensors.models import MODELS, balanced_signs, init_params, model_cp
+from overtensor.tensors.targets import symmetrize
 
 from .conftest import dense_cp
 

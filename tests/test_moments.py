@@ -122,7 +122,7 @@ def test_bad_input_is_one_clear_error(call, match):
 def test_cli_gmm_reads_a_csv_and_writes_json_and_npz(tmp_path, capsys):
     import json
 
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     M, _, X = _mixture(3, n=5_000)
     path = tmp_path / "X.csv"
@@ -136,7 +136,7 @@ def test_cli_gmm_reads_a_csv_and_writes_json_and_npz(tmp_path, capsys):
 
 
 def test_cli_moments_missing_or_bad_file_is_one_error_line(tmp_path, capsys):
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     assert main(["moments", "gmm", str(tmp_path / "nope.csv"), "-k", "2"]) != 0
     bad = tmp_path / "bad.csv"

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from overtensor.cli import main
+from overtensor.cli.main import main
 
 
 @pytest.fixture(scope="module")

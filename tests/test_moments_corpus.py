@@ -56,7 +56,7 @@ def test_true_topics_complete_held_out_documents_better_than_the_unigram():
 
 
 def test_topics_preset_validates_and_a_one_seed_sweep_is_summarized(tmp_path):
-    from overtensor.experiments.registry import get_experiment
+    from overtensor.experiments.catalog import get_experiment
     from overtensor.experiments.spec import load_spec, run_inprocess
 
     exp = get_experiment("method-of-moments")

@@ -136,7 +136,7 @@ def test_bad_input_is_one_clear_error(call, match):
 def test_cli_lda_fits_a_count_matrix(tmp_path, capsys):
     import json
 
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     mu, unit = _topics(0)
     counts, _ = planted_lda_documents(mu, torch.full((5,), 0.2), 5_000, 20, random_state=0)

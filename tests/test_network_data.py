@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from overtensor.data import (
+from overtensor.networks.data import (
     GaussianQuadratic,
     UserData,
     authors_matrix,
@@ -16,8 +16,8 @@ from overtensor.data import (
     gaussian_quadratic,
     low_rank_matrix,
 )
-from overtensor.networks import NetworkSpec
-from overtensor.train import TrainConfig, train_network
+from overtensor.networks.model import NetworkSpec
+from overtensor.networks.train import TrainConfig, train_network
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -69,7 +69,7 @@ def test_user_data_fixed_training_set_full_batch():
 
 
 def test_cli_train_json(capsys):
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     assert main(["train", "--regime", "random-features", "--width", "6", "--dim", "10",
                  "--steps", "200", "--json"]) == 0

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from overtensor.data import gaussian_quadratic
-from overtensor.networks import NetworkSpec, init_network, network_fn, quadratic_form
-from overtensor.quadratic_risk import (
+from overtensor.networks.data import gaussian_quadratic
+from overtensor.networks.model import NetworkSpec, init_network, network_fn, quadratic_form
+from overtensor.networks.quadratic_risk import (
     nn_optimal_form,
     nn_optimum,
     nt_optimum,
@@ -18,8 +18,8 @@ from overtensor.quadratic_risk import (
     regime_optima,
     rf_optimum,
 )
-from overtensor.regime_layer import REGIME_TRANSFORMS, apply_regime, register_regime
-from overtensor.train import TrainConfig, train_network
+from overtensor.networks.train import TrainConfig, train_network
+from overtensor.regimes.layer import REGIME_TRANSFORMS, apply_regime, register_regime
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -208,7 +208,7 @@ def test_safety_is_refused_where_it_would_be_ignored(kwargs, words):
 
 
 def test_cli_refuses_safety_with_adam_in_one_line(capsys):
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     code = main(["train", "--optimizer", "adam", "--safety", "0.3", "--width", "2", "--dim", "2",
                  "--steps", "1", "--json"])

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.models import model_cp
-from overtensor.scaling import ldexp
+from overtensor.tensors.models import model_cp
+from overtensor.tensors.scaling import ldexp
 
 from .conftest import dense_cp
 

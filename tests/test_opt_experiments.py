@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from overtensor.experiments.catalog import get_experiment
 from overtensor.experiments.opt_energy import claims as energy_claims
 from overtensor.experiments.opt_energy import run_opt_energy
 from overtensor.experiments.opt_expressivity import claims as expressivity_claims
 from overtensor.experiments.opt_expressivity import min_widths, run_opt_expressivity
 from overtensor.experiments.opt_generalization import claims as generalization_claims
 from overtensor.experiments.opt_generalization import run_opt_generalization
-from overtensor.experiments.registry import get_experiment
 
 
 def test_opt_experiments_are_registered_with_presets_and_claims():

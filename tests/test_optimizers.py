@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.optimizers import (
+from overtensor.optim.registry import (
     OPTIMIZERS,
     DiagonalPreconditioner,
     SpanPreservingPreconditioner,

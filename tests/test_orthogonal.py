@@ -11,19 +11,19 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.cayley_sgd import CayleySGD
-from overtensor.cli import main as cli_main
-from overtensor.energy import energy_recorder, hyperspherical_energy
-from overtensor.opt_layer import OPTLinear, opt_optimizer, resample_blocks
-from overtensor.orthogonal import (
+from overtensor.cli.main import main as cli_main
+from overtensor.networks.opt_layer import OPTLinear, opt_optimizer, resample_blocks
+from overtensor.optim.cayley import CayleySGD
+from overtensor.precision import EXACT
+from overtensor.regimes.energy import energy_recorder, hyperspherical_energy
+from overtensor.regimes.orthogonal import (
     ORTHOGONAL_METHODS,
     gram_schmidt,
     lowdin,
     orthogonal,
     orthogonality_error,
 )
-from overtensor.orthogonal_fit import OrthogonalOptions, fit_orthogonal
-from overtensor.precision import EXACT
+from overtensor.tensors.orthogonal_fit import OrthogonalOptions, fit_orthogonal
 
 
 def _random_orthogonal(d, seed, dtype=torch.float64):
@@ -190,7 +190,7 @@ def test_every_way_trains_the_tensor_regime_and_reports_orthogonality(rotation):
 def test_orthogonal_regime_reaches_the_random_features_span_turned():
     # OPT can only rotate the initial decomposition: with c trained and R = I it is random
     # features, so its optimum is at least as good as the random-features optimum.
-    from overtensor.lazy import random_features_least_squares
+    from overtensor.tensors.lazy import random_features_least_squares
 
     target = ot.random_target(2, 4, 2, random_state=7)
     res = ot.fit(target, width=4, regime="orthogonal", max_steps=3000, tol=0, random_state=2,
@@ -246,7 +246,7 @@ def test_opt_layer_keeps_energy_and_learns(rotation):
 @pytest.mark.parametrize("rotation", ["cayley", "matrix_exp", "householder", "gram-schmidt",
                                       "lowdin", "riemannian", "stochastic"])
 def test_fit_takes_every_way_of_keeping_r_orthogonal(rotation):
-    from overtensor.orthogonal_fit import OrthogonalOptions
+    from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
     target = ot.random_target(2, 5, 2, random_state=0)
     res = ot.fit(target, 20, regime="orthogonal", max_steps=300, random_state=0,
@@ -257,7 +257,7 @@ def test_fit_takes_every_way_of_keeping_r_orthogonal(rotation):
 
 
 def test_orthogonal_options_outside_the_orthogonal_regime_are_refused():
-    from overtensor.orthogonal_fit import OrthogonalOptions
+    from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
     with pytest.raises(ValueError, match="orthogonal"):
         ot.fit(ot.random_target(2, 5, 2, random_state=0), 20, orthogonal=OrthogonalOptions())

@@ -7,10 +7,10 @@ import json
 
 import torch
 
-from overtensor.cli import main
-from overtensor.data import gaussian_quadratic
-from overtensor.networks import NetworkSpec
-from overtensor.train import TrainConfig, train_network
+from overtensor.cli.main import main
+from overtensor.networks.data import gaussian_quadratic
+from overtensor.networks.model import NetworkSpec
+from overtensor.networks.train import TrainConfig, train_network
 
 
 def _fit(regime: str):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from overtensor.cli import main
-from overtensor.experiments.cli import default_figures_dir, default_report_path
+from overtensor.cli.experiment import default_figures_dir, default_report_path
+from overtensor.cli.main import main
 
 
 def _files(folder: Path) -> set[str]:

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.algorithms.power import (
+from overtensor.precision import EXACT
+from overtensor.tensors.power import (
     PowerOptions,
     contract_jacobian,
     power_method,
@@ -14,7 +15,6 @@ from overtensor.algorithms.power import (
     residual_values,
     shifted_iterations,
 )
-from overtensor.precision import EXACT
 
 
 def _orthogonal_target(order, dim, weights, seed):

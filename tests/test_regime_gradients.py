@@ -1,5 +1,5 @@
-"""Closed-form regime gradients (overtensor.regime_gradients) against the torch.func/autograd
-definitions of overtensor.regimes, and lazy conjugate gradients reaching the exact optimum."""
+"""Closed-form regime gradients (overtensor.tensors.regime_gradients) against the torch.func/autograd
+definitions of overtensor.tensors.regimes, and lazy conjugate gradients reaching the exact optimum."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.lazy import dense_target, tangent_relative_error, tangent_to_cp, tangent_to_dense
-from overtensor.models import init_params
-from overtensor.regime_gradients import ShiftedTarget, tangent_map
-from overtensor.regimes import closed_form_problem, linearize, make_regime, regime_fit
+from overtensor.tensors.lazy import dense_target, tangent_relative_error, tangent_to_cp, tangent_to_dense
+from overtensor.tensors.models import init_params
+from overtensor.tensors.regime_gradients import ShiftedTarget, tangent_map
+from overtensor.tensors.regimes import closed_form_problem, linearize, make_regime, regime_fit
 
 F64 = torch.float64
 CPU = torch.device("cpu")

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.cli import main as cli_main
-from overtensor.laziness import distance_from_init, kernel_matvec, laziness_recorder
-from overtensor.lazy import tangent_to_cp
-from overtensor.models import init_params, model_cp
-from overtensor.regimes import linearize, make_regime
+from overtensor.cli.main import main as cli_main
+from overtensor.tensors.lazy import tangent_to_cp
+from overtensor.tensors.models import init_params, model_cp
+from overtensor.tensors.recorders import distance_from_init, kernel_matvec, laziness_recorder
+from overtensor.tensors.regimes import linearize, make_regime
 
 
 def _dense(a, V, order):
@@ -99,7 +99,7 @@ def test_kernel_matvec_equals_dense_jacobian_gram():
 
 
 def _tangent_no_base(model, p0, order, z):
-    from overtensor.regimes import tangent_map
+    from overtensor.tensors.regimes import tangent_map
 
     return tangent_map(model, p0, None, order)(z)
 
@@ -176,7 +176,7 @@ def test_cli_fit_with_lazy_regime_reports_laziness_diagnostics(capsys):
 
 
 def test_final_laziness_equals_the_recorders_last_values(regime_runs):
-    from overtensor.laziness import final_laziness
+    from overtensor.tensors.recorders import final_laziness
 
     for name, regime in [("full", "full"), ("alpha-100", "alpha-scaled"), ("lazy", "lazy")]:
         run = regime_runs[name]

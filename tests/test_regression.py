@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from overtensor.regression import (
+from overtensor.regression.core import (
     RowSpace,
     as_problem,
     classify_preconditioner,
@@ -191,7 +191,7 @@ def test_bad_inputs_raise_before_work():
 
 
 def test_jacobian_span_split_of_a_two_layer_network():
-    from overtensor.regression import jacobian_span_split
+    from overtensor.regression.core import jacobian_span_split
 
     gen = torch.Generator().manual_seed(2)
     d, width, n = 4, 10, 12  # 50 parameters > 12 samples

@@ -17,10 +17,9 @@ import pytest
 import torch
 
 import tests._runfns
-from overtensor import plots
-from overtensor.cli import main
-from overtensor.experiments import cli as exp_cli
-from overtensor.experiments import registry
+from overtensor.cli import experiment as exp_cli
+from overtensor.cli.main import main
+from overtensor.experiments import plots, registry
 from overtensor.experiments.report import aggregate, write_report
 from overtensor.experiments.runner import run_sweep
 

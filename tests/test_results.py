@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.algorithms.gradient import EpochSchedule, finish_fit, restart_rows
-from overtensor.models import model_cp
-from overtensor.reduction import reduce_rank
+from overtensor.tensors.gradient import EpochSchedule, finish_fit, restart_rows
+from overtensor.tensors.models import model_cp
+from overtensor.tensors.reduction import reduce_rank
 
 
 def _correlated(order: int, dim: int, rank: int, cos: float, seed: int) -> ot.CPTarget:
@@ -183,7 +183,7 @@ def test_rank_cap_is_validated():
 
 def test_cli_summary_prints_the_warnings():
     out = subprocess.run(
-        [sys.executable, "-m", "overtensor.cli", "fit", "--order", "3", "--dim", "10", "--rank",
+        [sys.executable, "-m", "overtensor.cli.main", "fit", "--order", "3", "--dim", "10", "--rank",
          "3", "--width", "12", "--noise", "0.05", "--seed", "3", "--json"],
         capture_output=True, text=True, check=True,
     )
@@ -193,7 +193,7 @@ def test_cli_summary_prints_the_warnings():
 
 @pytest.mark.parametrize("order", [2, 3, 4])
 def test_gauss_newton_matrix_equals_jacobian_product(order, dense):
-    from overtensor.gauss_newton import gauss_newton_matrix
+    from overtensor.tensors.gauss_newton import gauss_newton_matrix
 
     gen = torch.Generator().manual_seed(order)
     r, d = 3, 4
@@ -209,7 +209,7 @@ def test_gauss_newton_matrix_equals_jacobian_product(order, dense):
 
 
 def test_levenberg_marquardt_reaches_an_ill_conditioned_exact_cp():
-    from overtensor.gauss_newton import levenberg_marquardt
+    from overtensor.tensors.gauss_newton import levenberg_marquardt
 
     target = _correlated(3, 15, 4, 0.7, seed=2)
     truth = target.truth

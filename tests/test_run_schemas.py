@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from overtensor.experiments import registry
+from overtensor.experiments.catalog import get_experiment, get_params
 from overtensor.experiments.params import RunParams
-from overtensor.experiments.registry import get_experiment, get_params
 from overtensor.experiments.runner import run_sweep
 from overtensor.experiments.spec import SpecError, load_spec
 

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor import small_core as small
-from overtensor.compression import compress, fit_compressed
-from overtensor.gauss_newton import levenberg_marquardt
-from overtensor.gradients import loss_and_grad
-from overtensor.reduction import reduce_rank
-from overtensor.shortcuts import Shortcuts, small_core
-from overtensor.unfolding import min_relative_error, unfolding_singular_values
+from overtensor.tensors import small_core as small
+from overtensor.tensors.compression import compress, fit_compressed
+from overtensor.tensors.gauss_newton import levenberg_marquardt
+from overtensor.tensors.gradients import loss_and_grad
+from overtensor.tensors.reduction import reduce_rank
+from overtensor.tensors.shortcuts import Shortcuts, small_core
+from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
 
 
 def _dense(order, dim, rank, seed):

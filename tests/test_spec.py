@@ -7,7 +7,7 @@ import math
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
-from overtensor.cli import main
+from overtensor.cli.main import main
 from overtensor.experiments.runner import run_sweep
 from overtensor.experiments.spec import (
     SpecError,
@@ -173,7 +173,7 @@ def test_run_inprocess_keeps_its_dataframe_layout(tmp_path):
 
 
 def test_every_builtin_experiment_preset_is_a_valid_spec_named_after_it():
-    from overtensor.experiments.registry import list_experiments
+    from overtensor.experiments.catalog import list_experiments
 
     exps = {e.name: e for e in list_experiments()}
     assert "vs-classical" in exps
@@ -185,7 +185,7 @@ def test_every_builtin_experiment_preset_is_a_valid_spec_named_after_it():
 
 
 def test_vs_classical_compares_the_four_methods_with_a_success_criterion():
-    from overtensor.experiments.registry import get_experiment
+    from overtensor.experiments.catalog import get_experiment
 
     small = load_spec(get_experiment("vs-classical").presets["small"])
     assert small["grid"]["method"] == ["beyond-lazy", "gd", "exact-rank", "power-method"]
@@ -210,7 +210,7 @@ def test_every_builtin_experiment_has_a_one_seed_tiny_preset_for_the_docs_check(
 
 
 def test_every_builtin_preset_passes_its_run_functions_schema():
-    from overtensor.experiments.registry import list_experiments
+    from overtensor.experiments.catalog import list_experiments
     from overtensor.experiments.spec import check_params
 
     for exp in list_experiments():

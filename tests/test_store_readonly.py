@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
-from overtensor.cli import main
+from overtensor.cli.main import main
 from overtensor.experiments.report import write_report
 from overtensor.experiments.runner import run_sweep
 from overtensor.experiments.store import ResultStore, StoreError

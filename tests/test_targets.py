@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.targets import symmetrize
+from overtensor.tensors.targets import symmetrize
 
 from .conftest import dense_cp
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.threads import SMALL_WORK, choose_threads, step_work, torch_threads
+from overtensor.tensors.threads import SMALL_WORK, choose_threads, step_work, torch_threads
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
-from overtensor.experiments import registry
+from overtensor.experiments import catalog, registry
 from overtensor.experiments import spec as spec_mod
 from overtensor.experiments.names import check_name, slug
 from overtensor.experiments.report import write_report
@@ -62,7 +62,7 @@ def test_an_unregistered_callable_is_refused_before_anything_is_imported(tmp_pat
     assert name not in sys.modules
     assert not store.exists()
     # the same module through the CLI: exit 2, one line, still not imported
-    from overtensor.cli import main
+    from overtensor.cli.main import main
 
     assert main(["experiment", "run", str(spec), "--inprocess", "--no-progress", "--store", str(store)]) == 2
     assert not marker.exists() and name not in sys.modules
@@ -75,7 +75,7 @@ def test_third_party_run_functions_come_from_the_entry_point_group_and_load_only
     monkeypatch.setattr(registry, "_entry_points", lambda: [ep])
     monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
     monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
-    assert "third-party" in registry.run_names()
+    assert "third-party" in catalog.run_names()
     load_spec({"name": "ok", "run": "fit"})
     assert not marker.exists()  # listing and other specs import nothing
     result = run_sweep({"name": "tp", "run": "third-party"}, tmp_path / "s.sqlite", scheduler="inprocess",
@@ -229,10 +229,10 @@ def test_registered_names_are_checked_too():
 
 
 def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_path, monkeypatch):
-    from overtensor.experiments.registry import get_params
+    from overtensor.experiments.catalog import get_params
     from overtensor.experiments.spec import SpecError, load_spec
 
-    registry.run_names()  # the built-ins are registered before the registries are copied
+    catalog.run_names()  # the built-ins are registered before the registries are copied
     monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
     monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
     monkeypatch.setattr(registry, "_EXPERIMENTS", dict(registry._EXPERIMENTS))
@@ -259,5 +259,5 @@ def test_a_run_name_that_is_a_module_path_never_reaches_the_entry_point_loader(m
     monkeypatch.setattr(registry, "_load_entry_point", calls.append)
     for name in ("subprocess:run", "os.path:join", "../x", "a/b"):
         with pytest.raises(ValueError, match="unknown run function"):
-            registry.get_run(name)
+            catalog.get_run(name)
     assert calls == []

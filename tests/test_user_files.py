@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from overtensor._io import atomic_write
-from overtensor.cli import main
+from overtensor.cli.main import main
 
 
 def test_a_ragged_csv_is_an_error_not_a_dropped_row(tmp_path, capsys):

@@ -11,7 +11,7 @@ standardized with the training split's statistics, a stratified 70/30 split draw
 Models (plain ``torch.nn``, initialized from an explicit generator): ``two-layer`` (64 → 256 ReLU →
 10) and ``mlp`` (64 → 128 → 128 ReLU → 10). Training: cross-entropy, mini-batches of 64 in an order
 drawn from the seed, a fixed number of epochs; every optimizer comes from the registry
-(:func:`overtensor.optimizers.make_optimizer`), over a learning-rate grid per optimizer.
+(:func:`overtensor.optim.registry.make_optimizer`), over a learning-rate grid per optimizer.
 
 Metrics: test and train accuracy, final training loss, the weight norm ``‖θ‖`` and the distance
 from the initialization ``‖θ − θ_0‖`` (the network analogue of the out-of-span part, which
@@ -37,7 +37,7 @@ from overtensor.experiments.registry import (
     register_experiment,
     register_run,
 )
-from overtensor.optimizers import DESIGN_OPTIMIZERS, OPTIMIZERS
+from overtensor.optim.registry import DESIGN_OPTIMIZERS, OPTIMIZERS
 
 PAPER = ("Shah, Kyrillidis, Sanghavi, Minimum norm solutions do not always generalize well for "
          "over-parameterized problems (2018)")
@@ -144,7 +144,7 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     (into ``lr_grid[optimizer]``, default :data:`LR_GRID`), ``epochs``, ``batch_size``, ``seed``."""
     import torch
 
-    from overtensor.optimizers import make_optimizer
+    from overtensor.optim.registry import make_optimizer
 
     seed = int(config["seed"])
     name = config["optimizer"]
@@ -221,7 +221,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     df = _num(df)
     models = sorted(df["model"].unique())

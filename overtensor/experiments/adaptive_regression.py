@@ -6,7 +6,7 @@ space of ``X`` and end at the minimum-norm interpolant ``w_mn = X⁺y``; rotatin
 (AdaGrad, RMSProp, Adam) still drive ``Pw → w_mn`` but leave an out-of-span part ``(I − P)w`` that
 *saturates* at a non-zero value, equal to ``(I − P)w_0 − Σ_k η (I − P) D_k ∇f_k``.
 
-One run = one optimizer on one problem and seed (:func:`overtensor.regression.fit_regression`):
+One run = one optimizer on one problem and seed (:func:`overtensor.regression.core.fit_regression`):
 
 * ``problem = "gaussian"``: ``X`` (n×p) standard normal, ``w* ~ N(0, I/p)``, noiseless;
 * ``problem = "random-features"``: the random-features regime of a two-layer ReLU network,
@@ -14,7 +14,7 @@ One run = one optimizer on one problem and seed (:func:`overtensor.regression.fi
 
 Metrics: the final ``‖Pw − w_mn‖``, ``‖(I − P)w‖``, ``‖w‖``, loss, exact test risk, the risk of
 ``w_mn``, the theory's out-of-span prediction error, the settling of ``‖(I − P)w‖`` over the last
-half, the leak ratio and the class (:func:`overtensor.regression.classify_preconditioner`), and
+half, the leak ratio and the class (:func:`overtensor.regression.core.classify_preconditioner`), and
 log-spaced curves (``curve_*`` lists) for the figures. Rotating methods use a step decay over the
 last 30 % (constant-step RMSProp/Adam hover at a distance ``∝ lr``); GD and the span-preserving
 method use a constant step ``1/λ_max``.
@@ -36,7 +36,7 @@ from overtensor.experiments.params import (
     RunParams,
 )
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
-from overtensor.optimizers import OPTIMIZERS
+from overtensor.optim.registry import OPTIMIZERS
 
 PAPER = ("Shah, Basu, Kyrillidis, Sanghavi, On Generalization of Adaptive Methods for Over-parameterized "
          "Linear Regression (2020)")
@@ -95,7 +95,7 @@ class RegressionProblemParams(RunParams):
 
 class AdaptiveRegressionParams(RegressionProblemParams):
     """Config of the ``adaptive_regression`` run: one optimizer (a name of
-    :data:`overtensor.optimizers.OPTIMIZERS` but ``"diagonal"``) on one problem."""
+    :data:`overtensor.optim.registry.OPTIMIZERS` but ``"diagonal"``) on one problem."""
 
     optimizer: Literal[RUN_OPTIMIZERS]  # type: ignore[valid-type]
     span_weights: dict[Literal[PROBLEMS], Literal[SPAN_WEIGHTS]] | None = None  # type: ignore[valid-type]
@@ -103,7 +103,7 @@ class AdaptiveRegressionParams(RegressionProblemParams):
 
 def make_problem(config: dict[str, Any]):
     """The regression problem of a run config (``problem``, sizes, ``seed``)."""
-    from overtensor.regression import gaussian_design, nuisance_design, random_features_problem
+    from overtensor.regression.core import gaussian_design, nuisance_design, random_features_problem
 
     kind, seed = config.get("problem", "gaussian"), int(config["seed"])
     if kind == "gaussian":
@@ -126,7 +126,7 @@ def make_problem(config: dict[str, Any]):
 
 def run_one(problem, optimizer: str, config: dict[str, Any], row_space=None):
     """:func:`fit_regression` with the experiment's step rules (see the module docstring)."""
-    from overtensor.regression import fit_regression
+    from overtensor.regression.core import fit_regression
 
     steps = int(config.get("rf_steps" if problem.name == "random-features" else "steps", 5000))
     schedule = config.get("schedule", "step-decay") if optimizer in ROTATING else "constant"
@@ -146,7 +146,7 @@ def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
     sizes ``n, p`` (gaussian) or ``d, width, n`` (random-features); ``steps`` (gaussian),
     ``rf_steps`` (random-features), ``schedule`` (rotating methods), ``lr`` (``{name: lr}``),
     ``span_weights`` (``{problem: weights}`` of the span-preserving preconditioner)."""
-    from overtensor.regression import RowSpace, classify_preconditioner
+    from overtensor.regression.core import RowSpace, classify_preconditioner
 
     problem = make_problem(config)
     space = RowSpace(problem.X)
@@ -199,7 +199,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     out: list[Path] = []
     panels = (("in_span_error", "‖Pw − w_mn‖"), ("out_of_span", "‖(I − P)w‖"), ("norm", "‖w‖"),

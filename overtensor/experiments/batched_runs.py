@@ -1,10 +1,10 @@
 """Batched variant of the ``fit`` run function (:func:`overtensor.experiments.runs.run_fit`).
 
 The sweep runner groups pending configs by :func:`fit_batch_key` and hands each group to
-:func:`run_fit_batched`, which advances them together with :func:`overtensor.batched.fit_batched`
+:func:`run_fit_batched`, which advances them together with :func:`overtensor.tensors.batched.fit_batched`
 and returns, config by config, the same metrics as ``run_fit`` (same target and fit seeds, same
 history thinning; timing metrics aside). A config whose fit diverged gets its
-:class:`~overtensor.training.DivergenceError` in its slot instead of a metrics dict.
+:class:`~overtensor.training.loop.DivergenceError` in its slot instead of a metrics dict.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def run_fit_batched(configs: list[dict[str, Any]]) -> list[dict[str, Any] | Exce
     """``[run_fit(c) for c in configs]``, computed as one batch where the method allows it."""
     import time
 
-    from overtensor.batched import fit_batched
-    from overtensor.fit import METHOD_DEFAULTS
+    from overtensor.tensors.batched import fit_batched
+    from overtensor.tensors.methods import METHOD_DEFAULTS
 
     inputs = [fit_inputs(c) for c in configs]
     methods = {cfg.get("method", "beyond-lazy") for _, cfg, _, _ in inputs}
@@ -59,7 +59,7 @@ def run_fit_batched(configs: list[dict[str, Any]]) -> list[dict[str, Any] | Exce
 
 
 def _fit_default(name: str) -> Any:
-    from overtensor.batched import FIT_DEFAULTS
+    from overtensor.tensors.batched import FIT_DEFAULTS
 
     if name not in FIT_DEFAULTS:
         raise ValueError(f"option {name!r} of a 'fit' run config cannot be batched")

@@ -2,7 +2,7 @@
 
 Ge, Ren, Wang, Zhou (NeurIPS 2021) show that for an orthogonal target over-parameterized
 gradient flow fits the components like classical deflation: a staircase of per-component fitted
-masses (:mod:`overtensor.component_mass`), in decreasing order of weight, at times roughly
+masses (:mod:`overtensor.tensors.component_mass`), in decreasing order of weight, at times roughly
 proportional to ``1/λ_j``. The experiment measures that staircase on an orthogonal order-4 target
 with weights ``2^{−(j−1)}`` (also linear and nearly equal weights), repeats it for order 3 and for
 non-orthogonal components (where the order may break), and compares the ``deflation`` method with
@@ -109,7 +109,7 @@ def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
     ``curve_error``, ``curve_mass`` (one list of masses per point) for the figures.
     """
     import overtensor as ot
-    from overtensor.component_mass import (
+    from overtensor.tensors.component_mass import (
         MassRecorder,
         crossing_steps,
         fit_order,
@@ -165,7 +165,7 @@ def _run_power(target, cfg: dict[str, Any]) -> dict[str, Any]:
     """The classical reference: ``t50_j`` is the power iteration count at which the component
     matched to ``u_j`` was extracted; ``ordered`` means extracted in strictly decreasing weight."""
     import overtensor as ot
-    from overtensor.component_mass import fit_order, is_strictly_ordered
+    from overtensor.tensors.component_mass import fit_order, is_strictly_ordered
 
     r = target.truth.rank
     result = ot.fit(target, method="power-method", random_state=cfg["seed"] + 10_000, tol=0.0)
@@ -189,7 +189,7 @@ def _run_power(target, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _time_columns(t50: list[float], t99: list[float], lam: list[float]) -> dict[str, float]:
     """Per component ``t50_j``, ``t99_j``; per consecutive pair the time and weight ratios."""
-    from overtensor.component_mass import time_ratios
+    from overtensor.tensors.component_mass import time_ratios
 
     out: dict[str, float] = {}
     for j in range(len(t50)):
@@ -215,7 +215,7 @@ def _draw_staircase(ax, row, *, legend: bool = True, title: str | None = None) -
     steps = np.asarray(row["curve_step"], dtype=float)
     mass = np.asarray(row["curve_mass"], dtype=float)
     _, _, weights = SCENARIOS.get(row.get("scenario"), (None, None, None))
-    from overtensor.targets import make_weights
+    from overtensor.tensors.targets import make_weights
 
     lam = make_weights(weights, mass.shape[1]).tolist() if weights is not None else None
     for j in range(mass.shape[1]):
@@ -246,7 +246,7 @@ def figures(df, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     outdir = Path(outdir)
     paths: list[Path] = []
@@ -286,7 +286,7 @@ def figures(df, outdir: Path) -> list[Path]:
         if s not in SCENARIOS or v != "deflation":
             continue
         _, _, weights = SCENARIOS[s]
-        from overtensor.targets import make_weights
+        from overtensor.tensors.targets import make_weights
 
         lam = make_weights(weights, len(tcols)).numpy()
         x = np.concatenate([lam[0] / lam] * len(g))

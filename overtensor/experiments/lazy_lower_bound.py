@@ -6,7 +6,7 @@ rank ``r`` and seed, the width is set from the grid parameter ``md_ratio = m·d 
 target and a random initialization ``W_0`` and reports
 
 * ``lazy_error``: the exact lazy optimum ``min_Δ ‖T(W_0) + DT(W_0)[Δ] − T*‖ / ‖T*‖``
-  (:func:`overtensor.lazy.lazy_least_squares`);
+  (:func:`overtensor.tensors.lazy.lazy_least_squares`);
 * ``rf_error``: the random-features optimum (directions frozen, coefficients fitted);
 * ``full_error``: the ``full`` regime (``beyond-lazy`` at the same width, same target, stopped at
   ``full_tol``), for seeds below ``full_seeds``: the error of what :func:`overtensor.fit` returns
@@ -29,7 +29,7 @@ import pandas as pd
 from overtensor.experiments.papers import WANG_2020, wilson
 from overtensor.experiments.params import LazyLowerBoundParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
-from overtensor.lazy import (
+from overtensor.tensors.lazy import (
     lazy_least_squares,
     random_features_least_squares,
     symmetric_dimension,
@@ -120,7 +120,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     df = _done(df)
     ranks = sorted(df["rank"].unique())

@@ -7,12 +7,12 @@ Networks" (NeurIPS 2019); formulas in ``NETWORKS.md`` §1. Quadratic activation,
 One run = one ``(target, width, seed)``:
 
 * ``target="authors"``: ``y = xᵀBx − tr B``, ``B = diag(γ)/√d``, ``γ ~ Exp(1)``; ``target="rank"``: a
-  rank-``k`` ``B`` (:func:`overtensor.data.low_rank_matrix`). Reported: the exact optima
-  ``rf_exact``, ``nt_exact``, ``nn_exact`` (risk / null risk, :mod:`overtensor.quadratic_risk`) at
+  rank-``k`` ``B`` (:func:`overtensor.networks.data.low_rank_matrix`). Reported: the exact optima
+  ``rf_exact``, ``nt_exact``, ``nn_exact`` (risk / null risk, :mod:`overtensor.networks.quadratic_risk`) at
   the run's ``W_0``, and for seeds below ``train_seeds`` the exact population risk of networks
   trained by online SGD in each regime (``rf_trained``, ``nt_trained``, ``nn_trained``, same ``W_0``).
 * ``target="mixture"``: two centred Gaussians with covariances ``I ± eps·diag(s)``
-  (:class:`overtensor.data.GaussianMixture`); reported: the test classification error of each
+  (:class:`overtensor.networks.data.GaussianMixture`); reported: the test classification error of each
   trained regime (``*_error``) and the Bayes error.
 
 Expected picture: for ``N < d`` the exact risks order ``RF > NT > NN``; NT and NN reach 0 at
@@ -100,15 +100,15 @@ def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
     default 0.5), ``train_seeds`` (train for seeds below it; default 1), ``steps`` (default 1000),
     ``nt_steps`` (steps of the NT fits; default ``steps``), ``batch_size`` (default 100),
     ``optimizer`` (default ``"sgd"``), ``lr`` (default: the curvature steps of
-    :func:`overtensor.train.curvature_steps` for SGD, :func:`overtensor.train.default_lr`
-    otherwise), ``momentum`` and ``safety`` (of :class:`overtensor.train.TrainConfig`),
+    :func:`overtensor.networks.train.curvature_steps` for SGD, :func:`overtensor.networks.train.default_lr`
+    otherwise), ``momentum`` and ``safety`` (of :class:`overtensor.networks.train.TrainConfig`),
     ``nt_max_ratio`` (train NT only for ``N/d`` up to it; default no limit), ``test_samples``
     (mixture, default 20000), ``device`` (default ``"cpu"``).
     """
-    from overtensor.data import gaussian_mixture, gaussian_quadratic
-    from overtensor.networks import NetworkSpec, init_network
-    from overtensor.quadratic_risk import regime_optima
-    from overtensor.train import TrainConfig, train_network
+    from overtensor.networks.data import gaussian_mixture, gaussian_quadratic
+    from overtensor.networks.model import NetworkSpec, init_network
+    from overtensor.networks.quadratic_risk import regime_optima
+    from overtensor.networks.train import TrainConfig, train_network
 
     kind, dim, width, seed = str(config["target"]), int(config["dim"]), int(config["width"]), \
         int(config["seed"])
@@ -190,7 +190,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     cols = [f"{k}_{s}" for k in ("rf", "nt", "nn") for s in ("exact", "trained", "error")]
     df = _num(df, [*cols, "rho", "bayes_error"])
@@ -336,7 +336,7 @@ PRESETS = {
         "run": "lazy_vs_full_networks",
         "description": "RF/NT/NN risk vs N/d, d=40: exact optima (3 seeds) and online SGD at its "
                        "curvature steps (seed 0; NT 5000 steps, RF/NN 1500)",
-        # SGD at the default curvature steps (overtensor.train.curvature_steps; heavy ball in the
+        # SGD at the default curvature steps (overtensor.networks.train.curvature_steps; heavy ball in the
         # lazy regime). NT gets more steps: near N = d its least-squares problem is the worst
         # conditioned (the isotropic part of B converges like 1/sqrt(steps)), see docs/networks.md.
         "fixed": {"dim": 40, "rank": 5, "train_seeds": 1, "steps": 1500, "nt_steps": 5000,

@@ -194,7 +194,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     held-out log-likelihood and NPMI per method for the topic runs."""
     import matplotlib.pyplot as plt
 
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     out: list[Path] = []
     sets = [d for d in DATASETS if d in set(df.get("dataset", pd.Series(dtype=object)))]
@@ -225,7 +225,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
 def _topic_figure(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     fig, axes = plt.subplots(1, 2, figsize=(7, 3))
     for ax, metric in zip(axes, ("heldout_loglik", "npmi"), strict=True):

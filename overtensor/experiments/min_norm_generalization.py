@@ -10,7 +10,7 @@ One run = one problem and seed; it computes every method on the same data:
 
 * ``min_norm``: ``X⁺y`` (the limit of GD from 0); ``diagonal``: ``D Xᵀ(X D Xᵀ)⁻¹y`` with
   ``D = diag(1/s²)`` (the limit of GD preconditioned by ``D``), both in closed form;
-* ``adagrad``, ``rmsprop``, ``adam``: trained by :func:`overtensor.regression.fit_regression`
+* ``adagrad``, ``rmsprop``, ``adam``: trained by :func:`overtensor.regression.core.fit_regression`
   (step decay over the last 30 %), with their final training loss to show they interpolate.
 
 Problems: ``nuisance`` (``n = 50``, ``p = 200``, coordinates ``1..100`` of scale 1 carry
@@ -62,7 +62,7 @@ def run_min_norm_generalization(config: dict[str, Any]) -> dict[str, Any]:
     ``{"skipped": True}`` at once."""
     import torch
 
-    from overtensor.regression import RowSpace, preconditioned_interpolant
+    from overtensor.regression.core import RowSpace, preconditioned_interpolant
 
     if config.get("problem") == "nuisance" and int(config["n"]) != int(config.get("nuisance_n", 50)):
         return {"skipped": True}
@@ -142,7 +142,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     colors = {"min_norm": "black", "diagonal": "tab:red", "adagrad": "tab:blue", "rmsprop": "tab:orange",
               "adam": "tab:green"}

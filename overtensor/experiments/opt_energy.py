@@ -11,7 +11,7 @@ Two models, the same three regimes from the same initialization per seed:
   target ``y = xᵀBx − tr B``, ``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (NETWORKS §1), trained by online
   SGD on fresh Gaussian batches; the risk is the exact population risk
   ``2‖M − B‖_F² + (tr(M − B) + c + tr B)²`` with ``M = Σ a_i w_i w_iᵀ`` (``x ~ N(0, I)``),
-  divided by the null risk ``2‖B‖_F²``. ``orthogonal`` uses :func:`overtensor.orthogonal.orthogonal`
+  divided by the null risk ``2‖B‖_F²``. ``orthogonal`` uses :func:`overtensor.regimes.orthogonal.orthogonal`
   (Cayley map) on the network's parameter dict.
 
 Each run returns the evaluation steps, the risk and the energies (``s = 1``, ``s = 0``, float64)
@@ -60,7 +60,7 @@ class OptEnergyParams(RunParams):
 
 def _tensor_run(config: dict[str, Any]) -> dict[str, Any]:
     import overtensor as ot
-    from overtensor.energy import energy_recorder
+    from overtensor.regimes.energy import energy_recorder
 
     seed = int(config["seed"])
     target = ot.random_target(3, int(config["dim"]), int(config["rank"]), random_state=seed)
@@ -72,9 +72,9 @@ def _tensor_run(config: dict[str, Any]) -> dict[str, Any]:
     out = {"steps": [r["step"] for r in h], "risk": [r["relative_error"] for r in h],
            "energy_s1": [r["energy_s1"] for r in h], "energy_s0": [r["energy_s0"] for r in h]}
     if h[0]["step"] > 0:  # the full-regime loop records from its first evaluation: add the start
-        from overtensor.energy import hyperspherical_energy
-        from overtensor.loss import relative_error
-        from overtensor.models import model_cp
+        from overtensor.regimes.energy import hyperspherical_energy
+        from overtensor.tensors.loss import relative_error
+        from overtensor.tensors.models import model_cp
 
         t64 = target.float64()
         a0, V0 = model_cp(res.model, {k: v.double() for k, v in res.params0.items()})
@@ -90,8 +90,8 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    from overtensor.energy import hyperspherical_energy
-    from overtensor.orthogonal import orthogonal
+    from overtensor.regimes.energy import hyperspherical_energy
+    from overtensor.regimes.orthogonal import orthogonal
 
     seed, d, N = int(config["seed"]), int(config["dim"]), int(config["width"])
     gen = torch.Generator().manual_seed(seed)
@@ -218,7 +218,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     colors = {"full": "tab:red", "random-features": "tab:gray", "orthogonal": "tab:blue"}
     files: list[Path] = []

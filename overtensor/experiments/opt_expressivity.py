@@ -5,9 +5,9 @@ For order ``l ∈ {2, 3}``, a random rank-``r`` target in ``R^d`` and each width
 from the same random rows ``W_0`` (unit norm) and reports the model's relative error in one regime:
 
 * ``random-features``: the exact optimum over the coefficients with the rows frozen
-  (:func:`overtensor.lazy.random_features_least_squares`); it is 0 once ``m ≥ C(d+l−1, l)``;
+  (:func:`overtensor.tensors.lazy.random_features_least_squares`); it is 0 once ``m ≥ C(d+l−1, l)``;
 * ``orthogonal``: ``R^{⊗l}·T_0(c)`` trained by gradient descent on ``(R, c)`` from ``R = I``
-  (:func:`overtensor.orthogonal_fit.fit_orthogonal`, Cayley map) — at least as good as random
+  (:func:`overtensor.tensors.orthogonal_fit.fit_orthogonal`, Cayley map) — at least as good as random
   features at its optimum (``R = I`` is allowed), better when the rotation helps;
 * ``full``: the ``beyond-lazy`` method (:func:`overtensor.fit`).
 
@@ -51,9 +51,9 @@ def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
 
     import overtensor as ot
     from overtensor._checks import check_choice
-    from overtensor.lazy import random_features_least_squares, symmetric_dimension
-    from overtensor.models import init_params
-    from overtensor.orthogonal_fit import fit_orthogonal
+    from overtensor.tensors.lazy import random_features_least_squares, symmetric_dimension
+    from overtensor.tensors.models import init_params
+    from overtensor.tensors.orthogonal_fit import fit_orthogonal
 
     regime = check_choice("regime", config["regime"], REGIMES)
     order, dim, rank = int(config["order"]), int(config["dim"]), int(config["rank"])
@@ -138,7 +138,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     df = df.copy()
     df["error"] = pd.to_numeric(df["error"], errors="coerce")

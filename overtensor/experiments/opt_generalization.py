@@ -10,7 +10,7 @@ a fixed number of epochs, no tuning per variant):
 
 * ``standard``: every weight trained;
 * ``random-features``: hidden rows frozen, biases and output trained;
-* ``opt-<way>``: hidden rows ``W_0 Rᵀ`` (:class:`overtensor.opt_layer.OPTLinear`) for every way of
+* ``opt-<way>``: hidden rows ``W_0 Rᵀ`` (:class:`overtensor.networks.opt_layer.OPTLinear`) for every way of
   keeping ``R`` orthogonal (``opt-stochastic``: ``k × k`` blocks merged every ``block_steps``).
 
 Metrics: test and train accuracy, the hidden rows' hyperspherical energy (``s = 1`` and ``s = 0``)
@@ -37,7 +37,7 @@ from overtensor.experiments.registry import (
     register_experiment,
     register_run,
 )
-from overtensor.orthogonal import ORTHOGONAL_METHODS
+from overtensor.regimes.orthogonal import ORTHOGONAL_METHODS
 
 PAPER = "Liu et al., Orthogonal Over-Parameterized Training (CVPR 2021)"
 URL = "https://arxiv.org/abs/2004.04690"
@@ -83,8 +83,8 @@ def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
     from torch import nn
 
     from overtensor._checks import check_choice
-    from overtensor.energy import hyperspherical_energy
-    from overtensor.opt_layer import OPTLinear, opt_optimizer, resample_blocks
+    from overtensor.networks.opt_layer import OPTLinear, opt_optimizer, resample_blocks
+    from overtensor.regimes.energy import hyperspherical_energy
 
     variant = check_choice("variant", config["variant"], VARIANTS)
     seed, H = int(config["seed"]), int(config["hidden"])
@@ -229,7 +229,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     t = table(df)
     x = np.arange(len(t))

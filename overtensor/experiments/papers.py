@@ -12,7 +12,8 @@ GE_2021 = ("Ge, Ren, Wang, Zhou: Understanding Deflation Process in Over-paramet
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
-    """95 % Wilson score interval of ``k`` successes in ``n`` runs (:func:`overtensor.plots.wilson_interval`
+    """95 % Wilson score interval of ``k`` successes in ``n`` runs
+    (:func:`overtensor.experiments.plots.wilson_interval`
     without importing matplotlib)."""
     import math
 

@@ -92,7 +92,7 @@ def ordered_names(names: list[str]) -> list[str]:
 
 def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None, outdir: Path) -> list[Path]:
     """Figures of one experiment: the registered ``figures`` function, else :func:`default_figures`."""
-    from overtensor.experiments.registry import get_experiment
+    from overtensor.experiments.catalog import get_experiment
 
     outdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -106,7 +106,7 @@ def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None,
 
 def default_figures(df: pd.DataFrame, spec: dict[str, Any], outdir: Path) -> list[Path]:
     """Generic figures from a spec: phase diagram over two numeric grid parameters, curves over seeds."""
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     if df.empty:
         return []
@@ -209,7 +209,7 @@ def _verdict_overview(sections: list[tuple[str, list, str]]) -> str:
 
 
 def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
-    from overtensor.experiments.registry import get_experiment
+    from overtensor.experiments.catalog import get_experiment
 
     df = db.dataframe(name)
     spec = db.spec(name)

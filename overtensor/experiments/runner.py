@@ -18,7 +18,7 @@ Every run executes in :func:`execute`, which never raises: a failing run becomes
 with its traceback, and the sweep goes on. Each run uses ``threads_per_run`` torch threads (one by
 default): parallelism comes from the workers, and fixed thread counts keep results bit-identical
 between schedulers. When the run function has a batched variant
-(:func:`overtensor.experiments.registry.get_batched`) and ``batch_size > 1``, pending runs with the
+(:func:`overtensor.experiments.catalog.get_batched`) and ``batch_size > 1``, pending runs with the
 same batch key are grouped into batches of up to ``batch_size`` and each batch is one task.
 
 Concurrent sweeps share the work: each run is claimed in the store (a lease, see
@@ -174,7 +174,7 @@ def execute_batch(fn: Callable, batched: Callable | None, configs: list[dict[str
 
 def plan_batches(run: str, configs: list[dict[str, Any]], batch_size: int) -> tuple[Callable | None, list]:
     """Group configs into tasks: ``(batched_fn or None, [list of configs per task])``."""
-    from overtensor.experiments.registry import get_batched
+    from overtensor.experiments.catalog import get_batched
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")

@@ -185,7 +185,7 @@ def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
     out = spec.model_dump(exclude_none=True)
     _check_size(out, where, max_runs)
     if check_run:
-        from overtensor.experiments.registry import canonical_run_name
+        from overtensor.experiments.catalog import canonical_run_name
 
         out["run"] = canonical_run_name(out["run"])  # "opt-energy" is "opt_energy"
         try:
@@ -226,7 +226,7 @@ def check_params(spec: dict[str, Any], where: str) -> None:
     """
     from pydantic import ValidationError
 
-    from overtensor.experiments.registry import get_params
+    from overtensor.experiments.catalog import get_params
 
     schema = get_params(spec["run"])
     if schema is None:
@@ -325,11 +325,11 @@ def _spec_error(exc: ValidationError, where: str) -> SpecError:
 
 
 def resolve_run(name: str):
-    """The run function registered as ``name`` (see :func:`overtensor.experiments.registry.get_run`).
+    """The run function registered as ``name`` (see :func:`overtensor.experiments.catalog.get_run`).
 
     Only registered names resolve; a ``"module:function"`` string is refused without importing.
     """
-    from overtensor.experiments.registry import get_run
+    from overtensor.experiments.catalog import get_run
 
     return get_run(name)
 

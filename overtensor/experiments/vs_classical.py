@@ -36,7 +36,7 @@ def _tiny() -> dict:
 
 def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     """Success rate vs ``d`` per method, and time to ``ε`` (successful runs) vs ``d`` per method."""
-    from overtensor import plots
+    from overtensor.experiments import plots
 
     df = df.assign(success=df["success"].astype(float))
     # Lines of equal rates (several methods at 0) would hide each other: each method gets its own

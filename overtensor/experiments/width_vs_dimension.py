@@ -6,7 +6,7 @@ reaches relative error ``ε`` in at least 90 % of seeds, and how does it grow wi
 One run is one ``(regime, dim, seed)``: it draws the target (seed) and returns that seed's
 smallest successful width ``min_width``:
 
-* ``lazy``: the exact lazy optimum (:func:`overtensor.lazy.lazy_least_squares`) at widths ``m``
+* ``lazy``: the exact lazy optimum (:func:`overtensor.tensors.lazy.lazy_least_squares`) at widths ``m``
   whose initializations are the first ``m`` rows of one draw ``W_0``. The tangent spaces are then
   nested, so the lazy error is non-increasing in ``m`` and a doubling-then-bisection search finds
   the smallest ``m`` with error ``≤ ε`` exactly (CG stops as soon as ``ε`` is certified; a width
@@ -35,7 +35,7 @@ import pandas as pd
 from overtensor.experiments.papers import WANG_2020
 from overtensor.experiments.params import WidthVsDimensionParams
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
-from overtensor.lazy import lazy_least_squares, lazy_threshold_width
+from overtensor.tensors.lazy import lazy_least_squares, lazy_threshold_width
 
 QUANTILE = 0.9
 
@@ -185,7 +185,7 @@ def figures(df: pd.DataFrame, outdir: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from overtensor.plots import save
+    from overtensor.experiments.plots import save
 
     widths = quantile_widths(df)
     slopes = fitted_slopes(widths)

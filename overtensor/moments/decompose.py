@@ -35,8 +35,8 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_choice, check_float, check_int, make_generator
-from overtensor.cp import SymmetricCP
-from overtensor.targets import DenseTarget
+from overtensor.tensors.cp import SymmetricCP
+from overtensor.tensors.targets import DenseTarget
 
 DISCOVERY = ("power-method", "beyond-lazy")
 ESCALATE_ABOVE = 0.05
@@ -111,14 +111,14 @@ def refine(T: torch.Tensor, cp: SymmetricCP, *, max_iter: int = 200) -> Symmetri
 
 def polish(T: torch.Tensor, cp: SymmetricCP, *, max_iter: int = 20) -> SymmetricCP:
     """Levenberg–Marquardt steps on ``½‖Σ λ_j u_j^{⊗l} − T‖²`` from ``cp``
-    (:func:`overtensor.gauss_newton.levenberg_marquardt`, never a worse CP than it was given).
+    (:func:`overtensor.tensors.gauss_newton.levenberg_marquardt`, never a worse CP than it was given).
 
     L-BFGS stops at a gradient of ~1e-7 on whitened moments: two methods that reach the same
     local optimum then differ in the 6th digit of their means. Gauss–Newton steps converge fast
     near a small-residual optimum (quadratically as the residual goes to 0) and bring the
     gradient to ~1e-10 or below in a few steps. Skipped above ``MAX_UNKNOWNS`` unknowns.
     """
-    from overtensor.gauss_newton import MAX_UNKNOWNS, levenberg_marquardt
+    from overtensor.tensors.gauss_newton import MAX_UNKNOWNS, levenberg_marquardt
 
     if cp.rank * (cp.dim + 1) > MAX_UNKNOWNS:
         return cp
@@ -166,7 +166,7 @@ def best_rank_cp(
     ValueError
         On an empty or unknown ``discovery``, a bad ``rank`` or a non-symmetric ``T``.
     """
-    from overtensor.fit import fit
+    from overtensor.tensors.fitting import fit
 
     rank = check_int("rank", rank, 1)
     escalate_above = check_float("escalate_above", escalate_above, minimum=0.0)

@@ -1,0 +1,103 @@
+"""``overtensor train``: one two-layer network fit, a thin layer over
+:func:`overtensor.networks.train.train_network`.
+
+Registered in :mod:`overtensor.cli.main` by :func:`add_parser`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(sub) -> None:
+    """Add the ``train`` subcommand to the ``overtensor`` parser's subparsers."""
+    p = sub.add_parser("train", help="train one two-layer network (RF / NT / NN regimes) on synthetic "
+                       "data and print its risks")
+    p.add_argument("--regime", default="full",
+                   help="full | lazy | random-features | alpha-scaled | orthogonal (or any registered "
+                   "regime; default full)")
+    p.add_argument("--activation", default="quadratic", help="quadratic | hermite | relu | tanh")
+    p.add_argument("--degree", type=int, default=2, help="degree l of --activation hermite (default 2)")
+    p.add_argument("--width", type=int, default=20, help="number of neurons N (default 20)")
+    p.add_argument("--dim", type=int, default=40, help="input dimension d (default 40)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="fixed training-set size (default: online, fresh samples every step)")
+    p.add_argument("--test-samples", type=int, default=10000, help="test-set size (default 10000)")
+    p.add_argument("--data", default="authors",
+                   help="authors (y = x'Bx - tr B, B = diag(gamma)/sqrt d) | rank | mixture")
+    p.add_argument("--rank", type=int, default=5, help="rank of B for --data rank (default 5)")
+    p.add_argument("--noise", type=float, default=0.0, help="label noise standard deviation")
+    p.add_argument("--scaling", default="mean-field", help="mean-field (1/N) | ntk (1/sqrt N) | none")
+    p.add_argument("--shared-a", action="store_true", help="one shared output weight a")
+    p.add_argument("--optimizer", default="sgd",
+                   help="sgd | momentum | adagrad | rmsprop | adam | adamw (default sgd)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="step size of every parameter (default: for sgd/gd/momentum/nesterov, "
+                        "per-block curvature steps c/lambda_max of the mini-batch Hessian at the "
+                        "initialization, train.curvature_steps; else train.default_lr)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help="heavy-ball momentum of --optimizer sgd (default: 0.9 in the lazy regime at "
+                        "the curvature steps, else 0)")
+    p.add_argument("--safety", type=float, default=None,
+                   help="c of the curvature steps c/lambda_max, in (0, 2) (default 0.5); only for "
+                        "the default step of sgd/gd/momentum/nesterov (refused with --lr or another "
+                        "--optimizer)")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")
+    p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="random seed (data and initialization)")
+    p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args) -> int:
+    import torch
+
+    from overtensor._checks import check_choice, check_int
+    from overtensor.networks.data import gaussian_mixture, gaussian_quadratic
+    from overtensor.networks.model import NetworkSpec
+    from overtensor.networks.quadratic_risk import regime_optima
+    from overtensor.networks.train import TrainConfig, train_network
+    from overtensor.training.loop import DivergenceError
+
+    # Everything is validated before any work; ValueError becomes one line on stderr (cli.main).
+    check_choice("data", args.data, ("authors", "rank", "mixture"))
+    dim = check_int("dim", args.dim, 1)
+    spec = NetworkSpec(args.width, dim, activation=args.activation, degree=args.degree,
+                       scaling=args.scaling, shared_a=args.shared_a)
+    try:
+        config = TrainConfig(regime=args.regime, optimizer=args.optimizer, lr=args.lr,
+                             momentum=args.momentum, safety=args.safety,
+                             steps=args.steps, batch_size=args.batch_size, samples=args.samples,
+                             test_samples=args.test_samples, alpha=args.alpha,
+                             device=args.device, progress=not args.json)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    gen = torch.Generator().manual_seed(check_int("seed", args.seed, 0))
+    if args.data == "mixture":
+        data = gaussian_mixture(dim, gen)
+    else:
+        data = gaussian_quadratic(dim, gen, rank=args.rank if args.data == "rank" else None,
+                                  noise=args.noise)
+    try:
+        res = train_network(data, spec, config, random_state=args.seed + 1)
+    except DivergenceError as exc:
+        print(f"overtensor: error: {exc}", file=sys.stderr)
+        return 1
+    out = res.summary()
+    if res.exact and not spec.shared_a:
+        opt = regime_optima(res.params0["W"].cpu(), data.B)
+        out.update({f"{k}_optimum": opt[k] / opt["null"] for k in ("rf", "nt", "nn")})
+    if args.json:
+        print(json.dumps(out))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="overtensor train", show_header=False)
+        for key, value in out.items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        Console().print(table)
+    return 0

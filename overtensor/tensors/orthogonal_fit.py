@@ -1,0 +1,258 @@
+"""The ``orthogonal`` regime of the tensor models (NETWORKS §3): fit ``R^{⊗l}·T_0(c)``.
+
+From the random initialization ``W_0`` of the method's model (coefficients ``a_0``, unit or
+scaled rows ``V_0``, :func:`overtensor.tensors.models.model_cp`), OPT trains a rotation ``R ∈ O(d)`` of all
+rows at once and, by default, the coefficients ``c`` (starting at ``a_0``):
+
+    T(R, c) = Σ_i c_i (R v_i⁰)^{⊗l} = R^{⊗l} · T_0(c)
+
+so it only rotates the initial decomposition: the span of ``{v_i⁰ ^{⊗l}}`` (random features) is
+reachable, turned as a whole. Pairwise angles of the rows, and their hyperspherical energy
+(:mod:`overtensor.regimes.energy`), stay those of ``W_0``. ``R`` is kept orthogonal by one of
+:data:`overtensor.regimes.orthogonal.ORTHOGONAL_METHODS` (:mod:`overtensor.regimes.orthogonal`); every history
+record carries ``orthogonality_error = ‖RᵀR − I‖_F`` and the energies.
+
+:func:`overtensor.fit` with ``regime="orthogonal"`` runs :func:`orthogonal_regime_fit` with the
+default :class:`OrthogonalOptions` (Cayley map); :func:`fit_orthogonal` exposes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from overtensor._checks import (
+    check_choice,
+    check_float,
+    check_int,
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+)
+from overtensor.optim.cayley import CayleySGD
+from overtensor.optim.curvature import top_curvature
+from overtensor.regimes.energy import hyperspherical_energy
+from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
+from overtensor.tensors.cp import SymmetricCP
+from overtensor.tensors.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
+from overtensor.tensors.loss import half_sq_distance, relative_error
+from overtensor.tensors.metrics import cp_relative_error
+from overtensor.tensors.models import MODELS, model_cp
+from overtensor.tensors.result import FitResult
+from overtensor.tensors.targets import Target, as_target
+from overtensor.training.loop import Progress, check_divergence
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class OrthogonalOptions:
+    """How the ``orthogonal`` regime keeps and trains ``R``.
+
+    Attributes
+    ----------
+    rotation : str
+        One of :data:`~overtensor.regimes.orthogonal.ORTHOGONAL_METHODS`.
+    train_coefficients : bool
+        Train the coefficients ``c`` (output weights) too; ``False`` trains ``R`` only.
+    block_size : int or None
+        ``k`` of ``stochastic`` (default ``min(d, 32)``).
+    block_steps : int
+        ``K`` of ``stochastic``: steps per block before it is merged into ``W_0``.
+    momentum : float
+        Momentum of the optimizer (heavy ball; for ``riemannian`` in the Lie algebra).
+    """
+
+    rotation: str = "cayley"
+    train_coefficients: bool = True
+    block_size: int | None = None
+    block_steps: int = BLOCK_STEPS
+    momentum: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("rotation", self.rotation, ORTHOGONAL_METHODS)
+        if self.block_size is not None:
+            check_int("block_size", self.block_size, 1)
+        check_int("block_steps", self.block_steps, 1)
+        if not 0 <= check_float("momentum", self.momentum, minimum=0.0) < 1:
+            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
+
+
+def _optimizer(fn, theta: Params, lr: float, opts: OrthogonalOptions) -> torch.optim.Optimizer:
+    rest = [v for k, v in theta.items() if k != "R"]
+    groups = [{"params": [theta["R"]], "orthogonal": opts.rotation == "riemannian"}]
+    if rest:
+        groups.append({"params": rest, "orthogonal": False})
+    return CayleySGD(groups, lr=lr, momentum=opts.momentum)
+
+
+def orthogonal_regime_fit(
+    target: Target, *, options: OrthogonalOptions, method: str, model: str, width: int,
+    init_scale: float, max_steps: int, tol: float, lr: float | None, signs: str, patience: int,
+    eval_every: int, epoch_steps: int, generator: torch.Generator, dtype: torch.dtype,
+    device: torch.device, callback: Callable | None = None,
+    recorders: Sequence[Callable[[FitState], dict]] = (), progress: bool = False,
+) -> FitResult:
+    """Gradient descent on ``(R, c)`` from ``R = I``, ``c = a_0`` (arguments validated).
+
+    Stopping rules as in :func:`overtensor.tensors.regimes.regime_fit`; ``lr=None`` takes ``0.5/L``
+    (``L`` the top Hessian eigenvalue at the start), capped at ``0.5/max(l, 4)``. The optimizer is
+    :class:`~overtensor.optim.cayley.CayleySGD` (plain SGD on every group but the ``riemannian`` one).
+    """
+
+    t0 = time.perf_counter()
+    target, sq, scale, _, params0, s = prepare_fit(
+        target, model=model, width=width, init_scale=init_scale, signs=signs,
+        generator=generator, dtype=dtype, device=device)
+    l = target.order
+    with torch.no_grad():
+        a0, V0 = model_cp(model, params0, s)
+    base = {"W": V0.detach().clone(), "c": a0.detach().clone()}
+
+    def tensor_model(p: Params) -> tuple[torch.Tensor, torch.Tensor]:
+        return p["c"], p["W"]
+
+    train = ("c",) if options.train_coefficients else ()
+    fn, theta = orthogonal(tensor_model, base, key="W", method=options.rotation, train=train,
+                           k=options.block_size, random_state=generator)
+
+    def loss_of(th: Params) -> torch.Tensor:
+        a, V = fn(th)
+        return half_sq_distance(a, V, target, scale, sq)
+
+    if lr is None:
+        # The curvature along O(d): for `riemannian` (R itself is trained) measure it through the
+        # Cayley map at R = I, since the Euclidean Hessian in R also sees the off-manifold
+        # directions (a scaling of R scales the tensor by (1+t)^l) that the retraction never takes.
+        probe_fn, probe = (fn, theta) if options.rotation != "riemannian" else orthogonal(
+            tensor_model, base, key="W", method="cayley", train=train)
+
+        def probe_loss(th: Params) -> torch.Tensor:
+            a, V = probe_fn(th)
+            return half_sq_distance(a, V, target, scale, sq)
+
+        L = top_curvature(probe_loss, probe, generator)
+        cap = 0.5 / max(l, 4)
+        lr = min(0.5 / L, cap) if L > 0 else cap
+    for p in theta.values():
+        p.requires_grad_(True)
+    opt = _optimizer(fn, theta, lr, options)
+    energy0 = {f"energy_s{v:g}": float(hyperspherical_energy(V0.double(), v)) for v in (1.0, 0.0)}
+
+    history: list[dict[str, Any]] = []
+    bar = Progress(progress, max_steps, f"{method}/orthogonal[{options.rotation}] m={width}")
+    sched = EpochSchedule.single_phase(epoch_steps=epoch_steps, max_steps=max_steps, tol=tol,
+                                       patience=patience, eval_every=eval_every)
+    extra = {"regime": "orthogonal", "rotation": options.rotation,
+             "regime_cp": lambda: fn(theta)}
+
+    def evaluate(loss: torch.Tensor) -> float:
+        check_divergence(loss, sched.step, lr)
+        with torch.no_grad():
+            a, V = fn(theta)
+            rel = float(relative_error(a, V, target, scale))
+            moved = {"W": V.detach(), "c": a.detach()}
+            R = fn.rotation(theta)
+        state = FitState(target=target, scale=scale, model="coefficients", params=moved,
+                         params0=base, signs=None, step=sched.step, epoch=sched.epoch,
+                         phase="orthogonal", weight_decay=0.0, extra=extra)
+        log_evaluation(sched, history, state, float(loss), rel,
+                       float((V - V0).norm() / V0.norm().clamp_min(1e-300)), recorders, callback,
+                       phase="orthogonal", orthogonality_error=orthogonality_error(R))
+        bar.update(sched.step, f"rel.err {rel:.2e}")
+        return rel
+
+    stochastic = options.rotation == "stochastic"
+    try:
+        sched.observe(evaluate(loss_of(theta).detach()))
+        while (n := sched.next_steps()) > 0:
+            for _ in range(n):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_of(theta)
+                loss.backward()
+                opt.step()
+                if stochastic and (sched.step + 1) % options.block_steps == 0:
+                    theta.update(fn.resample(theta))
+                    theta["R"].requires_grad_(True)
+                    opt = _optimizer(fn, theta, lr, options)
+                sched.advance(1)
+            sched.observe(evaluate(loss.detach()))
+    finally:
+        bar.close()
+
+    with torch.no_grad():
+        a, V = fn(theta)
+        cp = SymmetricCP(a.detach() / scale, V.detach(), l, normalize=True).canonical()
+        R = fn.rotation(theta).detach()
+        model_rel = float(relative_error(a, V, target, scale))
+        energy = {f"energy_s{v:g}": float(hyperspherical_energy(V.double(), v)) for v in (1.0, 0.0)}
+    info: dict[str, Any] = {
+        "regime": "orthogonal", "rotation": options.rotation, "lr": lr, "init_scale": init_scale,
+        "orthogonality_error": orthogonality_error(R), **energy,
+        **{f"{k}_change": abs(energy[k] - energy0[k]) / abs(energy0[k]) for k in energy},
+    }
+    return FitResult(
+        cp=cp, relative_error=cp_relative_error(cp, target), model_relative_error=model_rel,
+        history=history, steps=sched.step, seconds=time.perf_counter() - t0,
+        converged=sched.stop_reason == "tol", stop_reason=sched.stop_reason, method=method,
+        width=width, target=target, params={"W": V.detach(), "c": a.detach()}, params0=base,
+        signs=None, model="coefficients", info=info,
+    )
+
+
+def fit_orthogonal(
+    target: Any, width: int, options: OrthogonalOptions | None = None, *, order: int | None = None,
+    model: str = "homogeneous", init_scale: float = 1.0, max_steps: int = 20000, tol: float = 1e-4,
+    lr: float | None = None, signs: str = "auto", patience: int = 5, eval_every: int = 50,
+    epoch_steps: int = 200, random_state: Any = None, device: Any = None, dtype: Any = None,
+    callback: Callable | None = None, recorders: Sequence[Callable] = (), progress: bool = False,
+) -> FitResult:
+    """Fit a symmetric tensor in the ``orthogonal`` regime (module docstring).
+
+    Parameters
+    ----------
+    target : anything :func:`overtensor.as_target` accepts
+    width : int
+        Number of rows ``m``.
+    options : OrthogonalOptions, optional
+        The way of keeping ``R`` orthogonal and what else is trained (default Cayley map,
+        coefficients trained).
+    model, init_scale, max_steps, tol, lr, signs, patience, eval_every, epoch_steps,
+    random_state, device, dtype, callback, recorders, progress
+        As in :func:`overtensor.fit` (the model only sets ``a_0`` and ``V_0``).
+
+    Returns
+    -------
+    FitResult
+        ``info`` holds ``orthogonality_error``, the final energies ``energy_s1``/``energy_s0`` and
+        their relative changes; ``history`` records ``orthogonality_error`` at every evaluation.
+
+    Raises
+    ------
+    ValueError
+        Any bad argument, before any work.
+    """
+    options = OrthogonalOptions() if options is None else options
+    if not isinstance(options, OrthogonalOptions):
+        raise TypeError(f"options must be an OrthogonalOptions, got {type(options).__name__}")
+    tgt = as_target(target, order)
+    width = check_int("width", width, 2)
+    check_choice("model", model, MODELS)
+    check_choice("signs", signs, ("auto", "positive", "balanced"))
+    if lr is not None:
+        lr = check_float("lr", lr, minimum=0.0, strict=True)
+    dev = resolve_device(device if device is not None else tgt.device)
+    return orthogonal_regime_fit(
+        tgt, options=options, method="gd", model=model, width=width,
+        init_scale=check_float("init_scale", init_scale, minimum=0.0, strict=True),
+        max_steps=check_int("max_steps", max_steps, 1), tol=check_float("tol", tol, minimum=0.0),
+        lr=lr, signs=signs, patience=check_int("patience", patience, 1),
+        eval_every=check_int("eval_every", eval_every, 1),
+        epoch_steps=check_int("epoch_steps", epoch_steps, 1),
+        generator=make_generator(random_state),
+        dtype=resolve_dtype(dtype if dtype is not None else tgt.dtype, dev), device=dev,
+        callback=callback, recorders=recorders, progress=progress)

@@ -1,0 +1,213 @@
+"""Fewer terms for the same fit: rank reduction of an extracted CP (issue 10, items 1 and 10).
+
+An over-parameterized fit can end on an *exact but non-minimal* CP: two correlated components
+replaced by three terms in their span, which no merge of aligned rows can undo. The extracted CP
+then meets ``tol`` and still gives the user the wrong components. :func:`reduce_rank` therefore
+tries to explain the CP with one term fewer, again and again:
+
+1. every one-term-smaller candidate (the CP without term ``j``) gets the least-squares weights of
+   its remaining directions (``G c = b`` with ``G = (U Uᵀ)^{∘l}``, ``b_i = T*(u_i, …, u_i)``: the
+   Gram identity, no ``d^l`` array); its error ranks the candidates (the cheapest removal first);
+2. the ``candidates`` cheapest are polished in turn by the exact-rank L-BFGS of
+   :func:`overtensor.tensors.extraction.polish` (free weights and directions, float64), in up to
+   :data:`ROUNDS` rounds while the error keeps falling and is above ``HEADROOM · tol``
+   (:func:`polish_to`), so that an accepted CP leaves the next removal some margin;
+3. the first polished candidate within ``tol`` is accepted and the loop goes on from it; when
+   none is, the loop stops and the smaller rank is recorded as refused, with its best error.
+
+Step 0: when the target's unfolding spectrum is cheap (:mod:`overtensor.tensors.unfolding`) and proves
+that no CP with one term fewer comes within ``2·tol``, the loop stops at once (the refusal is
+recorded with that lower bound and ``lower_bound: True``) — the same outcome, without polishing
+candidates that cannot succeed.
+
+Under a rank cap (``max_rank``) the loop instead keeps the best polished candidate until the CP
+has at most ``max_rank`` terms, whatever its error (above the cap only the cheapest removal is
+polished; at the cap ``candidates`` are) (the best CP with at most ``max_rank`` terms
+reachable from the over-parameterized solution), then continues as above only while ``tol`` holds.
+
+Measured in ``docs/method.md`` and ``benchmarks/bench_correlated.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from overtensor.tensors.cp import SymmetricCP
+from overtensor.tensors.extraction import polish
+from overtensor.tensors.gauss_newton import MAX_UNKNOWNS, levenberg_marquardt
+from overtensor.tensors.metrics import cp_relative_error
+from overtensor.tensors.targets import Target
+from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
+
+#: Candidates polished per rank (cheapest removals first).
+CANDIDATES = 3
+
+#: At most this many polish rounds per candidate (:func:`polish_to`).
+ROUNDS = 5
+
+#: Candidates whose first L-BFGS polish ends above this are not refined further.
+LM_BELOW = 1e-2
+
+#: Candidates are polished toward ``HEADROOM · tol`` (accepted at ``tol``).
+HEADROOM = 0.1
+
+
+@dataclass
+class Reduction:
+    """What :func:`reduce_rank` did.
+
+    Attributes
+    ----------
+    cp : SymmetricCP
+        The smallest accepted CP.
+    relative_error : float
+        Its float64 relative error.
+    tried : list of dict
+        One entry per rank tried: ``rank``, best polished ``relative_error``, ``accepted``.
+    stop : str
+        Why the loop stopped.
+    """
+
+    cp: SymmetricCP
+    relative_error: float
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    stop: str = ""
+
+
+def least_squares_weights(U: torch.Tensor, target: Target) -> torch.Tensor:
+    """Weights ``c`` minimizing ``‖Σ_j c_j u_j^{⊗l} − T*‖`` for fixed unit rows ``U`` ``(r, d)``,
+    in float64, from the normal equations ``(U Uᵀ)^{∘l} c = T*(u_j, …, u_j)`` (least-squares solve,
+    so that nearly parallel rows do not blow up)."""
+    t64 = target.float64()
+    U64 = U.detach().to(torch.float64)
+    G = (U64 @ U64.T) ** target.order
+    b = t64.values(U64)
+    return torch.linalg.lstsq(G, b.unsqueeze(-1)).solution.squeeze(-1)
+
+
+def _without(cp: SymmetricCP, j: int, target: Target) -> SymmetricCP:
+    keep = [i for i in range(cp.rank) if i != j]
+    U = cp.components[keep]
+    c = least_squares_weights(U, target).to(cp.weights.dtype)
+    return SymmetricCP(c, U, cp.order)
+
+
+def polish_to(cp: SymmetricCP, target: Target, *, tol: float, polish_iter: int,
+              rounds: int = ROUNDS) -> tuple[SymmetricCP, float]:
+    """Exact-rank refinement of a candidate toward relative error ``tol``; returns the CP and its
+    float64 error.
+
+    First ``polish_iter`` L-BFGS iterations (:func:`overtensor.tensors.extraction.polish`); a candidate
+    still above :data:`LM_BELOW` is not near an exact CP and is returned as it is (this keeps
+    refused removals cheap). Between ``tol`` and ``LM_BELOW``: Levenberg–Marquardt
+    (:func:`overtensor.tensors.gauss_newton.levenberg_marquardt`, up to ``polish_iter // 2`` steps) when
+    ``r(d+1) ≤ MAX_UNKNOWNS`` — correlated components make the exact-rank problem ill-conditioned
+    and L-BFGS then crawls just above ``tol`` (a 20-term CP of six components at pairwise cosines
+    0.3–0.7 was reduced to 13 terms with L-BFGS, to 6 with Levenberg–Marquardt); above that size
+    more L-BFGS, in up to ``rounds`` rounds while the error falls by 1 % a round.
+    """
+    cp = polish(cp, target, max_iter=polish_iter)
+    err = cp_relative_error(cp, target)
+    if err <= tol or err > LM_BELOW:
+        return cp, err
+    if cp.rank * (cp.dim + 1) <= MAX_UNKNOWNS:
+        out, _ = levenberg_marquardt(cp, target, max_iter=max(1, polish_iter // 2),
+                                     stop_below=tol)
+        out_err = cp_relative_error(out, target)
+        return (out, out_err) if out_err < err else (cp, err)
+    for _ in range(rounds - 1):
+        if err <= tol:
+            break
+        nxt = polish(cp, target, max_iter=polish_iter)
+        nxt_err = cp_relative_error(nxt, target)
+        if not nxt_err < 0.99 * err:
+            break
+        cp, err = nxt, nxt_err
+    return cp, err
+
+
+def reduce_rank(
+    cp: SymmetricCP,
+    target: Target,
+    *,
+    tol: float,
+    polish_iter: int,
+    max_rank: int | None = None,
+    candidates: int = CANDIDATES,
+) -> Reduction:
+    """Remove terms while the polished CP stays within ``tol`` (or until ``max_rank``).
+
+    Parameters
+    ----------
+    cp : SymmetricCP, rank ``r``
+        The extracted (and polished) CP in the target's scale.
+    target : Target
+    tol : float
+        Relative error a smaller CP must meet to be accepted (when not forced by ``max_rank``).
+    polish_iter : int
+        L-BFGS iterations of each candidate's polish (:func:`overtensor.tensors.extraction.polish`).
+    max_rank : int, optional
+        Cap: reduce to at most this many terms whatever the error (best candidate each time).
+    candidates : int
+        Candidates polished per rank, cheapest removals first.
+
+    Returns
+    -------
+    Reduction
+    """
+    rel = cp_relative_error(cp, target)
+    out = Reduction(cp, rel)
+    spectrum = unfolding_singular_values(target) if max_rank is None else None
+    while out.cp.rank > 1:
+        forced = max_rank is not None and out.cp.rank > max_rank
+        if not forced and not out.relative_error <= tol:
+            out.stop = f"rank {out.cp.rank} does not meet tol: nothing to reduce"
+            break
+        # A proof that one term fewer cannot meet tol (Eckart-Young on the unfolding; margin 2x so
+        # that no rounding decides) makes the candidates' polishes pointless.
+        bound = min_relative_error(spectrum, out.cp.rank - 1) if spectrum is not None else 0.0
+        if not forced and bound > 2 * tol:
+            out.tried.append({"rank": out.cp.rank - 1, "relative_error": bound,
+                              "accepted": False, "lower_bound": True})
+            out.stop = (f"rank {out.cp.rank - 1} refused: the unfolding's singular values bound "
+                        f"the error of every {out.cp.rank - 1}-term CP below by {bound:.1e} > "
+                        f"tol {tol:.0e}")
+            break
+        cur = out.cp
+        scored = []
+        for j in range(cur.rank):
+            cand = _without(cur, j, target)
+            scored.append((cp_relative_error(cand, target), j, cand))
+        scored.sort(key=lambda s: s[0])
+        best: tuple[float, SymmetricCP] | None = None
+        # While forced above the cap only the cheapest removal is polished (a greedy path);
+        # the last forced step and every tol-guarded step try `candidates`.
+        n_try = candidates if not forced or cur.rank - 1 <= max_rank else 1
+        for _, _, cand in scored[:n_try]:
+            # Polish toward HEADROOM·tol, accept at tol: a CP accepted just under tol leaves the
+            # next removal no margin (and a decision at the margin flips with rounding).
+            polished, err = polish_to(cand, target, tol=HEADROOM * tol, polish_iter=polish_iter)
+            if best is None or err < best[0]:
+                best = (err, polished)
+            if not forced and err <= tol:
+                break
+        assert best is not None
+        err, smaller = best
+        accepted = forced or err <= tol
+        out.tried.append({"rank": smaller.rank, "relative_error": err, "accepted": accepted})
+        if not accepted:
+            out.stop = (f"rank {smaller.rank} refused: best error {err:.1e} > tol {tol:.0e} "
+                        f"({min(n_try, len(scored))} candidates)")
+            break
+        out.cp, out.relative_error = smaller, err
+    else:
+        out.stop = "rank 1 reached"
+    if any(t["accepted"] for t in out.tried):
+        # Candidates were refined only to HEADROOM·tol: finish the accepted one to precision.
+        final, err = polish_to(out.cp, target, tol=0.0, polish_iter=polish_iter)
+        if err < out.relative_error:
+            out.cp, out.relative_error = final, err
+    return out

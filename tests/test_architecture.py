@@ -1,0 +1,128 @@
+"""The package's architecture as a property: imports run one way, and there is no cycle.
+
+Layers, lowest first (``docs/architecture.md``): leaf helpers (``_checks``, ``_io``, ``precision``)
+→ ``optim`` and ``regimes`` → ``training`` → the families ``tensors``, ``networks``, ``regression``
+(siblings that never import each other) → ``moments`` → the public API (``overtensor/__init__``) →
+``experiments`` → ``cli``. A module may import its own package and any lower layer, never a higher
+one, at module level or inside a function. Imports under ``if TYPE_CHECKING:`` count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "overtensor"
+
+#: Top-level unit -> layer. Units of the same layer may not import each other (``optim`` and
+#: ``regimes`` are the exception: a regime may use an optimizer's Riemannian step, not the reverse).
+LAYERS = {
+    "_checks": 0, "_io": 0, "precision": 0,
+    "optim": 1, "regimes": 1.5,
+    "training": 2,
+    "tensors": 3, "networks": 3, "regression": 3,
+    "moments": 4,
+    "overtensor": 5,  # the package root: the public API
+    "experiments": 6,
+    "cli": 7, "__main__": 8,
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every ``overtensor`` module ``path`` imports, anywhere in the file."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "overtensor")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if module.split(".")[0] != "overtensor":
+                continue
+            found.add(module)
+            for alias in node.names:  # ``from overtensor.x import y`` where y is a module
+                candidate = PACKAGE.parent / (module + "." + alias.name).replace(".", "/")
+                if candidate.with_suffix(".py").exists():
+                    found.add(module + "." + alias.name)
+    found.discard(name)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def _unit(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "overtensor"
+
+
+def test_every_top_level_unit_has_a_layer():
+    units = {_unit(m) for m in _graph()}
+    assert units <= set(LAYERS), sorted(units - set(LAYERS))
+    top_level_modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    assert top_level_modules == {"_checks", "_io", "precision"}, top_level_modules
+
+
+def test_imports_run_one_way():
+    wrong = []
+    for module, imported in _graph().items():
+        for other in imported:
+            a, b = _unit(module), _unit(other)
+            if a == b or (b == "overtensor" and other != "overtensor"):
+                continue  # own package; ``overtensor.x`` is judged by its unit
+            if LAYERS[b] >= LAYERS[a]:
+                wrong.append(f"{module} imports {other}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = _graph()
+    # Importing ``overtensor.a.b`` runs ``overtensor.a`` (the package __init__) first.
+    for module in list(graph):
+        graph[module] = {m for m in graph[module] if m in graph}
+    colour: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        colour[node] = 1
+        for nxt in sorted(graph[node]):
+            if colour.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt):], nxt] if nxt in stack else [node, nxt])
+            elif nxt not in colour:
+                visit(nxt, [*stack, nxt])
+        colour[node] = 2
+
+    for start in sorted(graph):
+        if start not in colour:
+            visit(start, [start])
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_module_shares_its_name_with_a_public_function():
+    import overtensor as ot
+
+    modules = {p.stem for p in PACKAGE.rglob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    assert not modules & set(ot.__all__), sorted(modules & set(ot.__all__))
+
+
+def test_fit_and_the_batched_engine_share_the_gradient_defaults():
+    import inspect
+
+    from overtensor.tensors.fitting import fit
+    from overtensor.tensors.methods import GRADIENT_DEFAULTS
+
+    params = inspect.signature(fit).parameters
+    assert {k: params[k].default for k in GRADIENT_DEFAULTS} == GRADIENT_DEFAULTS
