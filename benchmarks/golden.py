@@ -164,7 +164,7 @@ _register_fit_calls()
 
 @call("fit/beyond-lazy/orthogonal")
 def _fit_orthogonal() -> Record:
-    orthogonal_fit = _mod("overtensor.orthogonal_fit", "overtensor.orthogonal_fit")
+    orthogonal_fit = _mod("overtensor.tensors.orthogonal_fit", "overtensor.tensors.orthogonal_fit")
     tgt = _target(40, dim=8, rank=2)
     res = ot.fit(tgt, 8, "beyond-lazy", regime="orthogonal", max_steps=300, random_state=240,
                  orthogonal=orthogonal_fit.OrthogonalOptions(rotation="cayley"))
@@ -253,14 +253,14 @@ def _network_numbers(res: Any) -> Record:
 
 
 def _register_network_calls() -> None:
-    regime_layer = _mod("overtensor.regime_layer", "overtensor.regime_layer")
+    regime_layer = _mod("overtensor.regimes.layer", "overtensor.regimes.layer")
     regime_layer.load_plugins()
     regimes = sorted(regime_layer.REGIME_TRANSFORMS)
     for i, regime in enumerate(regimes):
         def run(regime: str = regime, seed: int = 300 + i) -> Record:
-            train = _mod("overtensor.train", "overtensor.train")
-            data_mod = _mod("overtensor.data", "overtensor.data")
-            networks = _mod("overtensor.networks", "overtensor.networks")
+            train = _mod("overtensor.networks.train", "overtensor.networks.train")
+            data_mod = _mod("overtensor.networks.data", "overtensor.networks.data")
+            networks = _mod("overtensor.networks.model", "overtensor.networks.model")
             d = 6
             data = data_mod.gaussian_quadratic(d, _gen(seed), rank=2)
             spec = networks.NetworkSpec(width=12, dim=d)
@@ -276,9 +276,9 @@ _register_network_calls()
 
 @call("network/full/relu-mixture-adam")
 def _network_mixture() -> Record:
-    train = _mod("overtensor.train", "overtensor.train")
-    data_mod = _mod("overtensor.data", "overtensor.data")
-    networks = _mod("overtensor.networks", "overtensor.networks")
+    train = _mod("overtensor.networks.train", "overtensor.networks.train")
+    data_mod = _mod("overtensor.networks.data", "overtensor.networks.data")
+    networks = _mod("overtensor.networks.model", "overtensor.networks.model")
     d = 6
     data = data_mod.gaussian_mixture(d, _gen(320), eps=0.5)
     spec = networks.NetworkSpec(width=12, dim=d, activation="relu", scaling="ntk")
@@ -291,10 +291,10 @@ def _network_mixture() -> Record:
 
 
 def _register_regression_calls() -> None:
-    optimizers = _mod("overtensor.optimizers", "overtensor.optimizers")
+    optimizers = _mod("overtensor.optim.registry", "overtensor.optim.registry")
     for i, name in enumerate(optimizers.OPTIMIZERS):
         def run(name: str = name, seed: int = 400 + i) -> Record:
-            regression = _mod("overtensor.regression", "overtensor.regression")
+            regression = _mod("overtensor.regression.core", "overtensor.regression.core")
             prob = regression.gaussian_design(12, 30, noise=0.1, random_state=seed)
             opts = {"diag": 1.0 / prob.covariance} if name == "diagonal" else None
             w0 = torch.randn(30, generator=_gen(seed + 1), dtype=torch.float64) * 0.1
@@ -392,10 +392,10 @@ def _moments_lda() -> Record:
 
 
 def _experiment_numbers(name: str, grid: dict[str, Any], fixed: dict[str, Any], seeds: int = 1) -> Record:
-    registry = _mod("overtensor.experiments.registry", "overtensor.experiments.registry")
+    catalog = _mod("overtensor.experiments.catalog", "overtensor.experiments.catalog")
     spec_mod = _mod("overtensor.experiments.spec", "overtensor.experiments.spec")
     runs = _mod("overtensor.experiments.runs", "overtensor.experiments.runs")
-    spec = copy.deepcopy(registry.get_experiment(name).presets["small"])
+    spec = copy.deepcopy(catalog.get_experiment(name).presets["small"])
     spec["grid"] = grid
     spec["seeds"] = seeds
     spec.setdefault("fixed", {})
