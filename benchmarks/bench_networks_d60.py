@@ -1,4 +1,5 @@
-"""The issue-12 acceptance check at d = 60 (NETWORKS §1 reference table), printed, not asserted.
+"""The issue-12 acceptance check at d = 60 (docs/theory/networks.md §1 reference table), printed, not
+asserted.
 
 Authors' target ``B = diag(γ)/√d`` (one draw), ``W_0`` with ``N(0, 1/d)`` entries, widths
 ``N ∈ {6, 15, 30, 45, 60, 120}``: the exact RF, NT and NN optima (risk / null risk), the eigenvalue

@@ -1,4 +1,4 @@
-"""Per-step time of stochastic OPT against full OPT with the Cayley map (NETWORKS §3).
+"""Per-step time of stochastic OPT against full OPT with the Cayley map (docs/theory/networks.md §3).
 
 One step is forward + backward + optimizer step of an OPT layer ``y = x (W_0 Rᵀ)ᵀ`` with ``m``
 frozen rows in ``R^d`` on a batch of ``n`` inputs and a squared loss:

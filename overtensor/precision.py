@@ -1,6 +1,6 @@
 """The precision floor of the reported relative error, stated once (used by docs and tests).
 
-Every relative error is computed through the Gram identity (SPEC §2)
+Every relative error is computed through the Gram identity (docs/theory/tensors.md §2)
 
     ‖X − T‖² = ‖X‖² − 2⟨X, T⟩ + ‖T‖²,
 

@@ -92,7 +92,7 @@ def test_orthogonal_order4_components_are_fitted_in_decreasing_weight_order_at_t
     _, result = _staircase(4, 20, seed=0)
     t50 = crossing_steps(result.history, 0.5)
     assert is_strictly_ordered(t50)
-    # Weights halve from one component to the next: fit times roughly double (SPEC §5).
+    # Weights halve from one component to the next: fit times roughly double (docs/theory/tensors.md §5).
     for ratio in time_ratios(t50):
         assert 1.3 < ratio < 3.5
     first = result.history[0]["mass"]

@@ -1,4 +1,4 @@
-"""SPEC §3: with σ = h_l and x ~ N(0, I), a network's population loss is the tensor loss."""
+"""docs/theory/tensors.md §3: with σ = h_l and x ~ N(0, I), a network's population loss is the tensor loss."""
 
 from __future__ import annotations
 

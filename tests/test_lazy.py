@@ -89,7 +89,7 @@ def test_explicit_and_cg_lazy_solvers_agree_with_dense_least_squares(order, dim,
 
 
 def test_lazy_error_vanishes_once_md_reaches_symmetric_dimension():
-    # SPEC §4 sanity numbers: order 3, rank one; d = 8 zero from m = 15, d = 12 from m = 31.
+    # docs/theory/tensors.md §4 sanity numbers: order 3, rank one; d = 8 zero from m = 15, d = 12 from m = 31.
     for dim, zero_from in ((8, 15), (12, 31)):
         assert lazy_threshold_width(dim, 3) == zero_from
         for seed in range(3):

@@ -37,7 +37,7 @@ def test_authors_target_d60_ordering_and_zeros():
         assert o["nn"] == pytest.approx(2 * float((lam[N:] ** 2).sum()), rel=1e-12, abs=1e-14 * R0)
         if N < d:
             assert o["rf"] > o["nt"] > o["nn"] > 0
-            # The magnitudes of NETWORKS §1 (one draw): NT far from 0, NN well below NT.
+            # The magnitudes of docs/theory/networks.md §1 (one draw): NT far from 0, NN well below NT.
             assert o["nt"] / R0 > 0.1 and o["nn"] < 0.6 * o["nt"]
         else:
             assert o["nt"] / R0 < 1e-10 and o["nn"] == 0.0

@@ -1,5 +1,5 @@
 """Orthogonal over-parameterized training: the ways of keeping R orthogonal, the regime on
-tensors and networks, and the hyperspherical energy it preserves (NETWORKS §3)."""
+tensors and networks, and the hyperspherical energy it preserves (docs/theory/networks.md §3)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_residual_error_decreases_with_each_deflation_on_orthogonal_target():
     lam = target.weights
     # After k deflations the residual is exactly the remaining components: ‖λ_{k+1:}‖ / ‖λ‖.
     expected = [float(lam[k + 1:].norm() / lam.norm()) for k in range(6)]
-    # The last one is an exact fit: at the float64 floor of the Gram identity (SPEC §2).
+    # The last one is an exact fit: at the float64 floor of the Gram identity (docs/theory/tensors.md §2).
     assert errors == pytest.approx(expected, abs=EXACT)
 
 

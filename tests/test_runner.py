@@ -63,7 +63,8 @@ def test_inprocess_and_two_dask_workers_give_identical_metrics_per_config_hash(t
                 assert vb == pytest.approx(va, rel=1e-6, abs=EXACT), (h, key)
             elif key != "threads":  # the intra-op threads of the process: not a result
                 assert va == vb, (h, key)
-    # the sweep is not trivial: beyond-lazy fits, plain gd from a small init does not (SPEC §7)
+    # the sweep is not trivial: beyond-lazy fits, plain gd from a small init does not
+    # (docs/theory/tensors.md §7)
     errors = {m["method"]: [] for m in ma.values()}
     for m in ma.values():
         errors[m["method"]].append(m["relative_error"])

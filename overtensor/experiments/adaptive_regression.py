@@ -1,4 +1,5 @@
-"""Built-in experiment ``adaptive-regression``: which interpolant each optimizer finds (NETWORKS.md §2).
+"""Built-in experiment ``adaptive-regression``: which interpolant each optimizer finds
+(docs/theory/networks.md §2).
 
 Question (Shah, Basu, Kyrillidis, Sanghavi): in over-parameterized least squares (``n < p``),
 gradient descent and the span-preserving preconditioners (``D_k = I + Xᵀ S_k X``) stay in the row
@@ -156,7 +157,8 @@ def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
     out = res.out_of_span
     w_star_out = space.complement(problem.w_star)
     risk_mn = problem.test_risk(res.w_min_norm)
-    # Σ = I: risk(w) − risk(w_mn) = ‖(I−P)w‖² − 2⟨(I−P)w, (I−P)w*⟩ once Pw = w_mn (NETWORKS.md §2).
+    # Σ = I: risk(w) − risk(w_mn) = ‖(I−P)w‖² − 2⟨(I−P)w, (I−P)w*⟩ once Pw = w_mn (docs/theory/networks.md
+    # §2).
     gap_theory = float(out @ out - 2 * out @ w_star_out) if problem.name == "gaussian" else None
     metrics: dict[str, Any] = {
         "lr": res.lr, "steps": res.steps, "min_norm": mn, "rank": space.rank,

@@ -1,4 +1,5 @@
-"""Built-in experiment ``lazy-lower-bound``: the lazy error against the width (SPEC §7, claim 1).
+"""Built-in experiment ``lazy-lower-bound``: the lazy error against the width (docs/theory/tensors.md §7,
+claim 1).
 
 Question: how wide must a lazily trained model be? For each order ``l``, dimension ``d``, target
 rank ``r`` and seed, the width is set from the grid parameter ``md_ratio = m·d / C(d+l−1, l)``

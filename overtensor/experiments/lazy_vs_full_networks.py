@@ -1,7 +1,7 @@
 """Built-in experiment ``lazy-vs-full-networks``: RF, NT and NN risks of two-layer networks.
 
 Ghorbani, Mei, Misiakiewicz, Montanari, "Limitations of Lazy Training of Two-layers Neural
-Networks" (NeurIPS 2019); formulas in ``NETWORKS.md`` §1. Quadratic activation, mean-field scaling
+Networks" (NeurIPS 2019); formulas in ``docs/theory/networks.md`` §1. Quadratic activation, mean-field scaling
 ``f(x) = c + (1/N) Σ a_i (w_i·x)²``, ``W_0`` with ``N(0, 1/d)`` entries.
 
 One run = one ``(target, width, seed)``:
@@ -269,7 +269,8 @@ def claims(df: pd.DataFrame) -> list[Claim]:
     r = _exact(df, "rank")
     if not r.empty:
         k = int(pd.to_numeric(r["rank"]).iloc[0]) if "rank" in r else 5
-        # Between k and d/2 the tangent space misses at least (1 − N/d)² ≥ 1/4 of B (NETWORKS §1).
+        # Between k and d/2 the tangent space misses at least (1 − N/d)² ≥ 1/4 of B
+        # (docs/theory/networks.md §1).
         mid = r[(r["width"] >= k) & (r["rho"] <= 0.5)]
         if len(mid):
             nn_tr = mid["nn_trained"].dropna()

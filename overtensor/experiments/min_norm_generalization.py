@@ -1,6 +1,6 @@
 """Built-in experiment ``min-norm-generalization``: when is the minimum-norm interpolant not the best?
 
-Question (Shah, Kyrillidis, Sanghavi; ``NETWORKS.md`` §2): the minimum-norm interpolant ``w_mn``
+Question (Shah, Kyrillidis, Sanghavi; ``docs/theory/networks.md`` §2): the minimum-norm interpolant ``w_mn``
 is what gradient descent finds, but when the signal lives on low-variance coordinates and nuisance
 on high-variance ones it leans on the cheap nuisance coordinates. A preconditioner that undoes the
 scales (the fixed ``diag(1/s²)``), or an adaptive method whose saturated out-of-span part points

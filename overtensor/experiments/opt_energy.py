@@ -1,5 +1,5 @@
 """Built-in experiment ``opt-energy``: hyperspherical energy and risk over training under the
-``full``, ``random-features`` and ``orthogonal`` regimes (NETWORKS §3).
+``full``, ``random-features`` and ``orthogonal`` regimes (docs/theory/networks.md §3).
 
 Two models, the same three regimes from the same initialization per seed:
 
@@ -8,7 +8,8 @@ Two models, the same three regimes from the same initialization per seed:
   ``random-features`` the coefficients, ``orthogonal`` a rotation and the coefficients); the risk
   is the relative error ``‖T − T*‖/‖T*‖``.
 * ``network``: a two-layer network with quadratic activation ``f(x) = c + Σ a_i (w_i·x)²`` on the
-  target ``y = xᵀBx − tr B``, ``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (NETWORKS §1), trained by online
+  target ``y = xᵀBx − tr B``, ``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (docs/theory/networks.md §1), trained by
+  online
   SGD on fresh Gaussian batches; the risk is the exact population risk
   ``2‖M − B‖_F² + (tr(M − B) + c + tr B)²`` with ``M = Σ a_i w_i w_iᵀ`` (``x ~ N(0, I)``),
   divided by the null risk ``2‖B‖_F²``. ``orthogonal`` uses :func:`overtensor.regimes.orthogonal.orthogonal`

@@ -1,5 +1,5 @@
 """Built-in experiment ``opt-expressivity``: how wide must an orthogonally trained tensor model be?
-(NETWORKS §3: OPT only rotates the initial decomposition.)
+(docs/theory/networks.md §3: OPT only rotates the initial decomposition.)
 
 For order ``l ∈ {2, 3}``, a random rank-``r`` target in ``R^d`` and each width ``m``, one run fits
 from the same random rows ``W_0`` (unit norm) and reports the model's relative error in one regime:

@@ -1,5 +1,5 @@
 """Built-in experiment ``opt-generalization``: does orthogonal over-parameterized training
-generalize better than standard training on real data? (Liu et al., CVPR 2021; NETWORKS §3.)
+generalize better than standard training on real data? (Liu et al., CVPR 2021; docs/theory/networks.md §3.)
 
 Data: scikit-learn's bundled ``load_digits`` (1797 8×8 images, 64 features, 10 classes; nothing is
 downloaded), split per seed into train/test (stratified, ``test_size``), features standardized on

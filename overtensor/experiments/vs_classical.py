@@ -1,4 +1,5 @@
-"""Built-in experiment ``vs-classical``: over-parameterized GD against classical baselines (SPEC §7).
+"""Built-in experiment ``vs-classical``: over-parameterized GD against classical baselines
+(docs/theory/tensors.md §7).
 
 Question: on random (non-orthogonal) rank-``r`` order-3 targets, how often does each method reach
 relative error ``ε``, and how long does it take? Methods: ``beyond-lazy`` (``m = 4r``, the paper's

@@ -1,4 +1,5 @@
-"""Built-in experiment ``width-vs-dimension``: the width each regime needs, against ``d`` (SPEC §7).
+"""Built-in experiment ``width-vs-dimension``: the width each regime needs, against ``d``
+(docs/theory/tensors.md §7).
 
 Question: for a fixed rank-``r`` order-3 target, what is the smallest width ``m`` at which a regime
 reaches relative error ``ε`` in at least 90 % of seeds, and how does it grow with ``d``?

@@ -36,7 +36,7 @@ def low_rank_matrix(dim: int, rank: int, generator: torch.Generator) -> torch.Te
 
     Rank ``k``, positive semidefinite, eigenvalues ``1/√k``: a target that a network of ``N ≥ k``
     neurons fits exactly while the tangent space at a random ``W_0`` misses most of it for
-    ``N < d`` (NETWORKS §1).
+    ``N < d`` (docs/theory/networks.md §1).
     """
     dim, rank = check_int("dim", dim, 1), check_int("rank", rank, 1)
     if rank > dim:

@@ -1,14 +1,15 @@
 """Two-layer networks ``f(x) = c + s_N Σ_{i≤N} a_i σ(⟨w_i, x⟩)`` as pure functions of their parameters.
 
 Ghorbani, Mei, Misiakiewicz, Montanari, "Limitations of Lazy Training of Two-layers Neural
-Networks" (NeurIPS 2019); formulas in ``NETWORKS.md`` §1. The model is a ``torch.func``-style
+Networks" (NeurIPS 2019); formulas in ``docs/theory/networks.md`` §1. The model is a ``torch.func``-style
 function ``network(params, X)`` of a parameter dict ``{"W": (N, d), "a": (N,) or (), "c": ()}`` and
 inputs ``X`` (``(n, d)``), so that every regime of :mod:`overtensor.regimes.layer` applies to it.
 
 Activations (:data:`ACTIVATIONS`): ``quadratic`` (``t²``), ``hermite`` (the normalized
 probabilists' Hermite polynomial ``h_l = He_l/√(l!)``, any degree ``l``, with
 ``E[h_l(u·x) h_l(v·x)] = (u·v)^l`` for unit ``u, v`` and ``x ~ N(0, I)``: the tensor dictionary of
-SPEC §3), ``relu``, ``tanh``. Parametrizations: per-neuron ``a_i`` or one shared scalar ``a``;
+docs/theory/tensors.md §3), ``relu``, ``tanh``. Parametrizations: per-neuron ``a_i`` or one shared scalar
+``a``;
 ``s_N = 1/N`` (mean field, the authors' code), ``1/√N`` (NTK scaling) or ``1``.
 """
 
@@ -140,7 +141,7 @@ def quadratic_form(model_fn: Callable[..., torch.Tensor], params: Params, dim: i
                    device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(M, c)`` with ``model_fn(params, x) = xᵀMx + c`` for a model that is a quadratic form in ``x``.
 
-    Any regime of a network with quadratic activation is one (NETWORKS §1). ``M`` is half the
+    Any regime of a network with quadratic activation is one (docs/theory/networks.md §1). ``M`` is half the
     Hessian in ``x`` at 0 (:func:`torch.func.hessian`, ``d`` vectorized passes), ``c`` the value at
     0; nothing is sampled. A model that is not quadratic in ``x`` gives its Taylor coefficients at 0.
     """

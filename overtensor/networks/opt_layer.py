@@ -1,5 +1,5 @@
 """The OPT layer: a linear layer whose rows are a learned rotation of frozen random neurons
-(Liu et al., "Orthogonal over-parameterized training", CVPR 2021; NETWORKS §3).
+(Liu et al., "Orthogonal over-parameterized training", CVPR 2021; docs/theory/networks.md §3).
 
 ``OPTLinear(d, m)`` computes ``y = x Wᵀ + b`` with ``W = W_0 Rᵀ``: ``W_0`` (``(m, d)``) is a buffer
 drawn once from ``N(0, 1/d)`` with an explicit generator, ``R ∈ O(d)`` is trained by one of

@@ -1,4 +1,4 @@
-"""Exact population risks and regime optima for quadratic activations (NETWORKS §1, *derived*).
+"""Exact population risks and regime optima for quadratic activations (docs/theory/networks.md §1, *derived*).
 
 Target ``y = xᵀBx − tr B`` with ``x ~ N(0, I_d)`` (plus independent label noise of variance
 ``noise²``). Every network with ``σ(t) = t²``, in every regime, is a quadratic form ``xᵀMx + c``
@@ -95,7 +95,7 @@ def nn_optimal_form(B: torch.Tensor, width: int) -> torch.Tensor:
 
 def rf_asymptotic(B: torch.Tensor, rho: float) -> float:
     """``2[‖B_0‖² + (tr B)²/(d(1+ρ))]`` with ``B_0 = B − (tr B/d) I``: the RF risk for ``N/d → ρ``
-    (NETWORKS §1, *derived*; ``ρ`` fixed as ``d → ∞``, so ``N ≪ d²``)."""
+    (docs/theory/networks.md §1, *derived*; ``ρ`` fixed as ``d → ∞``, so ``N ≪ d²``)."""
     B64 = _sym(B.double())
     d = B64.shape[0]
     tr = float(torch.trace(B64))
@@ -104,7 +104,8 @@ def rf_asymptotic(B: torch.Tensor, rho: float) -> float:
 
 
 def nt_asymptotic(B: torch.Tensor, rho: float) -> float:
-    """``2[(1−ρ)²‖B_0‖² + (1−ρ)(tr B)²/d]`` for ``ρ < 1``, 0 beyond (NETWORKS §1, *derived*)."""
+    """``2[(1−ρ)²‖B_0‖² + (1−ρ)(tr B)²/d]`` for ``ρ < 1``, 0 beyond (docs/theory/networks.md §1,
+    *derived*)."""
     if rho >= 1:
         return 0.0
     B64 = _sym(B.double())

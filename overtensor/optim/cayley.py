@@ -1,5 +1,5 @@
 """Orthogonality-preserving gradient descent: a Riemannian step on ``O(d)`` with a Cayley
-retraction, as a :class:`torch.optim.Optimizer` (NETWORKS §3; Wen & Yin, "A feasible method for
+retraction, as a :class:`torch.optim.Optimizer` (docs/theory/networks.md §3; Wen & Yin, "A feasible method for
 optimization with orthogonality constraints", Math. Program. 2013; with momentum in the Lie
 algebra as in Li, Li, Todorovic, "Efficient Riemannian optimization on the Stiefel manifold via
 the Cayley transform", ICLR 2020).

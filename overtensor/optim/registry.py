@@ -13,7 +13,7 @@ with :func:`make_optimizer`, so the same spellings work everywhere:
 * any other **callable** ``params -> optimizer`` (e.g. ``functools.partial(torch.optim.Adam, lr=1e-3)``).
 
 The span-preserving class is the family ``D_k = I + Xᵀ S_k X`` (``S_k ⪰ 0``) of Shah, Basu,
-Kyrillidis, Sanghavi (see ``NETWORKS.md`` §2): for ``f(w) = ½‖Xw − y‖²``, ``(I − P) D_k Xᵀ = 0``
+Kyrillidis, Sanghavi (see ``docs/theory/networks.md`` §2): for ``f(w) = ½‖Xw − y‖²``, ``(I − P) D_k Xᵀ = 0``
 with ``P = X⁺X``, so an iterate started in the row space of ``X`` never leaves it.
 """
 
@@ -160,7 +160,7 @@ def optimizer_name(optimizer: Any) -> str:
 
 
 def residual_weights(residual: torch.Tensor) -> torch.Tensor:
-    """``diag(S_k) = |r_k| / n``: the residual-weighted choice of ``S_k`` (``NETWORKS.md`` §2)."""
+    """``diag(S_k) = |r_k| / n``: the residual-weighted choice of ``S_k`` (``docs/theory/networks.md`` §2)."""
     return residual.abs() / residual.shape[0]
 
 
@@ -170,7 +170,8 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
     For least squares ``f(w) = ½‖Xw − y‖²`` the gradient ``g = Xᵀ r`` lies in the row space of
     ``X`` and so does ``D_k g``: the iterates from ``w_0 ∈ row(X)`` stay there and an interpolating
     limit is the minimum-norm interpolant ``X⁺y`` (Shah, Basu, Kyrillidis, Sanghavi; the
-    span-preserving class of ``NETWORKS.md`` §2). ``D_k`` is applied matrix-free: ``Xᵀ(S_k (X g))``.
+    span-preserving class of ``docs/theory/networks.md`` §2). ``D_k`` is applied matrix-free: ``Xᵀ(S_k (X
+    g))``.
 
     Parameters
     ----------
@@ -182,7 +183,7 @@ class SpanPreservingPreconditioner(torch.optim.Optimizer):
     targets : tensor (n,), optional
         ``y``; needed when ``weights`` uses the residual ``r_k = X w_k − y``.
     weights : "residual", "normalized-residual", "identity", tensor (n,) or (n, n), or callable
-        ``S_k``: ``"residual"`` = ``diag(|r_k|)/n`` (default, ``NETWORKS.md`` §2);
+        ``S_k``: ``"residual"`` = ``diag(|r_k|)/n`` (default, ``docs/theory/networks.md`` §2);
         ``"normalized-residual"`` = ``diag(|r_k|/‖r_k‖_∞)/‖X‖₂²``, so that ``Xᵀ S_k X ⪯ I`` and
         ``D_k ⪯ 2I`` (a step of ``1/‖X‖₂²`` stays stable however large the residual); ``"identity"``
         = ``I/n``; a fixed vector (diagonal, entries ``≥ 0``) or PSD matrix; or a function of the

@@ -1,5 +1,5 @@
 """Hyperspherical energy of a set of neurons (Liu et al., "Learning towards minimum hyperspherical
-energy", NeurIPS 2018; used as the diversity measure of OPT, Liu et al. 2021; NETWORKS §3).
+energy", NeurIPS 2018; used as the diversity measure of OPT, Liu et al. 2021; docs/theory/networks.md §3).
 
 For rows ``w_1, …, w_m ∈ R^d`` with unit directions ``ŵ_i = w_i/‖w_i‖``:
 

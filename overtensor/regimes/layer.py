@@ -1,4 +1,5 @@
-"""Training regimes as pure transformations of a model function (SPEC §4, NETWORKS §1).
+"""Training regimes as pure transformations of a model function (docs/theory/tensors.md §4,
+docs/theory/networks.md §1).
 
 A *model function* is a pure function of a parameter dict, ``model_fn(params, *inputs)``, in the
 ``torch.func`` style: ``params`` maps names to tensors, ``inputs`` are data (for a network, the

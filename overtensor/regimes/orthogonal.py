@@ -1,5 +1,5 @@
-"""Orthogonal over-parameterized training (OPT) as a transformation of a model (NETWORKS §3;
-Liu, Lin, Liu, Yu, Paull, Weller, Schölkopf, "Orthogonal over-parameterized training", CVPR 2021).
+"""Orthogonal over-parameterized training (OPT) as a transformation of a model (docs/theory/networks.md §3;
+Liu, Lin, Liu, Rehg, Paull, Xiong, Song, Weller, "Orthogonal over-parameterized training", CVPR 2021).
 
 The rows ``W_0`` (``(..., m, d)``) of one weight of a model are frozen at their random
 initialization and only a rotation ``R ∈ O(d)`` shared by all rows is learned (plus, optionally,

@@ -2,7 +2,7 @@
 
 ``X ∈ R^{n×p}`` with ``n < p``, ``f(w) = ½‖Xw − y‖²``, ``P = X⁺X`` the projection on the row space
 and ``w_mn = X⁺y`` the minimum-norm interpolant (Shah, Basu, Kyrillidis, Sanghavi; Shah, Kyrillidis,
-Sanghavi; ``NETWORKS.md`` §2). :func:`fit_regression` trains ``w`` with any optimizer of
+Sanghavi; ``docs/theory/networks.md`` §2). :func:`fit_regression` trains ``w`` with any optimizer of
 :mod:`overtensor.optim.registry` and records, along the run,
 
 * ``in_span_error = ‖Pw − w_mn‖``, ``out_of_span = ‖(I − P)w‖``, ``norm = ‖w‖``, the training loss
@@ -356,7 +356,7 @@ def preconditioned_interpolant(X: Any, y: Any, diag: Any) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 
 #: Default step sizes (``"auto"``: ``1/λ_max`` of the preconditioned curvature at ``w_0``);
-#: the adaptive ones are the reference runs' (``NETWORKS.md`` §2).
+#: the adaptive ones are the reference runs' (``docs/theory/networks.md`` §2).
 DEFAULT_LR: dict[str, Any] = {
     "gd": "auto", "sgd": "auto", "momentum": "auto", "nesterov": "auto", "span-preserving": "auto",
     "diagonal": "auto", "adagrad": 0.05, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3,

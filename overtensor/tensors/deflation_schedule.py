@@ -1,7 +1,8 @@
 """The ``deflation`` method: over-parameterized gradient flow that fits components one at a time.
 
 Ge, Ren, Wang, Zhou, *Understanding Deflation Process in Over-parametrized Tensor Decomposition*
-(NeurIPS 2021), reconstructed in SPEC §5. Inputs ``m, δ_0, δ_1, γ, ε, μ``: width, init scale,
+(NeurIPS 2021), reconstructed in docs/theory/tensors.md §5. Inputs ``m, δ_0, δ_1, γ, ε, μ``: width, init
+scale,
 re-initialization threshold, epoch growth, target accuracy and weight decay. It is the loop of
 ``beyond-lazy`` (:func:`overtensor.tensors.gradient.gradient_fit`, ``homogeneous`` model,
 weight decay, re-initialization of rows with ``‖w_i‖ < δ_1`` at epoch boundaries) with
@@ -32,7 +33,7 @@ def escape_time(order: int, dim: int, weight: float, init_scale: float = 1e-3) -
 
     The direction escapes in ``d^{(l−2)/2} / (l(l−2) λ)`` from a random start (``v_j(0)² ≈ 1/d``;
     ``log(d) / (2λ)`` for ``l = 2``), then ``‖w‖²`` grows from ``δ_0²`` to ``λ`` at rate ``≈ 4λ``,
-    which takes ``log(λ/δ_0²) / (4λ)``. A heuristic scale (SPEC §5), not a bound.
+    which takes ``log(λ/δ_0²) / (4λ)``. A heuristic scale (docs/theory/tensors.md §5), not a bound.
     """
     order = check_int("order", order, 2)
     dim = check_int("dim", dim, 1)

@@ -1,4 +1,5 @@
-"""From an over-parameterized solution to a clean rank-``r'`` CP (SPEC §5, extraction and polish).
+"""From an over-parameterized solution to a clean rank-``r'`` CP (docs/theory/tensors.md §5, extraction and
+polish).
 
 An over-parameterized fit splits one true component over several rows and leaves small
 leftovers. :func:`merge_components` groups rows whose directions agree (sign-aware), sums their

@@ -86,7 +86,8 @@ def fit(
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
     regime : {"full", "lazy", "random-features", "alpha-scaled"}
-        What is trained (SPEC §4, :mod:`overtensor.tensors.regimes`): ``full`` runs ``method`` as is; the
+        What is trained (docs/theory/tensors.md §4, :mod:`overtensor.tensors.regimes`): ``full`` runs
+        ``method`` as is; the
         others train the method's model, from rows of norm ``init_scale`` (default 1), by gradient
         descent: ``lazy`` its linearization at the initialization, ``random-features`` only the
         coefficients, ``alpha-scaled`` ``T(W_0) + α (T(W) − T(W_0))`` on the loss ``/α²``.

@@ -3,7 +3,7 @@
 All three share one loop (:func:`gradient_fit`); they differ in model, width, weight decay and
 re-initialization, as set by :data:`METHOD_DEFAULTS`.
 
-``beyond-lazy`` (Wang, Wu, Lee, Ma, Ge, NeurIPS 2020; reconstructed in SPEC §5):
+``beyond-lazy`` (Wang, Wu, Lee, Ma, Ge, NeurIPS 2020; reconstructed in docs/theory/tensors.md §5):
 
 1. the target is normalized to ``‖T*‖ = 1``; every row starts with norm ``δ_0`` in a uniformly
    random direction;
@@ -212,7 +212,7 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
 
 
 def laziness_of(params: dict[str, torch.Tensor], params0: dict[str, torch.Tensor]) -> float:
-    """``‖W − W_0‖ / ‖W_0‖`` (SPEC §6)."""
+    """``‖W − W_0‖ / ‖W_0‖`` (docs/theory/tensors.md §6)."""
     return float((params["W"] - params0["W"]).norm() / params0["W"].norm())
 
 
@@ -363,7 +363,8 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
 
 
 class EpochSchedule:
-    """Epochs, evaluation points and stopping of one run (SPEC §5, steps 2–5), without the maths.
+    """Epochs, evaluation points and stopping of one run (docs/theory/tensors.md §5, steps 2–5), without
+    the maths.
 
     A pure state machine over step counts and observed errors, shared by :func:`gradient_fit` and
     the batched engine so that both take exactly the same decisions::
@@ -493,7 +494,8 @@ ESCAPED = 0.95
 
 def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,
                  init_scale: float, generator: torch.Generator) -> None:
-    """What happens to the rows at the end of a main-phase epoch (SPEC §5 step 3): re-draw the
+    """What happens to the rows at the end of a main-phase epoch (docs/theory/tensors.md §5 step 3):
+    re-draw the
     small ones and mirror those of them that face a negative residual. Shared with the batched
     engine."""
     redrawn = _reinit_small_rows(params, threshold, init_scale, generator, signs, model,

@@ -6,7 +6,7 @@ memory traffic of autograd's intermediates dominates; it uses the formulas below
 batched matrix products of size ``m² d`` and one ``target.contract`` per step.
 
 For a model tensor ``Σ_i a_i v_i^{⊗l}`` (rows ``v_i`` not necessarily unit) and the loss
-``L = ½‖Σ_i a_i v_i^{⊗l} − σT*‖² + (μ/2)‖W‖²`` (SPEC §2), write ``G = V Vᵀ`` and
+``L = ½‖Σ_i a_i v_i^{⊗l} − σT*‖² + (μ/2)‖W‖²`` (docs/theory/tensors.md §2), write ``G = V Vᵀ`` and
 
     r_i = Σ_j a_j G_ij^{l−1} v_j − σ T*(v_i,…,v_i,·)     (the residual contracted l−1 times)
     g_i = v_i · r_i = Σ_j a_j G_ij^l − σ T*(v_i,…,v_i)

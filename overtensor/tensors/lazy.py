@@ -11,7 +11,7 @@ The linearization of any model of :mod:`overtensor.tensors.models` at ``W_0`` is
 For generic ``V`` and order ``l ≥ 3`` the span has exactly that dimension, ``min(m·d, C(d+l−1, l))``
 (Terracini's lemma with the Alexander–Hirschowitz theorem; the only exceptions are
 ``(l, d, m) ∈ {(3, 5, 7), (4, 3, 5), (4, 4, 9), (4, 5, 14)}``), so the lazy error is exactly zero
-from ``m = ⌈C(d+l−1, l) / d⌉`` (SPEC §4).
+from ``m = ⌈C(d+l−1, l) / d⌉`` (docs/theory/tensors.md §4).
 
 Everything is computed through inner products, never a ``d^l`` array. With ``G = V Vᵀ``
 

@@ -1,4 +1,4 @@
-"""The loss through the Gram identity (SPEC §2), and the float64 relative error.
+"""The loss through the Gram identity (docs/theory/tensors.md §2), and the float64 relative error.
 
 For a model tensor ``Σ_i a_i v_i^{⊗l}`` and a target ``T*`` scaled by ``σ``:
 

@@ -14,7 +14,7 @@ from overtensor.tensors.models import MODELS
 from overtensor.tensors.targets import Target
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
-#: ``"half-init"`` means ``init_scale / 2`` (SPEC §5: ``δ_1 = δ_0/2``).
+#: ``"half-init"`` means ``init_scale / 2`` (docs/theory/tensors.md §5: ``δ_1 = δ_0/2``).
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "beyond-lazy": dict(model="homogeneous", init_scale=1e-3, weight_decay=1e-3,
                         reinit_threshold="half-init", epoch_steps=200, epoch_growth=1.0),

@@ -1,4 +1,5 @@
-"""Metrics (SPEC §6), all in float64: relative error, recovery with Hungarian matching, laziness."""
+"""Metrics (docs/theory/tensors.md §6), all in float64: relative error, recovery with Hungarian matching,
+laziness."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Over-parameterized models (parametrizations) of a symmetric tensor (SPEC §3).
+"""Over-parameterized models (parametrizations) of a symmetric tensor (docs/theory/tensors.md §3).
 
 A model maps trainable parameters to a CP tensor ``Σ_i a_i v_i^{⊗l}`` given as coefficients
 ``a`` (``(..., m)``) and rows ``v_i`` (``(..., m, d)``, not necessarily unit). All functions are
@@ -15,7 +15,7 @@ coefficients   ``Σ_i c_i w̄_i^{⊗l}``                       ``W`` and free ``
 ``w̄ = w/‖w‖``. The homogeneous model is 2-homogeneous like a two-layer network with output
 weight ``‖w_i‖²``; with weight decay ``μ`` its gradient flow splits into
 ``d‖w_i‖/dt = ‖w_i‖ (2 R(w̄_i,…,w̄_i) − μ)`` and ``dw̄_i/dt = l (I − w̄_i w̄_iᵀ) R(w̄_i,…,w̄_i,·)``
-with ``R = T* − T(W)`` (Wang et al., NeurIPS 2020, reconstructed in SPEC §3).
+with ``R = T* − T(W)`` (Wang et al., NeurIPS 2020, reconstructed in docs/theory/tensors.md §3).
 """
 
 from __future__ import annotations

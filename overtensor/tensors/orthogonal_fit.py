@@ -1,4 +1,4 @@
-"""The ``orthogonal`` regime of the tensor models (NETWORKS §3): fit ``R^{⊗l}·T_0(c)``.
+"""The ``orthogonal`` regime of the tensor models (docs/theory/networks.md §3): fit ``R^{⊗l}·T_0(c)``.
 
 From the random initialization ``W_0`` of the method's model (coefficients ``a_0``, unit or
 scaled rows ``V_0``, :func:`overtensor.tensors.models.model_cp`), OPT trains a rotation ``R ∈ O(d)`` of all

@@ -1,4 +1,4 @@
-"""Laziness diagnostics (SPEC §6): how far training moved from the lazy (NTK) regime.
+"""Laziness diagnostics (docs/theory/tensors.md §6): how far training moved from the lazy (NTK) regime.
 
 Two numbers per evaluation, for every regime:
 

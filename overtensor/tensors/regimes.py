@@ -1,4 +1,4 @@
-"""Training regimes as transformations of the one model definition (SPEC §4).
+"""Training regimes as transformations of the one model definition (docs/theory/tensors.md §4).
 
 Every regime is a transformation of :mod:`overtensor.regimes.layer` (the same ones the networks of
 :mod:`overtensor.networks.model` use) applied to :func:`overtensor.tensors.models.model_cp` — the model tensor
@@ -420,7 +420,7 @@ def fit_regime(
     if lr is not None:
         lr = check_float("lr", lr, minimum=0.0, strict=True)
     check_choice("signs", signs, ("auto", "positive", "balanced"))
-    if regime == "orthogonal":  # OPT (NETWORKS §3) has its own loop: overtensor.tensors.orthogonal_fit
+    if regime == "orthogonal":  # OPT (docs/theory/networks.md §3) has its own loop
         from overtensor.tensors.orthogonal_fit import OrthogonalOptions, orthogonal_regime_fit
 
         return orthogonal_regime_fit(

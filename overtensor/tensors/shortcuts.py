@@ -3,7 +3,8 @@
 Users reach this through ``overtensor.tensors.compression.fit_compressed(target, width,
 shortcuts=Shortcuts(...))`` (the default ``Shortcuts()``); :func:`fit_small` is the internal loop.
 
-The paper's schedule (SPEC §5, :func:`overtensor.fit`) keeps training with weight decay until the
+The paper's schedule (docs/theory/tensors.md §5, :func:`overtensor.fit`) keeps training with weight decay
+until the
 error has stagnated for ``patience`` epochs, then trains ``μ = 0`` until ``tol``, and only then
 extracts and polishes. On a well-posed target the rows have found the components long before:
 in a typical order-3, rank-5 fit the error reaches the weight-decay plateau (~1e-3) after 150
@@ -222,7 +223,7 @@ def fit_small(
     core = _cast(core64, dtype) if shortcuts.float32 else core64
     W64 = params["W"].numpy()  # shares memory with the torch tensor (re-initializations write it)
     W0 = params0["W"].numpy()
-    norm0 = float(np.linalg.norm(W0))  # laziness ‖W − W_0‖/‖W_0‖ (SPEC §6), as laziness_of
+    norm0 = float(np.linalg.norm(W0))  # laziness ‖W − W_0‖/‖W_0‖ (docs/theory/tensors.md §6), as laziness_of
     s = signs.numpy()
     sched = EpochSchedule(
         epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],

@@ -1,4 +1,4 @@
-"""Implicit symmetric target tensors (SPEC §2).
+"""Implicit symmetric target tensors (docs/theory/tensors.md §2).
 
 Every algorithm touches a target ``T`` only through three operations on a batch of vectors
 ``V`` (rows ``v_i``):
