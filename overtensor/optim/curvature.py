@@ -27,7 +27,6 @@ formed densely (one product per column).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -79,10 +78,35 @@ def top_hessian_eigenvalue(loss_fn: Callable[[Params], torch.Tensor], params: Pa
         Scalar loss of a parameter dict (pure, ``torch.func``-compatible).
     params : dict of tensors
         Where the Hessian is taken.
+    keys, scales, random_state, dense_below
+        As in :func:`top_eigenvalue`.
+
+    Returns
+    -------
+    float
+        The largest algebraic eigenvalue (:func:`top_eigenvalue`).
+    """
+    return top_eigenvalue(hvp_fn(loss_fn, params), params, keys, scales, random_state, dense_below)
+
+
+def top_eigenvalue(hvp: Callable[[Params], Params], params: Params,
+                   keys: Sequence[str] | None = None, scales: dict[str, float] | None = None,
+                   random_state=None, dense_below: int = 8) -> float:
+    """``λ_max`` of a symmetric operator on parameter dicts (a Hessian given by its products),
+    restricted to the blocks ``keys``: the one top-eigenvalue routine of the library (Lanczos,
+    SciPy's ``eigsh``; dense below ``dense_below`` entries).
+
+    Parameters
+    ----------
+    hvp : callable ``v -> H v``
+        Products with the operator (dicts with the keys and shapes of ``params``), e.g.
+        :func:`hvp_fn` of a loss or a closed-form Hessian-vector product.
+    params : dict of tensors
+        The point (shapes, dtype and device of the blocks).
     keys : sequence of str, optional
         The blocks ``H_KK`` to use (default: all keys).
     scales : dict, optional
-        ``D`` of the scaled Hessian ``D^{1/2} H D^{1/2}`` (one non-negative factor per key).
+        ``D`` of the scaled operator ``D^{1/2} H D^{1/2}`` (one non-negative factor per key).
     random_state : int, torch.Generator or None
         Starting vector of Lanczos.
     dense_below : int
@@ -93,12 +117,16 @@ def top_hessian_eigenvalue(loss_fn: Callable[[Params], torch.Tensor], params: Pa
     float
         The largest algebraic eigenvalue (the one that bounds a stable step; may be ``≤ 0`` when the
         loss is concave along every direction of the blocks).
+
+    Raises
+    ------
+    ValueError
+        ``keys`` empty or naming entries that ``params`` lacks.
     """
     keys = list(params) if keys is None else list(keys)
     if not keys or any(k not in params for k in keys):
         raise ValueError(f"keys must be a non-empty subset of {sorted(params)}, got {keys!r}")
     scales = {k: 1.0 for k in keys} if scales is None else scales
-    hvp = hvp_fn(loss_fn, params)
     shapes = {k: params[k].shape for k in keys}
     sizes = [params[k].numel() for k in keys]
     like = next(iter(params.values()))
@@ -117,6 +145,21 @@ def top_hessian_eigenvalue(loss_fn: Callable[[Params], torch.Tensor], params: Pa
     gen = make_generator(random_state)
     v0 = torch.randn(n, generator=gen, dtype=torch.float64).numpy()
     return _top_eigenvalue(matvec, n, dense_below, v0)
+
+
+def autograd_hvp(loss_fn: Callable[[Params], torch.Tensor], params: Params) -> Callable[[Params], Params]:
+    """``v -> H v`` by double backward (for losses that ``torch.func`` cannot transform, such as the
+    tensor regimes' losses over implicit targets)."""
+    x = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    grads = torch.autograd.grad(loss_fn(x).sum(), list(x.values()), create_graph=True)
+
+    def hvp(v: Params) -> Params:
+        dot = sum((g * v[k]).sum() for g, k in zip(grads, x, strict=True))
+        hv = torch.autograd.grad(dot, list(x.values()), retain_graph=True, allow_unused=True)
+        return {k: torch.zeros_like(x[k]) if h is None else h.detach()
+                for k, h in zip(x, hv, strict=True)}
+
+    return hvp
 
 
 def block_steps(loss_fn: Callable[[Params], torch.Tensor], params: Params,
@@ -175,24 +218,5 @@ def global_step(loss_fn: Callable[[Params], torch.Tensor], params: Params,
     return safety / lam
 
 
-__all__ = ["DEFAULT_SAFETY", "block_steps", "global_step", "hvp_fn", "top_hessian_eigenvalue"]
-
-
-def top_curvature(loss_fn: Callable[[Params], torch.Tensor], theta: Params,
-                  generator: torch.Generator, iters: int = 30) -> float:
-    """Largest Hessian eigenvalue of ``loss_fn`` at ``theta`` by power iteration on
-    Hessian-vector products (exact for the quadratic ``lazy`` and ``random-features`` losses)."""
-    x = {k: v.detach().clone().requires_grad_(True) for k, v in theta.items()}
-    z = {k: torch.randn(v.shape, generator=generator, dtype=torch.float64).to(v) for k, v in x.items()}
-    lam = 0.0
-    for _ in range(iters):
-        nz = math.sqrt(sum(float((v**2).sum()) for v in z.values()))
-        if nz == 0:
-            return 0.0
-        z = {k: v / nz for k, v in z.items()}
-        grads = torch.autograd.grad(loss_fn(x).sum(), list(x.values()), create_graph=True)
-        dot = sum((g * z[k]).sum() for g, k in zip(grads, x, strict=True))
-        hz = torch.autograd.grad(dot, list(x.values()))
-        z = {k: h.detach() for k, h in zip(x, hz, strict=True)}
-        lam = math.sqrt(sum(float((v**2).sum()) for v in z.values()))
-    return lam
+__all__ = ["DEFAULT_SAFETY", "autograd_hvp", "block_steps", "global_step", "hvp_fn", "top_eigenvalue",
+           "top_hessian_eigenvalue"]

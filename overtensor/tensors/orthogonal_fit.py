@@ -34,7 +34,7 @@ from overtensor._checks import (
     resolve_dtype,
 )
 from overtensor.optim.cayley import riemannian_sgd
-from overtensor.optim.curvature import top_curvature
+from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
@@ -132,7 +132,7 @@ def orthogonal_regime_fit(
             a, V = probe_fn(th)
             return half_sq_distance(a, V, target, scale, sq)
 
-        L = top_curvature(probe_loss, probe, generator)
+        L = top_eigenvalue(autograd_hvp(probe_loss, probe), probe, random_state=generator)
         cap = 0.5 / max(l, 4)
         lr = min(0.5 / L, cap) if L > 0 else cap
     for p in theta.values():

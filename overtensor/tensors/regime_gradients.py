@@ -40,8 +40,6 @@ arithmetic instead of ``O(κ(H) log(1/ε))``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from overtensor.tensors.gradients import loss_and_grad
@@ -214,20 +212,6 @@ class NonlinearRegime:
 
 def _dot(x: Params, y: Params) -> torch.Tensor:
     return sum((x[k] * y[k]).sum() for k in x)
-
-
-def top_eigenvalue(hvp, like: Params, generator: torch.Generator, iters: int = 30) -> float:
-    """Largest eigenvalue of the positive semi-definite ``hvp`` by power iteration (random start
-    drawn from ``generator``), as :func:`overtensor.optim.curvature.top_curvature` does with autograd."""
-    z = {k: torch.randn(v.shape, generator=generator, dtype=torch.float64).to(v) for k, v in like.items()}
-    lam = 0.0
-    for _ in range(iters):
-        nz = math.sqrt(float(_dot(z, z)))
-        if nz == 0:
-            return 0.0
-        z = hvp({k: v / nz for k, v in z.items()})
-        lam = math.sqrt(float(_dot(z, z)))
-    return lam
 
 
 class GradientDescent:

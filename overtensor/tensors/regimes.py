@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_choice
-from overtensor.optim.curvature import top_curvature
+from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
 from overtensor.optim.registry import check_optimizer, make_optimizer
 from overtensor.regimes import layer as regime_layer
 from overtensor.regimes.diagnostics import relative_distance
@@ -59,7 +59,6 @@ from overtensor.tensors.regime_gradients import (
     LazyQuadratic,
     NonlinearRegime,
     RandomFeaturesQuadratic,
-    top_eigenvalue,
 )
 from overtensor.tensors.regime_gradients import tangent_map as tangent_displacement
 from overtensor.tensors.result import FitResult
@@ -281,9 +280,9 @@ def regime_fit(
     runs on the closed-form gradients of :mod:`overtensor.tensors.regime_gradients` (one ``O(m² d)`` kernel
     product a step, about the cost of a full-regime step); other optimizers, and
     ``engine="autograd"``, differentiate :meth:`Regime.loss` with autograd (same values to
-    rounding). ``lr=None`` takes ``1/L`` with ``L`` the top Hessian eigenvalue at ``θ_0`` (power
-    iteration on Hessian–vector products; the classical step for the quadratic
-    ``lazy``/``random-features`` losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the
+    rounding). ``lr=None`` takes ``1/L`` with ``L`` the top Hessian eigenvalue at ``θ_0`` (Lanczos
+    on Hessian–vector products, :func:`overtensor.optim.curvature.top_eigenvalue`; the classical
+    step for the quadratic ``lazy``/``random-features`` losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the
     non-linear regimes).
 
     ``lazy`` with ``optimizer=None`` and ``lr=None`` (the default) runs **conjugate gradients**
@@ -318,9 +317,9 @@ def regime_fit(
     problem = closed_form_problem(reg, target, scale, sq) if closed else None
     if lr is None:
         if closed and regime in ("lazy", "random-features"):
-            L = top_eigenvalue(problem.hvp, theta, generator)
+            L = top_eigenvalue(problem.hvp, theta, random_state=generator)
         else:
-            L = top_curvature(loss_of, theta, generator)
+            L = top_eigenvalue(autograd_hvp(loss_of, theta), theta, random_state=generator)
         if regime in ("lazy", "random-features"):
             lr = 1.0 / L if L > 0 else 1.0
         else:
