@@ -282,7 +282,8 @@ def regime_fit(
     ``engine="autograd"``, differentiate :meth:`Regime.loss` with autograd (same values to
     rounding). ``lr=None`` takes ``1/L`` with ``L`` the top Hessian eigenvalue at ``θ_0`` (Lanczos
     on Hessian–vector products, :func:`overtensor.optim.curvature.top_eigenvalue`; the classical
-    step for the quadratic ``lazy``/``random-features`` losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the
+    step for the quadratic ``lazy``/``random-features``
+    losses; ``0.5/L``, capped at ``0.5/max(l, 4)``, for the
     non-linear regimes).
 
     ``lazy`` with ``optimizer=None`` and ``lr=None`` (the default) runs **conjugate gradients**
