@@ -105,7 +105,7 @@ def test_single_topic_model_recovers_planted_topics():
 @pytest.mark.parametrize("call, match", [
     (lambda X: GaussianMixture(20).fit(X), "n_components"),
     (lambda X: GaussianMixture(0).fit(X), "n_components"),
-    (lambda X: GaussianMixture(2).fit(X[:, 0]), "X must have shape"),
+    (lambda X: GaussianMixture(2).fit(X[:, 0]), r"X must have shape \(n_samples, n_features\), got \(50,\)"),
     (lambda X: GaussianMixture(2).fit(X.astype(complex)), "complex"),
     (lambda X: GaussianMixture(2).predict(X), "not fitted"),
     (lambda X: best_rank_cp(np.ones((3, 3, 3)), 2, discovery=("als",)), "discovery"),
