@@ -38,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -344,13 +344,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     exactly a mixture the CP closest to the moment in Frobenius norm can be a poor mixture (tiny
     or cancelling weights).
 
-    ``check_estimator`` (``tests/test_moments_sklearn.py``) passes except these checks, declared
-    as expected failures in :data:`EXPECTED_FAILED_CHECKS`:
-
-    * ``check_fit2d_1feature`` — a moment method needs ``k < d`` features; with ``d = 1`` the
-      error says so, but not in the words the check looks for;
-    * ``check_methods_sample_order_invariance`` / ``check_methods_subset_invariance`` are not
-      among them: predictions are row-wise.
+    ``sklearn.utils.estimator_checks.check_estimator`` passes every check with no expected
+    failure (``tests/test_moments_sklearn.py``).
 
     Examples
     --------
@@ -359,7 +354,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
     >>> gm.means_.shape, gm.predict(X)[:5]                      # doctest: +SKIP
     """
 
-    _parameter_constraints: dict = {
+    _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
         "discovery": [StrOptions({"auto"}), tuple],
