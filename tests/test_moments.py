@@ -110,7 +110,7 @@ def test_single_topic_model_recovers_planted_topics():
     (lambda X: GaussianMixture(2).predict(X), "not fitted"),
     (lambda X: best_rank_cp(np.ones((3, 3, 3)), 2, discovery=("als",)), "discovery"),
     (lambda X: best_rank_cp(np.ones((3, 3, 3)), 2, discovery=()), "discovery"),
-    (lambda X: SingleTopicModel(2).fit(np.full((4, 6), 0.5)), "integer"),
+    (lambda X: SingleTopicModel(2).fit(np.full((4, 6), -0.5)), "Negative values"),  # floats are counts too
     (lambda X: SingleTopicModel(2).fit(np.eye(6)), "fewer than 3 words"),
 ])
 def test_bad_input_is_one_clear_error(call, match):

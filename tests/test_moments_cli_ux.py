@@ -124,12 +124,13 @@ def test_gaussian_mixture_docstring_lists_parameters_only_and_documents_every_at
     params = doc.split("Parameters\n----------\n")[1].split("\n\n")[0].splitlines()
     heads = [line for line in params if line and not line.startswith(" ")]
     # Every unindented line of the Parameters list is "name : type" (no stray paragraph).
-    assert [h.split(" : ")[0] for h in heads] == ["n_components", "discovery", "exact_below",
-                                                  "power_iters", "random_state"], heads
+    assert [h.split(" : ")[0] for h in heads] == ["n_components", "covariance_type", "discovery",
+                                                  "exact_below", "power_iters", "random_state"], heads
     attributes = doc.split("Attributes\n----------\n")[1].split("\n\n")[0]
     names = {line.split(" : ")[0] for line in attributes.splitlines() if line and line[0] != " "}
-    assert {"means_", "weights_", "covariance_", "whitened_error_", "candidate_scores_",
-            "selected_", "timings_"} <= names
+    assert {"means_", "weights_", "covariances_", "precisions_", "covariance_", "whitened_error_",
+            "candidate_scores_", "selected_", "n_features_in_", "feature_names_in_",
+            "timings_"} <= names
 
 
 def test_gaussian_mixture_selected_is_a_key_of_the_candidate_scores(data):

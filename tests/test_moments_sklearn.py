@@ -87,7 +87,7 @@ def test_pipeline_and_grid_search_over_n_components_pick_the_true_k():
 def test_mixture_methods_agree_with_each_other_and_with_scikit_learn_conventions():
     from scipy.special import logsumexp
 
-    X, z, _ = _blobs(2)
+    X, _, _ = _blobs(2)
     gm = GaussianMixture(3, random_state=0)
     labels = gm.fit_predict(X)
     assert np.array_equal(labels, gm.predict(X))

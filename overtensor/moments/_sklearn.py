@@ -21,7 +21,8 @@ RANDOM_STATE = [None, Interval(Integral, 0, 2**64 - 1, closed="both"), np.random
                 np.random.Generator, torch.Generator]
 
 
-def check_matrix_shape(name: str, X: Any, rows: str = "n_samples", cols: str = "n_features") -> None:
+def check_matrix_shape(name: str, X: Any, rows: str = "n_samples", cols: str = "n_features",
+                       min_rows: int = 1) -> None:
     """Raise ``ValueError`` naming ``name`` and its shape unless ``X`` is a real 2-D matrix
     (sparse matrices, DataFrames, tensors and nested lists alike); complex data is refused with
     scikit-learn's wording ("Complex data not supported") but without the array in the message."""
@@ -39,6 +40,9 @@ def check_matrix_shape(name: str, X: Any, rows: str = "n_samples", cols: str = "
         hint = (" (Reshape your data: X.reshape(1, -1) for a single row, X.reshape(-1, 1) for a "
                 "single column)") if len(shape) == 1 else ""
         raise ValueError(f"{name} must have shape ({rows}, {cols}), got {tuple(shape)}{hint}")
+    if shape[0] < min_rows:
+        raise ValueError(f"{name} has {shape[0]} sample(s) (shape={tuple(shape)}); at least "
+                         f"{min_rows} samples are needed")
 
 
 def validate_counts(estimator: Any, X: Any, *, reset: bool, name: str = "X") -> Any:

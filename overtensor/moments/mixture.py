@@ -381,7 +381,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
                 if hasattr(self, "feature_names_in_"):
                     del self.feature_names_in_
             return X
-        check_matrix_shape("X", X)
+        check_matrix_shape("X", X, min_rows=2)
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
                           ensure_min_samples=2)
         return as_source(X)

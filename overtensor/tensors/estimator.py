@@ -145,8 +145,8 @@ class SymmetricCPDecomposition(BaseEstimator):
         from overtensor.tensors.fitting import fit
         from overtensor.tensors.targets import as_target
 
-        if isinstance(X, np.ndarray | list | tuple) or hasattr(X, "__array__") and not isinstance(
-                X, torch.Tensor):
+        if isinstance(X, np.ndarray | list) or (hasattr(X, "__array__")
+                                                and not isinstance(X, torch.Tensor | SymmetricCP)):
             X = torch.from_numpy(_float_array(X))
         target = as_target(X)
         if self.method in _FIXED_WIDTH:
