@@ -267,7 +267,7 @@ def test_topics_with_a_vocabulary_print_top_words_and_sparse_npz_works(data, cap
     for kind in ("topics", "lda"):
         argv = ["moments", kind, tmp_path / "counts.npz", "-k", "3", "--vocab",
                 tmp_path / "vocab.txt", "--min-words", "3", "--top", "2"]
-        rc, out, err = run(capsys, argv + ["--alpha0", "0.1"] if kind == "lda" else argv)
+        rc, out, err = run(capsys, [*argv, "--alpha0", "0.1"] if kind == "lda" else argv)
         assert rc == 0, err
         assert "top words" in out and "n_documents_dropped" in out
         rc, out, err = run(capsys, [*argv, "--json"])

@@ -204,3 +204,12 @@ def test_short_documents_are_an_error_or_dropped_and_counted(cls):
         cls(4, min_words=13).fit(C)
     with pytest.raises(ValueError, match="min_words"):
         cls(4, min_words=2).fit(C)
+
+
+def test_centred_data_are_warned_about():
+    X, _, _ = _blobs(4)
+    with pytest.warns(UserWarning, match="X is centred"):
+        GaussianMixture(3, random_state=0).fit(X - X.mean(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GaussianMixture(3, random_state=0).fit(X)

@@ -63,6 +63,9 @@ COVARIANCE_TYPES = ("spherical", "tied-spherical")
 #: contradict the shared-variance model (Hsu–Kakade's configuration σ = 0.5, 1, 2 has a factor 16).
 VARIANCE_RATIO_WARN = 4.0
 
+#: A warning when ``‖E[x]‖² ≤ CENTRED_BELOW · E‖x‖²`` (centred data, see ``_warn_if_contradicted``).
+CENTRED_BELOW = 1e-6
+
 #: Per-component variances are floored at this fraction of ``σ̄²`` (a noisy least-squares solve can
 #: give a non-positive one on data that are not a spherical mixture; a warning says so).
 VARIANCE_FLOOR = 1e-3
@@ -443,6 +446,15 @@ class GaussianMixture(DensityMixin, BaseEstimator):
 
     def _warn_if_contradicted(self, means: torch.Tensor, weights: torch.Tensor,
                               mom: WhitenedMoments) -> None:
+        # Centred data (StandardScaler's default) have Σ w_i μ_i = E[x] = 0: the means are then
+        # linearly dependent, which the moment method excludes (Hsu & Kakade 2013, Condition 1).
+        spread = float(mom.sigma2) * mom.mean.numel() + float((means * means).sum(1) @ weights)
+        if float(mom.mean @ mom.mean) <= CENTRED_BELOW * spread:
+            warnings.warn(
+                "GaussianMixture: X is centred (its mean is 0), so the component means are "
+                "linearly dependent (Σ w_i μ_i = 0) and the moments cannot identify them (Hsu & "
+                "Kakade 2013 need linearly independent means); fit on data that are not centred, "
+                "e.g. StandardScaler(with_mean=False)", UserWarning, stacklevel=3)
         var = component_variances(means, weights, mom.noise_moment)
         if self.covariance_type == "spherical":
             bad = [i for i, v in enumerate(var.tolist()) if v < VARIANCE_FLOOR * mom.sigma2]
