@@ -213,3 +213,17 @@ def test_centred_data_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GaussianMixture(3, random_state=0).fit(X)
+
+
+def test_symmetric_cp_decomposition_recovers_a_planted_tensor_as_weights_and_factors():
+    t = ot.random_target(order=3, dim=10, rank=2, random_state=0)
+    T = ot.SymmetricCP(t.weights, t.factors, 3).to_dense()
+    est = ot.SymmetricCPDecomposition(2, random_state=np.random.default_rng(0))  # beyond-lazy
+    weights, factors = est.fit_transform(T.numpy())
+    assert weights.shape == (2,) and len(factors) == 3 and factors[0].shape == (10, 2)
+    assert est.relative_error_ < 1e-6 and est.n_features_in_ == 10
+    rebuilt = torch.einsum("r,ir,jr,kr->ijk", weights, *factors)
+    assert torch.allclose(rebuilt, T, atol=1e-6 * float(T.norm()))
+    assert clone(est).get_params()["rank"] == 2
+    with pytest.raises(ValueError, match="not symmetric"):
+        ot.SymmetricCPDecomposition(2).fit(np.arange(27.0).reshape(3, 3, 3))
