@@ -282,3 +282,9 @@ def test_topics_with_a_vocabulary_print_top_words_and_sparse_npz_works(data, cap
     rc, _, err = run(capsys, ["moments", "topics", tmp_path / "counts.npz", "-k", "3",
                               "--vocab", tmp_path / "short.txt"])
     assert rc == 2 and "has 2 lines, the counts have 8 columns" in one_error_line(err)
+
+
+def test_min_words_below_three_is_refused_before_any_work(data, capsys):
+    rc, _, err = run(capsys, ["moments", "lda", data["dir"] / "absent.csv", "-k", "2",
+                              "--min-words", "2"])
+    assert rc == 2 and "--min-words must be >= 3" in one_error_line(err)

@@ -188,6 +188,9 @@ def _cmd_moments(args) -> int:
 
     path = check_output_path(args.output, OUTPUT_SUFFIXES) if args.output else None  # before any work
     labels_path = check_labels_path(args.labels) if getattr(args, "labels", None) else None
+    if getattr(args, "min_words", None) is not None and not args.min_words >= 3:
+        raise ValueError(f"--min-words must be >= 3 (the third moment needs 3 words per "
+                         f"document), got {args.min_words:g}")
     X = load_matrix(args.data) if args.kind == "gmm" else load_counts(args.data)
     out: dict[str, Any]
     if args.kind == "gmm":

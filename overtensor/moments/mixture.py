@@ -387,7 +387,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_matrix_shape("X", X, min_rows=2)
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
                           ensure_min_samples=2)
-        return as_source(X)
+        return as_source(np.require(X, requirements=["W"]))  # torch refuses read-only views
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, *, progress: Any = None) -> GaussianMixture:
@@ -478,7 +478,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         check_matrix_shape("X", X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        X = torch.from_numpy(np.asarray(X, dtype=np.float64))
+        X = torch.from_numpy(np.require(X, dtype=np.float64, requirements=["W"]))
         M = torch.from_numpy(np.asarray(self.means_, dtype=np.float64))
         sq = ((X * X).sum(1, keepdim=True) - 2 * X @ M.T + (M * M).sum(1)).clamp_min(0)
         return _log_joint(sq, torch.from_numpy(np.asarray(self.weights_)),

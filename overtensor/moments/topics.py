@@ -6,8 +6,9 @@ from the topic-word distribution ``μ_h`` over a vocabulary of ``V`` words. With
 
     M2 = E[x_1 ⊗ x_2] = Σ_h w_h μ_h μ_hᵀ,          M3 = E[x_1 ⊗ x_2 ⊗ x_3] = Σ_h w_h μ_h^{⊗3}.
 
-From a document's word counts ``c`` (``Σ c = L``) the unbiased estimates over *distinct* word
-positions are
+From a document's word counts ``c`` (``Σ c = L``; non-negative, integer or float — weighted or
+fractional counts enter the same formulas) the unbiased estimates over *distinct* word positions
+are
 
     M2 ≈ (c cᵀ − diag c) / (L(L−1)),
     M3 ≈ (c^{⊗3} − Σ_i c_i Sym₃(e_i⊗e_i⊗c) + 2 Σ_i c_i e_i^{⊗3}) / (L(L−1)(L−2)),
