@@ -227,3 +227,11 @@ def test_symmetric_cp_decomposition_recovers_a_planted_tensor_as_weights_and_fac
     assert clone(est).get_params()["rank"] == 2
     with pytest.raises(ValueError, match="not symmetric"):
         ot.SymmetricCPDecomposition(2).fit(np.arange(27.0).reshape(3, 3, 3))
+
+
+def test_randomized_whitening_gives_the_exact_paths_per_component_estimate():
+    X, _, _, _ = _hk_mixture(0, n=10_000)
+    exact = GaussianMixture(3, random_state=0).fit(X)
+    randomized = GaussianMixture(3, exact_below=0, random_state=0).fit(X)  # block Krylov path
+    assert np.allclose(randomized.means_, exact.means_, atol=1e-8)
+    assert np.allclose(randomized.covariances_, exact.covariances_, rtol=1e-8)
