@@ -283,10 +283,7 @@ def resolve_dtype(dtype: Any, device: torch.device | None = None) -> torch.dtype
 def make_generator(random_state: Any, device: torch.device | str = "cpu") -> torch.Generator:
     """An explicit generator from a seed, or the generator itself when one is given.
 
-    ``None`` draws a fresh seed from the operating system (non-reproducible, by request). A NumPy
-    ``Generator`` or ``RandomState`` (scikit-learn's ``random_state`` conventions) seeds the torch
-    generator with one 63-bit draw from it, so the result is a function of its state and the
-    NumPy generator advances, as it would for a NumPy-based estimator.
+    ``None`` draws a fresh seed from the operating system (non-reproducible, by request).
     """
     if isinstance(random_state, torch.Generator):
         return random_state
@@ -294,16 +291,23 @@ def make_generator(random_state: Any, device: torch.device | str = "cpu") -> tor
     if random_state is None:
         gen.seed()
         return gen
-    if isinstance(random_state, np.random.Generator):
-        return gen.manual_seed(int(random_state.integers(0, 2**63 - 1)))
-    if isinstance(random_state, np.random.RandomState):
-        return gen.manual_seed(int(random_state.randint(0, 2**62, dtype=np.int64)))
     if isinstance(random_state, bool) or not hasattr(random_state, "__index__"):
         raise ArgumentTypeError(
-            f"random_state must be an int, a torch.Generator, a numpy Generator or RandomState, "
-            f"or None, got {random_state!r}")
+            f"random_state must be an int, a torch.Generator or None, got {random_state!r}")
     seed = int(random_state)
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"random_state must be in [0, 2**64 - 1], got {random_state!r}")
     gen.manual_seed(seed)
     return gen
+
+
+def estimator_generator(random_state: Any) -> torch.Generator:
+    """:func:`make_generator` for the scikit-learn estimators, which also take scikit-learn's
+    NumPy random states: a NumPy ``Generator`` or ``RandomState`` seeds the torch generator with
+    one 63-bit draw from it (so the result is a function of its state, and it advances as it would
+    for a NumPy-based estimator). The functional API (``fit``) keeps refusing NumPy generators."""
+    if isinstance(random_state, np.random.Generator):
+        return torch.Generator().manual_seed(int(random_state.integers(0, 2**63 - 1)))
+    if isinstance(random_state, np.random.RandomState):
+        return torch.Generator().manual_seed(int(random_state.randint(0, 2**62, dtype=np.int64)))
+    return make_generator(random_state)

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval
 
 #: Values of ``random_state`` the estimators accept: scikit-learn's (None, an int, a NumPy
 #: ``RandomState``), a NumPy ``Generator`` and a ``torch.Generator``; every one becomes one
-#: ``torch.Generator`` (:func:`overtensor._checks.make_generator`).
+#: ``torch.Generator`` (:func:`overtensor._checks.estimator_generator`).
 RANDOM_STATE = [None, Interval(Integral, 0, 2**64 - 1, closed="both"), np.random.RandomState,
                 np.random.Generator, torch.Generator]
 

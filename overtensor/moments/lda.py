@@ -55,7 +55,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from overtensor._checks import check_float, check_int, make_generator
+from overtensor._checks import check_float, check_int, estimator_generator, make_generator
 from overtensor.moments._sklearn import RANDOM_STATE, validate_counts
 from overtensor.moments.decompose import best_rank_cp
 from overtensor.moments.topics import TopicModelMixin
@@ -338,7 +338,7 @@ class SpectralLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerM
             See :func:`lda_moments` and ``min_words`` (raised before any moment is computed).
         """
         C = self._prepare_counts(X, vocabulary)
-        gen = make_generator(self.random_state)
+        gen = estimator_generator(self.random_state)
         t0 = time.perf_counter()
         mom = lda_moments(C, self.n_topics, self.alpha0, exact_below=self.exact_below,
                           random_state=gen)

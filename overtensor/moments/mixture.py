@@ -46,7 +46,7 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from overtensor._checks import check_int, make_generator
+from overtensor._checks import check_int, estimator_generator
 from overtensor.moments._sklearn import RANDOM_STATE, check_matrix_shape
 from overtensor.moments.decompose import best_rank_cp
 from overtensor.moments.sources import as_source
@@ -311,7 +311,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         Subspace iterations of the randomized path.
     random_state : None, int, numpy Generator or RandomState, or torch.Generator
         Seeds every random draw (through one ``torch.Generator``,
-        :func:`overtensor._checks.make_generator`).
+        :func:`overtensor._checks.estimator_generator`).
 
     Attributes
     ----------
@@ -402,7 +402,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         """
         source = self._source(X, reset=True)
         k = self.n_components
-        gen = make_generator(self.random_state)
+        gen = estimator_generator(self.random_state)
         t0 = time.perf_counter()
         keep = source.n * (k + 1) * 8 <= PROJECTIONS_BYTES
         mom = spherical_mixture_moments(source, k, covariance_type=self.covariance_type,
@@ -528,7 +528,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         component as scikit-learn's ``sample``, drawn from ``random_state``."""
         check_is_fitted(self)
         n_samples = check_int("n_samples", n_samples, 1)
-        gen = make_generator(self.random_state)
+        gen = estimator_generator(self.random_state)
         w = torch.from_numpy(np.asarray(self.weights_, dtype=np.float64))
         z = torch.multinomial(w, n_samples, replacement=True, generator=gen).sort().values
         g = torch.randn(n_samples, self.means_.shape[1], generator=gen, dtype=torch.float64)

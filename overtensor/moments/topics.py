@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from overtensor._checks import check_int, make_generator
+from overtensor._checks import check_int, estimator_generator
 from overtensor.moments._sklearn import (
     RANDOM_STATE,
     drop_short_documents,
@@ -196,7 +196,7 @@ class SingleTopicModel(TopicModelMixin, BaseEstimator):
         if k > C.shape[1]:
             raise ValueError(f"n_components must be <= n_words={C.shape[1]}, got {k}")
         C = torch.from_numpy(C.toarray())
-        gen = make_generator(self.random_state)
+        gen = estimator_generator(self.random_state)
         t0 = time.perf_counter()
         evals, evecs = torch.linalg.eigh(cross_moment2(C))
         whitening = Whitening(evecs[:, -k:].flip(1), evals[-k:].flip(0))

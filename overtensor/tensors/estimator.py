@@ -143,6 +143,7 @@ T = ot.SymmetricCP(t.weights, t.factors, 3).to_dense()             # a dense (10
         ValueError
             On bad parameters, or a tensor that is not symmetric, not finite or not square.
         """
+        from overtensor._checks import estimator_generator
         from overtensor.tensors.fitting import fit
         from overtensor.tensors.targets import as_target
 
@@ -150,13 +151,14 @@ T = ot.SymmetricCP(t.weights, t.factors, 3).to_dense()             # a dense (10
                                                 and not isinstance(X, torch.Tensor | SymmetricCP)):
             X = torch.from_numpy(_float_array(X))
         target = as_target(X)
+        gen = estimator_generator(self.random_state)
         if self.method in _FIXED_WIDTH:
             result = fit(target, self.rank, self.method, tol=self.tol, max_steps=self.max_steps,
-                         random_state=self.random_state)
+                         random_state=gen)
         else:
             width = self.width if self.width is not None else 2 * self.rank + 2
             result = fit(target, width, self.method, rank=self.rank, tol=self.tol,
-                         max_steps=self.max_steps, random_state=self.random_state)
+                         max_steps=self.max_steps, random_state=gen)
         cp = result.cp
         self.decomposition_ = SymmetricCP(cp.weights.detach().cpu(), cp.components.detach().cpu(),
                                           cp.order)
