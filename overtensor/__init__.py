@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "compress": "overtensor.tensors.compression",
     "fit_compressed": "overtensor.tensors.compression",
     "SymmetricCP": "overtensor.tensors.cp",
+    "SymmetricCPDecomposition": "overtensor.tensors.estimator",
     "METHODS": "overtensor.tensors.methods",
     "fit": "overtensor.tensors.fitting",
     "laziness_recorder": "overtensor.tensors.recorders",
@@ -62,6 +63,7 @@ __all__ = [
     "PowerOptions",
     "Shortcuts",
     "SymmetricCP",
+    "SymmetricCPDecomposition",
     "Target",
     "__version__",
     "as_target",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:  # static analysers see the eager imports
     from overtensor.tensors.batched import fit_batched
     from overtensor.tensors.compression import compress, fit_compressed
     from overtensor.tensors.cp import SymmetricCP
+    from overtensor.tensors.estimator import SymmetricCPDecomposition
     from overtensor.tensors.fitting import fit
     from overtensor.tensors.lazy import lazy_error, lazy_least_squares, random_features_least_squares
     from overtensor.tensors.methods import METHODS

@@ -299,3 +299,15 @@ def make_generator(random_state: Any, device: torch.device | str = "cpu") -> tor
         raise ValueError(f"random_state must be in [0, 2**64 - 1], got {random_state!r}")
     gen.manual_seed(seed)
     return gen
+
+
+def estimator_generator(random_state: Any) -> torch.Generator:
+    """:func:`make_generator` for the scikit-learn estimators, which also take scikit-learn's
+    NumPy random states: a NumPy ``Generator`` or ``RandomState`` seeds the torch generator with
+    one 63-bit draw from it (so the result is a function of its state, and it advances as it would
+    for a NumPy-based estimator). The functional API (``fit``) keeps refusing NumPy generators."""
+    if isinstance(random_state, np.random.Generator):
+        return torch.Generator().manual_seed(int(random_state.integers(0, 2**63 - 1)))
+    if isinstance(random_state, np.random.RandomState):
+        return torch.Generator().manual_seed(int(random_state.randint(0, 2**62, dtype=np.int64)))
+    return make_generator(random_state)

@@ -124,12 +124,13 @@ def test_gaussian_mixture_docstring_lists_parameters_only_and_documents_every_at
     params = doc.split("Parameters\n----------\n")[1].split("\n\n")[0].splitlines()
     heads = [line for line in params if line and not line.startswith(" ")]
     # Every unindented line of the Parameters list is "name : type" (no stray paragraph).
-    assert [h.split(" : ")[0] for h in heads] == ["n_components", "discovery", "exact_below",
-                                                  "power_iters", "random_state"], heads
+    assert [h.split(" : ")[0] for h in heads] == ["n_components", "covariance_type", "discovery",
+                                                  "exact_below", "power_iters", "random_state"], heads
     attributes = doc.split("Attributes\n----------\n")[1].split("\n\n")[0]
     names = {line.split(" : ")[0] for line in attributes.splitlines() if line and line[0] != " "}
-    assert {"means_", "weights_", "covariance_", "whitened_error_", "candidate_scores_",
-            "selected_", "timings_"} <= names
+    assert {"means_", "weights_", "covariances_", "precisions_", "covariance_", "whitened_error_",
+            "candidate_scores_", "selected_", "n_features_in_", "feature_names_in_",
+            "timings_"} <= names
 
 
 def test_gaussian_mixture_selected_is_a_key_of_the_candidate_scores(data):
@@ -156,7 +157,7 @@ def test_csv_outputs_name_every_column_and_keep_alpha_and_the_variance(data, cap
     names, rows = _csv(d / "g.csv")
     assert names == ["weight", "variance", "x_0", "x_1", "x_2", "x_3", "x_4"]
     assert rows.shape == (2, len(names))
-    np.testing.assert_allclose(rows[:, 1], doc["covariance"], rtol=1e-12)
+    np.testing.assert_allclose(rows[:, 1], doc["variances"], rtol=1e-12)  # σ_i² per component
     np.testing.assert_allclose(rows[:, 2:], doc["means"], rtol=1e-12)
 
     rc, out, err = run(capsys, ["moments", "lda", data["counts"], "-k", "1", "--alpha0", "2",
@@ -214,6 +215,76 @@ def test_gmm_npz_holds_the_spherical_variance_as_the_json_does(capsys, data, tmp
     import json
 
     saved, ref = np.load(npz), json.loads(js.read_text())
-    assert sorted(saved.files) == ["covariance", "means", "weights"]
+    assert sorted(saved.files) == ["covariance", "labels", "means", "variances", "weights"]
     assert float(saved["covariance"]) == pytest.approx(ref["covariance"], rel=1e-6)
+    np.testing.assert_allclose(saved["variances"], ref["variances"], rtol=1e-6)
+    assert saved["labels"].shape == (200,)
     assert float(saved["covariance"]) > 0
+
+
+def test_gmm_writes_labels_and_per_component_variances(data, capsys, tmp_path):
+    import json
+
+    labels = tmp_path / "labels.csv"
+    rc, out, err = run(capsys, ["moments", "gmm", data["x"], "-k", "2", "--json", "--labels", labels,
+                                "-o", tmp_path / "p.csv"])
+    assert rc == 0, err
+    res = json.loads(out)
+    assert len(res["variances"]) == 2 and res["model"] == "spherical-gmm"
+    lab = np.loadtxt(labels, skiprows=1)
+    assert labels.read_text().startswith("label\n") and lab.shape == (200,)
+    assert sorted(np.bincount(lab.astype(int))) == sorted(res["sizes"])
+    # the two planted blobs are found: labels split the rows 100 / 100
+    assert set(np.bincount(lab[:100].astype(int), minlength=2)) == {0, 100}
+    names, rows = _csv(tmp_path / "p.csv")
+    assert names[:2] == ["weight", "variance"] and np.allclose(rows[:, 1], res["variances"])
+    rc, out, _ = run(capsys, ["moments", "gmm", data["x"], "-k", "2"])
+    assert rc == 0 and "variance" in out and "samples" in out
+
+
+def test_labels_path_is_checked_before_any_work(data, capsys):
+    rc, _, err = run(capsys, ["moments", "gmm", data["dir"] / "absent.csv", "-k", "2",
+                              "--labels", data["dir"] / "labels.txt"])
+    assert rc == 2 and "--labels" in one_error_line(err) and ".csv" in err
+
+
+def test_topics_with_a_vocabulary_print_top_words_and_sparse_npz_works(data, capsys, tmp_path):
+    import json
+
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(1)
+    topics = np.array([[0.45, 0.45, 0.02, 0.02, 0.02, 0.02, 0.01, 0.01],
+                       [0.02, 0.02, 0.45, 0.45, 0.02, 0.02, 0.01, 0.01],
+                       [0.01, 0.01, 0.02, 0.02, 0.45, 0.45, 0.02, 0.02]])
+    z = rng.choice(3, 3000)
+    counts = np.stack([rng.multinomial(10, topics[h]) for h in z]).astype(float)
+    counts[:5] = 0
+    counts[:5, 0] = 1  # five one-word documents
+    sp.save_npz(tmp_path / "counts.npz", sp.csr_matrix(counts))
+    words = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    for kind in ("topics", "lda"):
+        argv = ["moments", kind, tmp_path / "counts.npz", "-k", "3", "--vocab",
+                tmp_path / "vocab.txt", "--min-words", "3", "--top", "2"]
+        rc, out, err = run(capsys, [*argv, "--alpha0", "0.1"] if kind == "lda" else argv)
+        assert rc == 0, err
+        assert "top words" in out and "n_documents_dropped" in out
+        rc, out, err = run(capsys, [*argv, "--json"])
+        res = json.loads(out)
+        assert res["n_documents_dropped"] == 5 and res["n_documents"] == 3000
+        assert sorted(map(sorted, res["top_words"])) == [["alpha", "beta"], ["delta", "gamma"],
+                                                         ["eps", "zeta"]]
+    # without --min-words the one-word documents are an error naming the remedy
+    rc, _, err = run(capsys, ["moments", "topics", tmp_path / "counts.npz", "-k", "3"])
+    assert rc == 2 and "min_words" in one_error_line(err)
+    (tmp_path / "short.txt").write_text("a\nb\n")
+    rc, _, err = run(capsys, ["moments", "topics", tmp_path / "counts.npz", "-k", "3",
+                              "--vocab", tmp_path / "short.txt"])
+    assert rc == 2 and "has 2 lines, the counts have 8 columns" in one_error_line(err)
+
+
+def test_min_words_below_three_is_refused_before_any_work(data, capsys):
+    rc, _, err = run(capsys, ["moments", "lda", data["dir"] / "absent.csv", "-k", "2",
+                              "--min-words", "2"])
+    assert rc == 2 and "--min-words must be >= 3" in one_error_line(err)

@@ -121,10 +121,11 @@ def test_planted_lda_topics_and_concentrations_are_recovered(seed):
     (lambda C: SpectralLDA(2, alpha0=-1).fit(C), "alpha0"),
     (lambda C: SpectralLDA(0).fit(C), "n_topics"),
     (lambda C: SpectralLDA(7).fit(C), "n_topics"),
-    (lambda C: SpectralLDA(2).fit(np.full((4, 6), 0.5)), "integer"),
-    (lambda C: SpectralLDA(2).fit(-C), "integer"),
+    (lambda C: SpectralLDA(2).fit(np.full((4, 6), -0.5)), "Negative values"),
+    (lambda C: SpectralLDA(2).fit(-C), "Negative values"),
+    (lambda C: SpectralLDA(2).fit(np.full((4, 6), np.inf)), "infinity"),
     (lambda C: SpectralLDA(2).fit(np.eye(6)), "fewer than 3 words"),
-    (lambda C: SpectralLDA(2).fit(C[0]), "matrix"),
+    (lambda C: SpectralLDA(2).fit(C[0]), r"X must have shape \(n_documents, n_words\), got \(6,\)"),
     (lambda C: SpectralLDA(2).transform(C), "not fitted"),
 ])
 def test_bad_input_is_one_clear_error(call, match):

@@ -1,9 +1,14 @@
 """Method of moments: learn latent-variable models from the moments of data (Anandkumar, Ge, Hsu,
 Kakade, Telgarsky 2014), with the over-parameterized decomposition of overtensor at the core.
 
-* :class:`GaussianMixture` — spherical Gaussian mixtures (Hsu & Kakade 2013);
+* :class:`GaussianMixture` — spherical Gaussian mixtures, one variance per component (Hsu &
+  Kakade 2013) or one shared variance (``covariance_type="tied-spherical"``);
 * :class:`SingleTopicModel` — the single-topic (multi-view) model of documents;
 * :class:`SpectralLDA` — latent Dirichlet allocation with a known concentration ``α₀``;
+
+the three are scikit-learn estimators (``BaseEstimator``; ``check_estimator`` passes up to the
+expected failures their docstrings declare). Also:
+
 * :func:`best_rank_cp` — the best rank-``k`` CP of a small noisy tensor;
 * :func:`second_moment`, :class:`Whitening` — streaming second moments and whitening;
 * :class:`SphericalMixtureStream` — synthetic samples generated chunk by chunk.

@@ -45,14 +45,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
-from overtensor._checks import check_float, check_int, make_generator
+from overtensor._checks import check_float, check_int, estimator_generator, make_generator
+from overtensor.moments._sklearn import RANDOM_STATE, validate_counts
 from overtensor.moments.decompose import best_rank_cp
+from overtensor.moments.topics import TopicModelMixin
 from overtensor.moments.whitening import Whitening, check_whitenable
 
 
@@ -62,7 +68,8 @@ def as_counts(counts: Any, name: str = "counts") -> sp.csr_matrix:
     Raises
     ------
     ValueError
-        On a non-2-D, complex, non-finite, negative or non-integer input.
+        On a non-2-D, complex, non-finite or negative input (counts may be floats: weighted or
+        fractional counts).
     """
     if sp.issparse(counts):
         C = sp.csr_matrix(counts)
@@ -76,8 +83,8 @@ def as_counts(counts: Any, name: str = "counts") -> sp.csr_matrix:
         raise ValueError(f"{name} must be a real (n_documents, n_words) matrix, got dtype {C.dtype}")
     C = C.astype(np.float64)
     v = C.data
-    if not np.isfinite(v).all() or (v < 0).any() or (v != np.round(v)).any():
-        raise ValueError(f"{name} must hold non-negative integer word counts")
+    if not np.isfinite(v).all() or (v < 0).any():
+        raise ValueError(f"{name} must hold non-negative, finite word counts")
     if C.shape[0] < 1 or C.shape[1] < 1:
         raise ValueError(f"{name} must have at least one document and one word, got shape {C.shape}")
     return C
@@ -237,21 +244,26 @@ def project_to_simplex_rows(mu: torch.Tensor) -> torch.Tensor:
     return mu / mu.sum(1, keepdim=True).clamp_min(1e-300)
 
 
-class SpectralLDA:
-    """Latent Dirichlet allocation learned from the first three moments of a count matrix.
+class SpectralLDA(TopicModelMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                  BaseEstimator):
+    """Latent Dirichlet allocation learned from the first three moments of a count matrix (a
+    scikit-learn transformer: ``transform`` gives topic proportions).
 
     Parameters
     ----------
-    n_topics : int
+    n_topics : int, default=1
         Number of topics ``k`` (``k ≤ V``; the data may support fewer, see :func:`lda_moments`).
-    alpha0 : float
+    alpha0 : float, default=1.0
         Dirichlet concentration ``α₀ = Σ α_i ≥ 0`` (assumed known, as in AFHKL 2012; ``0`` is the
         single-topic model). Small ``α₀`` means documents about one or few topics.
     discovery : "auto" or tuple
         See :func:`overtensor.moments.decompose.best_rank_cp`.
-    exact_below : int
+    exact_below : int, default=2000
         Vocabulary size up to which ``M2`` is diagonalized densely; ARPACK above.
-    random_state : int, torch.Generator or None
+    min_words : float or None, default=None
+        Documents with fewer words are dropped and counted in ``n_documents_dropped_`` (at least
+        3); ``None``: a document with fewer than 3 words is an error.
+    random_state : None, int, numpy Generator or RandomState, or torch.Generator
 
     Attributes
     ----------
@@ -265,9 +277,24 @@ class SpectralLDA:
         limit) ``alpha_`` is all zeros and ``weights_`` are the topic probabilities
         ``(2 / ((α₀+2) λ_i))²`` normalized, as :attr:`SingleTopicModel.weights_` (which estimates
         the same model from dense counts).
+    vocabulary_ : ndarray ``(V,)`` of str
+        The ``vocabulary`` given to ``fit``, else a DataFrame's column names, else ``word_<j>``.
+    n_documents_, n_documents_dropped_ : int
+        Documents used, and dropped for having fewer than ``min_words`` words.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str (DataFrame input only)
     whitened_error_ : float
         Relative error of the rank-``k`` CP of the whitened third moment.
     timings_ : dict
+
+    Notes
+    -----
+    ``check_estimator`` passes (``tests/test_moments_sklearn.py``, on an instance with
+    ``min_words=3``) except the checks in
+    :data:`overtensor.moments.topics.EXPECTED_FAILED_CHECKS`, whose data have no document of 3
+    words or more: ``check_fit_score_takes_y``, ``check_estimators_nan_inf``,
+    ``check_estimator_sparse_tag``, ``check_estimator_sparse_array``,
+    ``check_estimator_sparse_matrix``, ``check_fit2d_1feature``.
 
     Examples
     --------
@@ -281,26 +308,44 @@ class SpectralLDA:
     ((3, 12), 1.0)
     """
 
-    def __init__(self, n_topics: int, alpha0: float = 1.0, *,
+    _parameter_constraints: ClassVar[dict] = {
+        "n_topics": [Interval(Integral, 1, None, closed="left")],
+        "alpha0": [Interval(Real, 0, None, closed="left")],
+        "discovery": [StrOptions({"auto"}), tuple],
+        "exact_below": [Interval(Integral, 0, None, closed="left")],
+        "min_words": [None, Interval(Real, 3, None, closed="left")],
+        "random_state": RANDOM_STATE,
+    }
+
+    def __init__(self, n_topics: int = 1, alpha0: float = 1.0, *,
                  discovery: str | tuple[str, ...] = "auto", exact_below: int = 2000,
-                 random_state: Any = None) -> None:
+                 min_words: float | None = None, random_state: Any = None) -> None:
         self.n_topics = n_topics
         self.alpha0 = alpha0
         self.discovery = discovery
         self.exact_below = exact_below
+        self.min_words = min_words
         self.random_state = random_state
 
-    def fit(self, counts: Any) -> SpectralLDA:
-        """Estimate topics from counts (``(n_documents, V)``; numpy, torch or scipy.sparse).
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, *, vocabulary: Any = None) -> SpectralLDA:
+        """Estimate topics from counts ``X`` (``(n_documents, V)``; NumPy, torch, DataFrame or
+        scipy.sparse; non-negative, integer or float). ``y`` is ignored.
+
+        Parameters
+        ----------
+        vocabulary : sequence of str, optional
+            The word of each column (e.g. ``CountVectorizer.get_feature_names_out()``).
 
         Raises
         ------
         ValueError
-            See :func:`lda_moments` (raised before any moment is computed).
+            See :func:`lda_moments` and ``min_words`` (raised before any moment is computed).
         """
-        gen = make_generator(self.random_state)
+        C = self._prepare_counts(X, vocabulary)
+        gen = estimator_generator(self.random_state)
         t0 = time.perf_counter()
-        mom = lda_moments(counts, self.n_topics, self.alpha0, exact_below=self.exact_below,
+        mom = lda_moments(C, self.n_topics, self.alpha0, exact_below=self.exact_below,
                           random_state=gen)
         t1 = time.perf_counter()
         k, a0 = self.n_topics, mom.alpha0
@@ -314,23 +359,28 @@ class SpectralLDA:
         self.weights_ = (w[order] / w.sum()).numpy()
         self.alpha_ = a0 * self.weights_
         self.whitened_error_ = dec.relative_error
-        self.n_features_in_ = mom.mean.numel()
         self.timings_ = {"moments": t1 - t0, "decompose": t2 - t1}
         return self
 
-    def transform(self, counts: Any, n_iter: int = 100) -> np.ndarray:
+    @property
+    def _n_features_out(self) -> int:
+        """Number of topics (the names ``get_feature_names_out`` gives: ``spectrallda0`` …)."""
+        return self.topic_word_.shape[0]
+
+    def transform(self, X: Any, n_iter: int = 100) -> np.ndarray:
         """Topic proportions of documents, ``(n_documents, k)`` (rows sum to 1).
 
         Fixed point of ``γ_h = α_h + Σ_w c_w θ_h μ_hw / Σ_j θ_j μ_jw`` with ``θ = γ / Σγ``: the
         variational update of Blei, Ng, Jordan (2003, eq. 7) with the digamma mean replaced by
         the plain mean; ``n_iter`` iterations from ``θ = α / α₀`` (uniform when ``α₀ = 0``).
+
+        Raises
+        ------
+        ValueError
+            When not fitted, on bad counts or a different number of words than in ``fit``.
         """
-        if not hasattr(self, "topic_word_"):
-            raise ValueError("this SpectralLDA is not fitted yet: call fit(counts) first")
-        C = as_counts(counts)
-        if C.shape[1] != self.n_features_in_:
-            raise ValueError(f"counts must have {self.n_features_in_} columns (words), got "
-                             f"{C.shape[1]}")
+        check_is_fitted(self)
+        C = validate_counts(self, X, reset=False)
         n_iter = check_int("n_iter", n_iter, 1)
         return proportions(C, self.topic_word_, self.alpha_, n_iter)
 
