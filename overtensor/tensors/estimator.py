@@ -107,7 +107,7 @@ class SymmetricCPDecomposition(BaseEstimator):
     >>> import overtensor as ot
     >>> from overtensor.tensors.estimator import SymmetricCPDecomposition
     >>> t = ot.random_target(order=3, dim=10, rank=2, random_state=0)
-T = ot.SymmetricCP(t.weights, t.factors, 3).to_dense()             # a dense (10, 10, 10) tensor
+    >>> T = ot.SymmetricCP(t.weights, t.factors, 3).to_dense()  # a dense (10, 10, 10) tensor
     >>> weights, factors = SymmetricCPDecomposition(2, random_state=0).fit_transform(T)
     >>> weights.shape, factors[0].shape
     (torch.Size([2]), torch.Size([10, 2]))
