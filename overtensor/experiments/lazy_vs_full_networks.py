@@ -357,6 +357,17 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    "lazy_vs_full_networks": (
+        "One panel per target. Regression targets: population risk divided by the null risk against "
+        "ρ = N/d (log axis; dashed line at N = d); lines = the exact optimum of each function class "
+        "(RF: random features, NT: neural tangent, NN: fully trained), median over seeds with a "
+        "min–max band; open points = networks trained online, median with min–max bars. Mixture: test "
+        "classification error of each class's optimum, median over seeds, Bayes error dotted. Read: "
+        "the order of the three curves below N = d and which of them reach 0 from N = d on."),
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="lazy-vs-full-networks",
     description="two-layer networks: random features vs neural tangent vs fully trained "
@@ -365,4 +376,5 @@ EXPERIMENT = register_experiment(Experiment(
     figures=figures,
     summary=summary,
     claims=claims,
+    captions=CAPTIONS,
 ))
