@@ -155,6 +155,10 @@ if __name__ == "__main__":
 """
 
 
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
 class _Interpreter:
     """One Python process that runs the Python blocks of one document, in order, in one namespace."""
 
@@ -181,8 +185,7 @@ class _Interpreter:
             status = -1 if ready else 124  # the interpreter died, or the block ran past TIMEOUT
         else:
             status = int(answer)
-        read = (lambda p: p.read_text(errors="replace") if p.exists() else "")
-        return status, read(out), read(err)
+        return status, _read(out), _read(err)
 
     def close(self) -> None:
         if self.proc.poll() is None:
