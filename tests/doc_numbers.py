@@ -91,6 +91,8 @@ print("recovered", ot.recovery(result.cp, target).recovered)
                         "--seed 0 --json\n"),
     "fit-lazy-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --regime lazy --json\n"),
     "fit-full-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --json\n"),
+    "networks-orders": Command(
+        "overtensor experiment run lazy-vs-full-networks --preset orders --inprocess --no-progress\n"),
     "width-vs-dimension-small": Command(
         "overtensor experiment run width-vs-dimension --preset small --inprocess --no-progress\n",
         long=True),
@@ -164,6 +166,13 @@ NUMBERS: list[DocNumber] = [
     DocNumber("README.md", r"The small preset .*? gives lazy " + _F + " and beyond-lazy " + _F,
               "width-vs-dimension-small", r"lazy " + _F + r" \(d = [^)]*\), beyond-lazy " + _F, 0.02,
               measured="2026-12-06"),
+    # docs/networks.md and README: the order of RF, NT and NN at N = 10, d = 40 (median of 10 seeds)
+    *[DocNumber("docs/networks.md", rf"\| {row} \| {_F} \| {_F} \| {_F} \|", "networks-orders",
+                rf"\[{target}\]\n[^\n]*\n[^\n]*\n +10 +{_F} +{_F} +{_F}", 0.01)
+      for row, target in (("authors' `B`", "authors"), ("rank-5 `B`", "rank"), ("flat-spectrum `B`", "flat"),
+                          ("mixture, full-rank `Δ`", "mixture"), ("mixture, rank-5 `Δ`", "mixture-lowrank"))],
+    DocNumber("README.md", r"equal `\|λ_j\|`: NT " + _F + " against NN " + _F, "networks-orders",
+              r"\[flat\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F, 0.01),
     # docs/deflation.md: the staircase of one fit
     DocNumber("docs/deflation.md",
               r"t50 = crossing_steps\(result\.history, 0\.5\) +# \[(\d+), (\d+), (\d+), (\d+), (\d+)\]",
