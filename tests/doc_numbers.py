@@ -61,6 +61,8 @@ class DocNumber:
     measured : str
         For a long command: the date and machine the text names, within 400 characters of the
         number.
+    order : tuple of int
+        The output's numbers in the text's order (indices into the output's groups), when they differ.
     """
 
     doc: str
@@ -70,6 +72,7 @@ class DocNumber:
     tol: float
     rel: bool = False
     measured: str = ""
+    order: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:
@@ -93,6 +96,9 @@ print("recovered", ot.recovery(result.cp, target).recovered)
     "fit-full-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --json\n"),
     "networks-orders": Command(
         "overtensor experiment run lazy-vs-full-networks --preset orders --inprocess --no-progress\n"),
+    "min-norm-heldout": Command(
+        "overtensor experiment run min-norm-generalization --preset heldout --inprocess --no-progress\n",
+        long=True),
     "width-vs-dimension-small": Command(
         "overtensor experiment run width-vs-dimension --preset small --inprocess --no-progress\n",
         long=True),
@@ -173,6 +179,14 @@ NUMBERS: list[DocNumber] = [
                           ("mixture, full-rank `Δ`", "mixture"), ("mixture, rank-5 `Δ`", "mixture-lowrank"))],
     DocNumber("README.md", r"equal `\|λ_j\|`: NT " + _F + " against NN " + _F, "networks-orders",
               r"\[flat\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F, 0.01),
+    # README and docs/adaptive.md: the RMSProp/Adam wins on held-out designs (long)
+    *[DocNumber(doc, r"RMSProp wins (\d)/8 at\s+`s = 3`, (\d)/8 at `s = 10` and (\d)/8 at `s = 30`, Adam "
+                r"(\d)/8, (\d)/8 and (\d)/8" if doc == "README.md" else
+                r"RMSProp (\d)/8 at `s = 3`, (\d)/8 at `s = 10`, (\d)/8 at `s = 30` .*?; "
+                r"Adam (\d)/8, (\d)/8, (\d)/8", "min-norm-heldout",
+                "".join(rf"s = {s} [^\n]*? (\d)/8 +(\d)/8 +\S+\n.*?" for s in (3, 10, 30)),
+                0.5, measured="2026-12-06", order=(0, 2, 4, 1, 3, 5))  # the table: RMSProp, Adam per s
+      for doc in ("README.md", "docs/adaptive.md")],
     # docs/deflation.md: the staircase of one fit
     DocNumber("docs/deflation.md",
               r"t50 = crossing_steps\(result\.history, 0\.5\) +# \[(\d+), (\d+), (\d+), (\d+), (\d+)\]",
@@ -237,7 +251,8 @@ def fresh(number: DocNumber) -> list[str]:
     if m is None:
         raise AssertionError(f"the output of {number.command!r} has no match for {number.output!r}:\n"
                              f"{out[-2000:]}")
-    return [g for g in m.groups() if g is not None]
+    found = [g for g in m.groups() if g is not None]
+    return [found[i] for i in number.order] if number.order else found
 
 
 def compare(number: DocNumber) -> list[tuple[str, str, bool]]:
