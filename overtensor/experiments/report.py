@@ -298,7 +298,7 @@ def smoke_note(df: pd.DataFrame, spec: dict[str, Any] | None, exp: Any) -> str:
     return ""
 
 
-def _claim_html(claim, figure: str, note: str = "") -> str:
+def _claim_html(claim, figure: str, note: str = "", tested_on: str = "") -> str:
     slug = claim.verdict.replace(" ", "-")
     caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
     paper = (f"<a href='{html.escape(claim.url)}'>{html.escape(claim.paper)}</a>" if claim.url
@@ -307,7 +307,10 @@ def _claim_html(claim, figure: str, note: str = "") -> str:
             f"<h3 class='claim-statement'>{html.escape(claim.statement)}</h3>"
             f"<p class='paper'>Source: {paper}</p>"
             f"<p class='verdict verdict-{slug}'><span class='verdict-label'>{html.escape(claim.verdict)}"
-            f"</span>{caveat} {html.escape(claim.reason)}</p>{figure}</section>")
+            f"</span>{caveat} {html.escape(claim.reason)}</p>"
+            + (f"<p class='tested-on'>Tested on {html.escape(tested_on)} of this group.</p>"
+               if tested_on else "")
+            + f"{figure}</section>")
 
 
 def _verdict_overview(groups: list[GroupReport]) -> str:
@@ -374,7 +377,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, GroupReport
         elif claim.figure in pngs:
             fig = _figure_html(pngs[claim.figure], captions.get(claim.figure, claim.figure))
             shown.add(claim.figure)
-        parts.append(_claim_html(claim, fig, note))
+        parts.append(_claim_html(claim, fig, note, group.tested_on))
     rest = [p for stem, p in pngs.items() if stem not in shown]
     if rest:
         parts.append("<h3>Figures</h3>" if claims else "")
