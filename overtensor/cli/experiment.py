@@ -49,7 +49,8 @@ def add_commands(sub) -> None:
                    help="a built-in experiment name (see 'experiment list') or a .yaml/.toml spec file")
     p.add_argument("--preset", default="small",
                    help="preset of a built-in experiment: small (default) | full | tiny (seconds, "
-                        "for checks) | others shown by 'experiment list'")
+                        "for checks) | others shown by 'experiment list'; a preset other than small "
+                        "is stored as the group NAME.PRESET, never mixed with another preset's runs")
     p.add_argument("--store", default=None,
                    help=f"SQLite result store (default {DEFAULT_DIR}/<name>.sqlite)")
     p.add_argument("--outdir", "--out", dest="outdir", default=None,
