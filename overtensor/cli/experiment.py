@@ -170,8 +170,8 @@ def _cmd_run(args) -> int:
                        progress=not args.no_progress, max_runs=args.max_runs)
     print(result.line())
     outdir = Path(args.outdir) if args.outdir else default_figures_dir(store, group)
-    report = _figures_and_summary(group, exp, store, outdir)
-    _check_failed([result], report)
+    _figures_and_summary(group, exp, store, outdir)
+    _check_failed([result])  # points to `results export`, which lists the failed runs' errors
     return 0
 
 

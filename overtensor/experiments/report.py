@@ -83,6 +83,7 @@ class GroupReport:
     figures: list[Path] = field(default_factory=list)
 
     configs: int = 0
+    builtin: bool = False
 
     @property
     def tested_on(self) -> str:
@@ -92,7 +93,11 @@ class GroupReport:
 
     @property
     def label(self) -> str:
-        """The group as the report and the terminal name it: ``deflation (preset small)``."""
+        """The group as the report and the terminal name it: ``deflation (preset small)``, a
+        registered experiment run from a spec of its own ``deflation (own spec)``, a spec file's
+        group its name."""
+        if not self.builtin:
+            return self.group
         kind = f"preset {self.preset}" if self.preset else "own spec"
         return f"{self.group} ({kind})"
 
@@ -339,7 +344,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, GroupReport
     counts = db.counts(name)
     experiment = str((spec or {}).get("name") or name)
     exp = _experiment(experiment)
-    group = GroupReport(name, experiment, preset_of(spec, exp))
+    group = GroupReport(name, experiment, preset_of(spec, exp), builtin=exp is not None)
     group.seeds = int(df["seed"].nunique()) if "seed" in df.columns else len(df)
     config_keys = [k for k in (spec or {}).get("grid") or {} if k in df.columns]
     group.configs = (len(df.drop_duplicates(config_keys)) if config_keys else 1) if not df.empty else 0
