@@ -86,11 +86,52 @@ def test_cli_train_json(capsys):
 def test_experiment_run_function_and_claims():
     from overtensor.experiments.lazy_vs_full_networks import claims, run_lazy_vs_full_networks
 
-    rows = []
-    for width in (3, 6, 12, 20):
-        cfg = {"target": "authors", "dim": 12, "width": width, "seed": 0, "train_seeds": 0}
-        rows.append({**cfg, **run_lazy_vs_full_networks(cfg)})
-    df = pd.DataFrame(rows)
-    verdicts = {c.statement: c.verdict for c in claims(df)}
-    assert verdicts["For N < d the optimal risks order RF > NT > NN."] == "supported"
-    assert verdicts["NT and NN reach zero risk once N ≥ d, RF does not."] == "supported"
+    def table(targets, dim=12):
+        rows = []
+        for target in targets:
+            for width in (3, 6, 12, 20):
+                cfg = {"target": target, "dim": dim, "width": width, "seed": 0, "train_seeds": 0, "rank": 2}
+                rows.append({**cfg, **run_lazy_vs_full_networks(cfg)})
+        return pd.DataFrame(rows)
+
+    df = table(["authors"])
+    verdicts = {c.statement.split(":")[0].split(" (")[0]: c.verdict for c in claims(df)}
+    assert verdicts["For N < d random features are worse than the neural tangent"] == "supported"
+    assert verdicts["Authors' target"] == "supported"
+    # one target shows one order of NT and NN only: the condition is not tested, so no verdict
+    order = next(c for c in claims(df) if "depends on the target" in c.statement)
+    assert order.verdict == "inconclusive" and "authors: NN < NT at 2/2" in order.reason
+
+    # the concentrated and the flat targets order NT and NN oppositely, as the condition predicts
+    df = table(["authors", "rank", "flat", "mixture", "mixture-lowrank"], dim=16)
+    order = next(c for c in claims(df) if "depends on the target" in c.statement)
+    assert order.verdict == "supported", order.reason
+    below = df[df["width"] < 16]
+    flat = below[below["target"].isin(["flat", "mixture"])]
+    assert (flat["nt_exact"] < flat["nn_exact"]).all()
+    concentrated = below[below["target"].isin(["authors", "rank", "mixture-lowrank"])]
+    assert (concentrated["nn_exact"] < concentrated["nt_exact"]).all()
+
+
+def test_flat_and_low_rank_mixture_targets():
+    from overtensor.networks.data import flat_matrix
+    from overtensor.networks.quadratic_risk import nn_optimum, null_risk
+
+    B = flat_matrix(10, _gen(3))
+    eig = torch.linalg.eigvalsh(B)
+    assert torch.allclose(B, B.T, atol=1e-15) and abs(float(torch.trace(B))) < 1e-12
+    assert torch.allclose(eig.abs(), torch.full((10,), 10**-0.5, dtype=torch.float64), atol=1e-12)
+    # a flat spectrum: the best rank-N form misses exactly 1 − N/d of B
+    assert abs(nn_optimum(B, 4) / null_risk(B) - 0.6) < 1e-12
+    mix = gaussian_mixture(20, _gen(0), eps=0.5, rank=3)
+    assert int((mix.signs != 0).sum()) == 3
+    D = mix.bayes_matrix()
+    assert int((D.diagonal().abs() > 0).sum()) == 3  # the Bayes form has the difference's rank
+    # the Bayes form against an independent Monte-Carlo log-likelihood ratio of the two classes
+    x = torch.randn(5, 20, generator=_gen(1), dtype=torch.float64)
+    dp, dm = 1 + 0.5 * mix.signs, 1 - 0.5 * mix.signs
+    llr = -0.5 * (x**2 / dp).sum(-1) - 0.5 * torch.log(dp).sum() + 0.5 * (x**2 / dm).sum(-1) \
+        + 0.5 * torch.log(dm).sum()
+    assert torch.allclose(2 * llr, ((x @ D) * x).sum(-1) - torch.log(dp / dm).sum(), atol=1e-12)
+    with pytest.raises(ValueError, match="rank must be <= dim=4"):
+        gaussian_mixture(4, _gen(0), rank=5)

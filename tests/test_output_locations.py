@@ -37,19 +37,22 @@ def test_figures_and_report_go_next_to_the_chosen_store(tmp_path, cwd, capsys):
     run = ["experiment", "run", "lazy-lower-bound", "--preset", "tiny", "--inprocess", "--no-progress",
            "--store", str(store)]
     assert main(run) == 0
-    figdir = tmp_path / "elsewhere" / "lazy-lower-bound"
+    figdir = tmp_path / "elsewhere" / "lazy-lower-bound.tiny"  # the group: experiment and preset
     assert {"lazy_lower_bound_m_over_dl1.png", "lazy_lower_bound_m_over_dl1.svg"} <= _files(figdir)
     out = capsys.readouterr().out
     assert f"figure: {figdir / 'lazy_lower_bound_m_over_dl1.png'}" in out
-    # the terminal carries the report's caveat for a tiny preset's verdicts
-    assert "note: these verdicts are not evidence (tiny preset: a smoke test, not evidence)" in out
+    # the terminal carries the report's caveat for a tiny preset's verdicts, and the report's path
+    assert ("note: the verdicts of lazy-lower-bound.tiny (preset tiny) are not evidence (tiny preset: "
+            "a smoke test, not evidence)") in out
+    assert out.strip().splitlines()[-1] == f"report: {tmp_path / 'elsewhere' / 'x-report.html'}"
     assert _files(cwd) == set()  # no overtensor-runs/ here
 
     # the report without -o: beside the store, its figures beside it
     assert main(["report", str(store)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "elsewhere" / "x-report.html")
     assert (tmp_path / "elsewhere" / "x-report.html").is_file()
-    assert any(f.startswith("x-report_figures/lazy-lower-bound/") for f in _files(tmp_path / "elsewhere"))
+    assert any(f.startswith("x-report_figures/lazy-lower-bound.tiny/")
+               for f in _files(tmp_path / "elsewhere"))
     assert _files(cwd) == set()
 
     # explicit places win: --out (alias of --outdir) for the figures, -o for the report
@@ -67,5 +70,5 @@ def test_a_relative_store_in_the_current_directory_keeps_everything_there(cwd):
     assert main(["report", "s.sqlite"]) == 0
     files = _files(cwd)
     assert "s.sqlite" in files and "s-report.html" in files
-    assert any(f.startswith("lazy-lower-bound/") for f in files)
+    assert any(f.startswith("lazy-lower-bound.tiny/") for f in files)
     assert not any(f.startswith("overtensor-runs") for f in files)

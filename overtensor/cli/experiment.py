@@ -49,7 +49,8 @@ def add_commands(sub) -> None:
                    help="a built-in experiment name (see 'experiment list') or a .yaml/.toml spec file")
     p.add_argument("--preset", default="small",
                    help="preset of a built-in experiment: small (default) | full | tiny (seconds, "
-                        "for checks) | others shown by 'experiment list'")
+                        "for checks) | others shown by 'experiment list'; a preset other than small "
+                        "is stored as the group NAME.PRESET, never mixed with another preset's runs")
     p.add_argument("--store", default=None,
                    help=f"SQLite result store (default {DEFAULT_DIR}/<name>.sqlite)")
     p.add_argument("--outdir", "--out", dest="outdir", default=None,
@@ -149,19 +150,28 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def group_name(name: str, preset: str | None) -> str:
+    """The group under which ``experiment run`` stores a built-in experiment's runs: its name for
+    the default preset ``small``, ``NAME.PRESET`` for another (so that two presets run into one
+    store never merge); a spec file's runs (``preset`` None) go under the spec's name."""
+    return name if preset in (None, "small") else f"{name}.{preset}"
+
+
 def _cmd_run(args) -> int:
     from overtensor.experiments.runner import run_sweep
 
     spec, exp = _resolve(args.target, args.preset, args.max_runs)
     name = spec["name"]  # a validated name: never a path (overtensor.experiments.names)
+    group = group_name(name, args.preset if exp is not None else None)
     store = Path(args.store) if args.store else DEFAULT_DIR / f"{name}.sqlite"
     scheduler, workers = _scheduler(args)
-    result = run_sweep(spec, store, scheduler=scheduler, workers=workers, resume=not args.no_resume,
-                       batch_size=args.batch_size, progress=not args.no_progress, max_runs=args.max_runs)
+    result = run_sweep(spec, store, experiment=group, scheduler=scheduler, workers=workers,
+                       resume=not args.no_resume, batch_size=args.batch_size,
+                       progress=not args.no_progress, max_runs=args.max_runs)
     print(result.line())
-    outdir = Path(args.outdir) if args.outdir else default_figures_dir(store, name)
-    _figures_and_summary(name, exp, store, outdir)
-    _check_failed([result])
+    outdir = Path(args.outdir) if args.outdir else default_figures_dir(store, group)
+    _figures_and_summary(group, exp, store, outdir)
+    _check_failed([result])  # points to `results export`, which lists the failed runs' errors
     return 0
 
 
@@ -179,22 +189,28 @@ def _check_failed(results: list, report: Path | None = None) -> None:
     raise RunsFailed(f"{n} of {total} runs failed ({where}); {hint}")
 
 
-def _figures_and_summary(name: str, exp, store: Path, outdir: Path) -> None:
-    """Print the experiment's summary and write its figures (generic ones for a spec file)."""
-    from overtensor.experiments.report import experiment_figures, smoke_note
+def _figures_and_summary(group: str, exp, store: Path, outdir: Path) -> Path | None:
+    """Print the experiment's summary, write its figures (generic ones for a spec file) and the
+    store's report, and end with one line per claim of ``group`` (verdict, deciding numbers, seeds
+    and configurations) and the report's path. Returns the report's path (None: no finished run)."""
+    from overtensor.experiments.report import build_report, verdict_lines
     from overtensor.experiments.store import ResultStore
 
     with ResultStore(store, readonly=True) as db:
-        df, spec = db.dataframe(name), db.spec(name)
+        df = db.dataframe(group)
     if df.empty:
-        return
+        return None
     if exp is not None and exp.summary is not None:
         print(exp.summary(df))
-        note = smoke_note(df, spec, exp)  # the same caveat as the report's
-        if note:
-            print(f"note: these verdicts are not evidence ({note}); run a larger preset")
-    for path in experiment_figures(name, df, spec, outdir):
-        print(f"figure: {path}")
+    report = build_report(store, default_report_path(store), group_figures={group: outdir})
+    mine = [g for g in report.groups if g.group == group]
+    for g in mine:
+        for path in g.figures:
+            print(f"figure: {path}")
+    for line in verdict_lines(mine):
+        print(line)
+    print(f"report: {report.path.resolve()}")
+    return report.path
 
 
 def _cmd_export(args) -> int:
@@ -215,7 +231,7 @@ def _cmd_report(args) -> int:
 
 def _cmd_demo(args) -> int:
     from overtensor.experiments.catalog import get_experiment
-    from overtensor.experiments.report import write_report
+    from overtensor.experiments.report import build_report
     from overtensor.experiments.runner import dask_client, pending_runs, run_sweep
 
     specs, missing = [], []
@@ -244,8 +260,9 @@ def _cmd_demo(args) -> int:
                                  progress=not args.no_progress) for s in specs]
     for r in results:
         print(r.line())
-    report = write_report(args.store, args.output or default_report_path(args.store),
+    report = build_report(args.store, args.output or default_report_path(args.store),
                           title="overtensor demo: the headline study")
-    print(f"report: {report.resolve()}")
-    _check_failed(results, report)
+    for line in report.verdict_lines():  # one per claim, then the report's path
+        print(line)
+    _check_failed(results, report.path)
     return 0

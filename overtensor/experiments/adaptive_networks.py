@@ -330,8 +330,19 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    "adaptive_networks": (
+        "Top row: test accuracy on load_digits against the learning rate (log axis), mean ± sd over "
+        "the seeds named in the legend, one colour per optimizer, one column per model. Bottom row: "
+        "the final weight norm ‖θ‖ (mean over seeds) with ‖θ_0‖ dotted. Read: whether the adaptive "
+        "optimizers' best accuracy (the top of each curve) is below SGD's, and whether a lower "
+        "accuracy goes with a larger weight norm."),
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="adaptive-networks",
     description="digits: do adaptive optimizers generalize worse than SGD(+momentum), and need less tuning?",
     presets=PRESETS, figures=figures, summary=summary, claims=claims,
+    captions=CAPTIONS,
 ))

@@ -14,7 +14,9 @@ One run = one optimizer on one problem and seed (:func:`overtensor.regression.co
   ``φ(x) = relu(W_0 x)``, ``x ~ N(0, I_d)``, ``N`` features, planted coefficients ``θ* ~ N(0, I/N)``.
 
 Metrics: the final ``‖Pw − w_mn‖``, ``‖(I − P)w‖``, ``‖w‖``, loss, exact test risk, the risk of
-``w_mn``, the theory's out-of-span prediction error, the settling of ``‖(I − P)w‖`` over the last
+``w_mn``, ``prediction_error`` (the measured ``(I − P)w`` against the sum of the optimizer's own
+rebuilt steps: a consistency check of that bookkeeping, equal by construction, not a test of the
+paper's prediction and not a claim), the settling of ``‖(I − P)w‖`` over the last
 half, the leak ratio and the class (:func:`overtensor.regression.core.classify_preconditioner`), and
 log-spaced curves (``curve_*`` lists) for the figures. Rotating methods use a step decay over the
 last 30 % (constant-step RMSProp/Adam hover at a distance ``∝ lr``); GD and the span-preserving
@@ -251,10 +253,12 @@ def summary(df: pd.DataFrame) -> str:
                      "risk mean": g["test_risk"].mean(), "risk sd": g["test_risk"].std(),
                      "risk(w_mn) mean": g["risk_min_norm"].mean(),
                      # relative error of a rounding-level out-of-span part means nothing: rotating only
-                     "max pred err": g["prediction_error"].max() if opt in ROTATING else float("nan")})
+                     "consistency": g["prediction_error"].max() if opt in ROTATING else float("nan")})
     table = pd.DataFrame(rows)
-    return "adaptive-regression (final values; rel = / ‖w_mn‖)\n" + table.to_string(
-        index=False, float_format=lambda v: f"{v:.3g}")
+    return ("adaptive-regression (final values; rel = / ‖w_mn‖; consistency = max relative difference "
+            "between (I − P)w and the sum of the optimizer's rebuilt out-of-span steps, a check of the "
+            "bookkeeping, not of the theory)\n"
+            + table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 def claims(df: pd.DataFrame) -> list[Claim]:
@@ -291,14 +295,9 @@ def claims(df: pd.DataFrame) -> list[Claim]:
                 f"over {len(rot)} runs ({rot['seed'].nunique()} seeds): max ‖Pw − w_mn‖/‖w_mn‖ = {a:.2g}, "
                 f"min ‖(I − P)w‖/‖w_mn‖ = {lo:.3g}, max relative change over the last half = {st:.2g}",
                 fig))
-            pe = rot["prediction_error"].max()
-            out.append(Claim(
-                PAPER, URL,
-                f"{problem}: the out-of-span limit equals (I − P)w_0 − Σ_k η (I − P) D_k ∇f_k, with D_k "
-                "rebuilt from each optimizer's state (to 1e-6 relative).",
-                "supported" if pe < 1e-6 else "not supported",
-                f"max relative error over {len(rot)} runs ({rot['seed'].nunique()} seeds, w_0 = 0): {pe:.2g}",
-                fig))
+            # Not a claim: (I − P)w_0 − Σ_k η (I − P) D_k g̃_k, with the steps rebuilt from the
+            # optimizer's own state, equals the measured (I − P)w by construction (a sum of the same
+            # steps): a consistency check of the bookkeeping, shown in the summary only.
             worse = int((rot["test_risk"] > rot["risk_min_norm"]).sum())
             line = (f"{worse}/{len(rot)} adaptive runs have a higher test risk than w_mn; mean risk "
                     f"{rot['test_risk'].mean():.3g} vs {rot['risk_min_norm'].mean():.3g} for w_mn "
@@ -350,8 +349,21 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    f"adaptive_regression_{problem}": (
+        f"Problem '{problem}': against the step (log axes), from left to right the in-span error "
+        "‖Pw − w_mn‖, the out-of-span part ‖(I − P)w‖, the norm ‖w‖ and the exact test risk; line = "
+        "median over the seeds named in the legend, band = min–max, one colour per optimizer; dotted: "
+        "‖w_mn‖ and the risk of w_mn. Read: every optimizer drives the in-span error to 0; the "
+        "out-of-span part stays 0 for GD and the span-preserving rule and levels off above 0 for the "
+        "adaptive ones, which is why their limit differs from the minimum-norm interpolant.")
+    for problem in PROBLEMS
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="adaptive-regression",
     description="which interpolant GD, span-preserving and adaptive optimizers find (n < p regression)",
     presets=PRESETS, figures=figures, summary=summary, claims=claims,
+    captions=CAPTIONS,
 ))

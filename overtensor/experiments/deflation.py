@@ -383,13 +383,16 @@ CAPTIONS = {
     "staircase": ("Fitted mass of each true component (solid, left axis: the share of λ_j u_j^⊗l the "
                   "model carries) and the relative error (dashed, right axis) against gradient steps, "
                   "for one run: orthogonal order-4 target, weights 2^−(j−1), variant deflation, the "
-                  "smallest d and seed."),
+                  "smallest d and seed. Read: the components are fitted one after another, largest "
+                  "weight first, each step of the error curve matching one component's rise."),
     "staircase_grid": ("The same staircase for the first seed of every scenario (rows) and variant "
                        "(columns): orthogonal vs random components, with and without "
-                       "re-initialization, the plain model."),
+                       "re-initialization, the plain model. Read: whether the order of the "
+                       "rises (largest weight first) survives random components and re-initialization."),
     "fit_times": ("Fit time t50_j (steps until component j has 50 % of its mass) against λ_1/λ_j, "
                   "every run and component of variant deflation (log–log); dotted: proportional to "
-                  "1/λ_j through the median t50_1."),
+                  "1/λ_j through the median t50_1. Read: how close the points lie to the dotted "
+                  "line, i.e. whether fit time grows in proportion to 1/λ_j."),
 }
 
 

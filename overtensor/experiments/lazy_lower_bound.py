@@ -242,10 +242,14 @@ CAPTIONS = {
         "Relative error of the exact lazy (NTK) optimum against m·d / C(d+l−1, l), one panel per "
         "target rank: line = median over seeds, band = min–max over seeds, one colour per (order, d); "
         "red dots: random-features optimum of every run; black crosses: the full regime (beyond-lazy, "
-        "same width, m ≥ r); dotted: √(1 − m·d/C) of a random subspace; dashed: the threshold m·d = C."),
+        "same width, m ≥ r); dotted: √(1 − m·d/C) of a random subspace; dashed: the threshold m·d = C. "
+        "Read: every lazy curve of every d and order "
+        "drops to 0 at m·d = C (the curves collapse onto one), and whether the crosses of the full "
+        "regime are at 0 left of it."),
     "lazy_lower_bound_m_over_dl1": (
         "The same errors against m / d^(l−1): lazy curves of different d and order no longer "
-        "collapse, the threshold sits at m ≈ d^(l−1)/l!."),
+        "collapse, the threshold sits at m ≈ d^(l−1)/l!. Read: the needed width grows "
+        "like d^(l−1)."),
 }
 
 _GRID_SMALL = {

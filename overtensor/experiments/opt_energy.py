@@ -277,8 +277,19 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    f"opt_energy_{model}": (
+        f"Model '{model}': the risk (left, log axis) and the relative change of the hyperspherical "
+        "energy E_1 of the hidden weights (right, log axis, floored at 1e-17) against the step, one "
+        "curve per run, one colour per regime. Read: OPT (orthogonal) keeps the energy change at the "
+        "rounding level while the full regime moves it by orders of magnitude more.")
+    for model in ("tensor", "network")
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="opt-energy",
     description="hyperspherical energy and risk over training: full vs random features vs orthogonal",
     presets=PRESETS, figures=figures, summary=summary, claims=claims,
+    captions=CAPTIONS,
 ))

@@ -194,8 +194,18 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    "opt_expressivity": (
+        "Relative error of the best model of each regime against the width m (log axis), one panel "
+        "per tensor order; line = median over seeds, band = min–max; dashed: the tolerance ε, dotted: "
+        "C(d+l−1, l), the dimension of symmetric tensors. Read: the width at which each regime's "
+        "curve drops below ε."),
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="opt-expressivity",
     description="smallest width at which orthogonal training reaches eps on tensors, vs full and RF",
     presets=PRESETS, figures=figures, summary=summary, claims=claims,
+    captions=CAPTIONS,
 ))

@@ -276,8 +276,19 @@ PRESETS = {
     },
 }
 
+#: Captions of the figures (file stem -> what it shows and what to read from it).
+CAPTIONS = {
+    "opt_generalization_accuracy": (
+        "load_digits MLP, one bar per variant (blue: OPT variants, grey: standard and random "
+        "features): test accuracy (left, mean ± sd over seeds), largest relative change of the "
+        "hidden rows' energy E_1 (middle, log axis) and wall time per epoch (right). Read: whether "
+        "OPT's accuracy is within the spread of the standard network's while its energy change stays "
+        "at rounding level."),
+}
+
 EXPERIMENT = register_experiment(Experiment(
     name="opt-generalization",
     description="does OPT (rotating frozen random neurons) generalize better than standard training?",
     presets=PRESETS, figures=figures, summary=summary, claims=claims,
+    captions=CAPTIONS,
 ))

@@ -32,12 +32,26 @@ def save(fig, path: str | Path, formats: Sequence[str] = FORMATS, dpi: int = 120
     if stem.suffix.lstrip(".") in FORMATS:
         stem = stem.with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
+    no_offsets(fig)
     out = []
     for fmt in formats:
         p = stem.with_suffix(f".{fmt}")
         out.append(atomic_write(p, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight")))
     plt.close(fig)
     return out
+
+
+def no_offsets(fig) -> None:
+    """Write every linear axis of ``fig`` with its full tick values: matplotlib would otherwise
+    print values that differ in the 5th digit as an offset (``1e-5+9.898e-1``), which nobody reads
+    right. Called by :func:`save`, so every figure of the package goes through it."""
+    from matplotlib.ticker import ScalarFormatter
+
+    for ax in fig.get_axes():
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                formatter.set_useOffset(False)
 
 
 def success_rate(df, by: Sequence[str], success: str = "success"):

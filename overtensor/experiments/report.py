@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,37 +52,154 @@ REPORT_ORDER = ("lazy-lower-bound", "width-vs-dimension", "deflation", "vs-class
 MAIN_METRICS = 8
 
 
+@dataclass
+class GroupReport:
+    """What the report found for one group of a store (one experiment run with one preset or spec).
+
+    Attributes
+    ----------
+    group : str
+        The group's name in the store (``deflation``, ``deflation.tiny``, a spec file's name).
+    experiment : str
+        The experiment it belongs to (the stored spec's ``name``).
+    preset : str or None
+        The built-in preset whose spec the group's stored spec equals (None: a spec of its own).
+    claims : list of Claim
+        The claims with their verdicts.
+    note : str
+        Why the verdicts are not evidence (:func:`smoke_note`), or empty.
+    seeds : int
+        Number of distinct seeds of the group's finished runs.
+    figures : list of Path
+        The figure files written for the group.
+    """
+
+    group: str
+    experiment: str
+    preset: str | None
+    claims: list = field(default_factory=list)
+    note: str = ""
+    seeds: int = 0
+    figures: list[Path] = field(default_factory=list)
+
+    configs: int = 0
+    builtin: bool = False
+
+    @property
+    def tested_on(self) -> str:
+        """``"5 seeds x 12 configurations"``: what the group's verdicts rest on."""
+        seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
+        return f"{seeds} x {self.configs} configuration{'s' if self.configs != 1 else ''}"
+
+    @property
+    def label(self) -> str:
+        """The group as the report and the terminal name it: ``deflation (preset small)``, a
+        registered experiment run from a spec of its own ``deflation (own spec)``, a spec file's
+        group its name."""
+        if not self.builtin:
+            return self.group
+        kind = f"preset {self.preset}" if self.preset else "own spec"
+        return f"{self.group} ({kind})"
+
+
+@dataclass
+class Report:
+    """A written report: its path and what it found per group (for the terminal's verdict lines)."""
+
+    path: Path
+    groups: list[GroupReport]
+
+    def verdict_lines(self) -> list[str]:
+        """One line per claim, ``VERDICT  group (preset P): statement -- deciding numbers [n seeds]``,
+        then ``report: PATH``; the smoke-test caveat follows the claims of a group it applies to."""
+        return [*verdict_lines(self.groups), f"report: {self.path.resolve()}"]
+
+
+def verdict_lines(groups: list[GroupReport]) -> list[str]:
+    """The terminal's summary of ``groups``: one line per claim (see :meth:`Report.verdict_lines`)."""
+    lines = []
+    for g in groups:
+        for claim in g.claims:
+            lines.append(f"{claim.verdict.upper():<13}  {g.label}: {claim.statement} -- {claim.reason} "
+                         f"[{g.tested_on}]")
+        if g.claims and g.note:
+            lines.append(f"note: the verdicts of {g.label} are not evidence ({g.note}); "
+                         "run a larger preset")
+    return lines
+
+
 def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_dir: str | Path | None = None,
                  title: str = "overtensor experiments") -> Path:
     """Write the HTML report of ``store`` to ``out``; returns its path.
 
     ``figures_dir`` keeps the PNG/SVG files (default: ``<out stem>_figures`` next to the report), one
-    folder per experiment named by :func:`overtensor.experiments.names.slug` (never a path from the
+    folder per group named by :func:`overtensor.experiments.names.slug` (never a path from the
     store); the report itself does not depend on them. A store given as a path is opened read-only.
+    :func:`build_report` also returns the verdicts.
     """
+    return build_report(store, out, figures_dir=figures_dir, title=title).path
+
+
+def build_report(store: ResultStore | str | Path, out: str | Path, *, figures_dir: str | Path | None = None,
+                 title: str = "overtensor experiments",
+                 group_figures: dict[str, Path] | None = None) -> Report:
+    """Write the HTML report of ``store`` to ``out`` (see :func:`write_report`) and return it with
+    the claims and verdicts of each group. ``group_figures`` puts the figures of the named groups in
+    the given folders instead (``experiment run --outdir``)."""
     own = not isinstance(store, ResultStore)
     db = ResultStore(store, readonly=True) if own else store
     out = Path(out)
     figdir = Path(figures_dir) if figures_dir is not None else out.with_name(out.stem + "_figures")
     try:
-        names = ordered_names(db.experiments())
+        names = ordered_groups(db)
         # A store may come from someone else: its names become file names only through slug().
-        built = [_section(db, name, figdir / slug(name)) for name in names]
+        built = [_section(db, name, (group_figures or {}).get(name, figdir / slug(name))) for name in names]
         versions = _versions(db)
     finally:
         if own:
             db.close()
-    sections = [text for text, _, _ in built]
-    verdicts = _verdict_overview([(name, claims, note)
-                                  for name, (_, claims, note) in zip(names, built, strict=True)])
-    toc = "".join(f"<li><a href='#{html.escape(n)}'>{html.escape(n)}</a></li>" for n in names)
+    sections = [text for text, _ in built]
+    groups = [g for _, g in built]
+    verdicts = _verdict_overview(groups)
+    toc = "".join(f"<li><a href='#{html.escape(g.group)}'>{html.escape(g.label)}</a></li>" for g in groups)
     body = (f"{verdicts}<ul>{toc}</ul>\n" + "\n".join(sections)) if sections \
         else "<p>The store holds no runs.</p>"
     page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             f"<p>Store: <code>{html.escape(str(db.path))}</code></p>\n{versions}\n{body}\n</body></html>\n")
-    return atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    path = atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return Report(path, groups)
+
+
+def ordered_groups(db: ResultStore) -> list[str]:
+    """The groups of ``db`` in :data:`REPORT_ORDER` of their experiment (the README's order), the
+    others after them, sorted; the groups of one experiment sorted by name."""
+    def experiment(group: str) -> str:
+        try:
+            return str((db.spec(group) or {}).get("name") or group)
+        except ValueError:
+            return group
+
+    rank = {n: i for i, n in enumerate(REPORT_ORDER)}
+    return sorted(db.experiments(), key=lambda g: (rank.get(experiment(g), len(rank)), experiment(g), g))
+
+
+def preset_of(spec: dict[str, Any] | None, exp: Any) -> str | None:
+    """The preset of ``exp`` whose validated spec equals ``spec`` in what decides the runs (run
+    function, fixed parameters, grid and seeds), or None (a spec of its own, or no spec)."""
+    if exp is None or not spec:
+        return None
+    from overtensor.experiments.spec import load_spec
+
+    for name, preset in exp.presets.items():
+        try:
+            ref = load_spec(preset, check_run=False)
+        except ValueError:
+            continue
+        if all(spec.get(k) == ref.get(k) for k in ("run", "fixed", "grid", "seeds")):
+            return name
+    return None
 
 
 def ordered_names(names: list[str]) -> list[str]:
@@ -91,14 +209,10 @@ def ordered_names(names: list[str]) -> list[str]:
 
 
 def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None, outdir: Path) -> list[Path]:
-    """Figures of one experiment: the registered ``figures`` function, else :func:`default_figures`."""
-    from overtensor.experiments.catalog import get_experiment
-
+    """Figures of one experiment (``name``, or the group of a store whose spec names it): the
+    registered ``figures`` function, else :func:`default_figures`."""
     outdir.mkdir(parents=True, exist_ok=True)
-    try:
-        exp = get_experiment(name)
-    except ValueError:
-        exp = None
+    exp = _experiment(str((spec or {}).get("name") or name))
     if exp is not None and exp.figures is not None:
         return [Path(p) for p in exp.figures(df, outdir)]
     return default_figures(df, spec or {}, outdir)
@@ -155,6 +269,16 @@ def default_captions(df: pd.DataFrame, spec: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _experiment(name: str) -> Any:
+    """The built-in experiment called ``name``, or None."""
+    from overtensor.experiments.catalog import get_experiment
+
+    try:
+        return get_experiment(name)
+    except ValueError:
+        return None
+
+
 def _figure_html(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
@@ -179,7 +303,7 @@ def smoke_note(df: pd.DataFrame, spec: dict[str, Any] | None, exp: Any) -> str:
     return ""
 
 
-def _claim_html(claim, figure: str, note: str = "") -> str:
+def _claim_html(claim, figure: str, note: str = "", tested_on: str = "") -> str:
     slug = claim.verdict.replace(" ", "-")
     caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
     paper = (f"<a href='{html.escape(claim.url)}'>{html.escape(claim.paper)}</a>" if claim.url
@@ -188,44 +312,52 @@ def _claim_html(claim, figure: str, note: str = "") -> str:
             f"<h3 class='claim-statement'>{html.escape(claim.statement)}</h3>"
             f"<p class='paper'>Source: {paper}</p>"
             f"<p class='verdict verdict-{slug}'><span class='verdict-label'>{html.escape(claim.verdict)}"
-            f"</span>{caveat} {html.escape(claim.reason)}</p>{figure}</section>")
+            f"</span>{caveat} {html.escape(claim.reason)}</p>"
+            + (f"<p class='tested-on'>Tested on {html.escape(tested_on)} of this group.</p>"
+               if tested_on else "")
+            + f"{figure}</section>")
 
 
-def _verdict_overview(sections: list[tuple[str, list, str]]) -> str:
+def _verdict_overview(groups: list[GroupReport]) -> str:
     rows = []
-    for name, claims, note in sections:
-        caveat = f" <span class='smoke'>({html.escape(note)})</span>" if note else ""
-        for claim in claims:
+    for g in groups:
+        caveat = f" <span class='smoke'>({html.escape(g.note)})</span>" if g.note else ""
+        for claim in g.claims:
             slug = claim.verdict.replace(" ", "-")
-            rows.append(f"<tr><td class='label'><a href='#{html.escape(name)}'>{html.escape(name)}</a></td>"
+            rows.append(f"<tr><td class='label'><a href='#{html.escape(g.group)}'>"
+                        f"{html.escape(g.label)}</a></td>"
                         f"<td class='label'>{html.escape(claim.statement)}</td>"
                         f"<td class='label verdict-{slug}'><span class='verdict-label'>"
-                        f"{html.escape(claim.verdict)}</span>{caveat}</td></tr>")
+                        f"{html.escape(claim.verdict)}</span>{caveat}</td>"
+                        f"<td class='label'>{html.escape(g.tested_on)}</td></tr>")
     if not rows:
         return ""
     return ("<h2 id='verdicts'>What held</h2><div class='table-wrap'><table class='verdicts'>"
-            "<tr><th class='label'>experiment</th><th class='label'>claim</th><th class='label'>verdict"
-            f"</th></tr>{''.join(rows)}</table></div>")
+            "<tr><th class='label'>experiment (preset)</th><th class='label'>claim</th>"
+            "<th class='label'>verdict"
+            f"</th><th class='label'>tested on</th></tr>{''.join(rows)}</table></div>")
 
 
-def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
-    from overtensor.experiments.catalog import get_experiment
-
+def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, GroupReport]:
     df = db.dataframe(name)
     spec = db.spec(name)
     counts = db.counts(name)
-    parts = [f"<h2 id='{html.escape(name)}'>{html.escape(name)}</h2>"]
-    try:
-        exp = get_experiment(name)
-    except ValueError:
-        exp = None
+    experiment = str((spec or {}).get("name") or name)
+    exp = _experiment(experiment)
+    group = GroupReport(name, experiment, preset_of(spec, exp), builtin=exp is not None)
+    group.seeds = int(df["seed"].nunique()) if "seed" in df.columns else len(df)
+    config_keys = [k for k in (spec or {}).get("grid") or {} if k in df.columns]
+    group.configs = (len(df.drop_duplicates(config_keys)) if config_keys else 1) if not df.empty else 0
+    parts = [f"<h2 id='{html.escape(name)}'>{html.escape(group.label)}</h2>"]
+    if group.preset is None and exp is not None:
+        parts.append("<p>Run with a spec of its own, not one of the experiment's presets.</p>")
     description = (spec or {}).get("description") or (exp.description if exp else "")
     if description:
         parts.append(f"<p>{html.escape(description)}</p>")
     failed_cls = " class='failed'" if counts["failed"] else ""
     parts.append(f"<p>{counts['done']} runs done, <span{failed_cls}>{counts['failed']} failed</span>.</p>")
     try:
-        figs = experiment_figures(name, df, spec, figdir) if not df.empty else []
+        figs = experiment_figures(experiment, df, spec, figdir) if not df.empty else []
     except Exception as exc:  # a broken figure must not lose the rest of the report
         figs = []
         parts.append(f"<p class='failed'>figures failed: {html.escape(repr(exc))}</p>")
@@ -238,6 +370,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
         except Exception as exc:
             parts.append(f"<p class='failed'>claims failed: {html.escape(repr(exc))}</p>")
     note = smoke_note(df, spec, exp)
+    group.claims, group.note, group.figures = claims, note, figs
     if note and claims:
         parts.append(f"<p class='smoke'><b>These verdicts are not evidence</b> ({html.escape(note)}): "
                      "run a larger preset before reading them.</p>")
@@ -249,7 +382,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
         elif claim.figure in pngs:
             fig = _figure_html(pngs[claim.figure], captions.get(claim.figure, claim.figure))
             shown.add(claim.figure)
-        parts.append(_claim_html(claim, fig, note))
+        parts.append(_claim_html(claim, fig, note, group.tested_on))
     rest = [p for stem, p in pngs.items() if stem not in shown]
     if rest:
         parts.append("<h3>Figures</h3>" if claims else "")
@@ -275,7 +408,7 @@ def _section(db: ResultStore, name: str, figdir: Path) -> tuple[str, list, str]:
 
         text = html.escape(yaml.safe_dump(spec, sort_keys=False))
         parts.append(f"<details><summary>Spec</summary><pre>{text}</pre></details>")
-    return "\n".join(parts), claims, note
+    return "\n".join(parts), group
 
 
 def _wrap(table_html: str) -> str:

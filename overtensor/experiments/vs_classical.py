@@ -103,9 +103,12 @@ CAPTIONS = {
     "vs_classical_success": ("Success rate (relative error ≤ ε) against d, one line per method: the "
                              "rate k/n over seeds with its 95 % Wilson interval (band); methods are "
                              "offset slightly along d and drawn with their own marker and line style "
-                             "so that equal rates stay visible."),
+                             "so that equal rates stay visible. Read: which methods keep a rate near 1 "
+                             "as d grows."),
     "vs_classical_time": ("Wall-clock time to reach ε against d (log scale), runs that reached it "
-                          "only: median over those runs, band from the 25th to the 75th percentile."),
+                          "only: median over those runs, band from the 25th to the 75th percentile. "
+                          "Read: how each method's cost grows with d, among the runs that "
+                          "succeeded."),
 }
 
 EXPERIMENT = register_experiment(Experiment(

@@ -283,7 +283,9 @@ CAPTIONS = {
     FIGURE: ("Smallest width reaching relative error ε against d (log–log), per regime: the lower "
              "0.9-quantile over seeds of each seed's smallest successful width (the axis label says "
              "how many seeds that is), faint points = every seed, dash-dotted = least-squares fit "
-             "(slope in the legend), dashed = the lazy threshold ⌈C(d+l−1, l)/d⌉."),
+             "(slope in the legend), dashed = the lazy threshold ⌈C(d+l−1, l)/d⌉. Read: "
+             "the fitted slope of each regime (0: width flat in d) against the lazy threshold's "
+             "slope l−1."),
 }
 
 PRESETS = {

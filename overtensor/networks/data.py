@@ -2,9 +2,12 @@
 
 * :class:`GaussianQuadratic` — ``x ~ N(0, I_d)``, ``y = xᵀBx − tr B + noise·ξ``; the default ``B`` is
   the authors' ``diag(γ)/√d`` with ``γ_j ~ Exp(1)`` (Ghorbani, Mei, Misiakiewicz, Montanari,
-  NeurIPS 2019, companion code); :func:`low_rank_matrix` gives a rank-``k`` ``B``.
+  NeurIPS 2019, companion code); :func:`low_rank_matrix` gives a rank-``k`` ``B``,
+  :func:`flat_matrix` a trace-free one with a flat spectrum.
 * :class:`GaussianMixture` — two centred Gaussians ``N(0, I + Δ)`` and ``N(0, I − Δ)`` with
-  ``Δ = ε·diag(s)``, ``s_j = ±1`` drawn once, labels ``±1`` with probability ½ each. The Bayes
+  ``Δ = ε·diag(s)``, ``s_j = ±1`` drawn once (full-rank difference; with ``rank=k``, ``s_j = 0``
+  beyond the first ``k`` coordinates: a rank-``k`` difference), labels ``±1`` with probability ½
+  each. The Bayes
   classifier is the quadratic form ``sign(xᵀ[(I − Δ)^{−1} − (I + Δ)^{−1}]x − log det((I+Δ)/(I−Δ)))``.
 * :class:`UserData` — a user's ``(X, y)`` (numpy or torch), split into training and test rows.
 
@@ -44,6 +47,20 @@ def low_rank_matrix(dim: int, rank: int, generator: torch.Generator) -> torch.Te
     G = torch.randn(dim, rank, generator=generator, dtype=torch.float64)
     U, _ = torch.linalg.qr(G)
     return U @ U.T / math.sqrt(rank)
+
+
+def flat_matrix(dim: int, generator: torch.Generator) -> torch.Tensor:
+    """``B = Q diag(s) Qᵀ / √d`` with ``s = (1, −1, 1, −1, …)`` and ``Q`` uniformly random orthogonal.
+
+    Trace 0 for even ``d`` (``1/√d`` for odd), every eigenvalue of modulus ``1/√d`` (``‖B‖_F = 1``):
+    a flat spectrum, so that a rank-``N`` form captures only ``N/d`` of ``B`` while the tangent
+    space at a random ``W_0`` captures ``1 − (1 − N/d)²`` of it (docs/theory/networks.md §1).
+    """
+    dim = check_int("dim", dim, 1)
+    Q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
+    s = torch.ones(dim, dtype=torch.float64)
+    s[1::2] = -1.0
+    return (Q * s) @ Q.T / math.sqrt(dim)
 
 
 @dataclass
@@ -95,7 +112,7 @@ class GaussianMixture:
 
     Attributes
     ----------
-    signs : Tensor ``(d,)`` of ±1 (``s``)
+    signs : Tensor ``(d,)`` of ±1 or 0 (``s``; zeros: coordinates where the classes agree)
     eps : float in (0, 1): size of the covariance difference
     """
 
@@ -125,11 +142,23 @@ class GaussianMixture:
         score = (X**2 * (1 / dm - 1 / dp)).sum(-1) - torch.log(dp / dm).sum()
         return float((torch.sign(score) != y).double().mean())
 
+    def bayes_matrix(self) -> torch.Tensor:
+        """``(I − Δ)^{−1} − (I + Δ)^{−1}``: the matrix of the Bayes classifier's quadratic score
+        ``(d, d)``, float64), the quadratic form a network with ``σ(t) = t²`` has to approximate."""
+        return torch.diag(1 / (1 - self.eps * self.signs) - 1 / (1 + self.eps * self.signs))
 
-def gaussian_mixture(dim: int, generator: torch.Generator, eps: float = 0.5) -> GaussianMixture:
-    """A :class:`GaussianMixture` with the signs ``s`` drawn from ``generator``."""
+
+def gaussian_mixture(dim: int, generator: torch.Generator, eps: float = 0.5,
+                     rank: int | None = None) -> GaussianMixture:
+    """A :class:`GaussianMixture` with the signs ``s`` drawn from ``generator``; with ``rank=k`` the
+    covariance difference is ``ε·diag(s_1, …, s_k, 0, …, 0)`` (rank ``k``), else full rank."""
     dim = check_int("dim", dim, 1)
     s = torch.randint(0, 2, (dim,), generator=generator).to(torch.float64) * 2 - 1
+    if rank is not None:
+        rank = check_int("rank", rank, 1)
+        if rank > dim:
+            raise ValueError(f"rank must be <= dim={dim}, got {rank!r}")
+        s[rank:] = 0.0
     return GaussianMixture(s, eps)
 
 

@@ -1,0 +1,288 @@
+"""Numbers in README.md and docs/*.md that a command produces, with the command and a tolerance.
+
+Each :class:`DocNumber` names a document, a regular expression that finds the number(s) in its
+text (one group per number, exactly as printed there), a command from :data:`COMMANDS` and a
+regular expression that finds the same number(s) in the command's output. The check
+(``tests/test_doc_numbers.py``; ``python -m tests.doc_numbers [--long]`` prints the table) runs
+the command in a fresh folder, as the reader would paste it (``overtensor`` and ``python`` meaning
+this checkout, one thread), and fails when a number of the text is more than its tolerance away
+from the fresh one, or when the text no longer holds the sentence (then this table is updated
+with the text).
+
+Tolerances say what the number means: ``abs`` for numbers at a precision floor (a relative error
+of ``0.0`` and one of ``1.5e-8`` are the same fit) or bounded by a stopping rule, ``rel`` for
+measured values (a few per cent: the same seed on another BLAS may round differently).
+Commands that take more than about a minute are ``long``: they run only with ``--long``
+(``OVERTENSOR_LONG_DOC_NUMBERS=1`` for the test), and the text says when and on which machine they
+were measured (``measured``, checked to be in the text next to the number).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell script run with ``bash -e`` in a fresh folder; ``long``: more than about a minute."""
+
+    script: str
+    long: bool = False
+
+
+@dataclass(frozen=True)
+class DocNumber:
+    """Number(s) of a document and where a command prints them.
+
+    Attributes
+    ----------
+    doc : str
+        File relative to the repository root.
+    text : str
+        Regex over the document; each group is one number as the text prints it.
+    command : str
+        Key of :data:`COMMANDS`.
+    output : str
+        Regex over the command's stdout, with as many groups as ``text``.
+    tol : float
+        Largest allowed difference: absolute, or relative when ``rel``.
+    rel : bool
+        ``tol`` is relative to the fresh value.
+    measured : str
+        For a long command: the date and machine the text names, within 400 characters of the
+        number.
+    order : tuple of int
+        The output's numbers in the text's order (indices into the output's groups), when they differ.
+    """
+
+    doc: str
+    text: str
+    command: str
+    output: str
+    tol: float
+    rel: bool = False
+    measured: str = ""
+    order: tuple[int, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc}:{self.command}:{self.text[:40]}"
+
+
+_PY = 'python - <<"PY"\n{}\nPY\n'
+
+COMMANDS: dict[str, Command] = {
+    "quickstart": Command(_PY.format('''
+import overtensor as ot
+
+target = ot.random_target(order=3, dim=100, rank=10, components="random", random_state=0)
+result = ot.fit(target, width=50, method="beyond-lazy", random_state=0)
+print("relative_error", result.relative_error)
+print("recovered", ot.recovery(result.cp, target).recovered)
+''')),
+    "fit-json": Command("overtensor fit --order 3 --dim 100 --rank 10 --width 50 --components random "
+                        "--seed 0 --json\n"),
+    "fit-lazy-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --regime lazy --json\n"),
+    "fit-full-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --json\n"),
+    "networks-orders": Command(
+        "overtensor experiment run lazy-vs-full-networks --preset orders --inprocess --no-progress\n"),
+    "min-norm-heldout": Command(
+        "overtensor experiment run min-norm-generalization --preset heldout --inprocess --no-progress\n",
+        long=True),
+    "width-vs-dimension-small": Command(
+        "overtensor experiment run width-vs-dimension --preset small --inprocess --no-progress\n",
+        long=True),
+    "deflation-staircase": Command(_PY.format('''
+import overtensor as ot
+from overtensor.tensors.component_mass import MassRecorder, crossing_steps, fit_order, time_ratios
+
+target = ot.random_target(order=4, dim=20, rank=5, components="orthonormal", weights=0.5,
+                          random_state=0)
+result = ot.fit(target, width=50, method="deflation", lr=0.05, eval_every=5, tol=1e-6,
+                max_steps=4000, final_steps=1000, random_state=0,
+                recorders=[MassRecorder(target)])
+t50 = crossing_steps(result.history, 0.5)
+print("t50", *[int(t) for t in t50])
+print("ratios", *[f"{r:.2f}" for r in time_ratios(t50)])
+''')),
+    "lazy-init-scale": Command(_PY.format('''
+import overtensor as ot
+
+target = ot.random_target(order=3, dim=10, rank=3, random_state=0)
+for init_scale in (1.0, 3.0, 10.0):
+    res = ot.fit(target, width=40, regime="lazy", init_scale=init_scale, random_state=0,
+                 max_steps=3000)
+    full = res.full_model_cp()
+    gap = ot.cp_relative_error(full, ot.as_target(res.cp))
+    print(f"init_scale={init_scale:4.1f} scale={res.scale:.4f} laziness={res.history[-1]['laziness']:.3f} "
+          f"linearized error={res.relative_error:.1e} full-model error="
+          f"{ot.cp_relative_error(full, target):.2e} gap={gap:.2e}")
+''')),
+    "power-variants": Command(_PY.format('''
+import torch, overtensor as ot
+from overtensor.tensors.power import PowerOptions
+
+for seed in range(3):
+    Q, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(seed),
+                                       dtype=torch.float64))
+    target = ot.CPTarget(torch.tensor([-0.5, -0.5, 0.5, 0.5], dtype=torch.float64),
+                         Q.T.contiguous(), 2)
+    for variant, shift in (("plain", "adaptive"), ("shifted", "adaptive"),
+                           ("shifted", "conservative")):
+        r = ot.fit(target, method="power-method", random_state=seed, tol=0.0,
+                   power=PowerOptions(variant=variant, shift=shift))
+        print(seed, variant, shift, r.relative_error, sorted(r.cp.weights.tolist()))
+''')),
+}
+
+_F = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"  # a number as Python or the text prints it
+#: Relative errors of an exact fit sit at the float64 floor of the Gram identity, ~1.5e-8
+#: (overtensor.precision.GRAM_FLOOR): 0.0 and 3e-8 are the same statement.
+FLOOR = 3e-8
+
+NUMBERS: list[DocNumber] = [
+    # README: quick start, Python and command line
+    DocNumber("README.md", r"result\.relative_error +# " + _F + ":", "quickstart",
+              r"relative_error " + _F, FLOOR),
+    DocNumber("README.md", r'"relative_error": ' + _F + r', "model_relative_error"', "fit-json",
+              r'"relative_error": ' + _F, FLOOR),
+    DocNumber("README.md", r'"model_relative_error": ' + _F + r', "steps": (\d+)', "fit-json",
+              r'"model_relative_error": ' + _F + r', "steps": (\d+)', 0.05, rel=True),
+    DocNumber("README.md", r'"recovered": (\d+), "laziness": ' + _F, "fit-json",
+              r'"recovered": (\d+),.*?"laziness": ' + _F, 0.01, rel=True),
+    # README: the lazy and the full fit at d = 50
+    DocNumber("README.md", r"--regime lazy --json +# rel\. error " + _F + r", (\d)/5 recovered, "
+              r"kernel_change (\d+)", "fit-lazy-50",
+              r'"relative_error": ' + _F + r'.*"recovered": (\d+).*"kernel_change": ' + _F, 0.005),
+    DocNumber("README.md", r"--width 50 --json +# rel\. error ~(0),", "fit-full-50",
+              r'"relative_error": ' + _F, FLOOR),
+    DocNumber("README.md", r"--width 50 --json +# rel\. error ~0, (\d)/5 recovered, laziness ≈ " + _F,
+              "fit-full-50", r'"recovered": (\d+).*"laziness": ' + _F, 0.01, rel=True),
+    # README: the small preset of width-vs-dimension (long): lazy and beyond-lazy slopes
+    DocNumber("README.md", r"The small preset .*? gives lazy " + _F + " and beyond-lazy " + _F,
+              "width-vs-dimension-small", r"lazy " + _F + r" \(d = [^)]*\), beyond-lazy " + _F, 0.02,
+              measured="2026-12-06"),
+    # docs/networks.md and README: the order of RF, NT and NN at N = 10, d = 40 (median of 10 seeds)
+    *[DocNumber("docs/networks.md", rf"\| {row} \| {_F} \| {_F} \| {_F} \|", "networks-orders",
+                rf"\[{target}\]\n[^\n]*\n[^\n]*\n +10 +{_F} +{_F} +{_F}", 0.01)
+      for row, target in (("authors' `B`", "authors"), ("rank-5 `B`", "rank"), ("flat-spectrum `B`", "flat"),
+                          ("mixture, full-rank `Δ`", "mixture"), ("mixture, rank-5 `Δ`", "mixture-lowrank"))],
+    DocNumber("README.md", r"equal `\|λ_j\|`: NT " + _F + " against NN " + _F, "networks-orders",
+              r"\[flat\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F, 0.01),
+    # README and docs/adaptive.md: the RMSProp/Adam wins on held-out designs (long)
+    *[DocNumber(doc, r"RMSProp wins (\d)/8 at\s+`s = 3`, (\d)/8 at `s = 10` and (\d)/8 at `s = 30`, Adam "
+                r"(\d)/8, (\d)/8 and (\d)/8" if doc == "README.md" else
+                r"RMSProp (\d)/8 at `s = 3`, (\d)/8 at `s = 10`, (\d)/8 at `s = 30` .*?; "
+                r"Adam (\d)/8, (\d)/8, (\d)/8", "min-norm-heldout",
+                "".join(rf"s = {s} [^\n]*? (\d)/8 +(\d)/8 +\S+\n.*?" for s in (3, 10, 30)),
+                0.5, measured="2026-12-06", order=(0, 2, 4, 1, 3, 5))  # the table: RMSProp, Adam per s
+      for doc in ("README.md", "docs/adaptive.md")],
+    # docs/deflation.md: the staircase of one fit
+    DocNumber("docs/deflation.md",
+              r"t50 = crossing_steps\(result\.history, 0\.5\) +# \[(\d+), (\d+), (\d+), (\d+), (\d+)\]",
+              "deflation-staircase", r"t50 (\d+) (\d+) (\d+) (\d+) (\d+)", 0.05, rel=True),
+    DocNumber("docs/deflation.md",
+              r"\[0, 1, 2, 3, 4\], \[" + _F + ", " + _F + ", " + _F + ", " + _F + r"\]",
+              "deflation-staircase", r"ratios " + _F + " " + _F + " " + _F + " " + _F, 0.05, rel=True),
+    # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
+    # below the default tol 1e-4 (its digits are rounding), the others are measured values
+    *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
+                rf"full-model error={_F}", "lazy-init-scale",
+                rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ full-model error={_F}",
+                0.02, rel=True) for s in (r" 1\.0", r" 3\.0", r"10\.0")],
+    *[DocNumber("docs/lazy.md", rf"init_scale={s} .*? linearized error={_F} ", "lazy-init-scale",
+                rf"init_scale={s} .*? linearized error={_F} ", 1e-4) for s in (r" 1\.0", r" 3\.0", r"10\.0")],
+    # docs/numerics.md: plain vs shifted power method on a 2-tensor with eigenvalues ±1/2
+    *[DocNumber("docs/numerics.md", rf"\| {seed} \| {_F}, \(", "power-variants",
+                rf"{seed} plain adaptive {_F} ", 0.02, rel=True) for seed in range(3)],
+    *[DocNumber("docs/numerics.md", rf"\| {seed} \| [^|]*\| ≤ {_F}, [^|]*\| ≤ {_F}, ", "power-variants",
+                rf"{seed} shifted adaptive {_F} .*\n{seed} shifted conservative {_F} ", FLOOR)
+      for seed in range(3)],
+]
+
+
+@cache
+def run(name: str) -> str:
+    """The stdout of command ``name``, run once per process in a fresh folder."""
+    from tests.test_docs import _shims
+
+    cmd = COMMANDS[name]
+    with tempfile.TemporaryDirectory(prefix="doc-numbers-") as tmp:
+        tmp = Path(tmp)
+        _shims(tmp / "bin")
+        (tmp / "work").mkdir()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+               "COLUMNS": "200", "PATH": f"{tmp / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        proc = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", cmd.script], cwd=tmp / "work", env=env,
+                              capture_output=True, text=True, timeout=1800 if cmd.long else 300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"command {name!r} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def in_text(number: DocNumber) -> tuple[list[str], re.Match]:
+    """The number(s) as the document prints them (fails when the sentence is gone)."""
+    text = (ROOT / number.doc).read_text(encoding="utf-8")
+    m = re.search(number.text, text, flags=re.S)
+    if m is None:
+        raise AssertionError(f"{number.doc}: no text matches {number.text!r}: the sentence changed; "
+                             "update tests/doc_numbers.py with it")
+    if number.measured:
+        near = text[max(0, m.start() - 400):m.end() + 400]
+        assert number.measured in near, (f"{number.doc}: a long command's number must say when it was "
+                                         f"measured ({number.measured!r} next to it)")
+    return [g for g in m.groups() if g is not None], m
+
+
+def fresh(number: DocNumber) -> list[str]:
+    """The number(s) the command prints now."""
+    out = run(number.command)
+    m = re.search(number.output, out, flags=re.S)
+    if m is None:
+        raise AssertionError(f"the output of {number.command!r} has no match for {number.output!r}:\n"
+                             f"{out[-2000:]}")
+    found = [g for g in m.groups() if g is not None]
+    return [found[i] for i in number.order] if number.order else found
+
+
+def compare(number: DocNumber) -> list[tuple[str, str, bool]]:
+    """``(text, fresh, within tolerance)`` per number."""
+    doc, _ = in_text(number)
+    new = fresh(number)
+    if len(doc) != len(new):
+        raise AssertionError(f"{number.id}: {len(doc)} numbers in the text, {len(new)} in the output")
+    out = []
+    for a, b in zip(doc, new, strict=True):
+        x, y = float(a), float(b)
+        limit = number.tol * abs(y) if number.rel else number.tol
+        out.append((a, b, math.isfinite(y) and abs(x - y) <= limit + 1e-300))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    long = "--long" in (argv if argv is not None else sys.argv[1:])
+    bad = 0
+    for number in NUMBERS:
+        if COMMANDS[number.command].long and not long:
+            print(f"skip (long)  {number.id}")
+            continue
+        for a, b, ok in compare(number):
+            bad += not ok
+            tol = f"{number.tol:g}{' rel' if number.rel else ''}"
+            print(f"{'ok   ' if ok else 'DRIFT'}  {number.doc}: text {a}, now {b} (tol {tol})  "
+                  f"[{number.command}]")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
