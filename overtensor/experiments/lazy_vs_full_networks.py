@@ -15,7 +15,8 @@ One run = one ``(target, width, seed)``:
   ``N/d`` alone), and for seeds below ``train_seeds`` the exact population risk of networks
   trained by online SGD in each regime (``rf_trained``, ``nt_trained``, ``nn_trained``, same ``W_0``).
 * ``target="mixture"`` / ``"mixture-lowrank"``: two centred Gaussians with covariances
-  ``I ± eps·diag(s)``, ``s`` of full rank / of rank ``k`` (:class:`overtensor.networks.data.GaussianMixture`);
+  ``I ± eps·diag(s)``, ``s`` of full rank / of rank ``k``
+  (:class:`overtensor.networks.data.GaussianMixtureClassification`);
   reported: the same exact optima for the matrix of the Bayes classifier's quadratic score (how
   well each function class can express it), the test classification error of each trained regime
   (``*_error``) and the Bayes error.

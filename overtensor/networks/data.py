@@ -4,7 +4,8 @@
   the authors' ``diag(γ)/√d`` with ``γ_j ~ Exp(1)`` (Ghorbani, Mei, Misiakiewicz, Montanari,
   NeurIPS 2019, companion code); :func:`low_rank_matrix` gives a rank-``k`` ``B``,
   :func:`flat_matrix` a trace-free one with a flat spectrum.
-* :class:`GaussianMixture` — two centred Gaussians ``N(0, I + Δ)`` and ``N(0, I − Δ)`` with
+* :class:`GaussianMixtureClassification` — two centred Gaussians ``N(0, I + Δ)`` and
+  ``N(0, I − Δ)`` with
   ``Δ = ε·diag(s)``, ``s_j = ±1`` drawn once (full-rank difference; with ``rank=k``, ``s_j = 0``
   beyond the first ``k`` coordinates: a rank-``k`` difference), labels ``±1`` with probability ½
   each. The Bayes
@@ -107,7 +108,7 @@ def gaussian_quadratic(dim: int, generator: torch.Generator, rank: int | None = 
 
 
 @dataclass
-class GaussianMixture:
+class GaussianMixtureClassification:
     """Labels ``±1`` with probability ½; ``x | y ~ N(0, I + y·Δ)``, ``Δ = eps·diag(s)``.
 
     Attributes
@@ -149,9 +150,9 @@ class GaussianMixture:
 
 
 def gaussian_mixture(dim: int, generator: torch.Generator, eps: float = 0.5,
-                     rank: int | None = None) -> GaussianMixture:
-    """A :class:`GaussianMixture` with the signs ``s`` drawn from ``generator``; with ``rank=k`` the
-    covariance difference is ``ε·diag(s_1, …, s_k, 0, …, 0)`` (rank ``k``), else full rank."""
+                     rank: int | None = None) -> GaussianMixtureClassification:
+    """A :class:`GaussianMixtureClassification` with the signs ``s`` drawn from ``generator``; with
+    ``rank=k`` the covariance difference is ``ε·diag(s_1, …, s_k, 0, …, 0)`` (rank ``k``), else full rank."""
     dim = check_int("dim", dim, 1)
     s = torch.randint(0, 2, (dim,), generator=generator).to(torch.float64) * 2 - 1
     if rank is not None:
@@ -159,7 +160,7 @@ def gaussian_mixture(dim: int, generator: torch.Generator, eps: float = 0.5,
         if rank > dim:
             raise ValueError(f"rank must be <= dim={dim}, got {rank!r}")
         s[rank:] = 0.0
-    return GaussianMixture(s, eps)
+    return GaussianMixtureClassification(s, eps)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_choice, check_float, check_int, make_generator, resolve_device
-from overtensor.networks.data import GaussianMixture, GaussianQuadratic, train_test
+from overtensor.networks.data import GaussianMixtureClassification, GaussianQuadratic, train_test
 from overtensor.networks.model import NetworkSpec, init_network, network_fn, quadratic_form
 from overtensor.networks.quadratic_risk import null_risk, population_risk
 from overtensor.optim.cayley import riemannian_sgd
@@ -274,7 +274,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
 
     Parameters
     ----------
-    data : GaussianQuadratic, GaussianMixture or UserData
+    data : GaussianQuadratic, GaussianMixtureClassification or UserData
         Anything with ``dim`` and ``sample(n, generator) -> (X, y)``.
     spec : NetworkSpec
         ``spec.dim`` must equal ``data.dim``.
@@ -436,7 +436,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         with torch.no_grad():
             pred = fn(theta_d, X_test)
         test_risk = float(((pred - y_test) ** 2).mean())
-        if isinstance(data, GaussianMixture) or bool(((y_test == 1) | (y_test == -1)).all()):
+        if isinstance(data, GaussianMixtureClassification) or bool(((y_test == 1) | (y_test == -1)).all()):
             test_error = float((torch.sign(pred) != y_test).double().mean())
     moved = _network_params(config.regime, fn, theta_d, params0)
     laziness = {k: relative_distance(moved, params0, [k]) for k in ("W", "a")}
