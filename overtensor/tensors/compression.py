@@ -23,11 +23,13 @@ rank-deficient, which for Gaussian test vectors happens only when the unfolding'
 (with probability one): the range is captured exactly and ``Q`` is the top ``k`` right singular
 vectors. Otherwise ``s`` doubles until it reaches ``d``. Compression is used only when
 ``k ≤ max_ratio·d`` (default ½); otherwise — full-rank moments, noisy dense tensors — it is
-refused and :func:`fit_compressed` fits the full problem.
+refused and the fast route works on the full problem.
 
-On the core, :func:`fit_compressed` runs ``beyond-lazy`` with the speed-ups of
-:mod:`overtensor.tensors.shortcuts` (early switch to a Levenberg–Marquardt extraction, a curvature step
-size, NumPy steps) when they can apply, unless ``shortcuts=None``.
+:func:`fast_route` is the default route of :func:`overtensor.fit` (``engine="auto"``): compress,
+try the subspace power method (:mod:`overtensor.tensors.spm`) when the flattening's rank is at
+most the width, else run ``beyond-lazy`` with the speed-ups of
+:mod:`overtensor.tensors.shortcuts` (early switch to a Levenberg–Marquardt extraction, a curvature
+step size, NumPy steps) on the core, and lift. ``engine="paper"`` runs the paper's schedule.
 """
 
 from __future__ import annotations
@@ -187,111 +189,135 @@ def _core(tgt: Target, Q: torch.Tensor) -> Target:
     return DenseTarget(core, symmetry_tol=1e-6)
 
 
-#: The default of ``fit_compressed(shortcuts=...)``: where it cannot apply, the fit falls back to
-#: :func:`overtensor.fit` and says why in ``info``; an explicit :class:`Shortcuts` is refused instead.
+#: The default of ``fit(shortcuts=...)`` on the fast route: where the shortcuts cannot apply the
+#: route runs the paper's schedule on the core and says why in ``info``; an explicit
+#: :class:`Shortcuts` is refused instead.
 DEFAULT_SHORTCUTS = Shortcuts()
 
 
-def fit_compressed(
-    target: Any,
-    width: int | None = None,
-    method: str = "beyond-lazy",
+def route_blocker(method: str, fit_options: dict[str, Any], width: int | None) -> str | None:
+    """Why :func:`overtensor.fit`'s fast route cannot apply whatever the target (``"method='gd'"``,
+    ``"optimizer='adam'"``, ``"width=None"``), or ``None``."""
+    if width is None:
+        return "width=None"
+    return _static_blocker(method, fit_options)
+
+
+def fast_route(
+    target: Target,
+    width: int,
     *,
-    order: int | None = None,
+    generator: torch.Generator,
+    shortcuts: Shortcuts,
+    fit_options: dict[str, Any],
     max_ratio: float = 0.5,
-    random_state: Any = None,
-    shortcuts: Shortcuts | None = DEFAULT_SHORTCUTS,
-    **fit_options: Any,
 ) -> FitResult:
-    """:func:`overtensor.fit` on the compressed core, lifted back to ``R^d``.
+    """The default route of :func:`overtensor.fit` (``engine="auto"``) for ``beyond-lazy``.
 
-    The fit runs in dimension ``k`` (the rank of the target's unfolding) when
-    :func:`compress` accepts the target, and on the full problem otherwise; the returned
-    ``relative_error`` and ``converged`` are always measured against ``target`` itself in float64.
-    ``result.info["compression"]`` records ``dim`` (``k``, or ``None`` when not compressed) and the
-    seconds spent compressing. ``result.params`` stay in core coordinates (rows in ``R^k``).
+    1. **Compress** (:func:`compress`): the span of the components, found through ``contract``
+       (sketch of ``width + 10`` test vectors), when its dimension ``k ≤ max_ratio·d``.
+    2. **Subspace power method** (:mod:`overtensor.tensors.spm`) on the (compressed) target of order
+       ``≥ 3`` when the flattening's numerical rank ``q`` is at most ``width`` and its basis fits
+       the memory budget; accepted when the lifted CP meets ``tol`` against the target, then
+       reduced like every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the
+       flattening's spectrum proves ``q`` terms minimal. Its random starts come from a copy of
+       the generator, so a refused attempt leaves the next steps' draws as they were.
+    3. Else ``beyond-lazy`` with :class:`Shortcuts` on the small (compressed) target
+       (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule when it is not
+       small; the CP is lifted back to ``R^d`` and its error measured against ``target``.
 
-    Parameters
-    ----------
-    target, method, order
-        As in :func:`overtensor.fit`.
-    width : int or None
-        ``m``, the number of rank-one terms. Required (``ValueError`` before any work when
-        missing) except for ``method="exact-rank"`` and ``"power-method"``, as in
-        :func:`overtensor.fit`.
-    max_ratio : float
-        See :func:`compress`.
-    random_state : int, torch.Generator or None
-        Seeds the sketch and then the fit (one generator for both).
-    shortcuts : Shortcuts or None
-        The speed-ups of :class:`overtensor.tensors.shortcuts.Shortcuts` (early switch to the polish,
-        curvature step size, NumPy steps on the small core). They apply when all of these hold:
-        ``method="beyond-lazy"``; every other option in ``fit_options`` is in
-        :data:`SHORTCUT_OPTIONS` or equal to :func:`overtensor.fit`'s default; the target was
-        compressed; and the core is *small*: in float64, and either dense with
-        ``k^l ≤`` :data:`overtensor.tensors.small_core.MAX_DENSE_ENTRIES` (32 768) entries, or in CP or
-        moment form (see :func:`overtensor.tensors.shortcuts.small_core`).
-        With the default, a fit where they cannot apply runs :func:`overtensor.fit` on the core
-        and records ``info["shortcuts"] = None`` and ``info["shortcuts_skipped"]``, the reason
-        (e.g. ``"optimizer='adam'"``); when they ran, ``info["shortcuts"]`` records the switch.
-        ``None``: the paper's schedule, :func:`overtensor.fit` on the core (``docs/method.md``,
-        "Which settings reproduce the paper"); ``info`` then has no ``"shortcuts"`` key.
-    **fit_options
-        Any other keyword argument of :func:`overtensor.fit` (``tol`` included).
-
-    Returns
-    -------
-    FitResult
-        With ``cp`` in ``R^d`` and ``target`` the original target.
-
-    Raises
-    ------
-    TypeError
-        ``shortcuts`` is neither a :class:`Shortcuts` nor ``None``.
-    ValueError
-        ``width`` is missing for a method that needs it; an explicit ``shortcuts`` (other than
-        the default) with a ``method`` or an option it cannot honour (pass ``shortcuts=None`` or
-        drop the option); and every error of :func:`compress` and :func:`overtensor.fit`.
+    ``result.info["route"]`` records ``engine`` (``"spm"``, ``"shortcuts"`` or ``"paper"``), ``why``,
+    ``compressed_dim`` (``k`` or None), ``spm`` (the attempt: flattening rank, error, or why it
+    was skipped) and seconds; ``info["compression"]`` as before. ``result.params`` stay in core
+    coordinates (rows in ``R^k``).
     """
     from overtensor.tensors.fitting import fit
 
-    tgt = as_target(target, order)
-    if shortcuts is not None and not isinstance(shortcuts, Shortcuts):
-        raise TypeError(f"shortcuts must be a Shortcuts or None, got "
-                        f"{type(shortcuts).__name__}: {shortcuts!r}")
-    if width is None and method not in ("exact-rank", "power-method"):
-        raise ValueError(f"width is required for method={method!r}, got width=None")
-    blocker = _static_blocker(method, fit_options) if shortcuts is not None else None
-    if blocker is not None and shortcuts is not DEFAULT_SHORTCUTS:
-        raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply with {blocker}; "
-                         f"pass shortcuts=None or remove the option")
-    gen = make_generator(random_state)
-    start = time.perf_counter()
-    comp = compress(tgt, max_ratio=max_ratio, random_state=gen,
-                    sketch_size=None if width is None else width + 10)
-    seconds = time.perf_counter() - start
-    skipped = blocker
-    if comp is None:
-        result = fit(tgt, width, method, random_state=gen, **fit_options)
-        if shortcuts is not None:
-            skipped = skipped or "the target was not compressed (unfolding rank above max_ratio·d)"
-            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
-        result.info["compression"] = {"dim": None, "seconds": seconds}
-        return result
-    result = None
-    if shortcuts is not None and skipped is None and width is not None:
-        result, skipped = _fit_with_shortcuts(comp.core, width, gen, shortcuts, fit_options)
-    if result is None:
-        result = fit(comp.core, width, method, random_state=gen, **fit_options)
-        if shortcuts is not None:
-            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
-    cp = comp.lift(result.cp)
-    rel = cp_relative_error(cp, tgt)
+    gen = generator
     tol = fit_options.get("tol", 1e-4)
-    result.cp, result.relative_error, result.converged, result.target = cp, rel, rel <= tol, tgt
+    start = time.perf_counter()
+    comp = compress(target, max_ratio=max_ratio, random_state=gen, sketch_size=width + 10)
+    seconds = time.perf_counter() - start
+    work = target if comp is None else comp.core
+    route: dict[str, Any] = {"compressed_dim": None if comp is None else comp.dim,
+                             "seconds_compress": seconds}
+    result, route["spm"] = (_try_spm(work, comp, target, width, gen, tol, fit_options)
+                            if shortcuts.spm else (None, {"skipped": "Shortcuts(spm=False)"}))
+    if result is not None:
+        route.update(engine="spm", why=(
+            f"the flattening has rank {route['spm']['rank']} <= width={width} and the subspace "
+            f"power method met tol={tol:g}"))
+    else:
+        result, skipped = _fit_with_shortcuts(work, width, gen, shortcuts, fit_options)
+        if result is None:
+            if shortcuts is not DEFAULT_SHORTCUTS:
+                raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
+                                 f"pass engine='paper'")
+            result = fit(work, width, "beyond-lazy", random_state=gen, engine="paper",
+                         **fit_options)
+            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
+            route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
+        else:
+            route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
+                         + ("compressed core" if comp is not None else "target (not compressed: "
+                            "unfolding rank above max_ratio·d)"))
+    if comp is not None:
+        cp = comp.lift(result.cp)
+        rel = cp_relative_error(cp, target)
+        result.cp, result.relative_error, result.converged = cp, rel, rel <= tol
+        result.target = target
     result.seconds += seconds
-    result.info["compression"] = {"dim": comp.dim, "seconds": seconds}
+    result.info["compression"] = {"dim": None if comp is None else comp.dim, "seconds": seconds}
+    result.info["route"] = route
     return result
+
+
+def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
+             gen: torch.Generator, tol: float,
+             fit_options: dict[str, Any]) -> tuple[FitResult | None, dict[str, Any]]:
+    """Step 2 of :func:`fast_route`: the SPM result in ``work``'s coordinates when it meets
+    ``tol`` against ``target`` (after lifting), else ``None``; and the attempt's record."""
+    from overtensor.tensors.reduction import reduce_rank
+    from overtensor.tensors.spm import SPMOptions, spm, spm_memory, spm_rank_bound
+
+    l, k = work.order, work.dim
+    if l < 3:
+        return None, {"skipped": f"order {l} < 3"}
+    if "rank" in fit_options:
+        return None, {"skipped": "rank cap given"}
+    opts = SPMOptions(compress=False)
+    if spm_memory(work, spm_rank_bound(l, k), k) > opts.memory_budget:
+        return None, {"skipped": "the flattening's basis exceeds the memory budget"}
+    t0 = time.perf_counter()
+    copy = torch.Generator(device=gen.device).set_state(gen.get_state())
+    try:
+        res = spm(work, None, generator=copy, tol=tol, options=opts)
+    except ValueError as exc:
+        return None, {"skipped": str(exc), "seconds": time.perf_counter() - t0}
+    q = res.cp.rank
+    sv = torch.tensor(res.info["spm"]["singular_values"], dtype=torch.float64)
+    record: dict[str, Any] = {"rank": q, "seconds": time.perf_counter() - t0}
+    if q > width:
+        # Ran (cheap) to learn q; a decomposition with more terms than asked is not the answer.
+        record["skipped"] = f"flattening rank {q} > width={width}"
+        return None, record
+    cp = res.cp if comp is None else comp.lift(res.cp)
+    rel = cp_relative_error(cp, target)
+    record["relative_error"] = rel
+    if not rel <= tol:
+        return None, record
+    tail = sv[q - 1:].square().sum().sqrt()  # error floor of q − 1 terms (Eckart–Young)
+    if float(tail) > tol:
+        res.info["rank_reduction"] = {"tried": [], "stop": (
+            f"rank {q} is minimal: the flattening's singular values exclude {q - 1} terms")}
+    else:
+        red = reduce_rank(res.cp, work, tol=tol,
+                          polish_iter=fit_options.get("polish_iter", 100))
+        res.info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        res.cp = red.cp
+    res.width = width
+    res.seconds = time.perf_counter() - t0
+    return res, record
 
 
 #: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
