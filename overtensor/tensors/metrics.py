@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from overtensor._checks import ArgumentTypeError, as_tensor, check_float
 from overtensor.tensors.cp import SymmetricCP
@@ -108,6 +107,7 @@ def recovery(cp: SymmetricCP, target, threshold: float = 0.99) -> Recovery:
     if V.shape[0] > 0:
         V = V / V.norm(dim=-1, keepdim=True).clamp_min(1e-300)
         C = (U @ V.T).abs().clamp(max=1.0).numpy()  # |cos| ≤ 1 despite rounding
+        from scipy.optimize import linear_sum_assignment  # lazy: ~0.7 s of import (issue 21)
         rows, cols = linear_sum_assignment(-C)
         cos[rows] = C[rows, cols]
         match[rows] = kept_index[cols]
