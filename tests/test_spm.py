@@ -1,6 +1,8 @@
 """Issue 21: the subspace power method (``method="spm"``, Kileel & Pereira) and ``fit``'s default
 route (``engine="auto"``: compress, SPM when the flattening's rank allows, shortcuts, lift)."""
 
+import itertools
+
 import pytest
 import torch
 
@@ -113,3 +115,18 @@ def test_paper_engine_reproduces_the_papers_schedule_and_ignores_the_route():
                       final_steps=100)
     assert paper.info["route"] == {"engine": "paper", "why": "engine='paper'"}
     assert paper.steps == autograd.steps and paper.history  # same decisions, a gradient history
+
+
+def test_default_route_refuses_a_degenerate_spm_answer_and_the_gradient_route_diagnoses_it():
+    # Sym(a^3 b) at order 4 in d = 2: border rank 2, rank 4. SPM with 2 terms meets tol = 1e-4
+    # only with two nearly parallel terms of weights ±12.5 (||T|| = 0.5).
+    a, b = torch.eye(2, dtype=torch.float64)
+    vecs = [a, a, a, b]
+    perms = set(itertools.permutations(range(4)))
+    T = sum(torch.einsum("i,j,k,l->ijkl", *[vecs[i] for i in p]) for p in perms) / len(perms)
+    direct = ot.fit(ot.DenseTarget(T), 2, "spm", random_state=0)
+    assert direct.relative_error <= 1e-4 and float(direct.cp.weights.abs().max()) > 10
+    result = ot.fit(ot.DenseTarget(T), 2, random_state=0)
+    assert result.info["route"]["engine"] != "spm"
+    assert "degeneracy" in result.info["route"]["spm"]["skipped"]
+    assert not result.converged and "degeneracy" in result.info

@@ -218,7 +218,8 @@ def fast_route(
        (sketch of ``width + 10`` test vectors), when its dimension ``k ≤ max_ratio·d``.
     2. **Subspace power method** (:mod:`overtensor.tensors.spm`) on the (compressed) target of order
        ``≥ 3`` when the flattening's numerical rank ``q`` is at most ``width`` and its basis fits
-       the memory budget; accepted when the lifted CP meets ``tol`` against the target, then
+       the memory budget; accepted when the lifted CP meets ``tol`` against the target and is
+       not degenerate (:func:`overtensor.tensors.diagnostics.degeneracy`), then
        reduced like every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the
        flattening's spectrum proves ``q`` terms minimal. Its random starts come from a copy of
        the generator, so a refused attempt leaves the next steps' draws as they were.
@@ -277,6 +278,7 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
              fit_options: dict[str, Any]) -> tuple[FitResult | None, dict[str, Any]]:
     """Step 2 of :func:`fast_route`: the SPM result in ``work``'s coordinates when it meets
     ``tol`` against ``target`` (after lifting), else ``None``; and the attempt's record."""
+    from overtensor.tensors.diagnostics import degeneracy
     from overtensor.tensors.reduction import reduce_rank
     from overtensor.tensors.spm import SPMOptions, spm, spm_memory, spm_rank_bound
 
@@ -305,6 +307,13 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
     rel = cp_relative_error(cp, target)
     record["relative_error"] = rel
     if not rel <= tol:
+        return None, record
+    # A CP degeneracy (rank above border rank, e.g. Sym(a^3 b) at order 4) can meet tol with two
+    # nearly parallel, cancelling terms: not the answer; the gradient route diagnoses it.
+    diag = degeneracy(res.cp.weights, res.cp.components, l, work.norm())
+    if diag is not None:
+        record["skipped"] = (f"CP degeneracy (|cos| = {diag['max_cos']:.4f}, weights up to "
+                             f"{diag['max_weight']:.1f}x ||T||)")
         return None, record
     tail = sv[q - 1:].square().sum().sqrt()  # error floor of q − 1 terms (Eckart–Young)
     if float(tail) > tol:
