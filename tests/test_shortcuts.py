@@ -17,7 +17,6 @@ from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.shortcuts import Shortcuts, small_core
 from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
 
-
 NO_SPM = Shortcuts(spm=False)
 
 

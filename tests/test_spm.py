@@ -52,9 +52,9 @@ def test_spm_on_implicit_targets_works_in_the_span_of_the_components():
 
 def test_spm_refuses_ranks_beyond_the_flattenings_bound_naming_them():
     assert spm_rank_bound(3, 10) == 10 and spm_rank_bound(4, 10) == 55
-    with pytest.raises(ValueError, match="at most rank 10 .*rank=11"):
+    with pytest.raises(ValueError, match=r"at most rank 10 .*rank=11"):
         ot.fit(ot.DenseTarget(_cp(3, 10, 10, 0).truth.to_dense()), 11, "spm")
-    with pytest.raises(ValueError, match="at most rank 21 .*rank=22"):
+    with pytest.raises(ValueError, match=r"at most rank 21 .*rank=22"):
         ot.fit(_cp(4, 6, 5, 0), 22, "spm")
     # Components spanning 4 of 30 dimensions: at most 4 at order 3.
     with pytest.raises(ValueError, match="span only 4 dimensions"):
@@ -78,7 +78,7 @@ def test_spm_states_the_memory_it_needs_and_refuses_beyond_the_budget():
 def test_spm_options_and_gradient_options_are_checked():
     with pytest.raises(ValueError, match="n_starts"):
         SPMOptions(n_starts=0)
-    with pytest.raises(ValueError, match="lr=0.1"):
+    with pytest.raises(ValueError, match=r"lr=0\.1"):
         ot.fit(_cp(3, 6, 2, 0), 2, "spm", lr=0.1)
     with pytest.raises(ValueError, match="rank=2"):
         ot.fit(_cp(3, 6, 2, 0), 2, "spm", rank=2)

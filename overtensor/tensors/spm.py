@@ -327,9 +327,9 @@ def _power(Vt: torch.Tensor, high: int, cn: float, gen: torch.Generator,
     # A random element Σ_j h_j V_j of A, contracted with g^{⊗(n−1)}: a vector in span{a_i}.
     X = torch.einsum("bkr,br->bk", (_kron_rows(g, high - 1) @ flat).reshape(B, k, R), h)
     X = X / X.norm(dim=1, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)
-    f = torch.zeros(B, dtype=X.dtype, device=X.device)
     it = 0
-    for it in range(1, options.max_iter + 1):
+    while it < options.max_iter:
+        it += 1
         C = (_kron_rows(X, high - 1) @ flat).reshape(B, k, R)   # V_j(x, …, x, ·)
         alpha = torch.einsum("bk,bkr->br", X, C)                 # Vᵀ x^{⊗n}
         grad = torch.einsum("bkr,br->bk", C, alpha)
