@@ -212,8 +212,6 @@ def _cmd_fit(args) -> int:
         from overtensor.tensors.recorders import final_laziness
 
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
-    if "route" in result.info:
-        summary["route"] = result.info["route"]["engine"]
     summary.setdefault("regime", args.regime)
     summary.setdefault("width", width)
     if args.output is not None:

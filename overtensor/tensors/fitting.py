@@ -144,7 +144,7 @@ def fit(
         Show a progress bar.
     engine : {"auto", "paper", "autograd"}
         ``auto`` (default): the fastest route to the same decomposition
-        (:func:`overtensor.tensors.compression.fast_route`, ``docs/method.md``): for
+        (:func:`overtensor.tensors.route.fast_route`, ``docs/method.md``): for
         ``beyond-lazy`` with options the route honours, compress the target to the span of its
         components, try the subspace power method when the flattening's rank is at most
         ``width``, else run ``beyond-lazy`` with :class:`~overtensor.tensors.shortcuts.Shortcuts`
@@ -253,30 +253,35 @@ def fit(
         out.info["route"] = {"engine": method, "why": f"method={method!r}"}
         return out
 
+    options = dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
+                   reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
+                   epoch_growth=epoch_growth, max_steps=max_steps, final_steps=final_steps,
+                   tol=tol, lr=lr, optimizer=optimizer, signs=signs, patience=patience,
+                   eval_every=eval_every, extract=extract, polish_iter=polish_iter,
+                   polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
+                   main_epochs=main_epochs, rank=rank)
+    gradient_options(tgt, width, method, **options)  # every option checked before any work
     why = f"engine={engine!r}"
     if engine == "auto":
-        from overtensor.tensors.compression import DEFAULT_SHORTCUTS, fast_route, route_blocker
+        from overtensor.tensors.route import DEFAULT_SHORTCUTS, fast_route, route_blocker
 
         passed = {k: given[k] for k in ROUTE_OPTIONS if not _is_default(given[k], _DEFAULTS[k])}
-        blocker = route_blocker(method, passed, width)
+        blocker = route_blocker(method, passed, width, _DEFAULTS)
         if blocker is None:
+            def paper_on(work, w, generator, opts):  # the paper's schedule on the core
+                out = fit(work, w, method, random_state=generator, engine="paper", **opts)
+                out.info.pop("route", None)
+                return out
+
             return fast_route(tgt, width, generator=gen,
                               shortcuts=DEFAULT_SHORTCUTS if shortcuts is None else shortcuts,
-                              fit_options=passed)
+                              fit_options=passed, defaults=_DEFAULTS, paper_fit=paper_on)
         if shortcuts is not None:
             raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply with {blocker}; "
                              f"pass engine='paper' or remove the option")
         why = f"the fast route does not apply with {blocker}"
     result = _paper_fit(tgt, width, method, gen, dt, dev, "autograd" if engine == "autograd"
-                        else "paper", callback, recorders, progress,
-                        dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
-                             reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
-                             epoch_growth=epoch_growth, max_steps=max_steps,
-                             final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
-                             signs=signs, patience=patience, eval_every=eval_every,
-                             extract=extract, polish_iter=polish_iter, polish_below=polish_below,
-                             merge_cos=merge_cos, drop_tol=drop_tol, main_epochs=main_epochs,
-                             rank=rank))
+                        else "paper", callback, recorders, progress, options)
     result.info["route"] = {"engine": "paper", "why": why}
     return result
 
@@ -286,7 +291,7 @@ def fit(
 ENGINES = ("auto", "paper", "autograd")
 
 #: Options of :func:`fit` that the fast route looks at (a non-default one outside
-#: :data:`overtensor.tensors.compression.SHORTCUT_OPTIONS` sends the fit to the paper route).
+#: :data:`overtensor.tensors.route.SHORTCUT_OPTIONS` sends the fit to the paper route).
 ROUTE_OPTIONS = (
     "order", "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps",
     "epoch_growth", "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience",

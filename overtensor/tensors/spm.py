@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 
 from overtensor._checks import check_float, check_int, make_generator
+from overtensor.tensors.compression import _core, range_basis
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
@@ -186,8 +187,6 @@ def spm(
     full = work  # the uncompressed T / 2^e, for the final weights
     Q = None
     if options.compress:
-        from overtensor.tensors.compression import _core, range_basis
-
         Q, _ = range_basis(work, sketch_size=None if rank is None else min(d, rank + 10),
                            random_state=gen)
         if Q is not None and Q.shape[1] < d:
