@@ -147,8 +147,8 @@ def test_heavy_duplicated_rows_are_merged_into_one_and_the_other_redrawn():
     after = ot.SymmetricCP(a1[[0, 2]] / scale, V1[[0, 2]], 3)
     reference = ot.CPTarget(before.weights, before.components, 3)
     dropped = ot.SymmetricCP(a0[[0, 2]] / scale, V0[[0, 2]], 3)  # re-drawing without the merge
-    assert ot.metrics.cp_relative_error(after, reference) < 0.03
-    assert ot.metrics.cp_relative_error(dropped, reference) > 0.1
+    assert ot.cp_relative_error(after, reference) < 0.03
+    assert ot.cp_relative_error(dropped, reference) > 0.1
 
 
 @pytest.mark.slow
@@ -173,7 +173,7 @@ def test_rank_cap_on_a_noisy_target_returns_the_true_components():
     assert capped.info["rank_cap"] == 3
     # Against the clean tensor the capped CP is closer than the uncapped one.
     clean = target.truth
-    assert ot.metrics.cp_relative_error(capped.cp, clean) < ot.metrics.cp_relative_error(
+    assert ot.cp_relative_error(capped.cp, clean) < ot.cp_relative_error(
         free.cp, clean)
 
 

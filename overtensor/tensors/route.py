@@ -151,8 +151,9 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
         # Ran (cheap) to learn q; a decomposition with more terms than asked is not the answer.
         record["skipped"] = f"flattening rank {q} > width={width}"
         return None, record
-    cp = res.cp if comp is None else comp.lift(res.cp)
-    rel = cp_relative_error(cp, target)
+    # The core's error is the lifted CP's (compression is exact, module compression); the
+    # returned CP is measured against the user's target once, in fast_route.
+    rel = res.relative_error
     record["relative_error"] = rel
     if not rel <= tol:
         return None, record

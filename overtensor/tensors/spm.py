@@ -46,6 +46,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from overtensor._checks import check_float, check_int, make_generator
@@ -317,11 +318,17 @@ def _decompose(V, S, U, k, l, rank, gen, options):
 def _power(Vt: torch.Tensor, high: int, cn: float, gen: torch.Generator,
            options: SPMOptions) -> tuple[torch.Tensor, float, int]:
     """The shifted power iteration on ``f(x) = ‖Vᵀx^{⊗n}‖²`` from ``n_starts`` random points of
-    ``A`` contracted to vectors; the unit ``x`` with the largest ``f``."""
+    ``A`` contracted to vectors; the unit ``x`` with the largest ``f``. On the CPU the loop runs
+    in NumPy: its arrays are small (``n_starts × k^{n−1}`` by ``k^{n−1} × kR``) and a NumPy
+    operation costs ~1 µs against torch's 5–10 µs (as :mod:`overtensor.tensors.small_core`)."""
     K, k, R = Vt.shape
     B = options.n_starts
-    g = torch.randn(B, k, generator=gen, dtype=torch.float64).to(Vt)
-    h = torch.randn(B, R, generator=gen, dtype=torch.float64).to(Vt)
+    g = torch.randn(B, k, generator=gen, dtype=torch.float64)
+    h = torch.randn(B, R, generator=gen, dtype=torch.float64)
+    if Vt.device.type == "cpu":
+        x, f, it = _power_numpy(Vt.numpy(), g.numpy(), h.numpy(), high, cn, options)
+        return torch.from_numpy(x), f, it
+    g, h = g.to(Vt), h.to(Vt)
     flat = Vt.reshape(K, k * R)
     # A random element Σ_j h_j V_j of A, contracted with g^{⊗(n−1)}: a vector in span{a_i}.
     X = torch.einsum("bkr,br->bk", (_kron_rows(g, high - 1) @ flat).reshape(B, k, R), h)
@@ -346,6 +353,40 @@ def _power(Vt: torch.Tensor, high: int, cn: float, gen: torch.Generator,
     f = (torch.einsum("bk,bkr->br", X, C) ** 2).sum(1)
     best = int(torch.argmax(f))
     return X[best], float(f[best]), it
+
+
+def _power_numpy(Vt: np.ndarray, g: np.ndarray, h: np.ndarray, high: int, cn: float,
+                 options: SPMOptions) -> tuple[np.ndarray, float, int]:
+    """:func:`_power`'s loop in NumPy (same steps, same stopping rule)."""
+    K, k, R = Vt.shape
+    B = g.shape[0]
+    flat = Vt.reshape(K, k * R)
+    tiny = np.finfo(np.float64).tiny
+
+    def contract(X: np.ndarray) -> np.ndarray:  # V_j(x, …, x, ·) for every row: (B, k, R)
+        P = X
+        for _ in range(high - 2):
+            P = (P[:, :, None] * X[:, None, :]).reshape(B, -1)
+        return (P @ flat).reshape(B, k, R)
+
+    X = np.einsum("bkr,br->bk", contract(g) if high > 1 else flat.reshape(1, k, R), h)
+    X /= np.maximum(np.linalg.norm(X, axis=1, keepdims=True), tiny)
+    it = 0
+    while it < options.max_iter:
+        it += 1
+        C = contract(X)
+        alpha = np.einsum("bk,bkr->br", X, C)
+        f = (alpha * alpha).sum(1)
+        shift = cn * np.where(f > 2 / 3, np.sqrt(2 * f * np.maximum(1 - f, 0)), 1 - f / 2)
+        new = np.einsum("bkr,br->bk", C, alpha) + shift[:, None] * X
+        new /= np.maximum(np.linalg.norm(new, axis=1, keepdims=True), tiny)
+        done = np.linalg.norm(new - X, axis=1) <= options.conv_tol
+        X = new
+        if done.all() or (done & (f >= 1 - 1e-12)).any():
+            break
+    f = (np.einsum("bk,bkr->br", X, contract(X)) ** 2).sum(1)
+    best = int(np.argmax(f))
+    return X[best].copy(), float(f[best]), it
 
 
 def _least_squares_weights(A: torch.Tensor, lam: torch.Tensor, target: Target) -> torch.Tensor:
