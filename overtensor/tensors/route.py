@@ -85,7 +85,9 @@ def fast_route(
     gen = generator
     tol = fit_options.get("tol", 1e-4)
     start = time.perf_counter()
-    comp = compress(target, max_ratio=max_ratio, random_state=gen, sketch_size=width + 10)
+    # First sketch min(d, 20) test vectors (range_basis doubles it while full): a sketch of
+    # width + 10 would cost O((4r)^2 d) in its SVD for nothing when the rank is r.
+    comp = compress(target, max_ratio=max_ratio, random_state=gen)
     seconds = time.perf_counter() - start
     work = target if comp is None else comp.core
     route: dict[str, Any] = {"compressed_dim": None if comp is None else comp.dim,
