@@ -144,7 +144,8 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
 
 
 #: Entries of ``info`` that :func:`summarize_info` shortens.
-_STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings", "route")
+_STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings", "route",
+               "spm")
 
 
 def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
