@@ -130,3 +130,30 @@ def test_default_route_refuses_a_degenerate_spm_answer_and_the_gradient_route_di
     assert result.info["route"]["engine"] != "spm"
     assert "degeneracy" in result.info["route"]["spm"]["skipped"]
     assert not result.converged and "degeneracy" in result.info
+
+
+def test_cli_fits_by_spm_and_by_the_papers_engine(capsys):
+    import json
+
+    from overtensor.cli.main import main
+
+    assert main(["fit", "--order", "4", "--dim", "6", "--rank", "8", "--method", "spm",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["method"] == "spm" and out["found_rank"] == 8 and out["recovered"] == 8
+    assert main(["fit", "--order", "3", "--dim", "8", "--rank", "2", "--width", "6", "--engine",
+                 "paper", "--steps", "3000", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["route"] == "paper" and out["method"] == "beyond-lazy" and out["converged"]
+    assert "kernel_change" not in out  # only with --laziness or a lazy regime
+
+
+def test_experiments_run_the_papers_schedule():
+    from overtensor.experiments.runs import run_fit
+
+    config = {"order": 3, "dim": 8, "rank": 2, "seed": 0, "method": "beyond-lazy",
+              "width_factor": 3, "max_steps": 600, "final_steps": 200}
+    out = run_fit(config)
+    paper = ot.fit(ot.random_target(3, 8, 2, random_state=0), 6, random_state=10_000,
+                   max_steps=600, final_steps=200, engine="paper")
+    assert out["steps"] == paper.steps > 10  # gradient steps: the paper's schedule, not SPM

@@ -83,6 +83,7 @@ def range_basis(
     sketch_size: int | None = None,
     rtol: float = RANGE_RTOL,
     random_state: Any = None,
+    max_rank: int | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Orthonormal basis of the column space of the target's unfolding, or ``None`` if full rank.
 
@@ -96,10 +97,14 @@ def range_basis(
     rtol : float
         Relative singular-value threshold defining the numerical rank (default ``1e-10``).
     random_state : int, torch.Generator or None
+    max_rank : int, optional
+        Give up (``None``) once the sketch shows a rank above it: the sketch never grows beyond
+        ``max_rank + 1`` rows (for a caller that would refuse a larger basis anyway).
 
     Returns
     -------
-    basis : Tensor ``(d, k)`` in float64 on the CPU, or None when the unfolding has rank ``d``.
+    basis : Tensor ``(d, k)`` in float64 on the CPU, or None when the unfolding has rank ``d``
+        (or above ``max_rank``).
     singular_values : Tensor ``(s,)``, float64
     """
     tgt = as_target(target)
@@ -121,9 +126,9 @@ def range_basis(
         k = int((sv > rtol * sv[0]).sum()) if sv[0] > 0 else 0
         if k < s:
             return Vh[:k].T.contiguous(), sv
-        if s == d:
+        if s == d or (max_rank is not None and s > max_rank):
             return None, sv
-        s = min(d, 2 * s)
+        s = min(d, 2 * s) if max_rank is None else min(d, 2 * s, max_rank + 1)
 
 
 def compress(
@@ -163,7 +168,8 @@ def compress(
     max_ratio = check_float("max_ratio", max_ratio, minimum=0.0, maximum=1.0, strict=True)
     if not isinstance(tgt, CPTarget | MomentTarget | DenseTarget):
         return None
-    Q64, sv = range_basis(tgt, sketch_size=sketch_size, rtol=rtol, random_state=random_state)
+    Q64, sv = range_basis(tgt, sketch_size=sketch_size, rtol=rtol, random_state=random_state,
+                          max_rank=int(max_ratio * tgt.dim))
     if Q64 is None or Q64.shape[1] == 0 or Q64.shape[1] > max_ratio * tgt.dim:
         return None
     Q = Q64.to(dtype=tgt.dtype, device=tgt.device)

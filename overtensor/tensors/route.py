@@ -143,16 +143,16 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
     t0 = time.perf_counter()
     copy = torch.Generator(device=gen.device).set_state(gen.get_state())
     try:
-        res = spm(work, None, generator=copy, tol=tol, options=opts)
+        # A decomposition with more terms than asked is not the answer: refused before the
+        # power iterations when the flattening's rank exceeds the width.
+        res = spm(work, None, generator=copy, tol=tol, options=opts, max_rank=width)
     except ValueError as exc:
-        return None, {"skipped": str(exc), "seconds": time.perf_counter() - t0}
+        msg = str(exc)
+        return None, {"skipped": msg.replace("max_rank=", "width="),
+                      "seconds": time.perf_counter() - t0}
     q = res.cp.rank
     sv = torch.tensor(res.info["spm"]["singular_values"], dtype=torch.float64)
     record: dict[str, Any] = {"rank": q, "seconds": time.perf_counter() - t0}
-    if q > width:
-        # Ran (cheap) to learn q; a decomposition with more terms than asked is not the answer.
-        record["skipped"] = f"flattening rank {q} > width={width}"
-        return None, record
     # The core's error is the lifted CP's (compression is exact, module compression); the
     # returned CP is measured against the user's target once, in fast_route.
     rel = res.relative_error

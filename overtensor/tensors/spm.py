@@ -128,6 +128,7 @@ def spm(
     device: torch.device | str | None = None,
     tol: float = 1e-4,
     options: SPMOptions | None = None,
+    max_rank: int | None = None,
 ) -> FitResult:
     """Decompose ``target`` into ``rank`` symmetric rank-one terms by SPM (Kileel & Pereira).
 
@@ -147,6 +148,9 @@ def spm(
     tol : float
         ``converged`` is ``relative_error ≤ tol``.
     options : SPMOptions, optional
+    max_rank : int, optional
+        With ``rank=None``: refuse (``ValueError``, before the power iterations) when the
+        flattening's numerical rank exceeds it.
 
     Returns
     -------
@@ -207,6 +211,8 @@ def spm(
             f"(never forms the flattening) or a larger SPMOptions(memory_budget=...)")
     V, S, U, sv = _flattening_svd(work, rank)
     rank = V.shape[1]
+    if max_rank is not None and rank > max_rank:
+        raise ValueError(f"flattening rank {rank} > max_rank={max_rank}")
     A, lam, fs, iters = _decompose(V, S, U, k, l, rank, gen, options)
     if Q is not None:
         A = A @ Q.T.to(A)
