@@ -29,15 +29,18 @@ After the ``R`` components are found, the weights are refitted by least squares 
 target (normal equations ``(AAᵀ)^{∘l} λ = T(a_j, …, a_j)``; exact targets: no change beyond
 rounding; noisy ones: the best weights for the found components).
 
-**Implicit targets and memory.** The flattening is never formed from a ``d^l`` array the user did
-not hand in. First the target is compressed to the span of its components
-(:func:`overtensor.tensors.compression.range_basis`, through ``contract`` only), so SPM works in
-dimension ``k`` (the unfolding's rank) and the components are lifted back. The basis of ``A`` then
-comes from the factors of a CP target (``F^{⊙n} diag(λ) (F^{⊙n'})ᵀ``, ``O(R_T k^n)`` memory), the
-samples of a moment target (the same with weights ``1/N``, or the dense ``k^l`` moment when that
-is smaller), or the (compressed) dense array. :func:`spm_memory` gives the bytes needed; above
-``SPMOptions.memory_budget`` (default 2 GiB) :func:`spm` refuses with a ``MemoryError``-free
-``ValueError`` that states the amount, before any large allocation.
+**Implicit targets and memory.** SPM needs the basis ``V`` (``k^n × R`` entries) whatever the
+target, so it first compresses the target to the span of its components
+(:func:`overtensor.tensors.compression.range_basis`, through ``contract`` only): it then works in
+dimension ``k`` (the unfolding's rank) and the components are lifted back. The flattening of the
+``k``-dimensional target comes from the factors of a CP target
+(``F^{⊙n} diag(λ) (F^{⊙n'})ᵀ``, ``O(R_T k^n)`` memory), the samples of a moment target (the same
+with weights ``1/N``), or the (compressed) dense array; for CP and moment targets the dense
+``k^l`` flattening is formed instead only when it is smaller than that factor form (many terms or
+samples) — for a target that does not compress (``k = d``) that is a ``d^l`` array, so it is
+counted like everything else. :func:`spm_memory` gives the bytes needed; above
+``SPMOptions.memory_budget`` (default 2 GiB) :func:`spm` raises a ``ValueError`` that states the
+amount, before any large allocation.
 """
 
 from __future__ import annotations
