@@ -29,7 +29,8 @@ Methods (one thread):
 
 A run succeeds when its relative error ``‖T − T̂‖/‖T‖ ≤ 1e-4`` (float64) **and** every true
 component is recovered at ``|cos| ≥ 0.99``. Per cell: success rate, median wall and CPU seconds
-(``time.process_time``) over the successful runs. The load average is printed: the machine may
+(``time.process_time``) over the successful runs; a run under 0.1 s is timed 3 times (same seed,
+same result) and its smallest times kept. The load average is printed: the machine may
 be shared.
 
     python benchmarks/bench_speed.py --quick   # ≤ 3 min: a sample of cells, 3 seeds
@@ -60,6 +61,8 @@ from overtensor.tensors.spm import spm_rank_bound
 
 EPS = 1e-4
 COS = 0.99
+#: Runs shorter than 0.1 s are timed this many times (the smallest time is kept).
+REPEATS = 3
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,19 @@ def _recovered(components: torch.Tensor, truth: ot.SymmetricCP) -> bool:
 
 def run_method(name: str, target: ot.Target, truth: ot.SymmetricCP, seed: int,
                args) -> dict:
-    """One run: ``{"ok", "error", "wall", "cpu", "route"}``."""
+    """One run: ``{"ok", "error", "wall", "cpu", "route"}``; a run under 0.1 s is repeated
+    (same seed, same result) up to ``REPEATS`` times and its smallest times are kept, because at
+    milliseconds a shared machine's load is most of the spread."""
+    best = _run_once(name, target, truth, seed, args)
+    for _ in range(REPEATS - 1):
+        if best["wall"] >= 0.1:
+            break
+        again = _run_once(name, target, truth, seed, args)
+        best["wall"], best["cpu"] = min(best["wall"], again["wall"]), min(best["cpu"], again["cpu"])
+    return best
+
+
+def _run_once(name: str, target: ot.Target, truth: ot.SymmetricCP, seed: int, args) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     route = None
     if name in ("fit", "fit-paper"):

@@ -157,3 +157,13 @@ def test_experiments_run_the_papers_schedule():
     paper = ot.fit(ot.random_target(3, 8, 2, random_state=0), 6, random_state=10_000,
                    max_steps=600, final_steps=200, engine="paper")
     assert out["steps"] == paper.steps > 10  # gradient steps: the paper's schedule, not SPM
+
+
+def test_default_route_on_moments_in_high_dimension_works_in_the_span():
+    truth = _cp(3, 3000, 4, 9)
+    samples = truth.factors.repeat(10, 1) * 4 ** (1 / 3)  # 40 samples on 4 directions
+    result = ot.fit(ot.MomentTarget(samples, 3), 16, random_state=0)
+    assert result.info["route"]["engine"] == "spm"
+    assert result.info["route"]["compressed_dim"] == 4
+    assert result.converged and result.cp.dim == 3000
+    assert ot.recovery(result.cp, truth.truth, 0.999).recovered == 4

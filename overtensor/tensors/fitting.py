@@ -178,7 +178,10 @@ def fit(
     FitResult
         ``seconds`` is the wall time of the whole call (training, extraction and polish; the parts
         are ``info["seconds_train"]``, ``info["seconds_extract"]``, ``info["seconds_polish"]``);
-        ``info["threads"]`` the number of threads used.
+        ``info["threads"]`` the number of threads used; ``info["route"]`` the engine that ran
+        (``"spm"``, ``"shortcuts"``, ``"paper"``, or the direct method) and why. When the default
+        route answers by the subspace power method, ``method`` is ``"spm"``, ``history`` is empty
+        and there are no model parameters (``engine="paper"`` gives the gradient method's).
     """
     given = dict(locals())
     check_choice("method", method, METHODS)
