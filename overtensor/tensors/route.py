@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_int
-from overtensor.tensors.compression import Compression, compress
+from overtensor.tensors.compression import Compression, _core, range_basis
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.shortcuts import Shortcuts
-from overtensor.tensors.targets import Target
+from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target
 
 #: The default of ``fit(shortcuts=...)`` on the fast route: where the shortcuts cannot apply the
 #: route runs the paper's schedule on the core and says why in ``info``; an explicit
@@ -85,16 +85,21 @@ def fast_route(
     gen = generator
     tol = fit_options.get("tol", 1e-4)
     start = time.perf_counter()
-    # First sketch min(d, 20) test vectors (range_basis doubles it while full): a sketch of
-    # width + 10 would cost O((4r)^2 d) in its SVD for nothing when the rank is r.
-    comp = compress(target, max_ratio=max_ratio, random_state=gen)
+    span = _span(target, width, gen, max_ratio)
+    # The gradient fit compresses only when k <= max_ratio·d (module compression); SPM works in
+    # the span whenever k < d (its flattening shrinks from d^l to k^l entries).
+    comp = span if span is not None and span.dim <= max_ratio * target.dim else None
     seconds = time.perf_counter() - start
     work = target if comp is None else comp.core
     route: dict[str, Any] = {"compressed_dim": None if comp is None else comp.dim,
                              "seconds_compress": seconds}
-    result, route["spm"] = (_try_spm(work, comp, target, width, gen, tol, fit_options)
-                            if shortcuts.spm else (None, {"skipped": "Shortcuts(spm=False)"}))
+    result, route["spm"] = (
+        _try_spm(target if span is None else span.core, span, target, width, gen, tol,
+                 fit_options)
+        if shortcuts.spm else (None, {"skipped": "Shortcuts(spm=False)"}))
+    lift = comp  # the basis the result's CP lives in (None: R^d already)
     if result is not None:
+        lift = span  # SPM ran in the span, also where k > max_ratio·d
         route.update(engine="spm", why=(
             f"the flattening has rank {route['spm']['rank']} <= width={width} and the subspace "
             f"power method met tol={tol:g}"))
@@ -111,8 +116,8 @@ def fast_route(
             route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
                          + ("compressed core" if comp is not None else "target (not compressed: "
                             "unfolding rank above max_ratio·d)"))
-    if comp is not None or result.cp.weights.dtype != target.dtype:
-        cp = result.cp if comp is None else comp.lift(result.cp)
+    if lift is not None or result.cp.weights.dtype != target.dtype:
+        cp = result.cp if lift is None else lift.lift(result.cp)
         cp = cp.to(dtype=target.dtype)  # SPM and the shortcuts work in float64
         rel = cp_relative_error(cp, target)
         result.cp, result.relative_error, result.converged = cp, rel, rel <= tol
@@ -121,6 +126,24 @@ def fast_route(
     result.info["compression"] = {"dim": None if comp is None else comp.dim, "seconds": seconds}
     result.info["route"] = route
     return result
+
+
+def _span(target: Target, width: int, gen: torch.Generator,
+          max_ratio: float) -> Compression | None:
+    """The target in an orthonormal basis of its components' span when that span is smaller
+    than ``d`` and at most ``max(max_ratio·d, width)`` (beyond, neither the gradient fit nor SPM
+    would use it); ``None`` otherwise. The sketch starts at ``min(d, 20)`` test vectors
+    (:func:`~overtensor.tensors.compression.range_basis`; same draws as :func:`compress`) and
+    grows only up to that cap, so a full-rank target costs at most ``cap + 1`` contractions."""
+    if not isinstance(target, CPTarget | MomentTarget | DenseTarget):
+        return None
+    d = target.dim
+    cap = max(int(max_ratio * d), min(width, d - 1))
+    Q64, sv = range_basis(target, random_state=gen, max_rank=cap)
+    if Q64 is None or Q64.shape[1] == 0:
+        return None
+    Q = Q64.to(dtype=target.dtype, device=target.device)
+    return Compression(Q, _core(target, Q), sv)
 
 
 def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
