@@ -23,7 +23,7 @@ _EXPORTS: dict[str, str] = {
     "PowerOptions": "overtensor.tensors.power",
     "fit_batched": "overtensor.tensors.batched",
     "compress": "overtensor.tensors.compression",
-    "fit_compressed": "overtensor.tensors.compression",
+    "SPMOptions": "overtensor.tensors.spm",
     "SymmetricCP": "overtensor.tensors.cp",
     "SymmetricCPDecomposition": "overtensor.tensors.estimator",
     "METHODS": "overtensor.tensors.methods",
@@ -61,6 +61,7 @@ __all__ = [
     "FitResult",
     "MomentTarget",
     "PowerOptions",
+    "SPMOptions",
     "Shortcuts",
     "SymmetricCP",
     "SymmetricCPDecomposition",
@@ -71,7 +72,6 @@ __all__ = [
     "cp_relative_error",
     "fit",
     "fit_batched",
-    "fit_compressed",
     "laziness",
     "laziness_recorder",
     "lazy_error",
@@ -99,7 +99,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers see the eager imports
     from overtensor.tensors.batched import fit_batched
-    from overtensor.tensors.compression import compress, fit_compressed
+    from overtensor.tensors.compression import compress
     from overtensor.tensors.cp import SymmetricCP
     from overtensor.tensors.estimator import SymmetricCPDecomposition
     from overtensor.tensors.fitting import fit
@@ -111,6 +111,7 @@ if TYPE_CHECKING:  # static analysers see the eager imports
     from overtensor.tensors.regimes import REGIMES
     from overtensor.tensors.result import FitResult
     from overtensor.tensors.shortcuts import Shortcuts
+    from overtensor.tensors.spm import SPMOptions
     from overtensor.tensors.targets import (
         CPTarget,
         DenseTarget,

@@ -86,14 +86,17 @@ COMMANDS: dict[str, Command] = {
 import overtensor as ot
 
 target = ot.random_target(order=3, dim=100, rank=10, components="random", random_state=0)
-result = ot.fit(target, width=50, method="beyond-lazy", random_state=0)
+result = ot.fit(target, width=50, random_state=0)
 print("relative_error", result.relative_error)
 print("recovered", ot.recovery(result.cp, target).recovered)
+paper = ot.fit(target, width=50, method="beyond-lazy", engine="paper", random_state=0)
+print("paper", paper.relative_error, paper.steps)
 ''')),
     "fit-json": Command("overtensor fit --order 3 --dim 100 --rank 10 --width 50 --components random "
                         "--seed 0 --json\n"),
     "fit-lazy-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --regime lazy --json\n"),
-    "fit-full-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --json\n"),
+    "fit-full-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --engine paper "
+                           "--json\n"),
     "networks-orders": Command(
         "overtensor experiment run lazy-vs-full-networks --preset orders --inprocess --no-progress\n"),
     "min-norm-heldout": Command(
@@ -154,19 +157,22 @@ NUMBERS: list[DocNumber] = [
     # README: quick start, Python and command line
     DocNumber("README.md", r"result\.relative_error +# " + _F + ":", "quickstart",
               r"relative_error " + _F, FLOOR),
-    DocNumber("README.md", r'"relative_error": ' + _F + r', "model_relative_error"', "fit-json",
+    DocNumber("README.md", r"paper\.relative_error, paper\.steps +# \(" + _F + ",", "quickstart",
+              r"paper " + _F, FLOOR),
+    DocNumber("README.md", r"paper\.steps +# \([^,]*, (\d+)\)", "quickstart", r"paper \S+ (\d+)", 0.05,
+              rel=True),
+    DocNumber("README.md", r'"relative_error": ' + _F + r', "steps"', "fit-json",
               r'"relative_error": ' + _F, FLOOR),
-    DocNumber("README.md", r'"model_relative_error": ' + _F + r', "steps": (\d+)', "fit-json",
-              r'"model_relative_error": ' + _F + r', "steps": (\d+)', 0.05, rel=True),
-    DocNumber("README.md", r'"recovered": (\d+), "laziness": ' + _F, "fit-json",
-              r'"recovered": (\d+),.*?"laziness": ' + _F, 0.01, rel=True),
+    DocNumber("README.md", r'"steps": (\d+), "seconds"', "fit-json", r'"steps": (\d+)', 0.05, rel=True),
+    DocNumber("README.md", r'"rank": (\d+), "recovered": (\d+)', "fit-json",
+              r'"rank": (\d+), "recovered": (\d+)', 0),
     # README: the lazy and the full fit at d = 50
     DocNumber("README.md", r"--regime lazy --json +# rel\. error " + _F + r", (\d)/5 recovered, "
               r"kernel_change (\d+)", "fit-lazy-50",
               r'"relative_error": ' + _F + r'.*"recovered": (\d+).*"kernel_change": ' + _F, 0.005),
-    DocNumber("README.md", r"--width 50 --json +# rel\. error ~(0),", "fit-full-50",
+    DocNumber("README.md", r"--engine paper --json +# rel\. error ~(0),", "fit-full-50",
               r'"relative_error": ' + _F, FLOOR),
-    DocNumber("README.md", r"--width 50 --json +# rel\. error ~0, (\d)/5 recovered, laziness ≈ " + _F,
+    DocNumber("README.md", r"--engine paper --json +# rel\. error ~0, (\d)/5 recovered, laziness ≈ " + _F,
               "fit-full-50", r'"recovered": (\d+).*"laziness": ' + _F, 0.01, rel=True),
     # README: the small preset of width-vs-dimension (long): lazy and beyond-lazy slopes
     DocNumber("README.md", r"The small preset .*? gives lazy " + _F + " and beyond-lazy " + _F,

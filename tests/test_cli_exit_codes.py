@@ -58,7 +58,8 @@ def test_a_clean_sweep_exits_0(tmp_path, spec, capsys):
 
 
 def test_a_diverging_fit_exits_5(capsys):
-    rc = main(["fit", "--dim", "5", "--rank", "2", "--lr", "1000", "--steps", "200", "--json"])
+    rc = main(["fit", "--dim", "5", "--rank", "2", "--lr", "1000", "--steps", "200", "--json",
+               "--engine", "paper"])  # the default route would answer by SPM, no steps
     assert rc == ec.DIVERGED
     assert "the fit diverged" in one_line(capsys)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.tensors.compression import compress, fit_compressed, range_basis
+from overtensor.tensors.compression import compress, range_basis
 
 
 def _random_cp(order, dim, rank, seed):
@@ -32,7 +32,7 @@ def test_cp_target_compresses_to_its_rank_and_errors_are_the_same_in_both_spaces
 def test_dense_target_fit_in_the_core_recovers_the_components_in_full_space():
     cp_target = ot.random_target(3, 24, 4, random_state=3)
     dense = ot.DenseTarget(cp_target.truth.to_dense(), truth=cp_target.truth)
-    result = fit_compressed(dense, width=12, random_state=0)
+    result = ot.fit(dense, width=12, random_state=0)
     assert result.info["compression"]["dim"] == 4
     assert result.cp.dim == 24
     assert result.relative_error <= 1e-4 and result.converged
@@ -59,8 +59,9 @@ def test_full_rank_target_is_not_compressed_and_the_fit_falls_back_to_the_full_p
     Q, sv = range_basis(noisy, random_state=0)
     assert Q is None and sv.numel() == 8
     assert compress(noisy, random_state=0) is None
-    result = fit_compressed(noisy, width=6, random_state=0, max_steps=400, final_steps=100)
+    result = ot.fit(noisy, width=6, random_state=0, max_steps=400, final_steps=100)
     assert result.info["compression"]["dim"] is None
+    assert result.info["route"]["compressed_dim"] is None
     assert result.cp.dim == 8
 
 

@@ -187,7 +187,7 @@ def test_full_model_cp_is_scale_free_and_alpha_scaled_is_the_trained_tensor():
 
 def test_full_model_cp_of_a_full_fit_is_the_model_before_extraction_and_power_has_none():
     target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
-    res = ot.fit(target, width=6, random_state=0)
+    res = ot.fit(target, width=6, random_state=0, engine="paper")
     assert ot.cp_relative_error(res.full_model_cp(), target) == pytest.approx(
         res.model_relative_error, rel=1e-6, abs=1e-7)
     power = ot.fit(target, method="power-method", random_state=0)

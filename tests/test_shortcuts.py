@@ -1,6 +1,8 @@
-"""Issue 16, item 2: the shortcut path of the compressed fit (early switch to Levenberg-Marquardt
-extraction, curvature step size, NumPy steps), the paper's path with ``shortcuts=None``, the
-unfolding's error bound and the NumPy kernels against their torch references."""
+"""Issue 16, item 2 (issue 21: now ``fit``'s default route): the shortcut path of the compressed fit
+(early switch to Levenberg-Marquardt extraction, curvature step size, NumPy steps), the paper's
+path with ``engine="paper"``, the unfolding's error bound and the NumPy kernels against their
+torch references. ``Shortcuts(spm=False)`` keeps the route off the subspace power method so that
+the shortcuts themselves are tested."""
 
 import numpy as np
 import pytest
@@ -8,12 +10,14 @@ import torch
 
 import overtensor as ot
 from overtensor.tensors import small_core as small
-from overtensor.tensors.compression import compress, fit_compressed
+from overtensor.tensors.compression import compress
 from overtensor.tensors.gauss_newton import levenberg_marquardt
 from overtensor.tensors.gradients import loss_and_grad
 from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.shortcuts import Shortcuts, small_core
 from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
+
+NO_SPM = Shortcuts(spm=False)
 
 
 def _dense(order, dim, rank, seed):
@@ -25,7 +29,7 @@ def _dense(order, dim, rank, seed):
 def test_shortcut_fit_recovers_every_component_with_the_reported_error_against_the_array(
         order, seed):
     target = _dense(order, 20 if order == 3 else 12, 4, seed)
-    result = fit_compressed(target, 16, random_state=seed)
+    result = ot.fit(target, 16, random_state=seed, shortcuts=NO_SPM)
     assert result.info["compression"]["dim"] == 4
     assert result.info["shortcuts"]["switched_at"] is not None  # the early switch was taken
     assert result.converged and result.cp.rank == 4
@@ -39,10 +43,10 @@ def test_shortcut_fit_recovers_every_component_with_the_reported_error_against_t
 
 def test_the_switch_takes_far_fewer_steps_than_the_papers_schedule_on_the_same_core():
     target = _dense(3, 20, 4, 5)
-    fast = fit_compressed(target, 16, random_state=5)
-    paper = fit_compressed(target, 16, random_state=5, shortcuts=None)
+    fast = ot.fit(target, 16, random_state=5, shortcuts=NO_SPM)
+    paper = ot.fit(target, 16, random_state=5, engine="paper")
     assert fast.converged and paper.converged
-    assert "shortcuts" not in paper.info  # the paper's path is ot.fit on the core
+    assert "shortcuts" not in paper.info and paper.info["route"]["engine"] == "paper"
     assert fast.steps * 4 < paper.steps
     # Both found the same components.
     assert fast.recovery().recovered == paper.recovery().recovered == 4
@@ -50,10 +54,13 @@ def test_the_switch_takes_far_fewer_steps_than_the_papers_schedule_on_the_same_c
 
 def test_switch_off_runs_the_papers_schedule_with_numpy_steps_to_the_same_answer():
     target = _dense(3, 16, 3, 7)
-    no_switch = fit_compressed(target, 12, random_state=7,
-                               shortcuts=Shortcuts(early_switch=False, adaptive_lr=False,
-                                                   check_every=50))
-    paper = fit_compressed(target, 12, random_state=7, shortcuts=None)
+    no_switch = ot.fit(target, 12, random_state=7,
+                       shortcuts=Shortcuts(early_switch=False, adaptive_lr=False,
+                                           check_every=50, spm=False))
+    # The paper's schedule on the same core from the same generator (after the same sketch).
+    gen = torch.Generator().manual_seed(7)
+    comp = compress(target, random_state=gen, sketch_size=12 + 10)
+    paper = ot.fit(comp.core, 12, random_state=gen, engine="paper")
     assert no_switch.info["shortcuts"]["switched_at"] is None
     # Same schedule, same draws, same step formula: the same decisions (rounding aside).
     assert no_switch.steps == paper.steps
@@ -63,24 +70,24 @@ def test_switch_off_runs_the_papers_schedule_with_numpy_steps_to_the_same_answer
 
 def test_cp_and_moment_cores_take_the_shortcut_path():
     cp_target = ot.random_target(3, 200, 4, random_state=3)
-    result = fit_compressed(cp_target, 16, random_state=3)
+    result = ot.fit(cp_target, 16, random_state=3, shortcuts=NO_SPM)
     assert result.info["shortcuts"]["switched_at"] is not None
     assert result.converged and result.recovery().recovered == 4
     truth = cp_target.truth
     samples = truth.components.repeat(30, 1) * 4 ** (1 / 3)  # moments = Σ u_j^{⊗3} exactly
     moments = ot.MomentTarget(samples, 3)
-    result = fit_compressed(moments, 16, random_state=4)
+    result = ot.fit(moments, 16, random_state=4, shortcuts=NO_SPM)
     assert result.info["shortcuts"]["switched_at"] is not None
     assert result.converged and ot.recovery(result.cp, cp_target).recovered == 4
 
 
-def test_an_option_the_shortcuts_do_not_take_falls_back_to_fit():
+def test_an_option_the_shortcuts_do_not_take_falls_back_to_the_papers_schedule():
     target = _dense(3, 16, 3, 1)
     seen = []
-    result = fit_compressed(target, 12, random_state=1,
-                            callback=lambda rec, state: seen.append(rec["step"]))
-    assert result.info["shortcuts"] is None and seen  # ot.fit ran and called back
-    assert result.info["shortcuts_skipped"].startswith("callback=")
+    result = ot.fit(target, 12, random_state=1,
+                    callback=lambda rec, state: seen.append(rec["step"]))
+    assert result.info["route"]["engine"] == "paper" and seen  # the paper's loop called back
+    assert "callback=" in result.info["route"]["why"]
 
 
 @pytest.mark.parametrize("bad", [dict(stable_cos=1.5), dict(lr_factor=0.0), dict(lr_factor=3.0),
@@ -94,7 +101,7 @@ def test_bad_shortcut_options_name_the_argument(bad):
 
 def test_shortcuts_of_the_wrong_type_are_refused_before_any_work():
     with pytest.raises(TypeError, match="shortcuts"):
-        fit_compressed(_dense(3, 10, 2, 0), 8, shortcuts="fast")
+        ot.fit(_dense(3, 10, 2, 0), 8, shortcuts="fast")
 
 
 def test_unfolding_bound_holds_for_every_cp_and_is_the_same_for_dense_and_cp_forms():
@@ -165,13 +172,14 @@ def test_moment_spectrum_equals_the_dense_one_and_certifies_the_rank_of_a_moment
     assert float(sv_m[6:].max()) < 1e-6 * float(sv_m[0])  # the unfolding has d = 6 rows
     truth = ot.random_target(3, 40, 3, random_state=8).truth
     samples = truth.components.repeat(20, 1) * 3 ** (1 / 3)
-    result = fit_compressed(ot.MomentTarget(samples, 3), 12, random_state=8)
+    result = ot.fit(ot.MomentTarget(samples, 3), 12, random_state=8, shortcuts=NO_SPM)
     assert result.converged and result.cp.rank == 3
     assert "minimal" in result.info["rank_reduction"]["stop"]
 
 
 @pytest.mark.parametrize("bad", [dict(float32="no"), dict(early_switch=1), dict(confirm=None),
-                                 dict(adaptive_lr="yes"), dict(stable_cos="0.9")])
+                                 dict(adaptive_lr="yes"), dict(stable_cos="0.9"),
+                                 dict(spm="yes")])
 def test_shortcut_fields_of_the_wrong_type_name_the_field_and_value(bad):
     name, value = next(iter(bad.items()))
     with pytest.raises(TypeError, match=f"{name}.*{value!r}"):
@@ -180,13 +188,14 @@ def test_shortcut_fields_of_the_wrong_type_name_the_field_and_value(bad):
 
 def test_default_shortcuts_that_cannot_apply_say_why_and_explicit_ones_are_refused():
     target = _dense(3, 10, 2, 0)
-    result = fit_compressed(target, 6, random_state=0, optimizer="adam", max_steps=50)
-    assert result.info["shortcuts"] is None
-    assert result.info["shortcuts_skipped"] == "optimizer='adam'"
+    result = ot.fit(target, 6, random_state=0, optimizer="adam", max_steps=50)
+    assert result.info["route"]["engine"] == "paper"
+    assert result.info["route"]["why"].endswith("optimizer='adam'")
     with pytest.raises(ValueError, match="optimizer='adam'"):
-        fit_compressed(target, 6, random_state=0, optimizer="adam",
-                       shortcuts=Shortcuts(float32=True))
+        ot.fit(target, 6, random_state=0, optimizer="adam", shortcuts=Shortcuts(float32=True))
     with pytest.raises(ValueError, match="method='gd'"):
-        fit_compressed(target, 6, "gd", shortcuts=Shortcuts())
+        ot.fit(target, 6, "gd", shortcuts=Shortcuts())
+    with pytest.raises(ValueError, match="engine='paper'"):
+        ot.fit(target, 6, engine="paper", shortcuts=Shortcuts())
     with pytest.raises(ValueError, match="width"):
-        fit_compressed(target)
+        ot.fit(target)

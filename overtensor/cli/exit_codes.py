@@ -81,7 +81,10 @@ def one_line(text: str) -> str:
 
 def classify(exc: BaseException) -> tuple[int, str] | None:
     """``(exit code, one-line message)`` for an expected failure, None for a bug."""
-    from overtensor.training.loop import DivergenceError
+    # A DivergenceError exists only once its module (and torch) is loaded: importing it here
+    # would cost ~1 s of torch import before a plain usage error is printed.
+    loop = sys.modules.get("overtensor.training.loop")
+    DivergenceError = getattr(loop, "DivergenceError", ()) if loop is not None else ()
 
     code = getattr(exc, "exit_code", None)
     if isinstance(code, int) and not isinstance(code, bool):

@@ -9,10 +9,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
+
+#: Wall clock at the import of the CLI (before numpy/torch): ``seconds_total`` counts from here.
+_STARTED = time.perf_counter()
 
 #: Options that only describe the random synthetic target (an error with your own data).
 SYNTHETIC_ONLY = ("dim", "components", "weights", "noise")
+
+#: ``overtensor.METHODS`` and the fit regimes, spelled out so that a bad ``--method`` is reported
+#: before torch is imported (tests/test_startup.py checks that they agree with the library).
+FIT_METHODS = ("beyond-lazy", "gd", "exact-rank", "deflation", "power-method", "spm")
+FIT_REGIMES = ("full", "lazy", "random-features", "alpha-scaled", "orthogonal")
+#: Methods that take the target's rank when ``--width`` is not given.
+_RANK_METHODS = ("exact-rank", "power-method", "spm")
+
+#: Subcommands whose parser is built alone when they are the command (their start-up does not
+#: pay for the experiment commands' imports).
+_FAST_COMMANDS = ("fit", "train", "moments")
 
 
 def _add_fit(sub) -> None:
@@ -42,10 +57,18 @@ def _add_fit(sub) -> None:
     p.add_argument("--width", type=int, default=None,
                    help="number of rank-one terms m (default 5*rank; required with --tensor and "
                         "--samples)")
-    p.add_argument("--method", default="beyond-lazy", help="beyond-lazy | gd | exact-rank | "
-                   "deflation | power-method (default beyond-lazy)")
-    p.add_argument("--regime", default="full", help="full | lazy | random-features | alpha-scaled | "
-                   "orthogonal (default full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--method", default="beyond-lazy", choices=FIT_METHODS, metavar="METHOD",
+                   help="beyond-lazy | gd | exact-rank | deflation | power-method | spm "
+                   "(default beyond-lazy)")
+    p.add_argument("--engine", default="auto", choices=("auto", "paper", "autograd"),
+                   help="auto: the fastest route to the same decomposition (default); paper: the "
+                        "paper's exact schedule; autograd: the paper's schedule on autograd")
+    p.add_argument("--regime", default="full", choices=FIT_REGIMES, metavar="REGIME",
+                   help="full | lazy | random-features | alpha-scaled | orthogonal (default "
+                        "full); the summary then also shows the laziness diagnostics")
+    p.add_argument("--laziness", action="store_true",
+                   help="also compute the tangent-kernel change (automatic with a --regime other "
+                        "than full; it needs torch.func, which costs ~2 s of import)")
     p.add_argument("--rotation", default=None,
                    help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
                         "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
@@ -125,39 +148,78 @@ def _orthogonal_option(args) -> dict:
     return {"orthogonal": OrthogonalOptions(rotation=args.rotation)}
 
 
+def _check_fit_args(args) -> None:
+    """The checks of ``overtensor fit`` that need no numerical library, before any import."""
+    for name in ("order", "dim", "rank", "width", "steps", "moment", "max_rank"):
+        value = getattr(args, name)
+        low = 0 if name == "max_rank" else 1
+        if value is not None and value < max(low, 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    for name in ("tol", "noise"):
+        value = getattr(args, name)
+        if value is not None and not value >= 0:
+            raise ValueError(f"--{name} must be >= 0, got {value}")
+    if args.rotation is not None and args.regime != "orthogonal":
+        raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
+    if args.moment is not None and not args.samples:
+        raise ValueError(f"--moment {args.moment} needs --samples")
+    if args.tensor or args.cp or args.samples:
+        given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your "
+                             f"own data")
+        if args.samples and args.moment is None:
+            raise ValueError("--samples needs --moment L (the order of the moment tensor)")
+        if args.samples and args.order is not None and args.order != args.moment:
+            raise ValueError(f"--order {args.order} and --moment {args.moment} disagree; give "
+                             f"--moment")
+        if args.width is None and args.method not in _RANK_METHODS and not args.cp:
+            raise ValueError(f"--width is required with "
+                             f"{'--tensor' if args.tensor else '--samples'} "
+                             "(the number of rank-one terms m)")
+
+
 def _cmd_fit(args) -> int:
-    import overtensor as ot
+    _check_fit_args(args)  # argument errors before numpy and torch are imported
     from overtensor._io import check_output_path
-    from overtensor.cli.userdata import RESULT_SUFFIXES, write_result
+    from overtensor.cli.userdata import RESULT_SUFFIXES
 
     if args.output is not None:
         check_output_path(args.output, RESULT_SUFFIXES)  # before any work
-    if args.rotation is not None and args.regime != "orthogonal":
-        raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
+    import overtensor as ot
+    from overtensor.cli.userdata import write_result
+
     target = _fit_target(args)
     own = bool(args.tensor or args.cp or args.samples)
     # A cap on the returned rank: --max-rank, or --rank on the user's own data.
     cap = args.max_rank if args.max_rank is not None else (args.rank if own else None)
     rank = target.truth.rank if target.truth is not None else None
     width = args.width if args.width is not None else (5 * rank if rank is not None else None)
-    if args.method == "exact-rank" or (args.method == "power-method" and args.width is None):
-        width = None  # the target's rank (power-method: --width sets the number of components)
+    if args.method == "exact-rank" or (args.method in _RANK_METHODS and args.width is None):
+        width = None  # the target's rank (power-method, spm: --width sets the number of components)
     elif width is None:
         raise ValueError(f"--width is required with {'--tensor' if args.tensor else '--samples'} "
                          "(the number of rank-one terms m)")
-    from overtensor.tensors.recorders import final_laziness
-
+    gradient = args.method not in ("power-method", "spm")
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
                     regime=args.regime, alpha=args.alpha, threads=args.threads,
-                    **({} if cap is None else {"rank": cap}), **_orthogonal_option(args))
+                    **({} if cap is None else {"rank": cap}), **_orthogonal_option(args),
+                    **({"engine": args.engine} if gradient and args.regime == "full" else {}))
     summary = result.summary()
-    if args.method != "power-method":
+    if result.params0 and (args.laziness or args.regime != "full"):
+        # torch.func (and with it torch._dynamo, ~2 s of import) only when asked for.
+        from overtensor.tensors.recorders import final_laziness
+
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
     summary.setdefault("regime", args.regime)
     summary.setdefault("width", width)
     if args.output is not None:
         summary["output"] = str(write_result(args.output, result, summary))
+    # The whole command's wall time (imports included) beside the fit's own "seconds", and the
+    # process's CPU time (interpreter start-up included).
+    summary["seconds_total"] = round(time.perf_counter() - _STARTED, 4)
+    summary["cpu_seconds_total"] = round(time.process_time(), 4)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -184,7 +246,8 @@ def _print_summary(summary: dict) -> None:
         console.print(f"[bold yellow]warning:[/] {line}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``overtensor`` parser; ``commands``: only these subcommands (default all)."""
     from overtensor.cli.exit_codes import EPILOG, OneLineParser
 
     parser = OneLineParser(
@@ -193,16 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_fit(sub)
-    from overtensor.cli.experiment import add_commands
-    from overtensor.cli.train import add_parser as add_train
+    wanted = set(commands) if commands is not None else None
+    if wanted is None or "fit" in wanted:
+        _add_fit(sub)
+    if wanted is None or "train" in wanted:
+        from overtensor.cli.train import add_parser as add_train
 
-    add_train(sub)
+        add_train(sub)
+    if wanted is None:
+        from overtensor.cli.experiment import add_commands
 
-    add_commands(sub)
-    from overtensor.cli.moments import add_parser as add_moments
+        add_commands(sub)
+    if wanted is None or "moments" in wanted:
+        from overtensor.cli.moments import add_parser as add_moments
 
-    add_moments(sub)
+        add_moments(sub)
     return parser
 
 
@@ -214,9 +282,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from overtensor.cli.exit_codes import report, signals_as_exceptions
 
-    parser = build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    # `overtensor fit ...`: build that subcommand's parser alone (the experiment commands' parser
+    # imports pydantic specs); `--help` and every other command get the whole parser.
+    first = next((a for a in args_list if not a.startswith("-")), None)
+    fast = first in _FAST_COMMANDS and args_list and args_list[0] == first
+    parser = build_parser([first] if fast else None)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(args_list)
     except SystemExit as exc:  # --help (0) or a usage error already printed on one line (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     with signals_as_exceptions():

@@ -135,7 +135,7 @@ def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
         return min(record.get("mass", [0.0])) >= 0.99
 
     result = ot.fit(target, width=cfg.get("width", 50), random_state=cfg["seed"] + 10_000,
-                    recorders=[MassRecorder(target)], callback=all_fitted, **opts)
+                    recorders=[MassRecorder(target)], callback=all_fitted, engine="paper", **opts)
     t50 = crossing_steps(result.history, 0.5)
     t99 = crossing_steps(result.history, 0.99)
     lam = target.truth.weights.abs().tolist()

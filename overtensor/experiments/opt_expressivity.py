@@ -71,7 +71,7 @@ def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
     else:
         err = ot.fit(target, width=width, method="beyond-lazy", max_steps=steps, tol=eps,
                      final_steps=min(steps // 2, 2000), random_state=init_seed,
-                     polish_iter=0).model_relative_error
+                     polish_iter=0, engine="paper").model_relative_error
     return {"error": float(err), "reached": bool(err <= eps * 1.0001),
             "sym_dim": symmetric_dimension(dim, order)}
 

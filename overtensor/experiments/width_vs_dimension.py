@@ -122,7 +122,7 @@ def run_width_vs_dimension(config: dict[str, Any]) -> dict[str, Any]:
         res = ot.fit(target, width=m, method="beyond-lazy", random_state=seed + 2000, tol=eps,
                      max_steps=int(config.get("max_steps", 3000)),
                      final_steps=int(config.get("final_steps", 1000)), eval_every=50, extract=False,
-                     polish_iter=0)
+                     polish_iter=0, engine="paper")
         fits += 1
         if res.model_relative_error <= eps:
             out.update(min_width=m, error_at_min_width=res.model_relative_error, fits=fits)

@@ -305,6 +305,8 @@ def fit_batched(
                         polish_below=c["polish_below"], merge_cos=c["merge_cos"],
                         drop_tol=c["drop_tol"], tol=c["tol"], seconds=time.perf_counter() - t0,
                         rank=c["rank"])
+                    run.result.info["route"] = {"engine": "paper",
+                                                "why": "fit_batched runs the paper's schedule"}
                 done.append(pos)
             if done:
                 batch.drop(done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,8 +18,8 @@ from overtensor._checks import (
 )
 from overtensor.optim.registry import check_optimizer
 from overtensor.tensors.memory import check_fit_memory
-from overtensor.tensors.methods import METHODS, _target_rank, gradient_options
-from overtensor.tensors.options import refuse_ignored
+from overtensor.tensors.methods import DIRECT_METHODS, METHODS, _target_rank, gradient_options
+from overtensor.tensors.options import _is_default, refuse_ignored
 from overtensor.tensors.regimes import fit_regimes
 from overtensor.tensors.result import FitResult, rescale_result
 from overtensor.tensors.targets import as_target
@@ -64,6 +65,7 @@ def fit(
     engine: str = "auto",
     power: Any = None,
     orthogonal: Any = None,
+    shortcuts: Any = None,
 ) -> FitResult:
     """Decompose a symmetric tensor with an over-parameterized gradient method.
 
@@ -74,7 +76,7 @@ def fit(
     width : int
         Number of rank-one terms ``m``. Required except for ``exact-rank`` and ``power-method``
         (which use the target's rank).
-    method : {"beyond-lazy", "gd", "exact-rank", "deflation", "power-method"}
+    method : {"beyond-lazy", "gd", "exact-rank", "deflation", "power-method", "spm"}
         ``beyond-lazy``: the paper's variant (homogeneous model, weight decay, re-initialization,
         final phase without weight decay). ``gd``: gradient descent on the ``plain`` model from the
         same small init. ``exact-rank``: ``m = r`` on the homogeneous model, no re-initialization.
@@ -83,6 +85,9 @@ def fit(
         :mod:`overtensor.tensors.deflation_schedule`).
         ``power-method``: tensor power method with deflation, each component refined by the
         shifted power method (SS-HOPM, Kolda & Mayo 2011; see ``power``).
+        ``spm``: the subspace power method (Kileel & Pereira 2019,
+        :mod:`overtensor.tensors.spm`): exact for ranks up to the flattening's rank (``r ≤ d``
+        at order 3, ``r ≤ d(d+1)/2`` at order 4), ``ValueError`` beyond; order ``≥ 3``.
     model : {"plain", "homogeneous", "coefficients"}, optional
         Override the method's model.
     regime : {"full", "lazy", "random-features", "alpha-scaled", "orthogonal"} or a registered name
@@ -140,11 +145,19 @@ def fit(
         Extra per-evaluation diagnostics merged into the history records.
     progress : bool
         Show a progress bar.
-    engine : {"auto", "autograd"}
-        ``auto``: plain gradient descent runs on the batched engine (:mod:`overtensor.tensors.batched`,
-        closed-form gradients) with a batch of one; other optimizers on the autograd loop
+    engine : {"auto", "paper", "autograd"}
+        ``auto`` (default): the fastest route to the same decomposition
+        (:func:`overtensor.tensors.route.fast_route`, ``docs/method.md``): for
+        ``beyond-lazy`` with options the route honours, compress the target to the span of its
+        components, try the subspace power method when the flattening's rank is at most
+        ``width``, else run ``beyond-lazy`` with :class:`~overtensor.tensors.shortcuts.Shortcuts`
+        on the small core, lift and measure against the target; otherwise the ``paper`` route.
+        ``info["route"]`` records the route taken and why.
+        ``paper``: the paper's exact schedule (what the experiments pin): plain gradient descent
+        on the batched engine (:mod:`overtensor.tensors.batched`, closed-form gradients) with a
+        batch of one, other optimizers on the autograd loop
         (:func:`~overtensor.tensors.gradient.gradient_fit`). ``autograd`` forces the latter.
-        Both take the same decisions from the same random draws; numbers agree to rounding.
+        ``paper`` and ``autograd`` take the same decisions from the same random draws.
     power : PowerOptions, optional
         Options of ``power-method`` (:class:`overtensor.tensors.power.PowerOptions`): the
         shifted (SS-HOPM, default) or plain variant, the shift rule, restarts and iterations.
@@ -154,6 +167,9 @@ def fit(
         orthogonal (``cayley`` by default, ``matrix_exp``, ``householder``, ``gram-schmidt``,
         ``lowdin``, ``riemannian``, ``stochastic``), whether the coefficients are trained, and the
         block size and period of stochastic OPT.
+    shortcuts : Shortcuts, optional
+        The speed-ups of the ``auto`` route (:class:`overtensor.tensors.shortcuts.Shortcuts`;
+        default ``Shortcuts()``); an explicit one is refused where the route cannot apply it.
     threads : int, "auto" or None
         Intra-op torch threads for this fit (keyword only; added by
         :func:`overtensor.tensors.threads.with_chosen_threads`). Default ``$OVERTENSOR_THREADS``, else
@@ -165,11 +181,14 @@ def fit(
     FitResult
         ``seconds`` is the wall time of the whole call (training, extraction and polish; the parts
         are ``info["seconds_train"]``, ``info["seconds_extract"]``, ``info["seconds_polish"]``);
-        ``info["threads"]`` the number of threads used.
+        ``info["threads"]`` the number of threads used; ``info["route"]`` the engine that ran
+        (``"spm"``, ``"shortcuts"``, ``"paper"``, or the direct method) and why. When the default
+        route answers by the subspace power method, ``method`` is ``"spm"``, ``history`` is empty
+        and there are no model parameters (``engine="paper"`` gives the gradient method's).
     """
     given = dict(locals())
     check_choice("method", method, METHODS)
-    check_choice("engine", engine, ("auto", "autograd"))
+    check_choice("engine", engine, ENGINES)
     check_choice("regime", regime, fit_regimes())
     refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
@@ -194,6 +213,17 @@ def fit(
         if not isinstance(power, PowerOptions):
             raise TypeError(f"power must be a PowerOptions, got {type(power).__name__}: {power!r}")
 
+    if shortcuts is not None:
+        from overtensor.tensors.shortcuts import Shortcuts
+
+        if not isinstance(shortcuts, Shortcuts):
+            raise TypeError(f"shortcuts must be a Shortcuts or None, got "
+                            f"{type(shortcuts).__name__}: {shortcuts!r}")
+        if engine != "auto":
+            raise ValueError(f"shortcuts are only used with engine='auto', got engine={engine!r}")
+    if method == "spm" and rank is not None:
+        raise ValueError(f"method='spm' takes the number of components as width, got rank={rank}")
+
     if orthogonal is not None:
         from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
@@ -215,25 +245,74 @@ def fit(
             callback=callback, recorders=recorders, progress=progress, orthogonal=orthogonal,
         ), tgt, exponent)
 
-    if method == "power-method":
-        from overtensor.tensors.power import power_method
-
+    if method in DIRECT_METHODS:
         rank = width if width is not None else _target_rank(tgt, method)
-        return power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
-                            progress=progress, options=power)
+        if method == "spm":
+            from overtensor.tensors.spm import spm
 
+            out = spm(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol)
+        else:
+            from overtensor.tensors.power import power_method
+
+            out = power_method(tgt, rank, generator=gen, dtype=dt, device=dev, tol=tol,
+                               progress=progress, options=power)
+        out.info["route"] = {"engine": method, "why": f"method={method!r}"}
+        return out
+
+    options = dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
+                   reinit_threshold=reinit_threshold, epoch_steps=epoch_steps,
+                   epoch_growth=epoch_growth, max_steps=max_steps, final_steps=final_steps,
+                   tol=tol, lr=lr, optimizer=optimizer, signs=signs, patience=patience,
+                   eval_every=eval_every, extract=extract, polish_iter=polish_iter,
+                   polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
+                   main_epochs=main_epochs, rank=rank)
+    gradient_options(tgt, width, method, **options)  # every option checked before any work
+    why = f"engine={engine!r}"
+    if engine == "auto":
+        from overtensor.tensors.route import DEFAULT_SHORTCUTS, fast_route, route_blocker
+
+        passed = {k: given[k] for k in ROUTE_OPTIONS if not _is_default(given[k], _DEFAULTS[k])}
+        blocker = route_blocker(method, passed, width, _DEFAULTS)
+        if blocker is None:
+            def paper_on(work, w, generator, opts):  # the paper's schedule on the core
+                out = fit(work, w, method, random_state=generator, engine="paper", **opts)
+                out.info.pop("route", None)
+                return out
+
+            return fast_route(tgt, width, generator=gen,
+                              shortcuts=DEFAULT_SHORTCUTS if shortcuts is None else shortcuts,
+                              fit_options=passed, defaults=_DEFAULTS, paper_fit=paper_on)
+        if shortcuts is not None:
+            raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply with {blocker}; "
+                             f"pass engine='paper' or remove the option")
+        why = f"the fast route does not apply with {blocker}"
+    result = _paper_fit(tgt, width, method, gen, dt, dev, "autograd" if engine == "autograd"
+                        else "paper", callback, recorders, progress, options)
+    result.info["route"] = {"engine": "paper", "why": why}
+    return result
+
+
+#: The engines of :func:`fit` (``auto``: the fast route where it applies; ``paper``: the
+#: paper's schedule; ``autograd``: the paper's schedule on the autograd loop).
+ENGINES = ("auto", "paper", "autograd")
+
+#: Options of :func:`fit` that the fast route looks at (a non-default one outside
+#: :data:`overtensor.tensors.route.SHORTCUT_OPTIONS` sends the fit to the paper route).
+ROUTE_OPTIONS = (
+    "order", "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps",
+    "epoch_growth", "max_steps", "final_steps", "tol", "lr", "optimizer", "signs", "patience",
+    "eval_every", "extract", "polish_iter", "polish_below", "main_epochs", "merge_cos", "drop_tol",
+    "rank", "device", "dtype", "callback", "recorders", "progress",
+)
+
+
+def _paper_fit(tgt, width, method, gen, dt, dev, engine, callback, recorders, progress,
+               options) -> FitResult:
+    """The paper's schedule (``engine="paper"`` or ``"autograd"``) of a gradient method."""
     from overtensor.tensors.gradient import gradient_fit
 
-    options = dict(
-        model=model, init_scale=init_scale, weight_decay=weight_decay,
-        reinit_threshold=reinit_threshold, epoch_steps=epoch_steps, epoch_growth=epoch_growth,
-        max_steps=max_steps, final_steps=final_steps, tol=tol, lr=lr, optimizer=optimizer,
-        signs=signs, patience=patience, eval_every=eval_every, extract=extract,
-        polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos, drop_tol=drop_tol,
-        main_epochs=main_epochs, rank=rank,
-    )
     cfg = gradient_options(tgt, width, method, **options)
-    if engine == "auto" and cfg["optimizer"] in (None, "gd"):
+    if engine == "paper" and cfg["optimizer"] in (None, "gd"):
         # Plain gradient descent: the batched engine (closed-form gradients, no autograd or
         # optimizer overhead) with a batch of one is ~4x faster per step on the CPU and takes
         # the same decisions (shared EpochSchedule, same random draws).
@@ -248,3 +327,6 @@ def fit(
     return rescale_result(
         gradient_fit(work, **cfg, generator=gen, dtype=dt, device=dev, callback=callback,
                      recorders=recorders, progress=progress), tgt, exponent)
+
+
+_DEFAULTS = {k: p.default for k, p in inspect.signature(fit).parameters.items()}

@@ -39,7 +39,7 @@ def check_fit_memory(target: Target, width: int | None, method: str, dtype: torc
         m = target.truth.rank
     if m is None:
         return  # refused later with "width is required"
-    if method == "power-method":
+    if method in ("power-method", "spm"):  # spm checks its flattening itself (spm_memory)
         cols = max(target.dim, _POWER_RESTARTS)
         what = "an array of components"
     else:

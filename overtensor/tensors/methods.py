@@ -27,7 +27,11 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
                       reinit_threshold="half-init", epoch_steps=50, epoch_growth=2.0,
                       main_epochs="auto"),
 }
-METHODS = (*METHOD_DEFAULTS, "power-method")
+#: The methods without a gradient model: the tensor power method and the subspace power method
+#: (Kileel & Pereira; :mod:`overtensor.tensors.spm`); both take the number of components as
+#: ``width`` (default the target's rank).
+DIRECT_METHODS = ("power-method", "spm")
+METHODS = (*METHOD_DEFAULTS, *DIRECT_METHODS)
 
 #: Defaults of the options of the gradient methods, the same in :func:`overtensor.fit`'s signature
 #: and in :func:`overtensor.tensors.batched.fit_batched` (a test checks that they agree).

@@ -12,18 +12,18 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-#: Options only the gradient methods (``method != "power-method"``) use.
+#: Options only the gradient methods (not ``"power-method"`` or ``"spm"``) use.
 GRADIENT_OPTIONS = (
     "model", "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth",
     "final_steps", "lr", "optimizer", "signs", "patience", "eval_every", "extract",
     "polish_iter", "polish_below", "main_epochs", "merge_cos", "drop_tol", "callback",
-    "recorders", "engine",
+    "recorders", "engine", "shortcuts",
 )
 #: Options of the full regime that the other regimes (one phase, no extraction) do not use.
 #: ``weight_decay`` and ``reinit_threshold`` are refused by the regimes themselves.
 FULL_REGIME_OPTIONS = (
     "epoch_growth", "final_steps", "extract", "polish_iter", "polish_below", "main_epochs",
-    "merge_cos", "drop_tol", "engine",
+    "merge_cos", "drop_tol", "engine", "shortcuts",
 )
 
 
@@ -43,7 +43,7 @@ def _is_default(value: Any, default: Any) -> bool:
 def ignored_options(method: str, regime: str) -> tuple[str, ...]:
     """The options of ``fit`` that ``method`` in ``regime`` does not use."""
     out: list[str] = []
-    if method == "power-method":
+    if method in ("power-method", "spm"):
         out += GRADIENT_OPTIONS
     elif regime != "full":
         out += FULL_REGIME_OPTIONS

@@ -1,7 +1,8 @@
 """``beyond-lazy`` with fewer, cheaper steps on a small (compressed) target.
 
-Users reach this through ``overtensor.tensors.compression.fit_compressed(target, width,
-shortcuts=Shortcuts(...))`` (the default ``Shortcuts()``); :func:`fit_small` is the internal loop.
+Users reach this through ``overtensor.fit(target, width)`` (``engine="auto"``, the default; options
+``fit(..., shortcuts=Shortcuts(...))``), whose fast route
+(:func:`overtensor.tensors.compression.fast_route`) calls :func:`fit_small`, the internal loop.
 
 The paper's schedule (docs/theory/tensors.md §5, :func:`overtensor.fit`) keeps training with weight decay
 until the
@@ -36,8 +37,8 @@ The minimal number of terms is certified when the unfolding's spectrum proves th
 fewer cannot reach ``tol`` (:mod:`overtensor.tensors.unfolding`); otherwise
 :func:`~overtensor.tensors.reduction.reduce_rank` runs as in :func:`finish_fit`.
 
-``fit_compressed(..., shortcuts=None)`` runs the paper's schedule instead (``overtensor.fit`` on
-the core); see ``docs/method.md``, "Which settings reproduce the paper".
+``fit(..., engine="paper")`` runs the paper's schedule instead; see ``docs/method.md``, "Which
+settings reproduce the paper".
 """
 
 from __future__ import annotations
@@ -79,12 +80,12 @@ CURVATURE_ITERS = 3
 @dataclass(frozen=True)
 class Shortcuts:
     """Speed-ups of ``beyond-lazy`` on a small core, passed as
-    ``overtensor.tensors.compression.fit_compressed(target, width, shortcuts=Shortcuts(...))``.
+    ``overtensor.fit(target, width, shortcuts=Shortcuts(...))``.
 
-    ``Shortcuts()`` (the default of ``fit_compressed``) turns them on; ``shortcuts=None`` runs the
-    paper's schedule. What each switch does, and why it keeps the answer, is described in the
-    docstring of the module :mod:`overtensor.tensors.shortcuts`; when they apply is in
-    ``fit_compressed``'s docstring.
+    ``Shortcuts()`` (the default of ``fit``'s ``engine="auto"``) turns them on;
+    ``engine="paper"`` runs the paper's schedule. What each switch does, and why it keeps the
+    answer, is described in the docstring of the module :mod:`overtensor.tensors.shortcuts`; when
+    they apply in :func:`overtensor.tensors.compression.fast_route`.
 
     Attributes
     ----------
@@ -112,6 +113,9 @@ class Shortcuts:
         Gradient steps in float32 (default False).
     lm_iter : int
         Levenberg–Marquardt iterations per switch attempt (default 30).
+    spm : bool
+        Let :func:`overtensor.fit`'s fast route try the subspace power method first (default
+        True; :func:`overtensor.tensors.compression.fast_route`, step 2).
     """
 
     early_switch: bool = True
@@ -124,10 +128,11 @@ class Shortcuts:
     max_lr_ratio: float = 8.0
     float32: bool = False
     lm_iter: int = 30
+    spm: bool = True
 
     def __post_init__(self) -> None:
         # A non-empty string is truthy: Shortcuts(float32="no") must not switch float32 on.
-        for name in ("early_switch", "confirm", "adaptive_lr", "float32"):
+        for name in ("early_switch", "confirm", "adaptive_lr", "float32", "spm"):
             value = getattr(self, name)
             if not isinstance(value, bool | np.bool_):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
@@ -367,7 +372,7 @@ def _switch(a: torch.Tensor, V: torch.Tensor, tgt: Target, core64: SmallCore, sc
         if err <= tol:
             norms = np.sqrt((Un * Un).sum(1))
             # err is already the float64 error against the target (core64 is its float64
-            # twin at unit norm); fit_compressed measures the lifted CP against the user's.
+            # twin at unit norm); the fast route measures the lifted CP against the user's.
             out = SymmetricCP(torch.from_numpy(cn * norms**tgt.order / scale),
                               torch.from_numpy(Un / norms[:, None]), tgt.order).canonical()
             return out, err, {"merge_cos": cos, "tried": tried, "minimal": cp.rank == need}

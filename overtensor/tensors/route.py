@@ -1,0 +1,233 @@
+"""The default route of :func:`overtensor.fit` (``engine="auto"``): the fastest way to the same
+decomposition (issue 21).
+
+:func:`fast_route` compresses the target to the span of its components
+(:mod:`overtensor.tensors.compression`), tries the subspace power method
+(:mod:`overtensor.tensors.spm`) when the flattening's rank is at most the width, else runs
+``beyond-lazy`` with :class:`~overtensor.tensors.shortcuts.Shortcuts` on the small core
+(:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule on the core when the
+shortcuts cannot apply; the CP is lifted back and measured against the user's target.
+``fit(..., engine="paper")`` keeps the paper's exact schedule (``docs/method.md``, "Which settings
+reproduce the paper").
+
+This module sits below :mod:`overtensor.tensors.fitting` (which calls it); the paper's fit it
+falls back to is passed in as a function, so that the import graph stays acyclic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from overtensor._checks import check_int
+from overtensor.tensors.compression import Compression, _core, range_basis
+from overtensor.tensors.metrics import cp_relative_error
+from overtensor.tensors.result import FitResult
+from overtensor.tensors.shortcuts import Shortcuts
+from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target
+
+#: The default of ``fit(shortcuts=...)`` on the fast route: where the shortcuts cannot apply the
+#: route runs the paper's schedule on the core and says why in ``info``; an explicit
+#: :class:`Shortcuts` is refused instead.
+DEFAULT_SHORTCUTS = Shortcuts()
+
+
+def route_blocker(method: str, fit_options: dict[str, Any], width: int | None,
+                  defaults: dict[str, Any]) -> str | None:
+    """Why :func:`overtensor.fit`'s fast route cannot apply whatever the target (``"method='gd'"``,
+    ``"optimizer='adam'"``, ``"width=None"``), or ``None``; ``defaults``: ``fit``'s defaults."""
+    if method != "beyond-lazy":
+        return f"method={method!r}"
+    if width is None:
+        return "width=None"
+    from overtensor.tensors.options import _is_default
+
+    bad = [k for k, v in fit_options.items()
+           if k not in SHORTCUT_OPTIONS and not (k in defaults and _is_default(v, defaults[k]))]
+    return ", ".join(f"{k}={fit_options[k]!r}" for k in bad) or None
+
+
+def fast_route(
+    target: Target,
+    width: int,
+    *,
+    generator: torch.Generator,
+    shortcuts: Shortcuts,
+    fit_options: dict[str, Any],
+    defaults: dict[str, Any],
+    paper_fit: Callable[..., FitResult],
+    max_ratio: float = 0.5,
+) -> FitResult:
+    """The default route of :func:`overtensor.fit` (``engine="auto"``) for ``beyond-lazy``.
+
+    1. **Compress** (:func:`compress`): the span of the components, found through ``contract``
+       (sketch of ``width + 10`` test vectors), when its dimension ``k ≤ max_ratio·d``.
+    2. **Subspace power method** (:mod:`overtensor.tensors.spm`) on the (compressed) target of order
+       ``≥ 3`` when the flattening's numerical rank ``q`` is at most ``width`` and its basis fits
+       the memory budget; accepted when the lifted CP meets ``tol`` against the target and is
+       not degenerate (:func:`overtensor.tensors.diagnostics.degeneracy`), then
+       reduced like every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the
+       flattening's spectrum proves ``q`` terms minimal. Its random starts come from a copy of
+       the generator, so a refused attempt leaves the next steps' draws as they were.
+    3. Else ``beyond-lazy`` with :class:`Shortcuts` on the small (compressed) target
+       (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule when it is not
+       small; the CP is lifted back to ``R^d`` and its error measured against ``target``.
+
+    ``result.info["route"]`` records ``engine`` (``"spm"``, ``"shortcuts"`` or ``"paper"``), ``why``,
+    ``compressed_dim`` (``k`` or None), ``spm`` (the attempt: flattening rank, error, or why it
+    was skipped) and seconds; ``info["compression"]`` as before. ``result.params`` stay in core
+    coordinates (rows in ``R^k``). ``defaults`` are :func:`overtensor.fit`'s keyword defaults and
+    ``paper_fit(target, width, generator, fit_options)`` its paper's schedule.
+    """
+    gen = generator
+    tol = fit_options.get("tol", 1e-4)
+    start = time.perf_counter()
+    span = _span(target, width, gen, max_ratio)
+    # The gradient fit compresses only when k <= max_ratio·d (module compression); SPM works in
+    # the span whenever k < d (its flattening shrinks from d^l to k^l entries).
+    comp = span if span is not None and span.dim <= max_ratio * target.dim else None
+    seconds = time.perf_counter() - start
+    work = target if comp is None else comp.core
+    route: dict[str, Any] = {"compressed_dim": None if comp is None else comp.dim,
+                             "seconds_compress": seconds}
+    result, route["spm"] = (
+        _try_spm(target if span is None else span.core, span, target, width, gen, tol,
+                 fit_options)
+        if shortcuts.spm else (None, {"skipped": "Shortcuts(spm=False)"}))
+    lift = comp  # the basis the result's CP lives in (None: R^d already)
+    if result is not None:
+        lift = span  # SPM ran in the span, also where k > max_ratio·d
+        route.update(engine="spm", why=(
+            f"the flattening has rank {route['spm']['rank']} <= width={width} and the subspace "
+            f"power method met tol={tol:g}"))
+    else:
+        result, skipped = _fit_with_shortcuts(work, width, gen, shortcuts, fit_options, defaults)
+        if result is None:
+            if shortcuts is not DEFAULT_SHORTCUTS:
+                raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
+                                 f"pass engine='paper'")
+            result = paper_fit(work, width, gen, fit_options)
+            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
+            route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
+        else:
+            route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
+                         + ("compressed core" if comp is not None else "target (not compressed: "
+                            "unfolding rank above max_ratio·d)"))
+    if lift is not None or result.cp.weights.dtype != target.dtype:
+        cp = result.cp if lift is None else lift.lift(result.cp)
+        cp = cp.to(dtype=target.dtype)  # SPM and the shortcuts work in float64
+        rel = cp_relative_error(cp, target)
+        result.cp, result.relative_error, result.converged = cp, rel, rel <= tol
+        result.target = target
+    result.seconds += seconds
+    result.info["compression"] = {"dim": None if comp is None else comp.dim, "seconds": seconds}
+    result.info["route"] = route
+    return result
+
+
+def _span(target: Target, width: int, gen: torch.Generator,
+          max_ratio: float) -> Compression | None:
+    """The target in an orthonormal basis of its components' span when that span is smaller
+    than ``d`` and at most ``max(max_ratio·d, width)`` (beyond, neither the gradient fit nor SPM
+    would use it); ``None`` otherwise. The sketch starts at ``min(d, 20)`` test vectors
+    (:func:`~overtensor.tensors.compression.range_basis`; same draws as :func:`compress`) and
+    grows only up to that cap, so a full-rank target costs at most ``cap + 1`` contractions."""
+    if not isinstance(target, CPTarget | MomentTarget | DenseTarget):
+        return None
+    d = target.dim
+    cap = max(int(max_ratio * d), min(width, d - 1))
+    Q64, sv = range_basis(target, random_state=gen, max_rank=cap)
+    if Q64 is None or Q64.shape[1] == 0:
+        return None
+    Q = Q64.to(dtype=target.dtype, device=target.device)
+    return Compression(Q, _core(target, Q), sv)
+
+
+def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
+             gen: torch.Generator, tol: float,
+             fit_options: dict[str, Any]) -> tuple[FitResult | None, dict[str, Any]]:
+    """Step 2 of :func:`fast_route`: the SPM result in ``work``'s coordinates when it meets
+    ``tol`` against ``target`` (after lifting), else ``None``; and the attempt's record."""
+    from overtensor.tensors.diagnostics import degeneracy
+    from overtensor.tensors.reduction import reduce_rank
+    from overtensor.tensors.spm import SPMOptions, spm, spm_memory, spm_rank_bound
+
+    l, k = work.order, work.dim
+    if l < 3:
+        return None, {"skipped": f"order {l} < 3"}
+    if "rank" in fit_options:
+        return None, {"skipped": "rank cap given"}
+    opts = SPMOptions(compress=False)
+    if spm_memory(work, spm_rank_bound(l, k), k) > opts.memory_budget:
+        return None, {"skipped": "the flattening's basis exceeds the memory budget"}
+    t0 = time.perf_counter()
+    copy = torch.Generator(device=gen.device).set_state(gen.get_state())
+    try:
+        # A decomposition with more terms than asked is not the answer: refused before the
+        # power iterations when the flattening's rank exceeds the width.
+        res = spm(work, None, generator=copy, tol=tol, options=opts, max_rank=width)
+    except ValueError as exc:
+        msg = str(exc)
+        return None, {"skipped": msg.replace("max_rank=", "width="),
+                      "seconds": time.perf_counter() - t0}
+    q = res.cp.rank
+    sv = torch.tensor(res.info["spm"]["singular_values"], dtype=torch.float64)
+    record: dict[str, Any] = {"rank": q, "seconds": time.perf_counter() - t0}
+    # The core's error is the lifted CP's (compression is exact, module compression); the
+    # returned CP is measured against the user's target once, in fast_route.
+    rel = res.relative_error
+    record["relative_error"] = rel
+    if not rel <= tol:
+        return None, record
+    # A CP degeneracy (rank above border rank, e.g. Sym(a^3 b) at order 4) can meet tol with two
+    # nearly parallel, cancelling terms: not the answer; the gradient route diagnoses it.
+    diag = degeneracy(res.cp.weights, res.cp.components, l, work.norm())
+    if diag is not None:
+        record["skipped"] = (f"CP degeneracy (|cos| = {diag['max_cos']:.4f}, weights up to "
+                             f"{diag['max_weight']:.1f}x ||T||)")
+        return None, record
+    tail = sv[q - 1:].square().sum().sqrt()  # error floor of q − 1 terms (Eckart–Young)
+    if float(tail) > tol:
+        res.info["rank_reduction"] = {"tried": [], "stop": (
+            f"rank {q} is minimal: the flattening's singular values exclude {q - 1} terms")}
+    else:
+        red = reduce_rank(res.cp, work, tol=tol,
+                          polish_iter=fit_options.get("polish_iter", 100))
+        res.info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        res.cp = red.cp
+    res.width = width
+    res.seconds = time.perf_counter() - t0
+    return res, record
+
+
+#: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
+#: an optimizer, a rank cap, a regime, ...) runs the paper's schedule instead.
+SHORTCUT_OPTIONS = (
+    "init_scale", "weight_decay", "reinit_threshold", "epoch_steps", "epoch_growth", "max_steps",
+    "final_steps", "tol", "lr", "signs", "patience", "eval_every", "polish_iter", "polish_below",
+    "merge_cos", "drop_tol",
+)
+
+
+def _fit_with_shortcuts(core: Target, width: int, gen: torch.Generator, shortcuts: Shortcuts,
+                        fit_options: dict[str, Any],
+                        defaults: dict[str, Any]) -> tuple[FitResult | None, str | None]:
+    """:func:`overtensor.tensors.shortcuts.fit_small` on the core, or ``(None, reason)`` when the core's
+    kind or size needs the paper's schedule (options were checked by :func:`route_blocker`)."""
+    from overtensor.tensors.methods import gradient_options
+    from overtensor.tensors.shortcuts import fit_small
+
+    if core.dtype != torch.float64:
+        return None, f"the core is {core.dtype}, the shortcuts run in float64"
+    opts = {k: fit_options.get(k, defaults[k]) for k in (
+        *SHORTCUT_OPTIONS, "model", "optimizer", "extract", "main_epochs", "rank")}
+    opts["width"] = check_int("width", width, 1)
+    cfg = gradient_options(core, method="beyond-lazy", **opts)
+    result = fit_small(core, cfg["width"], generator=gen, shortcuts=shortcuts, options=cfg)
+    if result is None:
+        return None, (f"the core is not small ({type(core).__name__} with {core.dim}^{core.order} "
+                      f"entries; see overtensor.tensors.shortcuts.small_core)")
+    return result, None
