@@ -26,7 +26,7 @@ def test_the_rule_is_a_multiple_of_the_start_or_a_non_finite_loss():
 def test_every_family_raises_the_same_divergence_error_with_the_same_advice():
     target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
     with pytest.raises(DivergenceError, match=MESSAGE):
-        ot.fit(target, width=6, lr=50.0, init_scale=0.5, max_steps=400, random_state=0)
+        ot.fit(target, width=6, lr=50.0, init_scale=0.5, max_steps=400, engine="paper", random_state=0)
     data = gaussian_quadratic(5, torch.Generator().manual_seed(0))
     with pytest.raises(DivergenceError, match=MESSAGE):
         train_network(data, NetworkSpec(dim=5, width=6), TrainConfig(lr=50.0, steps=300,
