@@ -65,6 +65,7 @@ from overtensor.tensors.gradient import (
     log_evaluation,
     prepare_fit,
     restart_rows,
+    signs_follow_residual,
 )
 from overtensor.tensors.gradients import loss_and_grad
 from overtensor.tensors.loss import relative_error
@@ -448,7 +449,9 @@ def _evaluate(run: _Run, batch: _ActiveBatch, pos: int, rel: float, loss: float,
     n = sched.next_steps()
     if sched.take_reinit():
         restart_rows(params, run.signs, model, run.target, run.scale, run.cfg["reinit_threshold"],
-                     run.cfg["init_scale"], run.generator)
+                     run.cfg["init_scale"], run.generator,
+                     orient_signs=signs_follow_residual(run.target, run.cfg["signs"]))
+        batch.signs[pos] = run.signs  # the batch holds a stacked copy of the signs
     batch.mu[pos] = sched.weight_decay
     run.pending = run.period = n
     return n == 0

@@ -84,6 +84,44 @@ def needs_negative_terms(target: Target) -> bool:
     return isinstance(target, DenseTarget)
 
 
+def signs_follow_residual(target: Target, signs: str) -> bool:
+    """Whether the fixed signs are set by the residual (issue 22, item 1): ``signs="auto"``, even
+    order, and a target whose sign is unknown (a dense array without a known truth).
+
+    Then every fresh row, at the start and when re-drawn, takes the sign of the residual in its
+    direction, ``s_i = sign R(w̄_i)`` (:func:`_flip_small_rows`): the even-order twin of the
+    odd-order mirror ``w_i → −w_i``. A term can only grow while ``s_i R(w̄_i) > μ/2``
+    (module docstring, step 3), and the rule is symmetric under ``T → −T`` (every sign flips with
+    the target), so a fit of ``−T`` is the mirror image of the fit of ``T`` from the same seed:
+    the answer does not depend on the sign of the target. Fixed alternating signs instead gave a
+    single-term fit a positive term whatever the target (Kofidis & Regalia's tensor, whose best
+    rank-1 term is ``−1.0954``, was fitted by ``0.8893``).
+    """
+    return (signs == "auto" and target.order % 2 == 0 and target.truth is None
+            and isinstance(target, DenseTarget))
+
+
+def initial_signs(target: Target, signs: str, width: int, dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor:
+    """The fixed signs ``s`` (shape ``(width,)``) before any orientation by the residual.
+
+    ``positive``: all +1; ``balanced``: alternating ±1. ``auto``: +1 unless the order is even and
+    negative terms may be needed; then, with a known truth, the truth's signs in decreasing order
+    of ``|λ_j|``, cycled over the rows (row ``i`` gets the sign of the ``(i mod r)``-th heaviest
+    term: a width-1 fit the sign of the heaviest term, ``width = r`` exactly the truth's signs,
+    and ``−T`` the opposite signs of ``T``); without one, +1 everywhere, then oriented by the
+    residual (:func:`signs_follow_residual`).
+    """
+    if signs == "balanced":
+        return balanced_signs(width, True, dtype, device)
+    if signs == "auto" and needs_negative_terms(target) and target.truth is not None:
+        w = target.truth.weights.detach().to("cpu", torch.float64)
+        ordered = torch.sign(w[torch.argsort(w.abs(), descending=True)])
+        ordered = torch.where(ordered == 0, 1.0, ordered)
+        return ordered[torch.arange(width) % ordered.numel()].to(dtype=dtype, device=device)
+    return balanced_signs(width, False, dtype, device)
+
+
 def gradient_fit(
     target: Target,
     *,
@@ -162,7 +200,7 @@ def gradient_fit(
         while (n := sched.next_steps()) > 0:
             if sched.take_reinit():
                 restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
-                             generator)
+                             generator, orient_signs=signs_follow_residual(target, signs))
             loss = gd_steps(loss_fn, opt, n)
             sched.advance(n)
             sched.observe(evaluate(loss))
@@ -203,10 +241,11 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
         raise ValueError("target has zero norm: nothing to decompose")
     scale = 1.0 / sq.sqrt()
     params = init_params(model, width, target.dim, init_scale, generator, dtype, device)
-    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
-    s = balanced_signs(width, need_neg, dtype, device)
-    if flip:  # methods with re-initialization start from mirrored rows where useful (docstring)
-        _flip_small_rows(params, s, model, target, scale)
+    s = initial_signs(target, signs, width, dtype, device)
+    orient = signs_follow_residual(target, signs)
+    if flip or orient:  # methods with re-initialization start from mirrored rows where useful
+        # (docstring); signs set by the residual are set at the start by every method
+        _flip_small_rows(params, s, model, target, scale, orient_signs=orient, mirror=flip)
     params0 = {k: v.clone() for k, v in params.items()}
     return target, sq, scale, params, params0, s
 
@@ -245,9 +284,10 @@ def finish_fit(
             cp = SymmetricCP(a / scale, V, l, normalize=True).canonical()
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
     # run with the work of L-BFGS), so it only runs once the model itself is close. Under a rank
-    # cap the user asks for the best small CP of a run that has left the plateau (a noisy target
-    # keeps the model's error at the noise level), so the bar is CAP_POLISH_BELOW instead.
-    below = polish_below if rank is None else max(polish_below, CAP_POLISH_BELOW)
+    # cap the user asks for the best CP with at most `rank` terms whatever the error (a noisy
+    # target keeps the model's error at the noise level; the best rank-1 term of a full-rank
+    # tensor is far from it): the cap is always applied, and a miss of tol is a warning.
+    below = polish_below if rank is None else math.inf
     polished = extract and polish_iter > 0 and model_rel <= below
     t_polish = time.perf_counter()
     if polished:
@@ -271,11 +311,15 @@ def finish_fit(
     info["merges"] = merges
     if rank is not None:
         info["rank_cap"] = rank
-        if cp.rank > rank:
-            info["rank_reduction"] = {"tried": [], "stop": (
-                f"rank cap {rank} not applied: the model's error {model_rel:.1e} is above "
-                f"{below:g} (it has not fitted the target)")}
+        if cp.rank > rank:  # not polished (extract=False or polish_iter=0): still a cap
+            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
+            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+            cp, final_rel = red.cp, red.relative_error
     _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol)
+    if rank is not None and not final_rel <= tol:
+        info["warnings"].append(
+            f"rank cap {rank}: the best CP found with at most {rank} terms has relative error "
+            f"{final_rel:.3e} > tol {tol:g}; a larger rank (or tol) is needed to meet tol")
     info["polished"] = polished
     t_end = time.perf_counter()
     info.update(seconds_train=seconds, seconds_extract=t_polish - t_extract,
@@ -485,30 +529,34 @@ COARSE_MERGES = (0.95, 0.9, 0.8)
 #: Rows this aligned are one term whatever the error (the merge a refused merge falls back to).
 FINE_MERGE = 0.9999
 
-#: Under a rank cap, the capped CP is polished when the model's error is at most this.
-CAP_POLISH_BELOW = 0.5
 
 #: Relative error below which the model counts as having escaped the initial plateau.
 ESCAPED = 0.95
 
 
 def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,
-                 init_scale: float, generator: torch.Generator) -> None:
+                 init_scale: float, generator: torch.Generator, *,
+                 orient_signs: bool = False) -> None:
     """What happens to the rows at the end of a main-phase epoch (docs/theory/tensors.md §5 step 3):
-    re-draw the
-    small ones and mirror those of them that face a negative residual. Shared with the batched
-    engine."""
+    re-draw the small ones and mirror those of them that face a negative residual (odd order),
+    or, with ``orient_signs`` (:func:`signs_follow_residual`), give them the residual's sign
+    (even order; ``signs`` is changed in place). Shared with the batched engine."""
     redrawn = _reinit_small_rows(params, threshold, init_scale, generator, signs, model,
                                  target.order)
-    _flip_small_rows(params, signs, model, target, scale, redrawn)
+    _flip_small_rows(params, signs, model, target, scale, redrawn, orient_signs=orient_signs)
 
 
 @torch.no_grad()
 def _flip_small_rows(params, signs, model: str, target: Target, scale,
-                     rows: torch.Tensor | None = None) -> int:
-    """Odd order only: flip the chosen fresh rows (all if ``rows`` is None) with
-    ``s_i R(w̄_i) < 0`` (see module docstring)."""
-    if target.order % 2 == 0 or model == "coefficients" or (rows is not None and not rows.any()):
+                     rows: torch.Tensor | None = None, *, orient_signs: bool = False,
+                     mirror: bool = True) -> int:
+    """Make ``s_i R(w̄_i) ≥ 0`` for the chosen fresh rows (all if ``rows`` is None): odd order
+    (with ``mirror``) by flipping the row, ``w_i → −w_i`` (see module docstring); even order with
+    ``orient_signs`` by flipping its sign ``s_i`` (:func:`signs_follow_residual`). Returns the
+    number of rows changed."""
+    even = target.order % 2 == 0
+    if ((even and not orient_signs) or (not even and not mirror) or model == "coefficients"
+            or (rows is not None and not rows.any())):
         return 0
     W = params["W"]
     norms = W.norm(dim=-1)
@@ -518,7 +566,10 @@ def _flip_small_rows(params, signs, model: str, target: Target, scale,
     flip = signs * residual < 0
     if rows is not None:
         flip &= rows
-    W[flip] = -W[flip]
+    if even:
+        signs[flip] = -signs[flip]
+    else:
+        W[flip] = -W[flip]
     return int(flip.sum())
 
 

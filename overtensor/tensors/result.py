@@ -67,6 +67,11 @@ class FitResult:
     info: dict[str, Any] = field(default_factory=dict)
     scale: float | None = None
 
+    @property
+    def warnings(self) -> list[str]:
+        """``info["warnings"]``: what went wrong and what to try, one line each (empty if none)."""
+        return list(self.info.get("warnings", []))
+
     def full_model_cp(self) -> SymmetricCP:
         """The full (nonlinear) model at the trained parameters, in the target's scale, float64.
 
