@@ -95,7 +95,9 @@ def fit(
         ``optimizer=None, lr=None`` runs conjugate gradients (same limit, far fewer steps;
         ``docs/lazy.md``).
     alpha : float
-        ``α`` of ``alpha-scaled``.
+        ``α`` of ``alpha-scaled``. At the default ``α = 1`` that regime is exactly the full model
+        on the full loss (only its step rule differs): pass the ``α`` you mean (the CLI requires
+        ``--alpha`` with ``--regime alpha-scaled``).
     init_scale, weight_decay, reinit_threshold, epoch_steps, epoch_growth
         ``δ_0``, ``μ``, ``δ_1`` (``None`` disables re-initialization), ``K`` and ``γ``.
     max_steps, final_steps, tol, patience
