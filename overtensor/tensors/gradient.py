@@ -298,13 +298,14 @@ def finish_fit(
                                         merge_cos=merge_cos, drop_tol=drop_tol,
                                         polish_iter=polish_iter, tol=tol)
         cp, final_rel = _drop_small(cp, final_rel, target, drop_tol, polish_iter)
-        if final_rel <= tol or (rank is not None and cp.rank > rank):
-            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
-            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
-            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol, polish_iter)
-        else:
-            info["rank_reduction"] = {"tried": [], "stop": (
-                "not tried: the extracted CP misses tol")}
+        # A CP that misses tol is rescued by the rank-capped polish without a cap (reduction
+        # ._rescue): remove terms while the error stays <= polish_below, accept one within tol.
+        red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank,
+                          rescue_below=polish_below)
+        info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        if red.cp is not cp:
+            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol,
+                                        polish_iter)
     elif extract:
         info["rank_reduction"] = {"tried": [], "stop": (
             f"not tried: no polish (the model's error is above {below:g})")}
@@ -320,6 +321,8 @@ def finish_fit(
         info["warnings"].append(
             f"rank cap {rank}: the best CP found with at most {rank} terms has relative error "
             f"{final_rel:.3e} > tol {tol:g}; a larger rank (or tol) is needed to meet tol")
+    elif not final_rel <= tol and "rank_support" not in info and "degeneracy" not in info:
+        info["warnings"].append(_not_converged_advice(final_rel, tol, schedule, width))
     info["polished"] = polished
     t_end = time.perf_counter()
     info.update(seconds_train=seconds, seconds_extract=t_polish - t_extract,
@@ -331,6 +334,20 @@ def finish_fit(
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
         model=model, info=info, scale=float(scale),
     )
+
+
+def _not_converged_advice(rel: float, tol: float, schedule: EpochSchedule, width: int) -> str:
+    """The one-line warning of a run whose CP misses ``tol`` (no other diagnosis explains it):
+    the error, the budget or rule that ended the run and what to try (issue 22, item 3)."""
+    why = {"max_steps": "the step budget max_steps ran out",
+           "final_steps": "the final phase's budget final_steps ran out (raise final_steps; "
+                          "max_steps was not reached)",
+           "stagnation": "the error stagnated",
+           "callback": "the callback stopped it"}.get(schedule.stop_reason or "",
+                                                      str(schedule.stop_reason))
+    return (f"not converged: relative error {rel:.3e} > tol {tol:g} after {schedule.step} steps; "
+            f"{why}. The CP is not a minimal exact decomposition: try a larger budget, another "
+            f"random_state, or width={width} with rank=K (the rank-capped polish)")
 
 
 def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
@@ -422,7 +439,7 @@ class EpochSchedule:
 
     Rules: an epoch has ``K`` steps (``K ← max(1, round(γK))`` after each epoch), evaluated every
     ``eval_every`` steps; the run stops at ``rel ≤ tol`` (``"tol"``), at the step budget
-    (``"max_steps"``), or when ``patience`` epochs in a row improve the error by less than 1 %
+    (``"max_steps"``, or ``"final_steps"`` when the final phase's own budget ended it), or when ``patience`` epochs in a row improve the error by less than 1 %
     (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
     final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
     (``"stagnation"``). With ``main_epochs`` set, the main phase also ends after that many epochs
@@ -448,6 +465,7 @@ class EpochSchedule:
         self._best = math.inf
         self._bad_epochs = 0
         self._reinit_due = False
+        self._final_capped = False  # the final phase's budget is below max_steps
 
     @classmethod
     def single_phase(cls, *, epoch_steps: int, max_steps: int, tol: float, patience: int,
@@ -500,7 +518,9 @@ class EpochSchedule:
             self.stop_reason = "tol"
             return
         if self.step >= self.max_steps:
-            self.stop_reason = "max_steps"
+            # Name the budget that ran out (issue 22, item 3): raising max_steps does nothing
+            # when the final phase's own budget ended the run.
+            self.stop_reason = "final_steps" if self._final_capped else "max_steps"
             return
         # Stagnation: the error did not improve by 1 % over `patience` epochs. The plateau
         # before the first escape from the small initialization (error still ~1) is the
@@ -514,6 +534,7 @@ class EpochSchedule:
             if self.phase == "main":
                 self.phase, self.weight_decay = "final", 0.0
                 self._bad_epochs, self._best = 0, math.inf
+                self._final_capped = self.step + self.final_steps < self.max_steps
                 self.max_steps = min(self.max_steps, self.step + self.final_steps)
                 return
             self.stop_reason = "stagnation"

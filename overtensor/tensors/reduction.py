@@ -137,6 +137,7 @@ def reduce_rank(
     polish_iter: int,
     max_rank: int | None = None,
     candidates: int = CANDIDATES,
+    rescue_below: float | None = None,
 ) -> Reduction:
     """Remove terms while the polished CP stays within ``tol`` (or until ``max_rank``).
 
@@ -153,6 +154,11 @@ def reduce_rank(
         Cap: reduce to at most this many terms whatever the error (best candidate each time).
     candidates : int
         Candidates polished per rank, cheapest removals first.
+    rescue_below : float, optional
+        When ``cp`` misses ``tol`` (a non-minimal CP that the over-parameterized run left just
+        above it), first remove its cheapest terms one by one, each smaller CP polished, while the
+        error stays at most ``rescue_below``; the first one within ``tol`` is accepted and the
+        usual loop goes on from it; if none is, ``cp`` is returned unchanged (:func:`_rescue`).
 
     Returns
     -------
@@ -160,6 +166,9 @@ def reduce_rank(
     """
     rel = cp_relative_error(cp, target)
     out = Reduction(cp, rel)
+    if rescue_below is not None and max_rank is None and not rel <= tol:
+        if not _rescue(out, target, tol=tol, polish_iter=polish_iter, below=rescue_below):
+            return out
     spectrum = unfolding_singular_values(target) if max_rank is None else None
     while out.cp.rank > 1:
         forced = max_rank is not None and out.cp.rank > max_rank
@@ -211,3 +220,33 @@ def reduce_rank(
         if err < out.relative_error:
             out.cp, out.relative_error = final, err
     return out
+
+
+def _rescue(out: Reduction, target: Target, *, tol: float, polish_iter: int,
+            below: float) -> bool:
+    """The rank-capped polish without a cap (issue 22, item 3): from a CP that misses ``tol``,
+    remove the cheapest term (least-squares weights of the rest, then :func:`polish_to`) while
+    the polished error stays ``≤ below``; stop at the first CP within ``tol`` and make it
+    ``out.cp`` (True). Otherwise leave ``out.cp`` as it was (False). Every rank tried is in
+    ``out.tried`` with ``"rescue": True``.
+
+    Why: at rank equal to the dimension (order 3, ``d = r = 8``) wide runs end at errors
+    ``1e-4``–``7e-4`` with 19–24 terms that no merge reduces, while the same runs capped at
+    ``rank=8`` recover all components (``docs/method.md``, step 10).
+    """
+    cur, cur_err = out.cp, out.relative_error
+    while cur.rank > 1:
+        scored = sorted(((cp_relative_error(c, target), j, c) for j, c in
+                         ((j, _without(cur, j, target)) for j in range(cur.rank))),
+                        key=lambda s: s[0])
+        cur, cur_err = polish_to(scored[0][2], target, tol=HEADROOM * tol,
+                                 polish_iter=polish_iter)
+        out.tried.append({"rank": cur.rank, "relative_error": cur_err,
+                          "accepted": cur_err <= tol, "rescue": True})
+        if cur_err <= tol:
+            out.cp, out.relative_error = cur, cur_err
+            return True
+        if not cur_err <= below:
+            break
+    out.stop = f"rescue failed: no smaller CP within tol (last error {cur_err:.1e})"
+    return False
