@@ -237,3 +237,28 @@ def test_hyperspherical_energy_is_inf_for_coincident_neurons_only():
     near = torch.cat([W, W[4:5] + 1e-8])
     energy = float(hyperspherical_energy(near, 1.0))
     assert 1e7 < energy < 1e10  # two rows ~1e-8 apart (relative): large, finite
+
+
+# --- item 4: rank under noise ---------------------------------------------------------------
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3, pytest.param(1e-2, marks=pytest.mark.slow),
+                                   pytest.param(5e-2, marks=pytest.mark.slow)])
+def test_rank_under_noise_is_chosen_by_the_stated_rule(noise):
+    # Rank 3, order 3, d = 10 (the case: at 0.1 % a 4th term of weight 0.017 came back
+    # without a word, at 1 % "supported 5"). A term is kept only if removing it more than
+    # doubles the polished error; the choice is in info["rank_support"] and the warnings.
+    for seed in (0, 1, 2):
+        target = ot.random_target(3, 10, 3, noise=noise, random_state=seed)
+        res = ot.fit(target, width=12, random_state=0)
+        assert res.cp.rank == 3 and res.recovery().all_recovered
+        if noise == 0:
+            assert res.converged and res.warnings == [] and "rank_support" not in res.info
+            continue
+        support = res.info["rank_support"]
+        assert support["supported"] == 3 and support["found"] >= 3
+        assert "removing it raises the polished error" in support["rule"]
+        assert any(w.startswith("rank 3 chosen under noise") for w in res.warnings)
+        # the residual is at the noise level (the terms that fitted noise are gone)
+        assert 0.5 * noise < res.relative_error < 1.5 * noise
+        # in the user's scale: the absolute residual is the relative error times the norm
+        assert support["residual"] == pytest.approx(res.relative_error * target.norm(), rel=1e-6)

@@ -288,6 +288,7 @@ def finish_fit(
     # target keeps the model's error at the noise level; the best rank-1 term of a full-rank
     # tensor is far from it): the cap is always applied, and a miss of tol is a warning.
     below = polish_below if rank is None else math.inf
+    red = None
     polished = extract and polish_iter > 0 and model_rel <= below
     t_polish = time.perf_counter()
     if polished:
@@ -298,17 +299,26 @@ def finish_fit(
                                         merge_cos=merge_cos, drop_tol=drop_tol,
                                         polish_iter=polish_iter, tol=tol)
         cp, final_rel = _drop_small(cp, final_rel, target, drop_tol, polish_iter)
-        # A CP that misses tol is rescued by the rank-capped polish without a cap (reduction
-        # ._rescue): remove terms while the error stays <= polish_below, accept one within tol.
+        # A CP that misses tol walks the removal path (reduction._walk): rescued when a
+        # smaller polished CP meets tol (rank = dimension), else its rank is chosen against the
+        # residual (noise).
         red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank,
                           rescue_below=polish_below)
         info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
         if red.cp is not cp:
             cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol,
                                         polish_iter)
+    elif extract and polish_iter > 0 and rank is None and model_rel <= NOISE_BELOW:
+        # The model has fitted the target up to a residual above polish_below (noise): only
+        # the rank is chosen against that residual, nothing is accepted by tol.
+        red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter,
+                          rescue_below=polish_below, accept_tol=False)
+        info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        cp, final_rel = red.cp, red.relative_error
     elif extract:
         info["rank_reduction"] = {"tried": [], "stop": (
             f"not tried: no polish (the model's error is above {below:g})")}
+    noise = red.noise if red is not None else None
     info["merges"] = merges
     if rank is not None:
         info["rank_cap"] = rank
@@ -316,7 +326,8 @@ def finish_fit(
             red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
             info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
             cp, final_rel = red.cp, red.relative_error
-    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol)
+    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol,
+              noise=noise if rank is None else None, tol=tol)
     if rank is not None and not final_rel <= tol:
         info["warnings"].append(
             f"rank cap {rank}: the best CP found with at most {rank} terms has relative error "
@@ -406,8 +417,12 @@ def _drop_small(cp: SymmetricCP, rel: float, target: Target, drop_tol: float,
 
 
 def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.Tensor,
-              target: Target, rel: float, width: int, drop_tol: float) -> None:
-    """Degeneracy (of the returned CP, else of the model's own terms) and rank support."""
+              target: Target, rel: float, width: int, drop_tol: float,
+              noise: dict[str, Any] | None = None, tol: float = 0.0) -> None:
+    """Degeneracy (of the returned CP, else of the model's own terms) and rank support: the
+    rank chosen under noise (``noise``, :func:`overtensor.tensors.reduction._walk`) when there was
+    one, else the terms whose weight is comparable to the residual
+    (:func:`~overtensor.tensors.diagnostics.rank_support`)."""
     warnings: list[str] = []
     norm = float(target.float64().sq_norm().sqrt())
     deg = degeneracy(cp.weights, cp.components, cp.order, norm, min_weight=drop_tol)
@@ -416,6 +431,15 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
     if deg is not None:
         info["degeneracy"] = deg
         warnings.append(degeneracy_advice(deg, width))
+    if noise is not None:
+        info["rank_support"] = {**noise, "residual": rel * norm}
+        warnings.append(
+            f"rank {noise['supported']} chosen under noise: the residual (relative error "
+            f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
+            f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a term "
+            f"is kept only if removing it more than doubles the error); pass rank=K to choose")
+        info["warnings"] = warnings
+        return
     support = rank_support(cp.weights, rel * norm)
     if support is not None:
         info["rank_support"] = support
@@ -543,6 +567,10 @@ class EpochSchedule:
             self._reinit_due = True
         self._K = max(1, round(self._K * self.epoch_growth))
 
+
+#: Without a polish (model error above ``polish_below``), the rank is still chosen against the
+#: residual when the model's error is at most this (a noisy target; :func:`finish_fit`).
+NOISE_BELOW = 0.2
 
 #: Coarser merge thresholds tried after polishing (see :func:`finish_fit`).
 COARSE_MERGES = (0.95, 0.9, 0.8)

@@ -145,6 +145,17 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
         result.cp = SymmetricCP(ldexp(cp.weights, exponent), cp.components, cp.order)
         if result.scale is not None:
             result.scale = math.ldexp(result.scale, -exponent)
+        support = result.info.get("rank_support")
+        if support is not None and "residual" in support:
+            # An absolute residual, like the weights: in the user's scale too (the warning that
+            # quotes it is re-rendered).
+            from overtensor.tensors.diagnostics import rank_support_advice
+
+            old = rank_support_advice(support) if "found" in support else None
+            support["residual"] = math.ldexp(support["residual"], exponent)
+            warnings = result.info.get("warnings", [])
+            if old in warnings:
+                warnings[warnings.index(old)] = rank_support_advice(support)
     return result
 
 
