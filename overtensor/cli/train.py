@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 
-
 #: ``--alpha`` has no default: at ``α = 1`` the alpha-scaled model ``T(θ_0) + α(T(θ) − T(θ_0))``
 #: on the loss ``/α²`` is exactly the full regime, so a default would make the option a no-op.
 ALPHA_HELP = ("alpha of --regime alpha-scaled, required there (alpha = 1 is exactly the full "

@@ -463,7 +463,8 @@ class EpochSchedule:
 
     Rules: an epoch has ``K`` steps (``K ← max(1, round(γK))`` after each epoch), evaluated every
     ``eval_every`` steps; the run stops at ``rel ≤ tol`` (``"tol"``), at the step budget
-    (``"max_steps"``, or ``"final_steps"`` when the final phase's own budget ended it), or when ``patience`` epochs in a row improve the error by less than 1 %
+    (``"max_steps"``, or ``"final_steps"`` when the final phase's own budget ended it), or when
+    ``patience`` epochs in a row improve the error by less than 1 %
     (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
     final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
     (``"stagnation"``). With ``main_epochs`` set, the main phase also ends after that many epochs

@@ -20,8 +20,9 @@ def check_cp(cp: Any, order: int | None = None, dim: int | None = None,
              name: str = "cp") -> SymmetricCP:
     """``cp`` as a :class:`SymmetricCP` with real, finite weights ``(r,)`` and components
     ``(r, dim)`` of the given ``order``; a TensorLy ``CPTensor``, a ``(weights, [U]*order)`` pair
-    and a :class:`~overtensor.tensors.result.FitResult` are accepted (:func:`overtensor.tensors.targets.cp_pair`;
-    unequal factors are refused, see :func:`overtensor.as_target`).
+    and a :class:`~overtensor.tensors.result.FitResult` are accepted
+    (:func:`overtensor.tensors.targets.cp_pair`; unequal factors are refused, see
+    :func:`overtensor.as_target`).
 
     Raises ``TypeError`` (also a ``ValueError``) for other types or complex values and
     ``ValueError`` for NaN/inf, inconsistent shapes or an order/dimension other than the target's.
