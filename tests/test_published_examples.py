@@ -143,3 +143,14 @@ def test_rank_equal_to_dimension_order_3():
     target = ot.random_target(3, 8, 8, weights=weights, random_state=0)
     res = ot.fit(target, width=16, random_state=0)
     assert res.converged and res.cp.rank == 8 and res.recovery().all_recovered
+
+
+@pytest.mark.parametrize("method", ["power-method", "exact-rank", "gd"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_methods_that_do_not_claim_a_case_never_fail_silently(case, method):
+    make, rank = CASES[case]
+    for seed in (0, 1):
+        width = rank if method in ("power-method", "exact-rank") else 2 * rank
+        res = ot.fit(make(), width=width, method=method, random_state=seed)
+        assert res.converged or res.warnings, (case, method, seed, res.relative_error)
+        assert res.converged == (res.relative_error <= 1e-4)

@@ -408,6 +408,11 @@ def power_method(
         target=target, params={"W": U.clone()}, params0={}, signs=None, model="cp",
         info={"found_order": found_order, "found_cos": found_cos,
               "found_weights": user_lam.tolist(), "n_restarts": n_restarts, "n_iter": n_iter,
-              "variant": options.variant},
+              "variant": options.variant,
+              "warnings": [] if converged else [
+                  f"not converged: relative error {rel:.3e} > tol {tol:g} after {len(history)} "
+                  f"component(s) (the number asked for); the power method with deflation is "
+                  f"exact for orthogonally decomposable tensors only: try more components or a "
+                  f"gradient method"]},
     )
     return rescale_result(result, given, exponent)
