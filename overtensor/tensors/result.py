@@ -33,7 +33,8 @@ class FitResult:
     converged : bool
         Whether the returned ``cp`` is within ``tol`` (after extraction and polish).
     stop_reason : str
-        ``"tol"``, ``"max_steps"``, ``"stagnation"`` (or algorithm-specific).
+        ``"tol"``, ``"max_steps"``, ``"final_steps"`` (the final phase's own budget ran out
+        before ``max_steps``), ``"stagnation"`` (or algorithm-specific).
     target : Target
         The target as the user gave it (after :func:`~overtensor.tensors.targets.as_target`).
     params, params0, signs, model
