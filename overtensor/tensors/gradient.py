@@ -48,6 +48,7 @@ from overtensor.tensors.models import balanced_signs, init_params, model_cp
 from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
+from overtensor.tensors.unfolding import square_unfolding_eigenvalues
 from overtensor.training.loop import Progress, check_divergence, gd_steps, make_optimizer
 
 
@@ -88,8 +89,10 @@ def signs_follow_residual(target: Target, signs: str) -> bool:
     """Whether the fixed signs are set by the residual (issue 22, item 1): ``signs="auto"``, even
     order, and a target whose sign is unknown (a dense array without a known truth).
 
-    Then every fresh row, at the start and when re-drawn, takes the sign of the residual in its
-    direction, ``s_i = sign R(w̄_i)`` (:func:`_flip_small_rows`): the even-order twin of the
+    Then every re-drawn row takes the sign of the residual in its direction,
+    ``s_i = sign R(w̄_i)`` (:func:`_flip_small_rows`; the rows at the start take theirs from the
+    square unfolding, :func:`initial_signs`, or, where that is too large, from the residual as
+    well): the even-order twin of the
     odd-order mirror ``w_i → −w_i``. A term can only grow while ``s_i R(w̄_i) > μ/2``
     (module docstring, step 3), and the rule is symmetric under ``T → −T`` (every sign flips with
     the target), so a fit of ``−T`` is the mirror image of the fit of ``T`` from the same seed:
@@ -102,24 +105,34 @@ def signs_follow_residual(target: Target, signs: str) -> bool:
 
 
 def initial_signs(target: Target, signs: str, width: int, dtype: torch.dtype,
-                  device: torch.device) -> torch.Tensor:
-    """The fixed signs ``s`` (shape ``(width,)``) before any orientation by the residual.
+                  device: torch.device) -> tuple[torch.Tensor, bool]:
+    """The fixed signs ``s`` (shape ``(width,)``) at the start, and whether they are still to be
+    oriented by the residual at the start (:func:`_flip_small_rows`).
 
     ``positive``: all +1; ``balanced``: alternating ±1. ``auto``: +1 unless the order is even and
     negative terms may be needed; then, with a known truth, the truth's signs in decreasing order
     of ``|λ_j|``, cycled over the rows (row ``i`` gets the sign of the ``(i mod r)``-th heaviest
     term: a width-1 fit the sign of the heaviest term, ``width = r`` exactly the truth's signs,
-    and ``−T`` the opposite signs of ``T``); without one, +1 everywhere, then oriented by the
-    residual (:func:`signs_follow_residual`).
+    and ``−T`` the opposite signs of ``T``). Without a truth (a dense array), the same rule with
+    the eigenvalues of the square unfolding in place of the weights (their signs count the
+    positive and negative terms, :func:`~overtensor.tensors.unfolding.square_unfolding_eigenvalues`;
+    the significant ones, ``|μ| ≥ 1e-8 max|μ|``); where that is too large, +1 everywhere, then
+    oriented by the residual (:func:`signs_follow_residual`).
     """
     if signs == "balanced":
-        return balanced_signs(width, True, dtype, device)
-    if signs == "auto" and needs_negative_terms(target) and target.truth is not None:
-        w = target.truth.weights.detach().to("cpu", torch.float64)
-        ordered = torch.sign(w[torch.argsort(w.abs(), descending=True)])
-        ordered = torch.where(ordered == 0, 1.0, ordered)
-        return ordered[torch.arange(width) % ordered.numel()].to(dtype=dtype, device=device)
-    return balanced_signs(width, False, dtype, device)
+        return balanced_signs(width, True, dtype, device), False
+    if signs == "auto" and needs_negative_terms(target):
+        if target.truth is not None:
+            w = target.truth.weights.detach().to("cpu", torch.float64)
+            w = w[torch.argsort(w.abs(), descending=True)]
+        else:
+            w = square_unfolding_eigenvalues(target)
+            if w is None:
+                return balanced_signs(width, False, dtype, device), True
+            w = w[w.abs() >= 1e-8 * w.abs().max()]
+        ordered = torch.where(w < 0, -1.0, 1.0).to(torch.float64)
+        return ordered[torch.arange(width) % ordered.numel()].to(dtype=dtype, device=device), False
+    return balanced_signs(width, False, dtype, device), False
 
 
 def gradient_fit(
@@ -241,8 +254,7 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
         raise ValueError("target has zero norm: nothing to decompose")
     scale = 1.0 / sq.sqrt()
     params = init_params(model, width, target.dim, init_scale, generator, dtype, device)
-    s = initial_signs(target, signs, width, dtype, device)
-    orient = signs_follow_residual(target, signs)
+    s, orient = initial_signs(target, signs, width, dtype, device)
     if flip or orient:  # methods with re-initialization start from mirrored rows where useful
         # (docstring); signs set by the residual are set at the start by every method
         _flip_small_rows(params, s, model, target, scale, orient_signs=orient, mirror=flip)
