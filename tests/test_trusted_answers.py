@@ -257,7 +257,10 @@ def test_rank_under_noise_is_chosen_by_the_stated_rule(noise):
         support = res.info["rank_support"]
         assert support["supported"] == 3 and support["found"] >= 3
         assert "removing it raises the polished error" in support["rule"]
-        assert any(w.startswith("rank 3 chosen under noise") for w in res.warnings)
+        if support["found"] > 3:
+            assert any(w.startswith("rank 3 chosen under noise") for w in res.warnings)
+        else:  # nothing to remove: the miss of tol is still said
+            assert any(w.startswith("not converged") for w in res.warnings)
         # the residual is at the noise level (the terms that fitted noise are gone)
         assert 0.5 * noise < res.relative_error < 1.5 * noise
         # in the user's scale: the absolute residual is the relative error times the norm

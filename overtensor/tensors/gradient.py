@@ -344,7 +344,7 @@ def finish_fit(
         info["warnings"].append(
             f"rank cap {rank}: the best CP found with at most {rank} terms has relative error "
             f"{final_rel:.3e} > tol {tol:g}; a larger rank (or tol) is needed to meet tol")
-    elif not final_rel <= tol and "rank_support" not in info and "degeneracy" not in info:
+    elif not final_rel <= tol and not info["warnings"]:  # never a silent miss of tol
         info["warnings"].append(_not_converged_advice(final_rel, tol, schedule, width))
     info["polished"] = polished
     t_end = time.perf_counter()
@@ -369,8 +369,9 @@ def _not_converged_advice(rel: float, tol: float, schedule: EpochSchedule, width
            "callback": "the callback stopped it"}.get(schedule.stop_reason or "",
                                                       str(schedule.stop_reason))
     return (f"not converged: relative error {rel:.3e} > tol {tol:g} after {schedule.step} steps; "
-            f"{why}. The CP is not a minimal exact decomposition: try a larger budget, another "
-            f"random_state, or width={width} with rank=K (the rank-capped polish)")
+            f"{why}. The CP is not an exact decomposition: a noisy target cannot be fitted below "
+            f"its noise level; otherwise try a larger budget, another random_state, or "
+            f"width={width} with rank=K (the rank-capped polish)")
 
 
 def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
@@ -445,11 +446,13 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
         warnings.append(degeneracy_advice(deg, width))
     if noise is not None:
         info["rank_support"] = {**noise, "residual": rel * norm}
-        warnings.append(
-            f"rank {noise['supported']} chosen under noise: the residual (relative error "
-            f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
-            f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a term "
-            f"is kept only if removing it more than doubles the error); pass rank=K to choose")
+        if noise["supported"] < noise["found"]:  # (else the not-converged warning speaks)
+            warnings.append(
+                f"rank {noise['supported']} chosen under noise: the residual (relative error "
+                f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
+                f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a "
+                f"term is kept only if removing it more than doubles the error); pass rank=K "
+                f"to choose")
         info["warnings"] = warnings
         return
     support = rank_support(cp.weights, rel * norm)
