@@ -17,7 +17,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
    negative overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``,
    orthogonal to everything left, while its norm decays only slowly; its mirror image escapes.
-   Rows already under way are never flipped (that would undo an escape in progress);
+   Rows already under way are never flipped (that would undo an escape in progress). For even
+   ``l`` and a dense target of unknown sign the twin rule sets the sign of a re-drawn row,
+   ``s_i = sign R(w̄_i)`` (:func:`signs_follow_residual`, issue 22);
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
    ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.tensors.extraction`),
    rank reduction or a rank cap (:mod:`overtensor.tensors.reduction`) and diagnostics
