@@ -268,7 +268,8 @@ def fit_batched(
         c = cfgs[b]
         target_b, sq_b, scale_b, params_b, params0_b, signs_b = prepare_fit(
             tgts[b], model=model, width=m, init_scale=c["init_scale"], signs=c["signs"],
-            generator=gens[b], dtype=dt, device=dev, flip=c["reinit_threshold"] is not None)
+            generator=gens[b], dtype=dt, device=dev, flip=c["reinit_threshold"] is not None,
+            orient_odd=True)
         schedule = EpochSchedule(
             epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
             final_steps=c["final_steps"], tol=c["tol"], patience=c["patience"],
