@@ -39,6 +39,10 @@ def signs() -> None:
                      random_state=s)
         ok += ot.recovery(res.cp, planted).all_recovered
     print(f"  all components recovered: {ok}/8")
+    ok = sum(ot.fit(ot.random_target(3, 20, 5, random_state=100 + s), method="exact-rank",
+                    random_state=s).recovery().all_recovered for s in range(24))
+    print(f"odd order: exact-rank on random_target(3, 20, 5, random_state=100+s), s = 0-23: "
+          f"{ok}/24 recovered")
 
 
 def main() -> None:
