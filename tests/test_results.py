@@ -164,17 +164,17 @@ def test_odd_order_run_does_not_leave_a_component_behind():
 def test_rank_cap_on_a_noisy_target_returns_the_true_components():
     target = ot.random_target(3, 10, 3, noise=0.05, random_state=3)
     free = ot.fit(target, width=12, random_state=0)
-    assert free.cp.rank > 3
+    # Without a cap the rank is chosen against the residual (issue 22, item 4): the terms that
+    # fit the noise are removed and the warning says so.
     support = free.info["rank_support"]
-    assert support["found"] == free.cp.rank and support["supported"] < free.cp.rank
-    assert any("not supported" in w for w in free.summary()["warnings"])
+    assert support["found"] > 3 and support["supported"] == free.cp.rank == 3
+    assert any("chosen under noise" in w for w in free.summary()["warnings"])
     capped = ot.fit(target, width=12, random_state=0, rank=3)
     assert capped.cp.rank == 3 and capped.recovery().recovered == 3
     assert capped.info["rank_cap"] == 3
     # Against the clean tensor the capped CP is closer than the uncapped one.
     clean = target.truth
-    assert ot.cp_relative_error(capped.cp, clean) < ot.cp_relative_error(
-        free.cp, clean)
+    assert ot.cp_relative_error(capped.cp, clean) < 0.03
 
 
 def test_rank_cap_is_validated():
@@ -190,7 +190,7 @@ def test_cli_summary_prints_the_warnings():
         capture_output=True, text=True, check=True,
     )
     summary = json.loads(out.stdout)
-    assert any("not supported" in w for w in summary["warnings"])
+    assert any("chosen under noise" in w for w in summary["warnings"])  # issue 22, item 4
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])

@@ -72,7 +72,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--rotation", default=None,
                    help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
                         "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
-    p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled (default 1)")
+    from overtensor.cli.train import ALPHA_HELP
+
+    p.add_argument("--alpha", type=float, default=None, help=ALPHA_HELP)
     p.add_argument("--components", default=None, help="synthetic target: random | orthonormal")
     p.add_argument("--weights", default=None,
                    help="synthetic target: equal | geometric | linear | a ratio in (0, 1] "
@@ -182,6 +184,7 @@ def _check_fit_args(args) -> None:
 def _cmd_fit(args) -> int:
     _check_fit_args(args)  # argument errors before numpy and torch are imported
     from overtensor._io import check_output_path
+    from overtensor.cli.train import alpha_option
     from overtensor.cli.userdata import RESULT_SUFFIXES
 
     if args.output is not None:
@@ -203,7 +206,7 @@ def _cmd_fit(args) -> int:
     gradient = args.method not in ("power-method", "spm")
     result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
                     lr=args.lr, random_state=args.seed, progress=not args.json,
-                    regime=args.regime, alpha=args.alpha, threads=args.threads,
+                    regime=args.regime, threads=args.threads, **alpha_option(args.regime, args.alpha),
                     **({} if cap is None else {"rank": cap}), **_orthogonal_option(args),
                     **({"engine": args.engine} if gradient and args.regime == "full" else {}))
     summary = result.summary()

@@ -9,6 +9,25 @@ from __future__ import annotations
 import json
 import sys
 
+#: ``--alpha`` has no default: at ``α = 1`` the alpha-scaled model ``T(θ_0) + α(T(θ) − T(θ_0))``
+#: on the loss ``/α²`` is exactly the full regime, so a default would make the option a no-op.
+ALPHA_HELP = ("alpha of --regime alpha-scaled, required there (alpha = 1 is exactly the full "
+              "regime; large alpha tends to the lazy one); refused with another --regime")
+
+
+def alpha_option(regime: str, alpha: float | None) -> dict:
+    """``{"alpha": α}`` for ``--regime alpha-scaled`` (where ``--alpha`` is required), ``{}``
+    otherwise; ``ValueError`` (one line) for a missing or an unused ``--alpha``."""
+    if regime == "alpha-scaled":
+        if alpha is None:
+            raise ValueError("--regime alpha-scaled needs --alpha ALPHA (alpha = 1 is exactly the "
+                             "full regime; large alpha tends to the lazy one)")
+        return {"alpha": alpha}
+    if alpha is not None:
+        raise ValueError(f"--alpha {alpha:g} is only used with --regime alpha-scaled, "
+                         f"got --regime {regime}")
+    return {}
+
 
 def add_parser(sub) -> None:
     """Add the ``train`` subcommand to the ``overtensor`` parser's subparsers."""
@@ -45,7 +64,7 @@ def add_parser(sub) -> None:
                         "--optimizer)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=100, help="samples per step (default 100)")
-    p.add_argument("--alpha", type=float, default=1.0, help="alpha of --regime alpha-scaled")
+    p.add_argument("--alpha", type=float, default=None, help=ALPHA_HELP)
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="random seed (data and initialization)")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
@@ -71,7 +90,8 @@ def _cmd_train(args) -> int:
         config = TrainConfig(regime=args.regime, optimizer=args.optimizer, lr=args.lr,
                              momentum=args.momentum, safety=args.safety,
                              steps=args.steps, batch_size=args.batch_size, samples=args.samples,
-                             test_samples=args.test_samples, alpha=args.alpha,
+                             test_samples=args.test_samples,
+                             **alpha_option(args.regime, args.alpha),
                              device=args.device, progress=not args.json)
     except TypeError as exc:
         raise ValueError(str(exc)) from None

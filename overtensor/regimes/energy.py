@@ -7,8 +7,12 @@ For rows ``w_1, …, w_m ∈ R^d`` with unit directions ``ŵ_i = w_i/‖w_i‖``
 * ``s = 0`` (logarithmic energy): ``E_0 = Σ_{i≠j} log ‖ŵ_i − ŵ_j‖^{−1}``.
 
 Both sums run over ordered pairs (each unordered pair counted twice, as in the paper's code). The
-distances come from the Gram matrix of the unit rows, ``‖ŵ_i − ŵ_j‖² = 2 − 2 ŵ_i·ŵ_j``, so the cost
-is ``O(m² d)``; every function broadcasts over leading batch dimensions. A rotation ``W ↦ W Rᵀ``
+distances are computed from the differences ``ŵ_i − ŵ_j`` (``torch.cdist`` without its
+matrix-product shortcut), not from the Gram identity ``2 − 2 ŵ_i·ŵ_j``, which cancels: with it a
+duplicated neuron gave an energy of ``9e15`` instead of ``inf`` and two neurons ``1e-8`` apart
+gave ``inf`` (issue 22, item 8). Coincident directions (unit rows equal up to ``8·eps`` of the
+dtype, the rounding of the normalization) give ``inf``; the cost is
+``O(m² d)``; every function broadcasts over leading batch dimensions. A rotation ``W ↦ W Rᵀ``
 (``R ∈ O(d)``) keeps every pairwise angle and so both energies; this is what orthogonal
 over-parameterized training preserves.
 
@@ -30,13 +34,16 @@ from overtensor._checks import check_float
 
 def pairwise_sq_distances(W: torch.Tensor) -> torch.Tensor:
     """``‖ŵ_i − ŵ_j‖²`` for the unit directions of the rows of ``W`` (``(..., m, d)`` →
-    ``(..., m, m)``), from the Gram matrix of the unit rows (``O(m² d)``)."""
+    ``(..., m, m)``), from the differences of the unit rows (exactly 0 for coincident
+    directions; ``O(m² d)``, module docstring)."""
     norms = W.norm(dim=-1, keepdim=True)
     if bool((norms == 0).any()):
         raise ValueError("W has a zero row: its direction (and the energy) is undefined")
     U = W / norms
-    G = U @ U.transpose(-1, -2)
-    return (2.0 - 2.0 * G).clamp_min(0.0)
+    D = torch.cdist(U, U, compute_mode="donot_use_mm_for_euclid_dist")
+    # Rows with one direction (w and 3w) may differ after normalization by a few rounding
+    # units: that is coincidence, not a distance of 1e-16.
+    return torch.where(D <= 8 * torch.finfo(D.dtype).eps, 0.0, D) ** 2
 
 
 def hyperspherical_energy(W: torch.Tensor, s: float = 1.0) -> torch.Tensor:

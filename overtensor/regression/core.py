@@ -490,8 +490,30 @@ def _theory_step(opt: torch.optim.Optimizer, w_before: torch.Tensor,
     return None
 
 
-def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: dict[str, Any]) -> float:
-    """``1/λ_max`` of the preconditioned curvature ``X D_0 Xᵀ`` at ``w_0`` (n×n, so cheap)."""
+def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: dict[str, Any],
+             batch_size: int | None = None) -> float:
+    """``1/λ_max`` of the preconditioned curvature ``X D_0 Xᵀ`` at ``w_0`` (n×n, so cheap); with
+    mini-batches of ``b`` rows the step of Ma, Bassily & Belkin (ICML 2018, "The power of
+    interpolation", Thm 2) for the gradient rescaled by ``n/b``:
+    ``η(b) = b / (n β + (b − 1) λ_max)`` with ``β = max_i K_ii`` (the largest per-sample
+    curvature): a mini-batch's curvature ``(n/b) X_bᵀ X_b`` can reach ``n β`` (one row drawn
+    ``b`` times), far above ``λ_max`` when ``b ≪ n``, and the full-batch ``1/λ_max`` then
+    diverges (issue 22, item 7: ``n = 40, b = 8``)."""
+    full = _full_batch_lr(name, problem, w0, options)
+    if batch_size is None or full[1] is None:
+        return full[0]
+    K = full[1]
+    n, b = problem.n, batch_size
+    beta = float(torch.diagonal(K).max())
+    top = float(torch.linalg.eigvalsh(K)[-1])
+    denom = n * beta + (b - 1) * top
+    return min(full[0], b / denom) if denom > 0 else full[0]
+
+
+def _full_batch_lr(name: str, problem: RegressionProblem, w0: torch.Tensor,
+                   options: dict[str, Any]) -> tuple[float, torch.Tensor | None]:
+    """``1/λ_max(K)`` of the preconditioned curvature ``K`` and ``K`` itself (``None`` where
+    the rule is not ``1/λ_max(K)``)."""
     X = problem.X.to(torch.float64)
     if name == "diagonal":
         K = (X * options["diag"].to(torch.float64)) @ X.T
@@ -504,13 +526,13 @@ def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: d
             elif wts == "identity":
                 S = torch.full((problem.n,), 1.0 / problem.n, dtype=torch.float64)
             elif wts == "normalized-residual":
-                return 0.5 / float(torch.linalg.eigvalsh(K)[-1])  # D_k ⪯ 2I
+                return 0.5 / float(torch.linalg.eigvalsh(K)[-1]), None  # D_k ⪯ 2I
             else:
                 r = X @ w0.to(torch.float64) - problem.y.to(torch.float64)
                 S = (r.abs() / problem.n) if wts == "residual" else wts(r).to(torch.float64)
             K = K + K @ (torch.diag(S) if S.ndim == 1 else S) @ K
     top = float(torch.linalg.eigvalsh(K)[-1])
-    return 1.0 / top if top > 0 else 1.0
+    return (1.0 / top if top > 0 else 1.0), K
 
 
 def fit_regression(
@@ -538,8 +560,9 @@ def fit_regression(
         Any spelling of :func:`overtensor.optim.registry.make_optimizer`; ``"span-preserving"`` gets
         ``design=X, targets=y`` and ``"diagonal"`` needs ``optimizer_options={"diag": d}``.
     lr : float, "auto" or None
-        ``None``: :data:`DEFAULT_LR` for a name (``"auto"`` = ``1/λ_max(X D_0 Xᵀ)``), ``1e-3`` for a
-        class (an instance or a callable sets its own).
+        ``None``: :data:`DEFAULT_LR` for a name (``"auto"`` = ``1/λ_max(X D_0 Xᵀ)``, with
+        ``batch_size`` the mini-batch step ``b / (n β + (b − 1) λ_max)`` of :func:`_auto_lr`),
+        ``1e-3`` for a class (an instance or a callable sets its own).
     steps : int
         Number of optimizer steps.
     w0 : tensor (p,), optional
@@ -598,7 +621,7 @@ def fit_regression(
     if lr is None:
         lr = DEFAULT_LR.get(name, "auto") if isinstance(optimizer, str) else 1e-3
     if lr == "auto":
-        lr = _auto_lr(name, problem, w, options)
+        lr = _auto_lr(name, problem, w, options, batch_size)
     lr = check_float("lr", lr, minimum=0.0, strict=True)
     if optimizer == "span-preserving":
         options.setdefault("design", X)

@@ -65,6 +65,7 @@ from overtensor.tensors.gradient import (
     log_evaluation,
     prepare_fit,
     restart_rows,
+    signs_follow_residual,
 )
 from overtensor.tensors.gradients import loss_and_grad
 from overtensor.tensors.loss import relative_error
@@ -267,7 +268,8 @@ def fit_batched(
         c = cfgs[b]
         target_b, sq_b, scale_b, params_b, params0_b, signs_b = prepare_fit(
             tgts[b], model=model, width=m, init_scale=c["init_scale"], signs=c["signs"],
-            generator=gens[b], dtype=dt, device=dev, flip=c["reinit_threshold"] is not None)
+            generator=gens[b], dtype=dt, device=dev, flip=c["reinit_threshold"] is not None,
+            orient_odd=True)
         schedule = EpochSchedule(
             epoch_steps=c["epoch_steps"], epoch_growth=c["epoch_growth"], max_steps=c["max_steps"],
             final_steps=c["final_steps"], tol=c["tol"], patience=c["patience"],
@@ -450,7 +452,9 @@ def _evaluate(run: _Run, batch: _ActiveBatch, pos: int, rel: float, loss: float,
     n = sched.next_steps()
     if sched.take_reinit():
         restart_rows(params, run.signs, model, run.target, run.scale, run.cfg["reinit_threshold"],
-                     run.cfg["init_scale"], run.generator)
+                     run.cfg["init_scale"], run.generator,
+                     orient_signs=signs_follow_residual(run.target, run.cfg["signs"]))
+        batch.signs[pos] = run.signs  # the batch holds a stacked copy of the signs
     batch.mu[pos] = sched.weight_decay
     run.pending = run.period = n
     return n == 0

@@ -103,7 +103,9 @@ def fit(
         ``optimizer=None, lr=None`` runs conjugate gradients (same limit, far fewer steps;
         ``docs/lazy.md``).
     alpha : float
-        ``α`` of ``alpha-scaled``.
+        ``α`` of ``alpha-scaled``. At the default ``α = 1`` that regime is exactly the full model
+        on the full loss (only its step rule differs): pass the ``α`` you mean (the CLI requires
+        ``--alpha`` with ``--regime alpha-scaled``).
     init_scale, weight_decay, reinit_threshold, epoch_steps, epoch_growth
         ``δ_0``, ``μ``, ``δ_1`` (``None`` disables re-initialization), ``K`` and ``γ``.
     max_steps, final_steps, tol, patience
@@ -130,11 +132,13 @@ def fit(
         (:mod:`overtensor.tensors.reduction`); ``result.info`` records the merges, the ranks tried and
         diagnostics (degeneracy, unsupported rank; :mod:`overtensor.tensors.diagnostics`).
     rank : int, optional
-        Cap on the number of returned terms: the best CP with at most ``rank`` terms reachable
-        from the over-parameterized solution (greedy removal with polish), e.g. for a noisy
-        target. Without it a rank whose tail weights are comparable to the residual is reported
-        in ``result.info["rank_support"]`` and ``result.info["warnings"]``. Gradient methods with
-        ``regime="full"`` only (``power-method`` takes the number of components as ``width``).
+        Cap on the number of returned terms, always applied: the best CP with at most ``rank``
+        terms reachable from the over-parameterized solution (greedy removal with polish); when
+        it misses ``tol``, ``result.warnings`` says so with the error reached. Without it, a CP
+        that misses ``tol`` keeps only the terms whose removal more than doubles the polished
+        error (the rank under noise, ``result.info["rank_support"]`` and a warning;
+        :mod:`overtensor.tensors.reduction`). Gradient methods with ``regime="full"`` only
+        (``power-method`` takes the number of components as ``width``).
     random_state : int, torch.Generator or None
         Seeds every random draw (init and re-initializations).
     device, dtype

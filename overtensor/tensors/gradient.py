@@ -17,7 +17,9 @@ re-initialization, as set by :data:`METHOD_DEFAULTS`.
    (``s_i R(w̄_i) < 0``) are flipped, ``w_i → −w_i``. Why: with ``l`` odd a direction with
    negative overlap ``v_j`` obeys ``dv_j/dt ≈ l λ_j v_j^{l−1} > 0`` and stalls near ``v_j = 0``,
    orthogonal to everything left, while its norm decays only slowly; its mirror image escapes.
-   Rows already under way are never flipped (that would undo an escape in progress);
+   Rows already under way are never flipped (that would undo an escape in progress). For even
+   ``l`` and a dense target of unknown sign the twin rule sets the sign of a re-drawn row,
+   ``s_i = sign R(w̄_i)`` (:func:`signs_follow_residual`, issue 22);
 4. once the error stops improving (at the ``μ``-bias level) or reaches ``tol``, a final phase with
    ``μ = 0`` removes the weight-decay bias; then merge/drop/polish (:mod:`overtensor.tensors.extraction`),
    rank reduction or a rank cap (:mod:`overtensor.tensors.reduction`) and diagnostics
@@ -50,6 +52,7 @@ from overtensor.tensors.models import balanced_signs, init_params, model_cp
 from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
+from overtensor.tensors.unfolding import square_unfolding_eigenvalues
 from overtensor.training.loop import Progress, check_divergence, gd_steps
 
 
@@ -84,6 +87,56 @@ def needs_negative_terms(target: Target) -> bool:
     if target.truth is not None:
         return bool((target.truth.weights < 0).any())
     return isinstance(target, DenseTarget)
+
+
+def signs_follow_residual(target: Target, signs: str) -> bool:
+    """Whether the fixed signs are set by the residual (issue 22, item 1): ``signs="auto"``, even
+    order, and a target whose sign is unknown (a dense array without a known truth).
+
+    Then every re-drawn row takes the sign of the residual in its direction,
+    ``s_i = sign R(w̄_i)`` (:func:`_flip_small_rows`; the rows at the start take theirs from the
+    square unfolding, :func:`initial_signs`, or, where that is too large, from the residual as
+    well): the even-order twin of the
+    odd-order mirror ``w_i → −w_i``. A term can only grow while ``s_i R(w̄_i) > μ/2``
+    (module docstring, step 3), and the rule is symmetric under ``T → −T`` (every sign flips with
+    the target), so a fit of ``−T`` is the mirror image of the fit of ``T`` from the same seed:
+    the answer does not depend on the sign of the target. Fixed alternating signs instead gave a
+    single-term fit a positive term whatever the target (Kofidis & Regalia's tensor, whose best
+    rank-1 term is ``−1.0954``, was fitted by ``0.8893``).
+    """
+    return (signs == "auto" and target.order % 2 == 0 and target.truth is None
+            and isinstance(target, DenseTarget))
+
+
+def initial_signs(target: Target, signs: str, width: int, dtype: torch.dtype,
+                  device: torch.device) -> tuple[torch.Tensor, bool]:
+    """The fixed signs ``s`` (shape ``(width,)``) at the start, and whether they are still to be
+    oriented by the residual at the start (:func:`_flip_small_rows`).
+
+    ``positive``: all +1; ``balanced``: alternating ±1. ``auto``: +1 unless the order is even and
+    negative terms may be needed; then, with a known truth, the truth's signs in decreasing order
+    of ``|λ_j|``, cycled over the rows (row ``i`` gets the sign of the ``(i mod r)``-th heaviest
+    term: a width-1 fit the sign of the heaviest term, ``width = r`` exactly the truth's signs,
+    and ``−T`` the opposite signs of ``T``). Without a truth (a dense array), the same rule with
+    the eigenvalues of the square unfolding in place of the weights (their signs count the
+    positive and negative terms, :func:`~overtensor.tensors.unfolding.square_unfolding_eigenvalues`;
+    the significant ones, ``|μ| ≥ 1e-8 max|μ|``); where that is too large, +1 everywhere, then
+    oriented by the residual (:func:`signs_follow_residual`).
+    """
+    if signs == "balanced":
+        return balanced_signs(width, True, dtype, device), False
+    if signs == "auto" and needs_negative_terms(target):
+        if target.truth is not None:
+            w = target.truth.weights.detach().to("cpu", torch.float64)
+            w = w[torch.argsort(w.abs(), descending=True)]
+        else:
+            w = square_unfolding_eigenvalues(target)
+            if w is None:
+                return balanced_signs(width, False, dtype, device), True
+            w = w[w.abs() >= 1e-8 * w.abs().max()]
+        ordered = torch.where(w < 0, -1.0, 1.0).to(torch.float64)
+        return ordered[torch.arange(width) % ordered.numel()].to(dtype=dtype, device=device), False
+    return balanced_signs(width, False, dtype, device), False
 
 
 def gradient_fit(
@@ -128,7 +181,8 @@ def gradient_fit(
     t0 = time.perf_counter()
     target, sq, scale, params, params0, s = prepare_fit(
         target, model=model, width=width, init_scale=init_scale, signs=signs,
-        generator=generator, dtype=dtype, device=device, flip=reinit_threshold is not None)
+        generator=generator, dtype=dtype, device=device, flip=reinit_threshold is not None,
+        orient_odd=True)
     for p in params.values():
         p.requires_grad_(True)
     opt = make_optimizer(optimizer, params.values(), lr)
@@ -164,7 +218,7 @@ def gradient_fit(
         while (n := sched.next_steps()) > 0:
             if sched.take_reinit():
                 restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
-                             generator)
+                             generator, orient_signs=signs_follow_residual(target, signs))
             loss = gd_steps(loss_fn, opt, n)
             sched.advance(n)
             sched.observe(evaluate(loss))
@@ -193,11 +247,14 @@ def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: F
 
 def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, signs: str,
                 generator: torch.Generator, dtype: torch.dtype, device: torch.device,
-                flip: bool = False):
+                flip: bool = False, orient_odd: bool = False):
     """Target in the working dtype/device, ``‖T*‖²``, the scale ``σ = 1/‖T*‖``, the initial
     parameters (a copy kept as ``params0``) and the fixed signs: the set-up of one run.
 
     The only random draws are those of :func:`~overtensor.tensors.models.init_params` from ``generator``.
+    ``flip``: mirror fresh rows toward the residual (odd order; re-initializing methods);
+    ``orient_odd``: otherwise mirror the whole start by the target's sign (odd order;
+    :func:`_orient_globally`; the full-regime engines).
     """
     target = target.working(dtype, device)  # float64() stays the user's tensor (issue 10)
     sq = target.sq_norm()
@@ -205,12 +262,34 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
         raise ValueError("target has zero norm: nothing to decompose")
     scale = 1.0 / sq.sqrt()
     params = init_params(model, width, target.dim, init_scale, generator, dtype, device)
-    need_neg = signs == "balanced" or (signs == "auto" and needs_negative_terms(target))
-    s = balanced_signs(width, need_neg, dtype, device)
-    if flip:  # methods with re-initialization start from mirrored rows where useful (docstring)
-        _flip_small_rows(params, s, model, target, scale)
+    s, orient = initial_signs(target, signs, width, dtype, device)
+    if flip or orient:  # methods with re-initialization start from mirrored rows where useful
+        # (docstring); signs set by the residual are set at the start by every method
+        _flip_small_rows(params, s, model, target, scale, orient_signs=orient, mirror=flip)
+    if orient_odd and not flip and target.order % 2 == 1:
+        _orient_globally(params, s, model, target, scale)
     params0 = {k: v.clone() for k, v in params.items()}
     return target, sq, scale, params, params0, s
+
+
+@torch.no_grad()
+def _orient_globally(params, signs, model: str, target: Target, scale) -> None:
+    """Odd order, methods without re-initialization: mirror the whole start, ``W_0 → −W_0``,
+    when ``Σ_i s_i T(w̄_i, …, w̄_i) < 0`` (issue 22, item 1).
+
+    Why: at odd order the run on ``−T`` from ``W_0`` is the mirror image of the run on ``T`` from
+    ``−W_0``; one global sign chosen by the target makes the start flip with the target, so that
+    ``fit(−T)`` is exactly the mirror of ``fit(T)`` from the same seed. One global flip keeps the
+    start's distribution (row by row it is as random as before; mirroring each row toward the
+    residual, as the re-initializing methods do, lowered ``exact-rank``'s recovery on
+    ``random_target(3, 20, 5)`` from 7/8 to 4/8 seeds).
+    """
+    W = params["W"]
+    Wbar = W / W.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(W.dtype).tiny)
+    a, _ = model_cp(model, params, signs)
+    total = float((torch.sign(a) * target.values(Wbar)).sum())
+    if total < 0:
+        W.neg_()
 
 
 def finish_fit(
@@ -242,9 +321,11 @@ def finish_fit(
             cp = SymmetricCP(a / scale, V, l, normalize=True).canonical()
     # Polish refines a fit; it must not solve the problem on its own (that would credit a failed
     # run with the work of L-BFGS), so it only runs once the model itself is close. Under a rank
-    # cap the user asks for the best small CP of a run that has left the plateau (a noisy target
-    # keeps the model's error at the noise level), so the bar is CAP_POLISH_BELOW instead.
-    below = polish_below if rank is None else max(polish_below, CAP_POLISH_BELOW)
+    # cap the user asks for the best CP with at most `rank` terms whatever the error (a noisy
+    # target keeps the model's error at the noise level; the best rank-1 term of a full-rank
+    # tensor is far from it): the cap is always applied, and a miss of tol is a warning.
+    below = polish_below if rank is None else math.inf
+    red = None
     polished = extract and polish_iter > 0 and model_rel <= below
     t_polish = time.perf_counter()
     if polished:
@@ -255,24 +336,41 @@ def finish_fit(
                                         merge_cos=merge_cos, drop_tol=drop_tol,
                                         polish_iter=polish_iter, tol=tol)
         cp, final_rel = _drop_small(cp, final_rel, target, drop_tol, polish_iter)
-        if final_rel <= tol or (rank is not None and cp.rank > rank):
-            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
-            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
-            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol, polish_iter)
-        else:
-            info["rank_reduction"] = {"tried": [], "stop": (
-                "not tried: the extracted CP misses tol")}
+        # A CP that misses tol walks the removal path (reduction._walk): rescued when a
+        # smaller polished CP meets tol (rank = dimension), else its rank is chosen against the
+        # residual (noise).
+        red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank,
+                          rescue_below=polish_below)
+        info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        if red.cp is not cp:
+            cp, final_rel = _drop_small(red.cp, red.relative_error, target, drop_tol,
+                                        polish_iter)
+    elif extract and polish_iter > 0 and rank is None and model_rel <= NOISE_BELOW:
+        # The model has fitted the target up to a residual above polish_below (noise): only
+        # the rank is chosen against that residual, nothing is accepted by tol.
+        red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter,
+                          rescue_below=polish_below, accept_tol=False)
+        info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+        cp, final_rel = red.cp, red.relative_error
     elif extract:
         info["rank_reduction"] = {"tried": [], "stop": (
             f"not tried: no polish (the model's error is above {below:g})")}
+    noise = red.noise if red is not None else None
     info["merges"] = merges
     if rank is not None:
         info["rank_cap"] = rank
-        if cp.rank > rank:
-            info["rank_reduction"] = {"tried": [], "stop": (
-                f"rank cap {rank} not applied: the model's error {model_rel:.1e} is above "
-                f"{below:g} (it has not fitted the target)")}
-    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol)
+        if cp.rank > rank:  # not polished (extract=False or polish_iter=0): still a cap
+            red = reduce_rank(cp, target, tol=tol, polish_iter=polish_iter, max_rank=rank)
+            info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
+            cp, final_rel = red.cp, red.relative_error
+    _diagnose(info, cp, a / scale, V, target, final_rel, width, drop_tol,
+              noise=noise if rank is None else None, tol=tol)
+    if rank is not None and not final_rel <= tol:
+        info["warnings"].append(
+            f"rank cap {rank}: the best CP found with at most {rank} terms has relative error "
+            f"{final_rel:.3e} > tol {tol:g}; a larger rank (or tol) is needed to meet tol")
+    elif not final_rel <= tol and not info["warnings"]:  # never a silent miss of tol
+        info["warnings"].append(_not_converged_advice(final_rel, tol, schedule, width))
     info["polished"] = polished
     t_end = time.perf_counter()
     info.update(seconds_train=seconds, seconds_extract=t_polish - t_extract,
@@ -284,6 +382,21 @@ def finish_fit(
         params={k: v.detach() for k, v in params.items()}, params0=params0, signs=signs,
         model=model, info=info, scale=float(scale),
     )
+
+
+def _not_converged_advice(rel: float, tol: float, schedule: EpochSchedule, width: int) -> str:
+    """The one-line warning of a run whose CP misses ``tol`` (no other diagnosis explains it):
+    the error, the budget or rule that ended the run and what to try (issue 22, item 3)."""
+    why = {"max_steps": "the step budget max_steps ran out",
+           "final_steps": "the final phase's budget final_steps ran out (raise final_steps; "
+                          "max_steps was not reached)",
+           "stagnation": "the error stagnated",
+           "callback": "the callback stopped it"}.get(schedule.stop_reason or "",
+                                                      str(schedule.stop_reason))
+    return (f"not converged: relative error {rel:.3e} > tol {tol:g} after {schedule.step} steps; "
+            f"{why}. The CP is not an exact decomposition: a noisy target cannot be fitted below "
+            f"its noise level; otherwise try a larger budget, another random_state, or "
+            f"width={width} with rank=K (the rank-capped polish)")
 
 
 def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
@@ -342,8 +455,12 @@ def _drop_small(cp: SymmetricCP, rel: float, target: Target, drop_tol: float,
 
 
 def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.Tensor,
-              target: Target, rel: float, width: int, drop_tol: float) -> None:
-    """Degeneracy (of the returned CP, else of the model's own terms) and rank support."""
+              target: Target, rel: float, width: int, drop_tol: float,
+              noise: dict[str, Any] | None = None, tol: float = 0.0) -> None:
+    """Degeneracy (of the returned CP, else of the model's own terms) and rank support: the
+    rank chosen under noise (``noise``, :func:`overtensor.tensors.reduction._walk`) when there was
+    one, else the terms whose weight is comparable to the residual
+    (:func:`~overtensor.tensors.diagnostics.rank_support`)."""
     warnings: list[str] = []
     norm = float(target.float64().sq_norm().sqrt())
     deg = degeneracy(cp.weights, cp.components, cp.order, norm, min_weight=drop_tol)
@@ -352,6 +469,17 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
     if deg is not None:
         info["degeneracy"] = deg
         warnings.append(degeneracy_advice(deg, width))
+    if noise is not None:
+        info["rank_support"] = {**noise, "residual": rel * norm}
+        if noise["supported"] < noise["found"]:  # (else the not-converged warning speaks)
+            warnings.append(
+                f"rank {noise['supported']} chosen under noise: the residual (relative error "
+                f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
+                f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a "
+                f"term is kept only if removing it more than doubles the error); pass rank=K "
+                f"to choose")
+        info["warnings"] = warnings
+        return
     support = rank_support(cp.weights, rel * norm)
     if support is not None:
         info["rank_support"] = support
@@ -375,7 +503,8 @@ class EpochSchedule:
 
     Rules: an epoch has ``K`` steps (``K ← max(1, round(γK))`` after each epoch), evaluated every
     ``eval_every`` steps; the run stops at ``rel ≤ tol`` (``"tol"``), at the step budget
-    (``"max_steps"``), or when ``patience`` epochs in a row improve the error by less than 1 %
+    (``"max_steps"``, or ``"final_steps"`` when the final phase's own budget ended it), or when
+    ``patience`` epochs in a row improve the error by less than 1 %
     (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
     final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
     (``"stagnation"``). With ``main_epochs`` set, the main phase also ends after that many epochs
@@ -401,6 +530,7 @@ class EpochSchedule:
         self._best = math.inf
         self._bad_epochs = 0
         self._reinit_due = False
+        self._final_capped = False  # the final phase's budget is below max_steps
 
     @classmethod
     def single_phase(cls, *, epoch_steps: int, max_steps: int, tol: float, patience: int,
@@ -453,7 +583,9 @@ class EpochSchedule:
             self.stop_reason = "tol"
             return
         if self.step >= self.max_steps:
-            self.stop_reason = "max_steps"
+            # Name the budget that ran out (issue 22, item 3): raising max_steps does nothing
+            # when the final phase's own budget ended the run.
+            self.stop_reason = "final_steps" if self._final_capped else "max_steps"
             return
         # Stagnation: the error did not improve by 1 % over `patience` epochs. The plateau
         # before the first escape from the small initialization (error still ~1) is the
@@ -467,6 +599,7 @@ class EpochSchedule:
             if self.phase == "main":
                 self.phase, self.weight_decay = "final", 0.0
                 self._bad_epochs, self._best = 0, math.inf
+                self._final_capped = self.step + self.final_steps < self.max_steps
                 self.max_steps = min(self.max_steps, self.step + self.final_steps)
                 return
             self.stop_reason = "stagnation"
@@ -476,36 +609,44 @@ class EpochSchedule:
         self._K = max(1, round(self._K * self.epoch_growth))
 
 
+#: Without a polish (model error above ``polish_below``), the rank is still chosen against the
+#: residual when the model's error is at most this (a noisy target; :func:`finish_fit`).
+NOISE_BELOW = 0.2
+
 #: Coarser merge thresholds tried after polishing (see :func:`finish_fit`).
 COARSE_MERGES = (0.95, 0.9, 0.8)
 
 #: Rows this aligned are one term whatever the error (the merge a refused merge falls back to).
 FINE_MERGE = 0.9999
 
-#: Under a rank cap, the capped CP is polished when the model's error is at most this.
-CAP_POLISH_BELOW = 0.5
 
 #: Relative error below which the model counts as having escaped the initial plateau.
 ESCAPED = 0.95
 
 
 def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,
-                 init_scale: float, generator: torch.Generator) -> None:
+                 init_scale: float, generator: torch.Generator, *,
+                 orient_signs: bool = False) -> None:
     """What happens to the rows at the end of a main-phase epoch (docs/theory/tensors.md §5 step 3):
-    re-draw the
-    small ones and mirror those of them that face a negative residual. Shared with the batched
-    engine."""
+    re-draw the small ones and mirror those of them that face a negative residual (odd order),
+    or, with ``orient_signs`` (:func:`signs_follow_residual`), give them the residual's sign
+    (even order; ``signs`` is changed in place). Shared with the batched engine."""
     redrawn = _reinit_small_rows(params, threshold, init_scale, generator, signs, model,
                                  target.order)
-    _flip_small_rows(params, signs, model, target, scale, redrawn)
+    _flip_small_rows(params, signs, model, target, scale, redrawn, orient_signs=orient_signs)
 
 
 @torch.no_grad()
 def _flip_small_rows(params, signs, model: str, target: Target, scale,
-                     rows: torch.Tensor | None = None) -> int:
-    """Odd order only: flip the chosen fresh rows (all if ``rows`` is None) with
-    ``s_i R(w̄_i) < 0`` (see module docstring)."""
-    if target.order % 2 == 0 or model == "coefficients" or (rows is not None and not rows.any()):
+                     rows: torch.Tensor | None = None, *, orient_signs: bool = False,
+                     mirror: bool = True) -> int:
+    """Make ``s_i R(w̄_i) ≥ 0`` for the chosen fresh rows (all if ``rows`` is None): odd order
+    (with ``mirror``) by flipping the row, ``w_i → −w_i`` (see module docstring); even order with
+    ``orient_signs`` by flipping its sign ``s_i`` (:func:`signs_follow_residual`). Returns the
+    number of rows changed."""
+    even = target.order % 2 == 0
+    if ((even and not orient_signs) or (not even and not mirror) or model == "coefficients"
+            or (rows is not None and not rows.any())):
         return 0
     W = params["W"]
     norms = W.norm(dim=-1)
@@ -515,7 +656,10 @@ def _flip_small_rows(params, signs, model: str, target: Target, scale,
     flip = signs * residual < 0
     if rows is not None:
         flip &= rows
-    W[flip] = -W[flip]
+    if even:
+        signs[flip] = -signs[flip]
+    else:
+        W[flip] = -W[flip]
     return int(flip.sum())
 
 

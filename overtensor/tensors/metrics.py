@@ -13,25 +13,30 @@ from overtensor._checks import ArgumentTypeError, as_tensor, check_float
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.loss import relative_error as _relative_error
-from overtensor.tensors.targets import Target, as_target
+from overtensor.tensors.targets import Target, as_target, cp_pair
 
 
 def check_cp(cp: Any, order: int | None = None, dim: int | None = None,
              name: str = "cp") -> SymmetricCP:
     """``cp`` as a :class:`SymmetricCP` with real, finite weights ``(r,)`` and components
-    ``(r, dim)`` of the given ``order``; a TensorLy-style ``(weights, [U]*order)`` pair is
-    accepted (unequal factors are refused, see :func:`overtensor.as_target`).
+    ``(r, dim)`` of the given ``order``; a TensorLy ``CPTensor``, a ``(weights, [U]*order)`` pair
+    and a :class:`~overtensor.tensors.result.FitResult` are accepted
+    (:func:`overtensor.tensors.targets.cp_pair`; unequal factors are refused, see
+    :func:`overtensor.as_target`).
 
     Raises ``TypeError`` (also a ``ValueError``) for other types or complex values and
     ``ValueError`` for NaN/inf, inconsistent shapes or an order/dimension other than the target's.
     """
+    inner = getattr(cp, "cp", None)
+    if isinstance(inner, SymmetricCP):  # a FitResult
+        cp = inner
     if not isinstance(cp, SymmetricCP):
-        if not (isinstance(cp, tuple | list) and len(cp) == 2
-                and isinstance(cp[1], list | tuple)):
+        parts = cp_pair(cp, allow_list=True)
+        if parts is None:
             raise ArgumentTypeError(
-                f"{name} must be a SymmetricCP or a TensorLy-style (weights, factors) pair, "
-                f"got {type(cp).__name__}")
-        pair = as_target((cp[0], list(cp[1])), order)
+                f"{name} must be a SymmetricCP, a TensorLy CPTensor or a (weights, factors) "
+                f"pair, got {type(cp).__name__}")
+        pair = as_target((parts[0], list(parts[1])), order)
         cp = SymmetricCP(pair.weights, pair.factors, pair.order)
     w = as_tensor(f"{name}.weights", cp.weights)
     U = as_tensor(f"{name}.components", cp.components)
@@ -87,8 +92,9 @@ class Recovery:
 def recovery(cp: SymmetricCP, target, threshold: float = 0.99) -> Recovery:
     """Match true components ``u_j`` to found components by the Hungarian method on ``|cos|``.
 
-    ``target`` is a :class:`~overtensor.tensors.targets.Target` with a known ``truth`` or a
-    :class:`SymmetricCP`. Components of ``cp`` with zero weight are ignored.
+    ``target`` is a :class:`~overtensor.tensors.targets.Target` with a known ``truth``, a
+    :class:`SymmetricCP`, a TensorLy ``CPTensor`` or a ``(weights, factors)`` pair; ``cp`` any CP
+    form of :func:`check_cp`. Components of ``cp`` with zero weight are ignored.
     """
     truth = target if isinstance(target, SymmetricCP) else as_target(target).truth
     if truth is None:

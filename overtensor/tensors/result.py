@@ -34,7 +34,8 @@ class FitResult(TrainingResult):
     converged : bool
         Whether the returned ``cp`` is within ``tol`` (after extraction and polish).
     stop_reason : str
-        ``"tol"``, ``"max_steps"``, ``"stagnation"`` (or algorithm-specific).
+        ``"tol"``, ``"max_steps"``, ``"final_steps"`` (the final phase's own budget ran out
+        before ``max_steps``), ``"stagnation"`` (or algorithm-specific).
     target : Target
         The target as the user gave it (after :func:`~overtensor.tensors.targets.as_target`).
     params, params0, signs, model
@@ -62,6 +63,11 @@ class FitResult(TrainingResult):
     signs: torch.Tensor | None = field(default=None, repr=False)
     model: str = "homogeneous"
     scale: float | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """``info["warnings"]``: what went wrong and what to try, one line each (empty if none)."""
+        return list(self.info.get("warnings", []))
 
     def full_model_cp(self) -> SymmetricCP:
         """The full (nonlinear) model at the trained parameters, in the target's scale, float64.
@@ -136,6 +142,17 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
         result.cp = SymmetricCP(ldexp(cp.weights, exponent), cp.components, cp.order)
         if result.scale is not None:
             result.scale = math.ldexp(result.scale, -exponent)
+        support = result.info.get("rank_support")
+        if support is not None and "residual" in support:
+            # An absolute residual, like the weights: in the user's scale too (the warning that
+            # quotes it is re-rendered).
+            from overtensor.tensors.diagnostics import rank_support_advice
+
+            old = rank_support_advice(support) if "found" in support else None
+            support["residual"] = math.ldexp(support["residual"], exponent)
+            warnings = result.info.get("warnings", [])
+            if old in warnings:
+                warnings[warnings.index(old)] = rank_support_advice(support)
     return result
 
 

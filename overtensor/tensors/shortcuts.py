@@ -63,6 +63,7 @@ from overtensor.tensors.gradient import (
     finish_fit,
     prepare_fit,
     restart_rows,
+    signs_follow_residual,
 )
 from overtensor.tensors.models import model_cp
 from overtensor.tensors.reduction import HEADROOM, reduce_rank
@@ -253,7 +254,8 @@ def fit_small(
     while (n := sched.next_steps()) > 0:
         if sched.take_reinit():
             restart_rows(params, signs, "homogeneous", tgt, scale, c["reinit_threshold"],
-                         c["init_scale"], generator)
+                         c["init_scale"], generator,
+                         orient_signs=signs_follow_residual(tgt, c["signs"]))
         mu = sched.weight_decay
         if shortcuts.adaptive_lr and sched.step >= next_curvature:
             next_curvature = sched.step + shortcuts.curvature_every

@@ -486,9 +486,11 @@ def _rescaled_truth(truth: SymmetricCP | None, exponent: int) -> SymmetricCP | N
 def as_target(obj: Any, order: int | None = None) -> Target:
     """Turn user input into a :class:`Target`.
 
-    Accepts a :class:`Target`, a :class:`~overtensor.tensors.cp.SymmetricCP`, a ``(weights, factors)`` pair
-    (factors as ``(r, d)`` rows or a TensorLy list ``[U]*l`` of ``(d, r)`` matrices; ``order``
-    needed for the former), or a dense symmetric array.
+    Accepts a :class:`Target`, a :class:`~overtensor.tensors.cp.SymmetricCP` (or a result holding
+    one as ``cp``), a ``(weights, factors)`` pair (factors as ``(r, d)`` rows or a TensorLy list
+    ``[U]*l`` of ``(d, r)`` matrices; ``order`` needed for the former), a TensorLy ``CPTensor`` (or
+    any object with ``weights`` and a list ``factors``; :func:`cp_pair`), or a dense symmetric
+    array.
 
     Raises
     ------
@@ -509,15 +511,48 @@ def as_target(obj: Any, order: int | None = None) -> Target:
     return tgt
 
 
+def cp_pair(obj: Any, allow_list: bool = False) -> tuple[Any, list | tuple] | None:
+    """``(weights, factors)`` of a CP in any of the forms users of the field hold, else ``None``.
+
+    Recognised (issue 22, item 5): a ``(weights, [F_1, …, F_l])`` tuple (or list, with
+    ``allow_list``: a nested list is otherwise a dense array), TensorLy's
+    ``CPTensor`` and any object with ``weights`` and a list ``factors`` of ``(d, r)`` matrices
+    (weights ``None`` means all ones, as in TensorLy), and an object with a
+    :class:`~overtensor.tensors.cp.SymmetricCP` as ``cp`` (a :class:`FitResult`). Arrays are left
+    to the caller. The factors are not checked here (:func:`_symmetric_factor` does).
+    """
+    inner = getattr(obj, "cp", None)
+    if isinstance(inner, SymmetricCP):
+        obj = inner
+    if isinstance(obj, SymmetricCP):
+        return None
+    pair_types = (tuple, list) if allow_list else (tuple,)
+    if isinstance(obj, pair_types) and len(obj) == 2 and isinstance(obj[1], list | tuple):
+        weights, factors = obj
+    elif not isinstance(obj, torch.Tensor | np.ndarray) and isinstance(
+            getattr(obj, "factors", None), list | tuple) and hasattr(obj, "weights"):
+        weights, factors = obj.weights, obj.factors
+    else:
+        return None
+    if weights is None and len(factors) and hasattr(factors[0], "shape") and len(factors[0].shape) == 2:
+        weights = torch.ones(factors[0].shape[1], dtype=torch.float64)
+    return weights, factors
+
+
 def _as_target(obj: Any, order: int | None) -> Target:
     if isinstance(obj, Target):
         return obj
+    inner = getattr(obj, "cp", None)
+    if isinstance(inner, SymmetricCP):  # a FitResult: its CP
+        obj = inner
     if isinstance(obj, SymmetricCP):
         return CPTarget(obj.weights, obj.components, obj.order)
+    pair = cp_pair(obj)
+    if pair is not None:
+        weights, factors = pair
+        return CPTarget(weights, _symmetric_factor(factors), len(factors))
     if isinstance(obj, tuple) and len(obj) == 2:
         weights, factors = obj
-        if isinstance(factors, list | tuple):
-            return CPTarget(weights, _symmetric_factor(factors), len(factors))
         if order is None:
             raise ValueError("order is required when the target is given as (weights, factors)")
         return CPTarget(weights, factors, order)

@@ -69,3 +69,29 @@ def min_relative_error(singular_values: torch.Tensor, terms: int) -> float:
     if total <= 0:
         return 0.0
     return float(sq[terms:].sum() / total) ** 0.5
+
+
+#: Largest ``d^{3l/2}`` (the cost of the square unfolding's eigenvalues) examined by
+#: :func:`square_unfolding_eigenvalues`.
+SIGN_MAX_FLOPS = 1e9
+
+
+def square_unfolding_eigenvalues(target: Target) -> torch.Tensor | None:
+    """Eigenvalues (float64) of the square unfolding ``d^{l/2} × d^{l/2}`` of a dense
+    even-order target, sorted by decreasing ``|μ|``; ``None`` for other targets or above
+    :data:`SIGN_MAX_FLOPS`.
+
+    For ``T = Σ_j λ_j u_j^{⊗l}`` the unfolding is ``Σ_j λ_j v_j v_jᵀ`` with ``v_j = u_j^{⊗l/2}``:
+    with independent ``v_j`` its inertia (Sylvester's law) counts the positive and the negative
+    weights, and ``−T`` has the opposite signs. Used for the fixed signs of a dense target of
+    unknown sign (:func:`overtensor.tensors.gradient.initial_signs`).
+    """
+    t64 = target.float64()
+    if not isinstance(t64, DenseTarget) or t64.order % 2:
+        return None
+    n = t64.dim ** (t64.order // 2)
+    if float(n) ** 3 > SIGN_MAX_FLOPS:
+        return None
+    M = t64.array.reshape(n, n)
+    mu = torch.linalg.eigvalsh((M + M.T) / 2)
+    return mu[torch.argsort(mu.abs(), descending=True)]
