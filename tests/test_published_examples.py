@@ -115,13 +115,16 @@ def test_width_one_gradient_fit_warns_when_capped_short():
 CASES = {"xyz": (monomial_xyz, 4), "x3-3xy2": (cubic_three_real_roots, 3)}
 
 
-@pytest.mark.parametrize("method", ["beyond-lazy", "deflation"])
+@pytest.mark.parametrize(("method", "engine"), [("beyond-lazy", "auto"), ("beyond-lazy", "paper"),
+                                                ("deflation", "auto")])
 @pytest.mark.parametrize("case", list(CASES))
-def test_exact_symmetric_rank(case, method):
+def test_exact_symmetric_rank(case, method, engine):
+    # The paper's schedule polishes to exactness; the default route stops at tol (it falls back
+    # to the paper's schedule where its shortcuts stop short of tol, as on xyz at rank 4 > d).
     make, rank = CASES[case]
     for seed in (0, 1):
-        res = ot.fit(make(), width=2 * rank, method=method, random_state=seed)
-        assert res.converged and res.relative_error < 1e-6
+        res = ot.fit(make(), width=2 * rank, method=method, engine=engine, random_state=seed)
+        assert res.converged and res.relative_error < (1e-4 if engine == "auto" else 1e-6)
         assert res.cp.rank == rank  # minimal: the rank reduction removes every spare term
 
 

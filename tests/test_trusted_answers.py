@@ -132,7 +132,8 @@ def test_stop_reason_names_the_budget_that_ran_out():
 
 def test_a_fit_that_misses_tol_says_which_budget_ended_it():
     target = ot.random_target(3, 10, 4, random_state=0)
-    res = ot.fit(target, width=8, random_state=0, max_steps=300, eval_every=50, polish_iter=0)
+    res = ot.fit(target, width=8, random_state=0, max_steps=300, eval_every=50, polish_iter=0,
+                 engine="paper")  # the paper's schedule and its budgets
     assert not res.converged and res.stop_reason == "max_steps"
     assert any(w.startswith("not converged") and "max_steps" in w for w in res.warnings)
 

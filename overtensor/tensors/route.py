@@ -83,6 +83,9 @@ def fast_route(
     ``paper_fit(target, width, generator, fit_options)`` its paper's schedule.
     """
     gen = generator
+    # The paper's schedule from the generator as the caller handed it: the fallback below then
+    # returns exactly what engine="paper" returns, so the route is never worse than it.
+    paper_gen = torch.Generator(device=gen.device).set_state(gen.get_state())
     tol = fit_options.get("tol", 1e-4)
     start = time.perf_counter()
     span = _span(target, width, gen, max_ratio)
@@ -112,6 +115,21 @@ def fast_route(
             result = paper_fit(work, width, gen, fit_options)
             result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
             route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
+        elif not result.converged and shortcuts is DEFAULT_SHORTCUTS:
+            # The shortcuts trade the paper's long phases for speed; where they stop short of
+            # tol (e.g. the monomial xyz at symmetric rank 4 > d), the paper's schedule decides.
+            missed = (f"the shortcuts stopped at {result.relative_error:.2e} > tol={tol:g} "
+                      f"({result.stop_reason})")
+            paper = paper_fit(target, width, paper_gen, fit_options)
+            paper.seconds += result.seconds
+            if paper.relative_error <= result.relative_error:  # the better of the two answers
+                result, lift = paper, None
+                route.update(engine="paper", why=f"{missed}: the paper's schedule on the target",
+                             compressed_dim=None)
+            else:
+                result.seconds = paper.seconds
+                route.update(engine="shortcuts", why=f"{missed}; the paper's schedule did no "
+                             f"better ({paper.relative_error:.2e})")
         else:
             route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
                          + ("compressed core" if comp is not None else "target (not compressed: "
