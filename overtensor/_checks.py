@@ -169,6 +169,38 @@ def check_rows(name: str, value: Any, dim: int | None = None) -> torch.Tensor:
     return as_tensor(name, value)
 
 
+def check_magnitude(name: str, data: torch.Tensor, power: int, what: str,
+                    dtype: torch.dtype = torch.float64,
+                    advice: str = "rescale the data by a constant") -> None:
+    """Refuse data whose ``power``-th powers leave ``dtype``'s normal range (issue 23, item 1).
+
+    Moment methods form products of ``power`` entries (a third moment: ``x_i x_j x_k``); with
+    entries ``1e110`` these are ``1e330``, beyond float64, and the estimate becomes ``inf``/NaN
+    or a raw ``LinAlgError`` later. Checked here, before any work, from ``max |x|`` alone (plus
+    ``log2 d`` for the sums over a row's ``d`` entries): the largest product must be finite and
+    (for nonzero data) a normal number.
+
+    Raises
+    ------
+    ValueError
+        ``"{name}: {what} reach about 1e..., ..."`` naming the largest ``|entry|``.
+    """
+    if data.numel() == 0:
+        return
+    amax = float(data.detach().abs().max())
+    if amax == 0.0 or not math.isfinite(amax):
+        return  # zeros are representable; non-finite entries are check_finite's to report
+    fi = torch.finfo(dtype)
+    width = data.shape[-1] if data.ndim else 1
+    log2 = power * math.log2(amax)
+    if log2 + math.log2(max(width, 1)) < math.log2(fi.max) and log2 >= math.log2(fi.tiny):
+        return
+    side = (f"beyond the largest {dtype} number {fi.max:.3g}" if log2 > 0 else
+            f"below the smallest normal {dtype} number {fi.tiny:.3g}")
+    raise ValueError(f"{name}: {what} reach about 1e{round(log2 * math.log10(2))} (largest "
+                     f"|entry| {amax:.3g}), {side}; {advice}")
+
+
 def check_callable(name: str, value: Any, *, optional: bool = True) -> Callable | None:
     """``value`` itself if it is callable (or ``None`` when ``optional``)."""
     if value is None and optional:

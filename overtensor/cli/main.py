@@ -128,7 +128,7 @@ def _orthogonal_option(args) -> dict:
 def _cmd_fit(args) -> int:
     import overtensor as ot
     from overtensor._io import check_output_path
-    from overtensor.cli.userdata import RESULT_SUFFIXES, write_result
+    from overtensor.cli.userdata import RESULT_SUFFIXES, check_finite_result, write_result
 
     if args.output is not None:
         check_output_path(args.output, RESULT_SUFFIXES)  # before any work
@@ -151,6 +151,7 @@ def _cmd_fit(args) -> int:
                     lr=args.lr, random_state=args.seed, progress=not args.json,
                     regime=args.regime, alpha=args.alpha, threads=args.threads,
                     **({} if cap is None else {"rank": cap}), **_orthogonal_option(args))
+    check_finite_result(result)  # NaN/inf is never a result (exit 5), printed or written
     summary = result.summary()
     if args.method != "power-method":
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]

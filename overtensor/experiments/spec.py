@@ -280,11 +280,20 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     return SpecError(where, path, f"{msg} for run function {run!r}, got {got!r}")
 
 
+#: Largest spec file read, in bytes: a spec is a few lines; this bounds the parser's work.
+MAX_SPEC_BYTES = 1 << 20
+
+
 def _read(path: Path, where: str) -> Any:
     if path.suffix not in SPEC_SUFFIXES:
         raise SpecError(where, None, f"unknown file type {path.suffix!r}; use one of {list(SPEC_SUFFIXES)}")
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(where, None, f"the file is larger than {MAX_SPEC_BYTES} bytes; a spec "
+                                         "lists parameters, not data")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise SpecError(where, None, f"cannot read the file ({exc.strerror})", exit_code=4) from None
     except UnicodeDecodeError:
@@ -292,11 +301,42 @@ def _read(path: Path, where: str) -> Any:
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
+        return _load_yaml(text)
+    except SpecError:
+        raise
+    except _AliasError as exc:
+        raise SpecError(where, None, str(exc)) from None
     except Exception as exc:  # yaml.YAMLError / tomllib.TOMLDecodeError carry line numbers
         raise SpecError(where, None, f"not valid {path.suffix[1:].upper()}: {exc}") from None
+
+
+class _AliasError(ValueError):
+    """A YAML alias in a spec (refused: see :func:`_load_yaml`)."""
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses anchors' aliases (``*name``, also in ``<<: *name``).
+
+    Aliases are the one YAML feature whose expanded size is unbounded by the file's: nested
+    aliases ("billion laughs") make a 400-byte file expand to gigabytes before any validation.
+    A spec is a handful of parameters, so it never needs them; the refusal comes from the
+    composer at the first alias event, before anything is expanded.
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise _AliasError(f"line {event.start_mark.line + 1}: YAML alias *{event.anchor} "
+                                  "is not allowed in a spec (write the value out)")
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _spec_error(exc: ValidationError, where: str) -> SpecError:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
-from overtensor._checks import as_tensor, check_float, check_int, make_generator
+from overtensor._checks import as_tensor, check_float, check_int, check_magnitude, make_generator
 
 
 class Source(Protocol):
@@ -70,6 +70,7 @@ def as_source(X: Any, name: str = "X") -> Source:
     t = as_tensor(name, t)
     if t.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features), got {tuple(t.shape)}")
+    check_magnitude(name, t, 3, "its third-order products")  # the estimators' third moments
     return ArraySource(t)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from overtensor._checks import check_int, make_generator
+from overtensor._checks import check_int, check_magnitude, make_generator
 from overtensor.moments.decompose import best_rank_cp
 from overtensor.moments.whitening import Whitening
 
@@ -43,6 +43,9 @@ def _counts(C: Any) -> torch.Tensor:
     t = t.to(torch.float64)
     if not torch.isfinite(t).all() or (t < 0).any() or (t != t.round()).any():
         raise ValueError("counts must hold non-negative integer word counts")
+    # The moments divide by L(L-1)(L-2) of each document's length L: it must be finite.
+    check_magnitude("counts", t.sum(1, keepdim=True), 3, "the cubes of the document lengths",
+                    advice="these are not word counts of a corpus")
     return t
 
 

@@ -119,6 +119,35 @@ class Target:
     def _rescaled(self, exponent: int) -> Target:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _check_range(self, name: str, what: str) -> None:
+        """Refuse a target whose scale is outside its dtype's range (issue 23, item 1).
+
+        The algorithms work on ``T / 2^k`` (:meth:`normalized`), so no square overflows; but the
+        result is reported in the target's scale, and ``T`` itself must be representable:
+        entries below ``2^k`` with ``k = log2_magnitude()``, so ``‖T‖_F ≤ d^{l/2} 2^k`` (and
+        the weights found, of the order of ``‖T‖``) must be finite, and the largest entry a
+        normal number (else the weights underflow). A moment tensor of samples ``1e110`` (entries
+        ``1e330``) or ``1e-110`` (``1e-330``) is refused here, in one line naming ``name``,
+        instead of a fit that reports ``inf`` weights as converged or an ``OverflowError``.
+
+        Raises
+        ------
+        ValueError
+            ``"{name}: {what} reach about 1e{..} ..."`` with the range of the dtype.
+        """
+        k = self.log2_magnitude()
+        fi = torch.finfo(self.dtype)
+        top = k + math.ceil(self.order / 2 * math.log2(max(self.dim, 1)))
+        hi, lo = math.frexp(fi.max)[1] - 1, math.frexp(fi.tiny)[1] - 1
+        if lo <= k and top <= hi:
+            return
+        size = f"2^{k} ≈ 1e{round(k * math.log10(2))}"
+        side = (f"the norm bound d^(l/2)·2^k = 2^{top} exceeds the largest {self.dtype} number "
+                f"{fi.max:.3g}" if top > hi else
+                f"below the smallest normal {self.dtype} number {fi.tiny:.3g}")
+        raise ValueError(f"{name}: {what} reach about {size}, {side}; rescale the input by a "
+                         "constant (the decomposition scales with it)")
+
     def rescaled(self, exponent: int) -> Target:
         """The target ``2^exponent · T``, exactly (a power-of-two scaling rounds nothing).
 
@@ -191,6 +220,7 @@ class CPTarget(Target):
                 f"{tuple(self.factors.shape)} (expected weights of shape factors.shape[:-1])"
             )
         self.dim = self.factors.shape[-1]
+        self._check_range("weights and factors", f"the terms λ_j ‖u_j‖^{self.order}")
         if self.truth is None:
             self.truth = SymmetricCP(self.weights, self.factors, self.order)
 
@@ -278,6 +308,7 @@ class DenseTarget(Target):
                     f"tensor is not symmetric: swapping axes 0 and {axis} changes it by "
                     f"{gap.item():.3g} (relative), above symmetry_tol={self.symmetry_tol}"
                 )
+        self._check_range("tensor", "its entries")
 
     @property
     def dtype(self):
@@ -374,6 +405,8 @@ class MomentTarget(Target):
             raise ValueError(f"dense must be True, False or None, got {self.dense!r}")
         self.dim = self.samples.shape[1]
         self._sq_norm: torch.Tensor | None = None
+        self._check_range("samples", f"the entries of the order-{self.order} moment (1/n) Σ x^⊗"
+                                     f"{self.order} (max |x| = {self._max_abs():.3g})")
 
     @property
     def dtype(self):
@@ -466,7 +499,10 @@ class MomentTarget(Target):
 
     def log2_magnitude(self):
         # (x/2^e)^{⊗l} = x^{⊗l} / 2^{el}: only multiples of l scale the samples exactly.
-        return self.order * exponent_of(float(self.samples.detach().abs().max()))
+        return self.order * exponent_of(self._max_abs())
+
+    def _max_abs(self) -> float:
+        return float(self.samples.detach().abs().max())
 
     def _rescaled(self, exponent):
         if exponent % self.order:
