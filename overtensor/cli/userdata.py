@@ -102,10 +102,12 @@ def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
     * A UTF-8 byte-order mark (Excel's "CSV UTF-8") is skipped; blank lines are skipped.
     * The first line is a header when none of its fields is a number and at least one is a
       name (not a missing-value spelling such as ``NA``), or when its fields are exactly
-      ``0, 1, ..., d-1`` (the column names pandas writes for an unnamed-column frame), with or
-      without an empty first field. A first line that mixes names and numbers is refused.
+      ``0, 1, ..., d-1`` (the column names pandas writes for an unnamed-column frame), or
+      those after one field that is not a number (the index's name, or empty). A first line
+      that otherwise mixes names and numbers is refused.
     * A header whose first field is empty or ``Unnamed: 0`` (what ``DataFrame.to_csv`` writes
-      for the index) marks the first column as the row index: it is dropped. Without a header, a
+      for the index), or a name before ``0, 1, ...``, marks the first column as the row index:
+      it is dropped. Without a header, a
       first column holding exactly ``0, 1, ..., n-1`` is refused as a likely index column.
     * Every other field must be a finite number: a missing value (empty, ``NA``, ``NaN``, ...),
       a word or ``inf`` is refused naming its line and column; so is a ragged line.
@@ -154,17 +156,18 @@ def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
         is_number[:, j] = ~np.isnan(col)
     names = cells[0]
     missing0 = np.isin(names, list(_MISSING))
-    header = False
+    header, index_col = False, False
+    pandas_names = _pandas_column_names(names)
     if not is_number[0].any() and not missing0.all():
         header = True
-    elif _pandas_column_names(names):
-        header = True
+    elif pandas_names is not None:
+        header, index_col = True, pandas_names == "index"
     elif is_number[0].any() and not (is_number[0] | missing0).all():
         words = [f"{n!r}" for n, num, m in zip(names, is_number[0], missing0, strict=True)
                  if not num and not m]
         raise ValueError(f"line {lines[0]} mixes names ({', '.join(words[:3])}) and numbers: a "
                          "header must name every column and a data line hold only numbers")
-    index_col = header and names[0] in _INDEX_NAMES
+    index_col = index_col or (header and names[0] in _INDEX_NAMES)
     if header:
         cells, numbers, is_number, lines = cells[1:], numbers[1:], is_number[1:], lines[1:]
     if index_col:
@@ -190,11 +193,28 @@ def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
     return numbers
 
 
-def _pandas_column_names(names: np.ndarray) -> bool:
-    """Whether a first line is ``0,1,...,d-1`` (or ``,0,...,d-2``): the header
-    ``DataFrame.to_csv`` writes for columns without names (at least two of them)."""
-    fields = list(names[1:]) if len(names) and names[0] == "" else list(names)
-    return len(fields) >= 2 and fields == [str(i) for i in range(len(fields))]
+def _pandas_column_names(names: np.ndarray) -> str | None:
+    """``"columns"`` when a first line is ``0,1,...,d-1``, ``"index"`` when it is ``NAME,0,...,d-2``
+    (``NAME`` empty or the index's name, not a number): the header ``DataFrame.to_csv`` writes
+    for columns without names (at least two of them), without or with the index; else None."""
+    fields = list(names)
+
+    def counting(part: list[str]) -> bool:
+        return len(part) >= 2 and part == [str(i) for i in range(len(part))]
+
+    if counting(fields):
+        return "columns"
+    if fields and not _is_number(fields[0]) and counting(fields[1:]):
+        return "index"
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _pandas_line(exc: BaseException) -> str:

@@ -414,7 +414,20 @@ def _alive(host: str, pid: int, expires_at: float, *, now: float) -> bool:
             return False
         except (PermissionError, OverflowError, ValueError):
             return True
-    return True
+        return not _zombie(int(pid))
+    return True  # another host: alive while it renews the lease (it expires otherwise)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a killed process not yet reaped by its parent (Linux ``/proc``; False
+    where that cannot be read): it still answers ``kill(pid, 0)`` but will never renew a lease."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and parentheses).
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:
