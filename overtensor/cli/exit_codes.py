@@ -81,14 +81,17 @@ def one_line(text: str) -> str:
 
 def classify(exc: BaseException) -> tuple[int, str] | None:
     """``(exit code, one-line message)`` for an expected failure, None for a bug."""
-    from overtensor.training.loop import DivergenceError
+    # Never imported here: a DivergenceError can only come from a loaded module, and importing
+    # it (with torch, ~2 s) to classify a spec error would make every early refusal slow.
+    loop = sys.modules.get("overtensor.training.loop")
+    DivergenceError = getattr(loop, "DivergenceError", None)
 
     code = getattr(exc, "exit_code", None)
     if isinstance(code, int) and not isinstance(code, bool):
         return code, one_line(str(exc) or type(exc).__name__)
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
-    if isinstance(exc, DivergenceError):
+    if DivergenceError is not None and isinstance(exc, DivergenceError):
         return DIVERGED, one_line(f"the fit diverged: {exc}")
     if isinstance(exc, OSError):
         return FILE_ERROR, one_line(_os_message(exc))

@@ -156,9 +156,9 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    spec, exp = _resolve(args.target, args.preset, args.max_runs)  # before the heavy imports
     from overtensor.experiments.runner import run_sweep
 
-    spec, exp = _resolve(args.target, args.preset, args.max_runs)
     name = spec["name"]  # a validated name: never a path (overtensor.experiments.names)
     store = Path(args.store) if args.store else DEFAULT_DIR / f"{name}.sqlite"
     scheduler, workers = _scheduler(args)
