@@ -275,6 +275,31 @@ def _rel_change(p: Params, p0: Params, key: str) -> float:
     return float((p[key] - p0[key]).norm() / p0[key].norm().clamp_min(1e-300))
 
 
+def check_train_memory(data, spec: NetworkSpec, config: TrainConfig) -> None:
+    """Refuse a training run whose largest array would exceed the memory budget, before any
+    allocation (as :func:`overtensor.tensors.memory.check_fit_memory` does for ``fit``): the
+    ``(N, d)`` first layer and the ``(rows, N)`` hidden activations of the largest forward pass
+    (a batch, the fixed training set or the test set).
+
+    Raises
+    ------
+    ValueError
+        ``"width=N needs ... above the memory budget ..."``.
+    """
+    from overtensor._checks import check_memory
+    from overtensor.networks.data import UserData
+
+    counts = [config.test_samples, config.batch_size or 0, config.samples or 0]
+    if isinstance(data, UserData):
+        counts.append(data.size)
+    rows = max(int(c) for c in counts)
+    dev = config.device
+    check_memory("width", spec.width, (spec.width, spec.dim), config.dtype,
+                 "a first layer W", dev)
+    check_memory("width", spec.width, (rows, spec.width), config.dtype,
+                 f"hidden activations of {rows} samples", dev)
+
+
 def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                   random_state: Any = None,
                   callback: Callable[[dict[str, float]], None] | None = None) -> NetworkFit:
@@ -307,6 +332,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         raise TypeError(f"data must have dim and sample(n, generator), got {type(data).__name__}")
     if data.dim != spec.dim:
         raise ValueError(f"spec.dim must equal the data dimension {data.dim}, got {spec.dim}")
+    check_train_memory(data, spec, config)
     t0 = time.perf_counter()
     gen = make_generator(random_state)
     dev = resolve_device(config.device)
