@@ -169,6 +169,61 @@ def check_rows(name: str, value: Any, dim: int | None = None) -> torch.Tensor:
     return as_tensor(name, value)
 
 
+def check_covariance(name: str, S: torch.Tensor, dim: int) -> torch.Tensor:
+    """A covariance: a ``(dim,)`` vector of variances (a diagonal) ``>= 0``, or a symmetric
+    positive semi-definite ``(dim, dim)`` matrix (eigenvalues ``>= -1e-10·max|eigenvalue|``,
+    rounding). A negative variance makes risks negative (``null_risk() = -3``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the shape, or the offending entry or eigenvalue.
+    """
+    if tuple(S.shape) not in ((dim,), (dim, dim)):
+        raise ValueError(f"{name} must have shape ({dim},) or ({dim}, {dim}), got {tuple(S.shape)}")
+    if S.ndim == 1:
+        if (S < 0).any():
+            i = int(torch.nonzero(S < 0)[0])
+            raise ValueError(f"{name} must hold variances >= 0, got {name}[{i}] = {float(S[i])!r}")
+        return S
+    S64 = S.to(torch.float64)
+    scale = float(S64.abs().max()) if S64.numel() else 0.0
+    if float((S64 - S64.T).abs().max()) > 1e-10 * max(scale, 1e-300):
+        raise ValueError(f"{name} must be symmetric, got a matrix that differs from its transpose")
+    low = float(torch.linalg.eigvalsh(S64).min())
+    if low < -1e-10 * scale:
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {low:.3g}")
+    return S
+
+
+def check_positive_entries(name: str, value: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """A vector of ``dim`` entries, all ``> 0`` (e.g. a diagonal preconditioner)."""
+    if value.ndim != 1 or (dim is not None and value.shape[0] != dim):
+        want = f"({dim},)" if dim is not None else "(p,)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(value.shape)}")
+    if (value <= 0).any():
+        i = int(torch.nonzero(value <= 0)[0])
+        raise ValueError(f"{name} must hold entries > 0, got {name}[{i}] = {float(value[i])!r}")
+    return value
+
+
+def check_stopping(max_steps: Any = None, tol: Any = None, final_steps: Any = None
+                   ) -> tuple[int | None, float | None, int | None]:
+    """The stopping arguments shared by every fitting door (``fit``, ``fit_compressed``,
+    ``fit_batched``...): ``max_steps >= 1``, ``tol`` a finite number ``>= 0``,
+    ``final_steps >= 0``; ``None`` is passed through (the door's default applies). NumPy
+    integers and floats are accepted like Python ones.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and its value (``tol=nan``, ``tol=-1``, ``max_steps=0``).
+    """
+    return (None if max_steps is None else check_int("max_steps", max_steps, 1),
+            None if tol is None else check_float("tol", tol, minimum=0.0),
+            None if final_steps is None else check_int("final_steps", final_steps, 0))
+
+
 def check_magnitude(name: str, data: torch.Tensor, power: int, what: str,
                     dtype: torch.dtype = torch.float64,
                     advice: str = "rescale the data by a constant") -> None:

@@ -30,7 +30,15 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import as_tensor, check_choice, check_float, check_int, make_generator
+from overtensor._checks import (
+    as_tensor,
+    check_choice,
+    check_covariance,
+    check_float,
+    check_int,
+    check_positive_entries,
+    make_generator,
+)
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
 from overtensor.training.loop import DivergenceError, Progress
 
@@ -88,6 +96,13 @@ class RegressionProblem:
             return float((r * r).mean())
         return None
 
+    def __post_init__(self) -> None:
+        # Also for a problem built directly, not through as_problem: a negative variance would
+        # make every risk (null_risk included) negative.
+        if self.covariance is not None:
+            check_covariance("covariance", self.covariance, self.p)
+        check_float("noise", self.noise, minimum=0.0)
+
     def null_risk(self) -> float | None:
         """Risk of ``w = 0`` (the scale against which a risk is judged)."""
         return self.test_risk(torch.zeros(self.p, dtype=self.X.dtype, device=self.X.device))
@@ -116,10 +131,8 @@ def as_problem(X: Any, y: Any, *, w_star: Any = None, covariance: Any = None, no
         if w_star.shape[0] != p:
             raise ValueError(f"w_star must have p={p} entries, got {w_star.shape[0]}")
     if covariance is not None:
-        covariance = as_tensor("covariance", covariance, dtype=X.dtype, device=X.device)
-        if covariance.shape not in ((p,), (p, p)):
-            raise ValueError(f"covariance must have shape ({p},) or ({p}, {p}), "
-                             f"got {tuple(covariance.shape)}")
+        covariance = check_covariance(
+            "covariance", as_tensor("covariance", covariance, dtype=X.dtype, device=X.device), p)
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
     if X_test is not None:
@@ -347,7 +360,14 @@ def preconditioned_interpolant(X: Any, y: Any, diag: Any) -> torch.Tensor:
     the fixed ``D`` from 0, i.e. the interpolant of minimum ``Σ_j w_j²/D_j``."""
     X = as_tensor("X", X).to(torch.float64)
     y = as_tensor("y", y).to(torch.float64)
-    D = as_tensor("diag", diag).to(torch.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array (n, p), got shape {tuple(X.shape)}")
+    if y.reshape(-1).shape[0] != X.shape[0]:
+        raise ValueError(f"y must have n={X.shape[0]} entries, got {y.numel()}")
+    # D = 0 in a coordinate removes it from the norm's domain (Σ w_j²/D_j): refused, not inf.
+    D = check_positive_entries("diag", as_tensor("diag", diag).to(torch.float64).reshape(-1),
+                               X.shape[1])
+    y = y.reshape(-1)
     return D * (X.T @ torch.linalg.lstsq(X * D @ X.T, y[:, None]).solution[:, 0])
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import check_float, check_int, make_generator
+from overtensor._checks import check_float, check_int, check_stopping, make_generator
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
@@ -256,6 +256,11 @@ def fit_compressed(
     from overtensor.tensors.fitting import fit
 
     tgt = as_target(target, order)
+    # The checks of overtensor.fit, before any work: the shortcut path below never calls fit.
+    check_stopping(fit_options.get("max_steps"), fit_options.get("tol"),
+                   fit_options.get("final_steps"))
+    if width is not None:
+        width = check_int("width", width, 1)
     if shortcuts is not None and not isinstance(shortcuts, Shortcuts):
         raise TypeError(f"shortcuts must be a Shortcuts or None, got "
                         f"{type(shortcuts).__name__}: {shortcuts!r}")

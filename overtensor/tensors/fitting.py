@@ -9,8 +9,8 @@ from overtensor._checks import (
     check_callable,
     check_callables,
     check_choice,
-    check_float,
     check_int,
+    check_stopping,
     make_generator,
     resolve_device,
     resolve_dtype,
@@ -172,9 +172,7 @@ def fit(
     tgt = as_target(target, order)
     if width is not None:
         width = check_int("width", width, 1)
-    max_steps = check_int("max_steps", max_steps, 1)
-    final_steps = check_int("final_steps", final_steps, 0)
-    tol = check_float("tol", tol, minimum=0.0)
+    max_steps, tol, final_steps = check_stopping(max_steps, tol, final_steps)
     check_optimizer(optimizer)
     check_callable("callback", callback)
     recorders = check_callables("recorders", recorders)
