@@ -14,13 +14,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class ConflictError(ValueError):
+    """Two keys of a run config that cannot go together (raised by a params model's validator);
+    ``key`` is the one to name in the error (:func:`overtensor.experiments.spec.check_params`
+    reports it as ``fixed.KEY`` or ``grid.KEY[i]``)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
 
 
 class RunParams(BaseModel):
@@ -76,6 +86,18 @@ class FitParams(TargetParams):
     device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] | None = None
     dtype: Literal["float32", "float64"] | None = None
     engine: Literal["auto", "autograd"] = "auto"
+
+    @model_validator(mode="after")
+    def _used(self) -> FitParams:
+        # The options overtensor.fit refuses for this method and regime (it would ignore them),
+        # refused here too: before any run, naming the key, instead of every run failing.
+        from overtensor.tensors.options import ignored_options
+
+        for key in ignored_options(self.method, self.regime):
+            if key in self.model_fields_set and key in type(self).model_fields:
+                raise ConflictError(key, f"method={self.method!r} with regime={self.regime!r} "
+                                         f"does not use {key}; remove it")
+        return self
 
 
 class LazyLowerBoundParams(RunParams):

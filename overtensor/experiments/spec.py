@@ -247,6 +247,9 @@ def check_params(spec: dict[str, Any], where: str) -> None:
 def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "fixed"
+    conflict = (err.get("ctx") or {}).get("error")
+    if not err["loc"] and hasattr(conflict, "key"):  # a params model's ConflictError
+        key = conflict.key
     grid = spec.get("grid") or {}
     if key == "seed":
         path = "seeds"
@@ -417,6 +420,18 @@ def config_hash(run: str, config: dict[str, Any]) -> str:
 def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """Keep the metrics the spec lists (all when it lists none) and add ``success``."""
     keep = spec.get("metrics") or []
+    # A misspelled name would record nothing (or a success that is always False) with exit 0:
+    # the run fails instead, naming the spec key, the name and the metrics the run has.
+    wanted = [("metrics", k) for k in keep]
+    if spec.get("success"):
+        wanted.append(("success.metric", spec["success"]["metric"]))
+    for key, name in wanted:
+        if name not in metrics:
+            close = difflib.get_close_matches(name, list(metrics), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(f"experiment {spec.get('name', '?')!r}", key,
+                            f"the run returned no metric {name!r} (its metrics: "
+                            f"{', '.join(sorted(metrics))}){hint}")
     out = {k: v for k, v in metrics.items() if not keep or k in keep}
     ok = is_success(metrics, spec.get("success"))
     if ok is not None and "success" not in out:
