@@ -207,6 +207,29 @@ def check_positive_entries(name: str, value: torch.Tensor, dim: int | None = Non
     return value
 
 
+def check_mixture(means: torch.Tensor, weights: torch.Tensor) -> None:
+    """Means ``(k, d)`` with ``k, d >= 1`` and weights ``(k,)``: non-negative, summing to 1
+    (within ``1e-6``), one per mean.
+
+    Raises
+    ------
+    ValueError
+        Naming ``means`` or ``weights`` and what is wrong.
+    """
+    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+        raise ValueError(f"means must have shape (k, d) with k, d >= 1, got {tuple(means.shape)}")
+    if weights.shape != (means.shape[0],):
+        raise ValueError(f"weights must have shape ({means.shape[0]},), one per row of means, "
+                         f"got {tuple(weights.shape)}")
+    if (weights < 0).any():
+        i = int(torch.nonzero(weights < 0)[0])
+        raise ValueError(f"weights must be >= 0, got weights[{i}] = {float(weights[i])!r}")
+    total = float(weights.sum())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, got sum {total!r}")
+    check_magnitude("means", means, 3, "their third-order products")
+
+
 def check_stopping(max_steps: Any = None, tol: Any = None, final_steps: Any = None
                    ) -> tuple[int | None, float | None, int | None]:
     """The stopping arguments shared by every fitting door (``fit``, ``fit_compressed``,

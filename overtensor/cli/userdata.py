@@ -46,10 +46,11 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
                 array = _numbers_of(npz, npz.files[0])
         elif suffix in (".csv", ".txt"):
             array = _read_text(path, "," if suffix == ".csv" else None)
-            if array.size == 0:
-                raise ValueError("holds no numbers (an empty file)")
         else:
             raise ValueError(f"unknown file type {suffix or '(none)'!r}; use .npy, .npz, .csv or .txt")
+        if array.size == 0:
+            raise ValueError(f"holds no numbers (an empty {'file' if suffix in ('.csv', '.txt') else 'array'}"
+                             f" of shape {array.shape})")
     except FileNotFoundError:
         # A file-system failure: exit code 4 in the CLI, like every missing file.
         raise FileNotFoundError(errno.ENOENT, f"{option}: no such file", str(path)) from None

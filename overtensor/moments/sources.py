@@ -16,7 +16,14 @@ from typing import Any, Protocol
 
 import torch
 
-from overtensor._checks import as_tensor, check_float, check_int, check_magnitude, make_generator
+from overtensor._checks import (
+    as_tensor,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_mixture,
+    make_generator,
+)
 
 
 class Source(Protocol):
@@ -123,6 +130,7 @@ class SphericalMixtureStream:
     def __post_init__(self) -> None:
         self.means = as_tensor("means", self.means, dtype=torch.float64)
         self.weights = as_tensor("weights", self.weights, dtype=torch.float64)
+        check_mixture(self.means, self.weights)
         self.sigma = check_float("sigma", self.sigma, minimum=0.0)
         self.n = check_int("n", self.n, 1)
         self.seed = check_int("seed", self.seed, 0)

@@ -21,7 +21,7 @@ from overtensor.tensors.methods import METHODS, _target_rank, gradient_options
 from overtensor.tensors.options import refuse_ignored
 from overtensor.tensors.regimes import FIT_REGIMES
 from overtensor.tensors.result import FitResult, rescale_result
-from overtensor.tensors.targets import as_target
+from overtensor.tensors.targets import as_target, check_single
 from overtensor.tensors.threads import with_chosen_threads
 
 
@@ -170,6 +170,7 @@ def fit(
     check_choice("regime", regime, FIT_REGIMES)
     refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
+    check_single(tgt)
     if width is not None:
         width = check_int("width", width, 1)
     max_steps, tol, final_steps = check_stopping(max_steps, tol, final_steps)

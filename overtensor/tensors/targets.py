@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from overtensor._checks import (
+    ArgumentTypeError,
     as_tensor,
     check_choice,
     check_float,
@@ -210,9 +211,10 @@ class CPTarget(Target):
                    None)
         self.weights = as_tensor("weights", self.weights, dtype=dt, device=dev)
         self.factors = as_tensor("factors", self.factors, dtype=dt, device=dev)
-        if self.factors.ndim < 2:
+        if self.factors.ndim < 2 or self.factors.shape[-1] < 1:
             raise ValueError(
-                f"factors must have shape (rank, dim), got shape {tuple(self.factors.shape)}"
+                f"factors must have shape (rank, dim) with dim >= 1, got shape "
+                f"{tuple(self.factors.shape)}"
             )
         if self.weights.shape != self.factors.shape[:-1]:
             raise ValueError(
@@ -294,8 +296,8 @@ class DenseTarget(Target):
         shape = tuple(self.array.shape)
         if len(shape) < 2:
             raise ValueError(f"tensor must have order >= 2, got shape {shape}")
-        if len(set(shape)) != 1:
-            raise ValueError(f"tensor must have shape (d,)*order, got shape {shape}")
+        if len(set(shape)) != 1 or shape[0] < 1:
+            raise ValueError(f"tensor must have shape (d,)*order with d >= 1, got shape {shape}")
         self.order = len(shape)
         self.dim = shape[0]
         scale = self.array.abs().max().clamp_min(torch.finfo(self.array.dtype).tiny)
@@ -545,9 +547,26 @@ def as_target(obj: Any, order: int | None = None) -> Target:
     return tgt
 
 
+def check_single(target: Target) -> Target:
+    """Refuse a target with batch dimensions (a :class:`CPTarget` of weights ``(B, r)``): the
+    single-target doors (``fit``) decompose one tensor; :func:`overtensor.fit_batched` takes
+    many."""
+    factors = getattr(target, "factors", None)
+    if isinstance(factors, torch.Tensor) and factors.ndim > 2:
+        raise ValueError(f"target has batch dimensions {tuple(factors.shape[:-2])} (weights "
+                         f"{tuple(target.weights.shape)}, factors {tuple(factors.shape)}): fit "
+                         "decomposes one tensor; pass a list of targets to overtensor.fit_batched")
+    return target
+
+
 def _as_target(obj: Any, order: int | None) -> Target:
     if isinstance(obj, Target):
         return obj
+    if obj is None or isinstance(obj, str | bytes | dict | numbers.Number):
+        raise ArgumentTypeError(
+            f"target must be a Target, a SymmetricCP, a (weights, factors) pair or a dense "
+            f"symmetric array, got {obj!r}" if not isinstance(obj, str | bytes) or len(obj) < 80
+            else f"target must be a Target or an array, got a {type(obj).__name__}")
     if isinstance(obj, SymmetricCP):
         return CPTarget(obj.weights, obj.components, obj.order)
     if isinstance(obj, tuple) and len(obj) == 2:
@@ -557,7 +576,7 @@ def _as_target(obj: Any, order: int | None) -> Target:
         if order is None:
             raise ValueError("order is required when the target is given as (weights, factors)")
         return CPTarget(weights, factors, order)
-    return DenseTarget(obj)
+    return DenseTarget(as_tensor("target", obj))
 
 
 def _symmetric_factor(factors: list | tuple) -> torch.Tensor:
