@@ -108,7 +108,7 @@ CASES = [
     ("tensorly-unequal-factors", lambda: ot.as_target(_tensorly_unequal()), ValueError,
      "factors[1]", "differs"),
     ("complex-dense", lambda: ot.as_target(np.zeros((3, 3, 3), dtype=complex)), TypeError,
-     "tensor", "complex"),
+     "target", "complex"),
     ("complex-torch-weights",
      lambda: ot.CPTarget(torch.ones(2, dtype=torch.complex128), torch.eye(2, 5), 3), TypeError,
      "weights", "complex"),

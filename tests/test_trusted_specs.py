@@ -72,7 +72,7 @@ def test_third_party_run_functions_come_from_the_entry_point_group_and_load_only
         tmp_path, evil_module, monkeypatch):
     name, marker = evil_module
     ep = EntryPoint(name="third-party", value=f"{name}:run", group=registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(registry, "_entry_points", lambda: [ep])
+    monkeypatch.setattr(catalog, "_entry_points", lambda: [ep])
     monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
     monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
     assert "third-party" in catalog.run_names()
@@ -256,8 +256,34 @@ def test_run_functions_without_a_declared_schema_get_one_from_their_presets(tmp_
 
 def test_a_run_name_that_is_a_module_path_never_reaches_the_entry_point_loader(monkeypatch):
     calls = []
-    monkeypatch.setattr(registry, "_load_entry_point", calls.append)
+    monkeypatch.setattr(catalog, "_load_entry_point", calls.append)
     for name in ("subprocess:run", "os.path:join", "../x", "a/b"):
         with pytest.raises(ValueError, match="unknown run function"):
             catalog.get_run(name)
     assert calls == []
+
+
+@pytest.mark.parametrize("spelling", ["opt-energy", "opt_energy"])
+def test_a_plugin_cannot_take_over_a_built_in_spelling(tmp_path, evil_module, monkeypatch,
+                                                      spelling):
+    """Issue 23, item 10: an installed entry point named like a built-in is never loaded for
+    the built-in's documented spellings, and registering one is refused."""
+    name, marker = evil_module
+    ep = EntryPoint(name="opt-energy", value=f"{name}:run", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(catalog, "_entry_points", lambda: [ep])
+    monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
+    monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
+    assert catalog.canonical_run_name(spelling) == "opt_energy"
+    assert catalog.get_run(spelling) is registry._RUNS["opt_energy"]
+    assert load_spec({"name": "e", "run": spelling}, check_run=False)["run"] == spelling
+    with pytest.raises(SpecError, match="opt_energy"):  # validated as the built-in: its params
+        load_spec({"name": "e", "run": spelling})
+    assert not marker.exists()
+
+    def impostor(config):
+        return {}
+
+    for taken in ("opt-energy", "opt_energy"):
+        with pytest.raises(ValueError, match="spelling of the built-in 'opt_energy'"):
+            registry.register_run(taken)(impostor)
+    assert catalog.get_run("opt-energy").__module__ == "overtensor.experiments.opt_energy"

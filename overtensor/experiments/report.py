@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from overtensor._io import atomic_write
+from overtensor._io import atomic_write, check_not_link
 from overtensor.experiments.names import slug
 from overtensor.experiments.store import META_COLUMNS, ResultStore
 
@@ -63,6 +63,7 @@ def write_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
     db = ResultStore(store, readonly=True) if own else store
     out = Path(out)
     figdir = Path(figures_dir) if figures_dir is not None else out.with_name(out.stem + "_figures")
+    check_not_link(figdir)  # never write figures through a link planted next to the report
     try:
         names = ordered_names(db.experiments())
         # A store may come from someone else: its names become file names only through slug().
@@ -94,6 +95,7 @@ def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None,
     """Figures of one experiment: the registered ``figures`` function, else :func:`default_figures`."""
     from overtensor.experiments.catalog import get_experiment
 
+    check_not_link(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     try:
         exp = get_experiment(name)
