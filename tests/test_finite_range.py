@@ -111,3 +111,16 @@ def test_json_output_of_a_fit_holds_no_infinity(tmp_path, capsys):
                  "-o", str(out)]) == 0
     assert "Infinity" not in out.read_text() and "NaN" not in out.read_text()
     assert json.loads(capsys.readouterr().out)["converged"] in (True, False)
+
+
+@pytest.mark.parametrize("arrays, match", [
+    ({"weights": np.array([0.5, np.nan]), "means": np.zeros((2, 3))}, "weights"),
+    ({"weights": np.array([0.5, 0.5]), "topic_word": np.array([[0.5, 0.5], [0.0, 0.0]])},
+     "topic 1 is all zeros"),
+])
+def test_moments_estimates_with_nan_or_empty_topics_are_never_written(arrays, match):
+    from overtensor.cli.moments import _check_estimates
+
+    with pytest.raises(NonFiniteResult, match=match) as info:
+        _check_estimates("topics", arrays, {})
+    assert info.value.exit_code == 5
