@@ -94,3 +94,10 @@ def test_shortcuts_accept_numpy_integers_and_refuse_zero(name):
         Shortcuts(**{name: 0})
     with pytest.raises(TypeError, match=name):
         Shortcuts(**{name: 2.5})
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+def test_a_regression_design_out_of_range_is_refused(scale):
+    X, y = design()
+    with pytest.raises(ValueError, match="X: the squares"):
+        as_problem(scale * X, y)

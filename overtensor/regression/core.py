@@ -36,6 +36,7 @@ from overtensor._checks import (
     check_covariance,
     check_float,
     check_int,
+    check_magnitude,
     check_positive_entries,
     make_generator,
 )
@@ -126,6 +127,9 @@ def as_problem(X: Any, y: Any, *, w_star: Any = None, covariance: Any = None, no
     if y.shape[0] != n:
         raise ValueError(f"y must have n={n} entries, got {y.shape[0]}")
     noise = check_float("noise", noise, minimum=0.0)
+    # Least squares forms X Xᵀ and squared residuals: both must stay in float64's range.
+    check_magnitude("X", X, 2, "the squares of its entries")
+    check_magnitude("y", y, 2, "the squares of the labels")
     if w_star is not None:
         w_star = as_tensor("w_star", w_star, dtype=X.dtype, device=X.device).reshape(-1)
         if w_star.shape[0] != p:
