@@ -117,3 +117,10 @@ def test_whitespace_text_files_use_the_same_rules(tmp_path):
     path.write_text("1 2 3\n4 NA 6\n")
     with pytest.raises(ValueError, match="line 2, column 2"):
         read_array(path, "--samples")
+
+
+def test_a_semicolon_separated_file_is_refused_with_how_to_save_it(tmp_path):
+    path = tmp_path / "X.csv"
+    path.write_text("a;b;c\n1;2;3\n4;5;6\n")
+    with pytest.raises(ValueError, match="line 2, column 1.*separated by ';'"):
+        read_array(path, "--samples")

@@ -183,8 +183,11 @@ def _read_text(path: Path, delimiter: str | None) -> np.ndarray:
         kind = ("empty (a missing value, or a line with too few fields)" if value == ""
                 else "a missing value" if value in _MISSING
                 else "a non-finite number" if is_number[r, c] else "not a number")
+        hint = ""
+        if delimiter == "," and any(sep in value for sep in (";", "\t")):
+            hint = "; the file looks separated by ';' or tabs: save it comma-separated (or as .txt)"
         raise ValueError(f"line {lines[r]}, column {c + offset}: {value!r} is {kind} (every "
-                         "field after the header must be a finite number)")
+                         f"field after the header must be a finite number){hint}")
     n = numbers.shape[0]
     if not header and n >= 3 and numbers.shape[1] >= 2 and np.array_equal(
             numbers[:, 0], np.arange(n)):

@@ -296,7 +296,7 @@ def fit_compressed(
     result.cp, result.relative_error, result.converged, result.target = cp, rel, rel <= tol, tgt
     result.seconds += seconds
     result.info["compression"] = {"dim": comp.dim, "seconds": seconds}
-    return result
+    return result.mark_non_finite()  # the lifted CP is checked like fit's (issue 23, item 1)
 
 
 #: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
