@@ -122,5 +122,5 @@ def test_whitespace_text_files_use_the_same_rules(tmp_path):
 def test_a_semicolon_separated_file_is_refused_with_how_to_save_it(tmp_path):
     path = tmp_path / "X.csv"
     path.write_text("a;b;c\n1;2;3\n4;5;6\n")
-    with pytest.raises(ValueError, match="line 2, column 1.*separated by ';'"):
+    with pytest.raises(ValueError, match=r"line 2, column 1.*separated by ';'"):
         read_array(path, "--samples")
