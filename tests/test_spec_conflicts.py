@@ -80,3 +80,26 @@ def test_the_cli_exits_3_for_a_misspelled_metric(tmp_path, capsys):
 def test_select_metrics_with_listed_names_present_is_unchanged():
     spec = {"metrics": ["value"], "success": {"metric": "root", "op": "<", "value": 2}}
     assert select_metrics({"value": 9, "root": 3.0}, spec) == {"value": 9, "success": False}
+
+
+@pytest.mark.parametrize("text, key", [
+    ("run: opt_energy\nfixed: {model: network, regime: full, dim: 4, width: 4, steps: 1, "
+     "eval_every: 1, lr: 0.1, rank: 2}", "fixed.rank"),
+    ("run: opt_energy\nfixed: {model: tensor, regime: full, dim: 4, width: 4, steps: 1, "
+     "eval_every: 1, rank: 2, lr: 0.1}", "fixed.lr"),
+    ("run: adaptive_regression\nfixed: {problem: gaussian, scale: 3.0, optimizer: gd}", "fixed.scale"),
+    ("run: adaptive_regression\nfixed: {problem: nuisance, scale: 3.0, optimizer: gd}\n"
+     "grid: {rf_steps: [10, 20]}",
+     "grid.rf_steps"),
+])
+def test_a_key_no_run_of_the_spec_uses_is_refused(tmp_path, text, key):
+    path = write(tmp_path, f"name: u\n{text}\n")
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*is used only with"):
+        load_spec(path)
+
+
+def test_a_grid_over_the_selector_may_share_the_key(tmp_path):
+    path = write(tmp_path, "name: u\nrun: opt_energy\nfixed: {regime: full, dim: 4, width: 4, "
+                           "steps: 1, eval_every: 1, lr: 0.1, rank: 2}\n"
+                           "grid: {model: [tensor, network]}\n")
+    assert load_spec(path)["fixed"]["rank"] == 2

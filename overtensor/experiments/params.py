@@ -12,7 +12,7 @@ is accepted where a float is expected, and unknown keys are refused.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +39,12 @@ class RunParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     seed: int = 0
+
+    #: ``{key: (selector, values)}``: ``key`` is used only when ``selector`` is one of
+    #: ``values``. A spec that sets ``key`` while none of its configs has such a selector is
+    #: refused (:func:`overtensor.experiments.spec.check_params`): the key would be recorded in
+    #: every run and used by none. (A grid over the selector may share the key.)
+    USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {}
 
 
 class TargetParams(RunParams):

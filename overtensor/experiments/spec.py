@@ -242,6 +242,29 @@ def check_params(spec: dict[str, Any], where: str) -> None:
             schema.model_validate(config)
         except ValidationError as exc:
             raise _param_error(exc, schema, spec, config, axis, index, where) from None
+    _check_used(schema, spec, where)
+
+
+def _check_used(schema: type, spec: dict[str, Any], where: str) -> None:
+    """Refuse a key that no config of the spec uses (``schema.USED_ONLY_WITH``): e.g.
+    ``scale`` when no config has ``problem: nuisance``."""
+    fixed, grid = spec.get("fixed") or {}, spec.get("grid") or {}
+    for key, (selector, allowed) in getattr(schema, "USED_ONLY_WITH", {}).items():
+        if key not in fixed and key not in grid:
+            continue
+        if selector in grid:
+            values = list(grid[selector])
+        elif selector in fixed:
+            values = [fixed[selector]]
+        else:
+            field = schema.model_fields.get(selector)
+            values = [None if field is None else field.default]
+        if not any(v in allowed for v in values):
+            path = f"fixed.{key}" if key in fixed else f"grid.{key}"
+            shown = " or ".join(repr(v) for v in allowed)
+            raise SpecError(where, path, f"is used only with {selector}={shown}, and no run of "
+                                         f"this spec has it ({selector}: "
+                                         f"{', '.join(map(repr, values))}); remove it")
 
 
 def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
