@@ -101,3 +101,21 @@ def test_a_regression_design_out_of_range_is_refused(scale):
     X, y = design()
     with pytest.raises(ValueError, match="X: the squares"):
         as_problem(scale * X, y)
+
+
+@pytest.mark.parametrize("args, match", [
+    (lambda X, y: (X, y[:5]), "y must have n=10"),
+    (lambda X, y: (X[:, 0], y), "X must be a 2-d array"),
+    (lambda X, y: (X * float("nan"), y), "X contains"),
+])
+def test_min_norm_interpolant_validates_like_as_problem(args, match):
+    from overtensor.regression.core import min_norm_interpolant
+
+    X, y = design()
+    with pytest.raises(ValueError, match=match):
+        min_norm_interpolant(*args(X, y))
+
+
+def test_random_target_counts_its_working_copies_in_the_memory_check():
+    with pytest.raises(ValueError, match=r"dim=1000000000 needs four float64"):
+        ot.random_target(3, 10**9, 2)

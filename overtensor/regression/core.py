@@ -353,25 +353,34 @@ class RowSpace:
         return w.to(torch.float64) - self.project(w)
 
 
+def _design(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X`` ``(n, p)`` and ``y`` ``(n,)`` as tensors, checked as :func:`as_problem` checks them
+    (shapes, finite values, float64 range): the interpolants are doors of their own."""
+    X = as_tensor("X", X)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a 2-d array (n, p) with n, p >= 1, got shape {tuple(X.shape)}")
+    y = as_tensor("y", y, dtype=X.dtype, device=X.device).reshape(-1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have n={X.shape[0]} entries, got {y.shape[0]}")
+    check_magnitude("X", X, 2, "the squares of its entries")
+    check_magnitude("y", y, 2, "the squares of the labels")
+    return X, y
+
+
 def min_norm_interpolant(X: Any, y: Any, solver: str = "svd") -> torch.Tensor:
     """``w_mn = X⁺y`` in float64 (the limit of gradient descent from 0)."""
-    X = as_tensor("X", X)
-    return RowSpace(X, solver).pinv_apply(as_tensor("y", y))
+    X, y = _design(X, y)
+    return RowSpace(X, solver).pinv_apply(y)
 
 
 def preconditioned_interpolant(X: Any, y: Any, diag: Any) -> torch.Tensor:
     """``D Xᵀ (X D Xᵀ)⁻¹ y`` with ``D = diag(diag)``: the limit of gradient descent preconditioned by
     the fixed ``D`` from 0, i.e. the interpolant of minimum ``Σ_j w_j²/D_j``."""
-    X = as_tensor("X", X).to(torch.float64)
-    y = as_tensor("y", y).to(torch.float64)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (n, p), got shape {tuple(X.shape)}")
-    if y.reshape(-1).shape[0] != X.shape[0]:
-        raise ValueError(f"y must have n={X.shape[0]} entries, got {y.numel()}")
+    X, y = _design(X, y)
+    X, y = X.to(torch.float64), y.to(torch.float64)
     # D = 0 in a coordinate removes it from the norm's domain (Σ w_j²/D_j): refused, not inf.
     D = check_positive_entries("diag", as_tensor("diag", diag).to(torch.float64).reshape(-1),
                                X.shape[1])
-    y = y.reshape(-1)
     return D * (X.T @ torch.linalg.lstsq(X * D @ X.T, y[:, None]).solution[:, 0])
 
 

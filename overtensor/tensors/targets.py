@@ -647,9 +647,12 @@ def random_target(
     dt = resolve_dtype(dtype, dev)
     if components == "orthonormal" and rank > dim:
         raise ValueError(f"components='orthonormal' needs rank <= dim, got rank={rank}, dim={dim}")
-    # The components are drawn as a float64 (dim, rank) matrix: refuse sizes that cannot fit.
+    # The components are drawn as a float64 (dim, rank) matrix, and up to four such arrays are
+    # alive at once (the draw, its transposed copy, the range check's scaled rows, the target's
+    # copy in dtype): refuse sizes whose four copies cannot fit, before drawing anything.
     big = ("dim", dim) if dim >= rank else ("rank", rank)
-    check_memory(*big, (dim, rank), torch.float64, "a float64 component matrix", dev)
+    check_memory(*big, (4, dim, rank), torch.float64,
+                 "four float64 (dim, rank) component arrays", dev)
     lam = make_weights(weights, rank)
     if noise > 0 and dim**order > 10**7:
         raise ValueError(
@@ -663,8 +666,9 @@ def random_target(
         Q, R = torch.linalg.qr(G)
         U = (Q * torch.sign(torch.diagonal(R))).T
     else:
-        U = (G / G.norm(dim=0)).T
+        U = G.div_(G.norm(dim=0)).T  # in place: one (dim, rank) array fewer at the peak
     truth = CPTarget(lam, U.contiguous(), order)
+    del G, U
     if noise == 0:
         return truth.to(dtype=dt, device=dev)
     dense = truth.truth.to_dense()
