@@ -45,6 +45,11 @@ def test_fit_options_the_method_would_ignore_are_refused_before_any_run(tmp_path
         load_spec(path)
 
 
+def test_an_ignored_option_at_fits_default_is_accepted_as_fit_accepts_it(tmp_path):
+    path = write(tmp_path, "name: f\nrun: fit\nfixed: {alpha: 1.0}\n")
+    assert load_spec(path)["fixed"]["alpha"] == 1.0
+
+
 def test_options_that_apply_are_accepted(tmp_path):
     path = write(tmp_path, "name: f\nrun: fit\nfixed: {regime: alpha-scaled, alpha: 2.0}\n")
     assert load_spec(path)["fixed"]["alpha"] == 2.0

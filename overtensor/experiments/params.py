@@ -97,10 +97,16 @@ class FitParams(TargetParams):
     def _used(self) -> FitParams:
         # The options overtensor.fit refuses for this method and regime (it would ignore them),
         # refused here too: before any run, naming the key, instead of every run failing.
-        from overtensor.tensors.options import ignored_options
+        # Same rule as overtensor.fit's refuse_ignored: a value equal to fit's default is fine.
+        import inspect
 
+        from overtensor.tensors.fitting import fit
+        from overtensor.tensors.options import _is_default, ignored_options
+
+        defaults = inspect.signature(fit).parameters
         for key in ignored_options(self.method, self.regime):
-            if key in self.model_fields_set and key in type(self).model_fields:
+            if key in self.model_fields_set and key in type(self).model_fields and not (
+                    key in defaults and _is_default(getattr(self, key), defaults[key].default)):
                 raise ConflictError(key, f"method={self.method!r} with regime={self.regime!r} "
                                          f"does not use {key}; remove it")
         return self
