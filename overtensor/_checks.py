@@ -169,6 +169,116 @@ def check_rows(name: str, value: Any, dim: int | None = None) -> torch.Tensor:
     return as_tensor(name, value)
 
 
+def check_covariance(name: str, S: torch.Tensor, dim: int) -> torch.Tensor:
+    """A covariance: a ``(dim,)`` vector of variances (a diagonal) ``>= 0``, or a symmetric
+    positive semi-definite ``(dim, dim)`` matrix (eigenvalues ``>= -1e-10·max|eigenvalue|``,
+    rounding). A negative variance makes risks negative (``null_risk() = -3``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the shape, or the offending entry or eigenvalue.
+    """
+    if tuple(S.shape) not in ((dim,), (dim, dim)):
+        raise ValueError(f"{name} must have shape ({dim},) or ({dim}, {dim}), got {tuple(S.shape)}")
+    if S.ndim == 1:
+        if (S < 0).any():
+            i = int(torch.nonzero(S < 0)[0])
+            raise ValueError(f"{name} must hold variances >= 0, got {name}[{i}] = {float(S[i])!r}")
+        return S
+    S64 = S.to(torch.float64)
+    scale = float(S64.abs().max()) if S64.numel() else 0.0
+    if float((S64 - S64.T).abs().max()) > 1e-10 * max(scale, 1e-300):
+        raise ValueError(f"{name} must be symmetric, got a matrix that differs from its transpose")
+    low = float(torch.linalg.eigvalsh(S64).min())
+    if low < -1e-10 * scale:
+        raise ValueError(f"{name} must be positive semi-definite, got smallest eigenvalue {low:.3g}")
+    return S
+
+
+def check_positive_entries(name: str, value: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """A vector of ``dim`` entries, all ``> 0`` (e.g. a diagonal preconditioner)."""
+    if value.ndim != 1 or (dim is not None and value.shape[0] != dim):
+        want = f"({dim},)" if dim is not None else "(p,)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(value.shape)}")
+    if (value <= 0).any():
+        i = int(torch.nonzero(value <= 0)[0])
+        raise ValueError(f"{name} must hold entries > 0, got {name}[{i}] = {float(value[i])!r}")
+    return value
+
+
+def check_mixture(means: torch.Tensor, weights: torch.Tensor) -> None:
+    """Means ``(k, d)`` with ``k, d >= 1`` and weights ``(k,)``: non-negative, summing to 1
+    (within ``1e-6``), one per mean.
+
+    Raises
+    ------
+    ValueError
+        Naming ``means`` or ``weights`` and what is wrong.
+    """
+    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+        raise ValueError(f"means must have shape (k, d) with k, d >= 1, got {tuple(means.shape)}")
+    if weights.shape != (means.shape[0],):
+        raise ValueError(f"weights must have shape ({means.shape[0]},), one per row of means, "
+                         f"got {tuple(weights.shape)}")
+    if (weights < 0).any():
+        i = int(torch.nonzero(weights < 0)[0])
+        raise ValueError(f"weights must be >= 0, got weights[{i}] = {float(weights[i])!r}")
+    total = float(weights.sum())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"weights must sum to 1, got sum {total!r}")
+    check_magnitude("means", means, 3, "their third-order products")
+
+
+def check_stopping(max_steps: Any = None, tol: Any = None, final_steps: Any = None
+                   ) -> tuple[int | None, float | None, int | None]:
+    """The stopping arguments shared by every fitting door (``fit``, ``fit_compressed``,
+    ``fit_batched``...): ``max_steps >= 1``, ``tol`` a finite number ``>= 0``,
+    ``final_steps >= 0``; ``None`` is passed through (the door's default applies). NumPy
+    integers and floats are accepted like Python ones.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and its value (``tol=nan``, ``tol=-1``, ``max_steps=0``).
+    """
+    return (None if max_steps is None else check_int("max_steps", max_steps, 1),
+            None if tol is None else check_float("tol", tol, minimum=0.0),
+            None if final_steps is None else check_int("final_steps", final_steps, 0))
+
+
+def check_magnitude(name: str, data: torch.Tensor, power: int, what: str,
+                    dtype: torch.dtype = torch.float64,
+                    advice: str = "rescale the data by a constant") -> None:
+    """Refuse data whose ``power``-th powers leave ``dtype``'s normal range (issue 23, item 1).
+
+    Moment methods form products of ``power`` entries (a third moment: ``x_i x_j x_k``); with
+    entries ``1e110`` these are ``1e330``, beyond float64, and the estimate becomes ``inf``/NaN
+    or a raw ``LinAlgError`` later. Checked here, before any work, from ``max |x|`` alone (plus
+    ``log2 d`` for the sums over a row's ``d`` entries): the largest product must be finite and
+    (for nonzero data) a normal number.
+
+    Raises
+    ------
+    ValueError
+        ``"{name}: {what} reach about 1e..., ..."`` naming the largest ``|entry|``.
+    """
+    if data.numel() == 0:
+        return
+    amax = float(data.detach().abs().max())
+    if amax == 0.0 or not math.isfinite(amax):
+        return  # zeros are representable; non-finite entries are check_finite's to report
+    fi = torch.finfo(dtype)
+    width = data.shape[-1] if data.ndim else 1
+    log2 = power * math.log2(amax)
+    if log2 + math.log2(max(width, 1)) < math.log2(fi.max) and log2 >= math.log2(fi.tiny):
+        return
+    side = (f"beyond the largest {dtype} number {fi.max:.3g}" if log2 > 0 else
+            f"below the smallest normal {dtype} number {fi.tiny:.3g}")
+    raise ValueError(f"{name}: {what} reach about 1e{round(log2 * math.log10(2))} (largest "
+                     f"|entry| {amax:.3g}), {side}; {advice}")
+
+
 def check_callable(name: str, value: Any, *, optional: bool = True) -> Callable | None:
     """``value`` itself if it is callable (or ``None`` when ``optional``)."""
     if value is None and optional:

@@ -1,20 +1,28 @@
 """Atomic file writes: a crash or a kill never leaves a half-written file in place of a good one;
 and the check of a command's ``-o`` path before any work (:func:`check_output_path`).
 
-The temporary file lives next to the target as ``.<stem>.<pid>.otmp<random><suffix>``. It is removed
-when the write fails or is interrupted (any exception, including KeyboardInterrupt and the
-``Terminated`` exception the CLI raises on SIGTERM). A process killed with SIGKILL cannot clean up:
-its temporary file is removed by the next write to the same target, once its pid is gone.
+The temporary file lives next to the target as ``.<stem>.<pid>.otmp<random><suffix>``, created
+uniquely by :func:`tempfile.mkstemp` (``O_EXCL``: never an existing file, never through a link).
+It is removed when the write fails or is interrupted (any exception, including KeyboardInterrupt
+and the ``Terminated`` exception the CLI raises on SIGTERM). A process killed with SIGKILL cannot
+clean up: its temporary file is removed by the next write to the same target once its pid is
+gone, but only if it carries the extended attribute :data:`MARK` that :func:`atomic_write` sets
+on the files it creates; a file that merely looks like one (same name pattern, no mark, or a
+file system without user attributes) is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+#: Extended attribute marking a temporary file as :func:`atomic_write`'s own (value: the pid).
+MARK = "user.overtensor.tmp"
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -37,6 +45,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
         raise
     try:
         os.fchmod(fd, 0o666 & ~_umask())
+        with contextlib.suppress(OSError, AttributeError):  # no user xattrs: no stale clean-up
+            os.setxattr(fd, MARK, str(os.getpid()).encode())
     finally:
         os.close(fd)
     try:
@@ -72,13 +82,46 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not _pid_alive(int(match.group(1))) and _marked(entry, match.group(1)):
             try:
                 entry.unlink()
                 removed.append(entry)
             except OSError:
                 pass
     return removed
+
+
+def _marked(entry: Path, pid: str) -> bool:
+    """Whether ``entry`` is a regular file (not a link) that :func:`atomic_write` of process
+    ``pid`` created (its :data:`MARK` attribute holds that pid)."""
+    try:
+        if entry.is_symlink() or not entry.is_file():
+            return False
+        return os.getxattr(entry, MARK, follow_symlinks=False) == pid.encode()
+    except (OSError, AttributeError):
+        return False
+
+
+class LinkInOutput(ValueError):
+    """A folder overtensor writes into, inside the output folder, is a symbolic link."""
+
+
+def check_not_link(folder: str | Path, what: str = "figures folder") -> Path:
+    """``folder`` itself, refused when it is a symbolic link: files overtensor names inside an
+    output folder are never written through a link planted there (to a place outside it). A
+    link *file* at a target path needs no check: :func:`atomic_write` replaces the link itself.
+
+    Raises
+    ------
+    LinkInOutput
+        Naming the folder and where the link points.
+    """
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise LinkInOutput(f"{what} {str(folder)!r} is a symbolic link (to "
+                           f"{os.readlink(folder)!r}); overtensor never writes through links: "
+                           "remove it or choose another folder")
+    return folder
 
 
 def _pid_alive(pid: int) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import tests._runfns  # noqa: F401  (registers the test run functions)
+from overtensor._io import MARK
 from overtensor.cli.main import main
 from overtensor.experiments import runner
 from overtensor.experiments.runner import run_sweep
@@ -187,12 +188,22 @@ def test_the_leftover_of_a_sigkilled_writer_is_removed_by_the_next_write(tmp_pat
     # report to the same file, which removes the temporaries of processes that no longer exist.
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
-    leftover = out.parent / f".report.{dead_pid()}.otmpk1ll3d.html"
+    pid = dead_pid()
+    leftover = out.parent / f".report.{pid}.otmpk1ll3d.html"
     leftover.write_text("<html>half")
+    try:  # the mark atomic_write puts on the files it creates (issue 23, item 10)
+        os.setxattr(leftover, MARK, str(pid).encode())
+    except OSError:
+        pytest.skip("this file system has no user extended attributes: no stale clean-up")
     live = out.parent / f".report.{os.getpid()}.otmpl1ve00.html"  # a writer still at work
     live.write_text("<html>in progress")
+    os.setxattr(live, MARK, str(os.getpid()).encode())
     other = out.parent / ".report.notes.html"  # not ours
     other.write_text("keep")
+    # Same name pattern, dead pid, but not created by atomic_write (no mark): never removed.
+    look_alike = out.parent / f".report.{pid}.otmpabcdefgh.html"
+    look_alike.write_text("the user's")
     assert main(["report", str(small_store), "-o", str(out)]) == 0
     assert out.exists()
-    assert sorted(hidden(out.parent)) == [live, other]
+    assert sorted(hidden(out.parent)) == sorted([live, other, look_alike])
+    assert look_alike.read_text() == "the user's"

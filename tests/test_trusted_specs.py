@@ -261,3 +261,29 @@ def test_a_run_name_that_is_a_module_path_never_reaches_the_entry_point_loader(m
         with pytest.raises(ValueError, match="unknown run function"):
             catalog.get_run(name)
     assert calls == []
+
+
+@pytest.mark.parametrize("spelling", ["opt-energy", "opt_energy"])
+def test_a_plugin_cannot_take_over_a_built_in_spelling(tmp_path, evil_module, monkeypatch,
+                                                      spelling):
+    """Issue 23, item 10: an installed entry point named like a built-in is never loaded for
+    the built-in's documented spellings, and registering one is refused."""
+    name, marker = evil_module
+    ep = EntryPoint(name="opt-energy", value=f"{name}:run", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(catalog, "_entry_points", lambda: [ep])
+    monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
+    monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
+    assert catalog.canonical_run_name(spelling) == "opt_energy"
+    assert catalog.get_run(spelling) is registry._RUNS["opt_energy"]
+    assert load_spec({"name": "e", "run": spelling}, check_run=False)["run"] == spelling
+    with pytest.raises(SpecError, match="opt_energy"):  # validated as the built-in: its params
+        load_spec({"name": "e", "run": spelling})
+    assert not marker.exists()
+
+    def impostor(config):
+        return {}
+
+    for taken in ("opt-energy", "opt_energy"):
+        with pytest.raises(ValueError, match="spelling of the built-in 'opt_energy'"):
+            registry.register_run(taken)(impostor)
+    assert catalog.get_run("opt-energy").__module__ == "overtensor.experiments.opt_energy"

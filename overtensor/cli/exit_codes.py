@@ -15,7 +15,8 @@ code   meaning
 3      the sweep finished but some runs failed (their errors are in the store)
 4      a file or store cannot be used: missing, a directory, read-only, disk full, not an
        overtensor store (another application's database, empty, corrupted); out of memory
-5      the fit diverged (:class:`overtensor.DivergenceError`)
+5      the fit diverged (:class:`overtensor.DivergenceError`), or its result holds NaN or inf
+       (never printed as a result nor written)
 130    interrupted (Ctrl-C); 128 + N when ended by signal N (SIGTERM: 143, SIGHUP: 129)
 =====  ==========================================================================================
 
@@ -44,7 +45,7 @@ EPILOG = """exit codes:
   3    the sweep finished but some runs failed (their errors are in the store)
   4    a file or store cannot be used (missing, directory, read-only, disk full,
        not an overtensor store, corrupted), or out of memory
-  5    the fit diverged
+  5    the fit diverged, or its result holds NaN or inf (nothing written)
   130  interrupted (Ctrl-C); 128+N when ended by signal N (SIGTERM: 143)"""
 
 _MAX_CHARS = 2000
@@ -91,7 +92,7 @@ def classify(exc: BaseException) -> tuple[int, str] | None:
         return code, one_line(str(exc) or type(exc).__name__)
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
-    if isinstance(exc, DivergenceError):
+    if DivergenceError is not None and isinstance(exc, DivergenceError):
         return DIVERGED, one_line(f"the fit diverged: {exc}")
     if isinstance(exc, OSError):
         return FILE_ERROR, one_line(_os_message(exc))

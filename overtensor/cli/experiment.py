@@ -118,13 +118,19 @@ def _scheduler(args) -> tuple[Any, int | None]:
 
 def _resolve(target: str, preset: str, max_runs: int = DEFAULT_MAX_RUNS) -> tuple[dict[str, Any], Any]:
     """The validated spec of a spec file or a built-in experiment preset, and the Experiment (or None)."""
-    from overtensor.experiments.catalog import get_experiment
+    from overtensor.experiments.catalog import get_experiment, list_experiments
     from overtensor.experiments.spec import load_spec
+
+    def experiment_names() -> set[str]:
+        return {exp.name for exp in list_experiments()}
 
     if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
         raise ValueError(f"--max-runs must be an integer >= 1, got {max_runs!r}")
+    # A built-in name stays a name even where the folder holds a file or folder of that name
+    # (its figures folder, ./vs-classical/, after a first run): only a spec suffix, or a path
+    # that names no built-in experiment, is read as a spec file.
     path = Path(target)
-    if path.suffix in SPEC_SUFFIXES or path.exists():
+    if path.suffix in SPEC_SUFFIXES or (path.exists() and target not in experiment_names()):
         return load_spec(path, max_runs=max_runs), None
     exp = get_experiment(target)
     if preset not in exp.presets:
@@ -158,9 +164,9 @@ def group_name(name: str, preset: str | None) -> str:
 
 
 def _cmd_run(args) -> int:
+    spec, exp = _resolve(args.target, args.preset, args.max_runs)  # before the heavy imports
     from overtensor.experiments.runner import run_sweep
 
-    spec, exp = _resolve(args.target, args.preset, args.max_runs)
     name = spec["name"]  # a validated name: never a path (overtensor.experiments.names)
     group = group_name(name, args.preset if exp is not None else None)
     store = Path(args.store) if args.store else DEFAULT_DIR / f"{name}.sqlite"
@@ -177,6 +183,12 @@ def _cmd_run(args) -> int:
 
 def _check_failed(results: list, report: Path | None = None) -> None:
     """Raise :class:`RunsFailed` (exit code 3) when any sweep had failed runs, saying where to read why."""
+    missing = [r for r in results if getattr(r, "not_done", ())]
+    if missing:
+        where = "; ".join(f"{r.experiment}: {len(r.not_done)} ({', '.join(r.not_done[:5])}"
+                          f"{', ...' if len(r.not_done) > 5 else ''})" for r in missing)
+        raise RunsFailed(f"runs neither done nor failed in the store ({where}); run the same "
+                         "command again to run them")
     failed = [r for r in results if r.failed]
     if not failed:
         return

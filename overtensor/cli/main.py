@@ -185,7 +185,7 @@ def _cmd_fit(args) -> int:
     _check_fit_args(args)  # argument errors before numpy and torch are imported
     from overtensor._io import check_output_path
     from overtensor.cli.train import alpha_option
-    from overtensor.cli.userdata import RESULT_SUFFIXES
+    from overtensor.cli.userdata import RESULT_SUFFIXES, check_finite_result
 
     if args.output is not None:
         check_output_path(args.output, RESULT_SUFFIXES)  # before any work
@@ -209,6 +209,7 @@ def _cmd_fit(args) -> int:
                     regime=args.regime, threads=args.threads, **alpha_option(args.regime, args.alpha),
                     **({} if cap is None else {"rank": cap}), **_orthogonal_option(args),
                     **({"engine": args.engine} if gradient and args.regime == "full" else {}))
+    check_finite_result(result)  # NaN/inf is never a result (exit 5), printed or written
     summary = result.summary()
     if result.params0 and (args.laziness or args.regime != "full"):
         # torch.func (and with it torch._dynamo, ~2 s of import) only when asked for.

@@ -182,6 +182,26 @@ def csv_table(kind: str, arrays: dict[str, np.ndarray], out: dict[str, Any]
     return names, np.column_stack([*first.values(), body])
 
 
+def _check_estimates(kind: str, arrays: dict[str, np.ndarray], out: dict[str, Any]) -> None:
+    """Refuse estimates holding NaN or inf, or topics that are no distribution (a zero row),
+    with :class:`~overtensor.cli.userdata.NonFiniteResult` (exit code 5): nothing is printed
+    or written."""
+    from overtensor.cli.userdata import NonFiniteResult
+
+    bad = [k for k, a in arrays.items() if not np.isfinite(np.asarray(a, dtype=float)).all()]
+    bad += [k for k in ("loglik", "whitened_error")
+            if isinstance(out.get(k), float) and not np.isfinite(out[k])]
+    if bad:
+        raise NonFiniteResult(f"moments {kind}: the estimate holds NaN or inf ({', '.join(bad)}); "
+                              "nothing written: check the data's scale and -k")
+    if "topic_word" in arrays:
+        sums = np.asarray(arrays["topic_word"]).sum(axis=1)
+        if (sums <= 0).any():
+            j = int(np.nonzero(sums <= 0)[0][0])
+            raise NonFiniteResult(f"moments {kind}: topic {j} is all zeros, not a distribution; "
+                                  "nothing written: try fewer topics (-k)")
+
+
 def _cmd_moments(args) -> int:
     from overtensor._io import atomic_write
     from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
@@ -223,6 +243,7 @@ def _cmd_moments(args) -> int:
                     "whitened_error": model.whitened_error_})
         arrays = {"weights": model.weights_, "topic_word": model.topic_word_,
                   **({"alpha": model.alpha_} if args.kind == "lda" else {})}
+    _check_estimates(args.kind, arrays, out)  # never print or write NaN/inf with exit 0
     if labels_path is not None:
         atomic_write(labels_path, lambda tmp: np.savetxt(tmp, arrays["labels"], fmt="%d",
                                                          header="label", comments=""))

@@ -7,7 +7,6 @@ Registered in :mod:`overtensor.cli.main` by :func:`add_parser`.
 from __future__ import annotations
 
 import json
-import sys
 
 #: ``--alpha`` has no default: at ``α = 1`` the alpha-scaled model ``T(θ_0) + α(T(θ) − T(θ_0))``
 #: on the loss ``/α²`` is exactly the full regime, so a default would make the option a no-op.
@@ -37,7 +36,8 @@ def add_parser(sub) -> None:
                    help="full | lazy | random-features | alpha-scaled | orthogonal (or any registered "
                    "regime; default full)")
     p.add_argument("--activation", default="quadratic", help="quadratic | hermite | relu | tanh")
-    p.add_argument("--degree", type=int, default=2, help="degree l of --activation hermite (default 2)")
+    p.add_argument("--degree", type=int, default=None,
+                   help="degree l of --activation hermite (default 2; refused with another activation)")
     p.add_argument("--width", type=int, default=20, help="number of neurons N (default 20)")
     p.add_argument("--dim", type=int, default=40, help="input dimension d (default 40)")
     p.add_argument("--samples", type=int, default=None,
@@ -45,8 +45,11 @@ def add_parser(sub) -> None:
     p.add_argument("--test-samples", type=int, default=10000, help="test-set size (default 10000)")
     p.add_argument("--data", default="authors",
                    help="authors (y = x'Bx - tr B, B = diag(gamma)/sqrt d) | rank | mixture")
-    p.add_argument("--rank", type=int, default=5, help="rank of B for --data rank (default 5)")
-    p.add_argument("--noise", type=float, default=0.0, help="label noise standard deviation")
+    p.add_argument("--rank", type=int, default=None,
+                   help="rank of B for --data rank (default 5; refused with other --data)")
+    p.add_argument("--noise", type=float, default=None,
+                   help="label noise standard deviation of --data authors or rank (default 0; "
+                        "refused with --data mixture)")
     p.add_argument("--scaling", default="mean-field", help="mean-field (1/N) | ntk (1/sqrt N) | none")
     p.add_argument("--shared-a", action="store_true", help="one shared output weight a")
     p.add_argument("--optimizer", default="sgd",
@@ -71,6 +74,21 @@ def add_parser(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _refuse_unused(args) -> None:
+    """Refuse an option given where it changes nothing (each would be silently ignored)."""
+    unused = [
+        ("--alpha", args.alpha, args.regime != "alpha-scaled", "--regime alpha-scaled"),
+        ("--degree", args.degree, args.activation != "hermite", "--activation hermite"),
+        ("--rank", args.rank, args.data != "rank", "--data rank"),
+        ("--noise", args.noise, args.data == "mixture", "--data authors or --data rank"),
+    ]
+    for option, value, ignored, where in unused:
+        if value is not None and ignored:
+            raise ValueError(f"{option} {value} applies only to {where}; remove it or add that")
+    if args.regime == "alpha-scaled" and args.alpha is None:
+        raise ValueError("--regime alpha-scaled needs --alpha (alpha = 1 is the full regime)")
+
+
 def _cmd_train(args) -> int:
     import torch
 
@@ -79,12 +97,13 @@ def _cmd_train(args) -> int:
     from overtensor.networks.model import NetworkSpec
     from overtensor.networks.quadratic_risk import regime_optima
     from overtensor.networks.train import TrainConfig, train_network
-    from overtensor.training.loop import DivergenceError
 
     # Everything is validated before any work; ValueError becomes one line on stderr (cli.main).
     check_choice("data", args.data, ("authors", "rank", "mixture"))
+    _refuse_unused(args)
     dim = check_int("dim", args.dim, 1)
-    spec = NetworkSpec(args.width, dim, activation=args.activation, degree=args.degree,
+    spec = NetworkSpec(args.width, dim, activation=args.activation,
+                       degree=2 if args.degree is None else args.degree,
                        scaling=args.scaling, shared_a=args.shared_a)
     try:
         config = TrainConfig(regime=args.regime, optimizer=args.optimizer, lr=args.lr,
@@ -99,13 +118,10 @@ def _cmd_train(args) -> int:
     if args.data == "mixture":
         data = gaussian_mixture(dim, gen)
     else:
-        data = gaussian_quadratic(dim, gen, rank=args.rank if args.data == "rank" else None,
-                                  noise=args.noise)
-    try:
-        res = train_network(data, spec, config, random_state=args.seed + 1)
-    except DivergenceError as exc:
-        print(f"overtensor: error: {exc}", file=sys.stderr)
-        return 1
+        rank = (5 if args.rank is None else args.rank) if args.data == "rank" else None
+        data = gaussian_quadratic(dim, gen, rank=rank, noise=args.noise or 0.0)
+    # A DivergenceError reaches cli.main: one line, exit code 5 (cli/exit_codes.py).
+    res = train_network(data, spec, config, random_state=args.seed + 1)
     out = res.summary()
     if res.exact and not spec.shared_a:
         opt = regime_optima(res.params0["W"].cpu(), data.B)

@@ -26,7 +26,7 @@ method use a constant step ``1/λ_max``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
@@ -79,6 +79,13 @@ class RegressionProblemParams(RunParams):
     schedule: Literal["constant", "step-decay"] = "step-decay"
     records: Annotated[int, Field(ge=2)] = 40
     lr: dict[Literal[RUN_OPTIMIZERS], PositiveFloat | Literal["auto"]] | None = None  # type: ignore[valid-type]
+
+    USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {
+        "scale": ("problem", ("nuisance",)),
+        "block": ("problem", ("random-features",)),
+        "block_scale": ("problem", ("random-features",)),
+        "support": ("problem", ("random-features",)),
+        "rf_steps": ("problem", ("random-features",))}
 
     @field_validator("scale")
     @classmethod

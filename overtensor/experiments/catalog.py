@@ -21,13 +21,27 @@ def get_batched(name: str) -> tuple[BatchedRunFn, Callable[[dict[str, Any]], Any
     return registry._BATCHED.get(canonical_run_name(name))
 
 
+def _builtin_runs() -> dict[str, str]:
+    """``{spelling key: name}`` of overtensor's own run functions (``-`` and ``_`` equated)."""
+    return {n.replace("-", "_"): n for n, fn in registry._RUNS.items()
+            if registry.is_builtin(fn)}
+
+
 def canonical_run_name(name: str) -> str:
     """``name``, or the one registered run name that differs from it only in ``-`` versus ``_``
-    (``"opt-energy"`` → ``"opt_energy"``); ``name`` unchanged when none or several do."""
+    (``"opt-energy"`` → ``"opt_energy"``); ``name`` unchanged when none or several do.
+
+    A built-in's spellings always mean the built-in: a plugin (registered or an entry point)
+    named ``opt-energy`` can never take over ``run: opt-energy`` or ``run: opt_energy``."""
     _load_builtins()
-    if not isinstance(name, str) or name in registry._RUNS:
+    if not isinstance(name, str):
         return name
     key = name.replace("-", "_")
+    builtin = _builtin_runs().get(key)
+    if builtin is not None:
+        return builtin
+    if name in registry._RUNS:
+        return name
     matches = [n for n in run_names() if n.replace("-", "_") == key]
     return matches[0] if len(matches) == 1 else name
 

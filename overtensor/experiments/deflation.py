@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from overtensor.experiments.papers import GE_2021
 from overtensor.experiments.params import (
+    ConflictError,
     Fraction,
     NonNegativeFloat,
     NonNegativeInt,
@@ -71,6 +72,22 @@ class DeflationParams(RunParams):
     final_steps: NonNegativeInt | None = None
     main_epochs: PositiveInt | Literal["default", "auto"] | None = None
     tol: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _target_keys(self) -> DeflationParams:
+        # A scenario fixes order, components and weights: given too, they would be recorded
+        # but ignored; without a scenario all three are needed.
+        keys = ("order", "components", "weights")
+        if self.scenario is not None:
+            for key in keys:
+                if getattr(self, key) is not None:
+                    raise ConflictError(key, f"is set by scenario {self.scenario!r}; remove "
+                                             f"{key} or scenario")
+        else:
+            for key in keys:
+                if getattr(self, key) is None:
+                    raise ConflictError(key, "is needed without a scenario (or set scenario)")
+        return self
 
 
 #: Curves kept per run for the staircase figures (downsampled history).

@@ -23,7 +23,7 @@ stays at its initial value to rounding, that of ``full`` moves.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
@@ -49,6 +49,10 @@ class OptEnergyParams(RunParams):
     rank: PositiveInt | None = Field(default=None, validate_default=True)
     lr: PositiveFloat | None = Field(default=None, validate_default=True)
     batch: PositiveInt = 100
+
+    USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {
+        "rank": ("model", ("tensor",)), "lr": ("model", ("network",)),
+        "batch": ("model", ("network",))}
 
     @field_validator("rank", "lr")
     @classmethod

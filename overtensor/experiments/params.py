@@ -12,9 +12,9 @@ is accepted where a float is expected, and unknown keys are refused.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -23,12 +23,28 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
+class ConflictError(ValueError):
+    """Two keys of a run config that cannot go together (raised by a params model's validator);
+    ``key`` is the one to name in the error (:func:`overtensor.experiments.spec.check_params`
+    reports it as ``fixed.KEY`` or ``grid.KEY[i]``)."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
 class RunParams(BaseModel):
     """Base of every run function's parameter schema: strict types, no unknown keys, and the
     ``seed`` the runner adds to each config."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     seed: int = 0
+
+    #: ``{key: (selector, values)}``: ``key`` is used only when ``selector`` is one of
+    #: ``values``. A spec that sets ``key`` while none of its configs has such a selector is
+    #: refused (:func:`overtensor.experiments.spec.check_params`): the key would be recorded in
+    #: every run and used by none. (A grid over the selector may share the key.)
+    USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {}
 
 
 class TargetParams(RunParams):
@@ -76,6 +92,24 @@ class FitParams(TargetParams):
     device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] | None = None
     dtype: Literal["float32", "float64"] | None = None
     engine: Literal["auto", "autograd"] = "auto"
+
+    @model_validator(mode="after")
+    def _used(self) -> FitParams:
+        # The options overtensor.fit refuses for this method and regime (it would ignore them),
+        # refused here too: before any run, naming the key, instead of every run failing.
+        # Same rule as overtensor.fit's refuse_ignored: a value equal to fit's default is fine.
+        import inspect
+
+        from overtensor.tensors.fitting import fit
+        from overtensor.tensors.options import _is_default, ignored_options
+
+        defaults = inspect.signature(fit).parameters
+        for key in ignored_options(self.method, self.regime):
+            if key in self.model_fields_set and key in type(self).model_fields and not (
+                    key in defaults and _is_default(getattr(self, key), defaults[key].default)):
+                raise ConflictError(key, f"method={self.method!r} with regime={self.regime!r} "
+                                         f"does not use {key}; remove it")
+        return self
 
 
 class LazyLowerBoundParams(RunParams):

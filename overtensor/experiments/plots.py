@@ -14,7 +14,7 @@ from typing import Any
 
 import matplotlib
 
-from overtensor._io import atomic_write
+from overtensor._io import atomic_write, check_not_link
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -31,6 +31,7 @@ def save(fig, path: str | Path, formats: Sequence[str] = FORMATS, dpi: int = 120
     stem = Path(path)
     if stem.suffix.lstrip(".") in FORMATS:
         stem = stem.with_suffix("")
+    check_not_link(stem.parent)
     stem.parent.mkdir(parents=True, exist_ok=True)
     no_offsets(fig)
     out = []

@@ -58,11 +58,22 @@ def register_run(name: str, params: type | None = None) -> Callable[[RunFn], Run
     check_name(name, "run function name")
 
     def deco(fn: RunFn) -> RunFn:
+        key = name.replace("-", "_")
+        taken = [n for n, f in _RUNS.items()
+                 if n.replace("-", "_") == key and is_builtin(f) and not is_builtin(fn)]
+        if taken:
+            raise ValueError(f"run function name {name!r} is a spelling of the built-in "
+                             f"{taken[0]!r}; register yours under another name")
         _RUNS[name] = fn
         _PARAMS[name] = params
         return fn
 
     return deco
+
+
+def is_builtin(fn: Any) -> bool:
+    """Whether ``fn`` is one of overtensor's own run functions (defined in its experiments)."""
+    return str(getattr(fn, "__module__", "")).startswith("overtensor.experiments.")
 
 
 def register_batched(name: str, key: Callable[[dict[str, Any]], Any]):

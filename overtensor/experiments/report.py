@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from overtensor._io import atomic_write
+from overtensor._io import atomic_write, check_not_link
 from overtensor.experiments.names import slug
 from overtensor.experiments.store import META_COLUMNS, ResultStore
 
@@ -150,6 +150,7 @@ def build_report(store: ResultStore | str | Path, out: str | Path, *, figures_di
     db = ResultStore(store, readonly=True) if own else store
     out = Path(out)
     figdir = Path(figures_dir) if figures_dir is not None else out.with_name(out.stem + "_figures")
+    check_not_link(figdir)  # never write figures through a link planted next to the report
     try:
         names = ordered_groups(db)
         # A store may come from someone else: its names become file names only through slug().
@@ -211,6 +212,7 @@ def ordered_names(names: list[str]) -> list[str]:
 def experiment_figures(name: str, df: pd.DataFrame, spec: dict[str, Any] | None, outdir: Path) -> list[Path]:
     """Figures of one experiment (``name``, or the group of a store whose spec names it): the
     registered ``figures`` function, else :func:`default_figures`."""
+    check_not_link(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     exp = _experiment(str((spec or {}).get("name") or name))
     if exp is not None and exp.figures is not None:

@@ -73,12 +73,16 @@ class SweepResult:
     failed: int
     seconds: float
     store: Path
-    others: int = 0  # runs that another process sharing the store ran or is running
+    others: int = 0  # runs that another process sharing the store ran
+    #: Config hashes of runs that are neither done nor failed in the store when the sweep ended
+    #: (empty unless something outside this sweep removed or withheld them); the CLI exits 3.
+    not_done: tuple[str, ...] = ()
 
     def line(self) -> str:
         shared = f", {self.others} run by another process" if self.others else ""
+        missing = f", {len(self.not_done)} NOT DONE" if self.not_done else ""
         return (f"{self.experiment}: {self.total} runs, {self.skipped} already done, {self.done} done, "
-                f"{self.failed} failed{shared} in {self.seconds:.1f} s -> {self.store}")
+                f"{self.failed} failed{shared}{missing} in {self.seconds:.1f} s -> {self.store}")
 
 
 # -- execution of one run / one batch (runs on the workers) ----------------------------------------
@@ -336,13 +340,22 @@ def run_sweep(
                         with dask_client(scheduler, workers, slurm_options) as client:
                             _run_on_dask(client, fn, batched, tasks, spec, threads_per_run, claim, record,
                                          workers)
-                # Runs another process held: take those whose holder has died meanwhile.
-                if busy:
-                    run_inprocess([[c] for c in busy], retry=True)
+                # Runs another process held: wait until its holder records each one, or take it
+                # over once the holder has not renewed its lease for a lease period (a dead or
+                # zombie process, a lease row from a host that is gone): never skip it.
+                poll = min(1.0, lease_seconds / 10)
+                while busy:
+                    waiting, busy = busy, []
+                    run_inprocess([[c] for c in waiting])  # claim() puts the still-held back
+                    if busy:
+                        time.sleep(poll)
             finally:
                 db.release(owner)
+        recorded = db.finished_at(name)
+        not_done = tuple(h for h in hashes if h not in recorded)
         return SweepResult(name, len(configs), len(configs) - len(pending), counts["done"],
-                           counts["failed"], time.perf_counter() - t0, db.path, counts["others"])
+                           counts["failed"], time.perf_counter() - t0, db.path, counts["others"],
+                           not_done)
     finally:
         if own_store:
             db.close()

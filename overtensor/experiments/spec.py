@@ -242,11 +242,37 @@ def check_params(spec: dict[str, Any], where: str) -> None:
             schema.model_validate(config)
         except ValidationError as exc:
             raise _param_error(exc, schema, spec, config, axis, index, where) from None
+    _check_used(schema, spec, where)
+
+
+def _check_used(schema: type, spec: dict[str, Any], where: str) -> None:
+    """Refuse a key that no config of the spec uses (``schema.USED_ONLY_WITH``): e.g.
+    ``scale`` when no config has ``problem: nuisance``."""
+    fixed, grid = spec.get("fixed") or {}, spec.get("grid") or {}
+    for key, (selector, allowed) in getattr(schema, "USED_ONLY_WITH", {}).items():
+        if key not in fixed and key not in grid:
+            continue
+        if selector in grid:
+            values = list(grid[selector])
+        elif selector in fixed:
+            values = [fixed[selector]]
+        else:
+            field = schema.model_fields.get(selector)
+            values = [None if field is None else field.default]
+        if not any(v in allowed for v in values):
+            path = f"fixed.{key}" if key in fixed else f"grid.{key}"
+            shown = " or ".join(repr(v) for v in allowed)
+            raise SpecError(where, path, f"is used only with {selector}={shown}, and no run of "
+                                         f"this spec has it ({selector}: "
+                                         f"{', '.join(map(repr, values))}); remove it")
 
 
 def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "fixed"
+    conflict = (err.get("ctx") or {}).get("error")
+    if not err["loc"] and hasattr(conflict, "key"):  # a params model's ConflictError
+        key = conflict.key
     grid = spec.get("grid") or {}
     if key == "seed":
         path = "seeds"
@@ -280,11 +306,20 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     return SpecError(where, path, f"{msg} for run function {run!r}, got {got!r}")
 
 
+#: Largest spec file read, in bytes: a spec is a few lines; this bounds the parser's work.
+MAX_SPEC_BYTES = 1 << 20
+
+
 def _read(path: Path, where: str) -> Any:
     if path.suffix not in SPEC_SUFFIXES:
         raise SpecError(where, None, f"unknown file type {path.suffix!r}; use one of {list(SPEC_SUFFIXES)}")
     try:
-        text = path.read_text()
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(where, None, f"the file is larger than {MAX_SPEC_BYTES} bytes; a spec "
+                                         "lists parameters, not data")
+        text = raw.decode("utf-8")
     except OSError as exc:
         raise SpecError(where, None, f"cannot read the file ({exc.strerror})", exit_code=4) from None
     except UnicodeDecodeError:
@@ -292,11 +327,42 @@ def _read(path: Path, where: str) -> Any:
     try:
         if path.suffix == ".toml":
             return tomllib.loads(text)
-        import yaml
-
-        return yaml.safe_load(text)
+        return _load_yaml(text)
+    except SpecError:
+        raise
+    except _AliasError as exc:
+        raise SpecError(where, None, str(exc)) from None
     except Exception as exc:  # yaml.YAMLError / tomllib.TOMLDecodeError carry line numbers
         raise SpecError(where, None, f"not valid {path.suffix[1:].upper()}: {exc}") from None
+
+
+class _AliasError(ValueError):
+    """A YAML alias in a spec (refused: see :func:`_load_yaml`)."""
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses anchors' aliases (``*name``, also in ``<<: *name``).
+
+    Aliases are the one YAML feature whose expanded size is unbounded by the file's: nested
+    aliases ("billion laughs") make a 400-byte file expand to gigabytes before any validation.
+    A spec is a handful of parameters, so it never needs them; the refusal comes from the
+    composer at the first alias event, before anything is expanded.
+    """
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise _AliasError(f"line {event.start_mark.line + 1}: YAML alias *{event.anchor} "
+                                  "is not allowed in a spec (write the value out)")
+            return super().compose_node(parent, index)
+
+    loader = NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _spec_error(exc: ValidationError, where: str) -> SpecError:
@@ -377,6 +443,18 @@ def config_hash(run: str, config: dict[str, Any]) -> str:
 def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """Keep the metrics the spec lists (all when it lists none) and add ``success``."""
     keep = spec.get("metrics") or []
+    # A misspelled name would record nothing (or a success that is always False) with exit 0:
+    # the run fails instead, naming the spec key, the name and the metrics the run has.
+    wanted = [("metrics", k) for k in keep]
+    if spec.get("success"):
+        wanted.append(("success.metric", spec["success"]["metric"]))
+    for key, name in wanted:
+        if name not in metrics:
+            close = difflib.get_close_matches(name, list(metrics), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(f"experiment {spec.get('name', '?')!r}", key,
+                            f"the run returned no metric {name!r} (its metrics: "
+                            f"{', '.join(sorted(metrics))}){hint}")
     out = {k: v for k, v in metrics.items() if not keep or k in keep}
     ok = is_success(metrics, spec.get("success"))
     if ok is not None and "success" not in out:

@@ -366,12 +366,46 @@ class ResultStore:
             if df[col].map(lambda v: isinstance(v, list | dict)).any():
                 df[col] = df[col].map(lambda v: json.dumps(v) if isinstance(v, list | dict) else v)
         if fmt == "csv":
+            df = neutralize_formulas(df)
             return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         try:
             import pyarrow  # noqa: F401
         except ImportError as exc:
             raise ValueError("parquet export needs pyarrow: pip install 'overtensor[parquet]'") from exc
         return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_formulas(df):
+    """A copy of ``df`` whose text cells starting with ``= + - @`` (or a tab / carriage return)
+    get a leading ``'``, so that a spreadsheet opening the exported CSV shows them as text
+    instead of running them (a store can come from someone else). Numbers are left alone;
+    ``-1.5`` as text stays a number only if it parses as one."""
+    import pandas as pd
+
+    out = df.copy()
+
+    def fix(v):
+        if isinstance(v, str) and v.startswith(FORMULA_STARTS) and not _is_number_text(v):
+            return "'" + v
+        return v
+
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]):  # object or pandas' string dtype
+            out[col] = out[col].map(fix)
+    out.columns = [fix(c) for c in out.columns]
+    return out
+
+
+def _is_number_text(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 class LeaseKeeper:
@@ -414,7 +448,20 @@ def _alive(host: str, pid: int, expires_at: float, *, now: float) -> bool:
             return False
         except (PermissionError, OverflowError, ValueError):
             return True
-    return True
+        return not _zombie(int(pid))
+    return True  # another host: alive while it renews the lease (it expires otherwise)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a killed process not yet reaped by its parent (Linux ``/proc``; False
+    where that cannot be read): it still answers ``kill(pid, 0)`` but will never renew a lease."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and parentheses).
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _connect_readonly(path: Path) -> sqlite3.Connection:

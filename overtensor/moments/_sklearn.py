@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
+from overtensor._checks import check_magnitude
+
 #: Values of ``random_state`` the estimators accept: scikit-learn's (None, an int, a NumPy
 #: ``RandomState``), a NumPy ``Generator`` and a ``torch.Generator``; every one becomes one
 #: ``torch.Generator`` (:func:`overtensor._checks.estimator_generator`).
@@ -58,7 +60,11 @@ def validate_counts(estimator: Any, X: Any, *, reset: bool, name: str = "X") -> 
         X = X.detach().cpu().numpy()
     C = validate_data(estimator, X, reset=reset, accept_sparse="csr", dtype=np.float64)
     check_non_negative(C, f"{type(estimator).__name__} ({name}: word counts)")
-    return sp.csr_matrix(C)
+    C = sp.csr_matrix(C)
+    # The moments divide by L(L-1)(L-2) of each document's length L: it must be finite.
+    check_magnitude(name, torch.as_tensor(np.asarray(C.sum(axis=1)).ravel()), 3,
+                    "the cubes of the document lengths", advice="these are not word counts of a corpus")
+    return C
 
 
 def drop_short_documents(C: Any, min_words: float | None, name: str = "X") -> tuple[Any, int]:

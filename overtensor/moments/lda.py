@@ -55,7 +55,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from overtensor._checks import check_float, check_int, estimator_generator, make_generator
+from overtensor._checks import check_float, check_int, check_magnitude, estimator_generator, make_generator
 from overtensor.moments._sklearn import RANDOM_STATE, validate_counts
 from overtensor.moments.decompose import best_rank_cp
 from overtensor.moments.topics import TopicModelMixin
@@ -87,6 +87,10 @@ def as_counts(counts: Any, name: str = "counts") -> sp.csr_matrix:
         raise ValueError(f"{name} must hold non-negative, finite word counts")
     if C.shape[0] < 1 or C.shape[1] < 1:
         raise ValueError(f"{name} must have at least one document and one word, got shape {C.shape}")
+    # The moments divide by L(L-1)(L-2) of each document's length L: it must be finite.
+    lengths = torch.from_numpy(np.asarray(C.sum(axis=1), dtype=np.float64))
+    check_magnitude(name, lengths, 3, "the cubes of the document lengths",
+                    advice="these are not word counts of a corpus")
     return C
 
 

@@ -16,7 +16,14 @@ from typing import Any, Protocol
 
 import torch
 
-from overtensor._checks import as_tensor, check_float, check_int, make_generator
+from overtensor._checks import (
+    as_tensor,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_mixture,
+    make_generator,
+)
 
 
 class Source(Protocol):
@@ -70,6 +77,7 @@ def as_source(X: Any, name: str = "X") -> Source:
     t = as_tensor(name, t)
     if t.ndim != 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features), got {tuple(t.shape)}")
+    check_magnitude(name, t, 3, "its third-order products")  # the estimators' third moments
     return ArraySource(t)
 
 
@@ -122,6 +130,7 @@ class SphericalMixtureStream:
     def __post_init__(self) -> None:
         self.means = as_tensor("means", self.means, dtype=torch.float64)
         self.weights = as_tensor("weights", self.weights, dtype=torch.float64)
+        check_mixture(self.means, self.weights)
         self.sigma = check_float("sigma", self.sigma, minimum=0.0)
         self.n = check_int("n", self.n, 1)
         self.seed = check_int("seed", self.seed, 0)

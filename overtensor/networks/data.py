@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import as_tensor, check_float, check_int
+from overtensor._checks import as_tensor, check_float, check_int, check_magnitude
 
 
 def authors_matrix(dim: int, generator: torch.Generator) -> torch.Tensor:
@@ -180,6 +180,12 @@ class UserData:
         if self._X.shape[0] != self._y.shape[0]:
             raise ValueError(f"y must have one value per row of X ({self._X.shape[0]}), "
                              f"got {self._y.shape[0]}")
+        if self._X.shape[0] < 2 or self._X.shape[1] < 1:
+            raise ValueError(f"X must have at least 2 rows (a training and a test row) and 1 "
+                             f"column, got shape {tuple(self._X.shape)}")
+        # Risks square the labels and (quadratic activation) the projections of the rows.
+        check_magnitude("X", self._X, 2, "the squares of its entries")
+        check_magnitude("y", self._y, 2, "the squares of the labels")
 
     @property
     def dim(self) -> int:
@@ -190,6 +196,9 @@ class UserData:
         return self._X.shape[0]
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        n = check_int("n", n, 1)
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         idx = torch.randint(0, self.size, (n,), generator=generator)
         return self._X[idx], self._y[idx]
 
@@ -198,6 +207,9 @@ class UserData:
         f = check_float("test_fraction", test_fraction, minimum=0.0, maximum=1.0, strict=True)
         perm = torch.randperm(self.size, generator=generator)
         k = max(1, round(f * self.size))
+        if k >= self.size:
+            raise ValueError(f"test_fraction={test_fraction!r} of {self.size} rows leaves no "
+                             "training row")
         return (UserData(self._X[perm[k:]], self._y[perm[k:]]),
                 UserData(self._X[perm[:k]], self._y[perm[:k]]))
 

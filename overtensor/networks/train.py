@@ -267,6 +267,31 @@ def _network_params(regime: str, fn, theta: Params, params0: Params) -> Params:
     return {**params0, **frozen, **{k: v.detach() for k, v in theta.items()}}
 
 
+def check_train_memory(data, spec: NetworkSpec, config: TrainConfig) -> None:
+    """Refuse a training run whose largest array would exceed the memory budget, before any
+    allocation (as :func:`overtensor.tensors.memory.check_fit_memory` does for ``fit``): the
+    ``(N, d)`` first layer and the ``(rows, N)`` hidden activations of the largest forward pass
+    (a batch, the fixed training set or the test set).
+
+    Raises
+    ------
+    ValueError
+        ``"width=N needs ... above the memory budget ..."``.
+    """
+    from overtensor._checks import check_memory
+    from overtensor.networks.data import UserData
+
+    counts = [config.test_samples, config.batch_size or 0, config.samples or 0]
+    if isinstance(data, UserData):
+        counts.append(data.size)
+    rows = max(int(c) for c in counts)
+    dev = config.device
+    check_memory("width", spec.width, (spec.width, spec.dim), config.dtype,
+                 "a first layer W", dev)
+    check_memory("width", spec.width, (rows, spec.width), config.dtype,
+                 f"hidden activations of {rows} samples", dev)
+
+
 def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                   random_state: Any = None,
                   callback: Callback | None = None) -> NetworkFit:
@@ -302,6 +327,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         raise TypeError(f"data must have dim and sample(n, generator), got {type(data).__name__}")
     if data.dim != spec.dim:
         raise ValueError(f"spec.dim must equal the data dimension {data.dim}, got {spec.dim}")
+    check_train_memory(data, spec, config)
     t0 = time.perf_counter()
     gen = make_generator(random_state)
     dev = resolve_device(config.device)

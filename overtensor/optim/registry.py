@@ -150,7 +150,14 @@ def make_optimizer(
         return type(optimizer)(params, **{**optimizer.defaults, **options})
     if isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer):
         return optimizer(params, lr=lr, **options)
-    return optimizer(params)
+    built = optimizer(params)
+    # A factory that returns nothing (a forgotten `return`) would fail later as a raw
+    # AttributeError inside the training loop: name it here.
+    if not all(callable(getattr(built, a, None)) for a in ("step", "zero_grad")):
+        raise TypeError(f"optimizer factory {optimizer_name(optimizer)!r} returned "
+                        f"{type(built).__name__}, not an optimizer: it must return a "
+                        "torch.optim.Optimizer of the parameters it is given")
+    return built
 
 
 def optimizer_name(optimizer: Any) -> str:

@@ -30,7 +30,16 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import as_tensor, check_choice, check_float, check_int, make_generator
+from overtensor._checks import (
+    as_tensor,
+    check_choice,
+    check_covariance,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_positive_entries,
+    make_generator,
+)
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
 from overtensor.training.loop import Progress, check_divergence
 from overtensor.training.result import Callback, TrainingResult, check_callback
@@ -89,6 +98,13 @@ class RegressionProblem:
             return float((r * r).mean())
         return None
 
+    def __post_init__(self) -> None:
+        # Also for a problem built directly, not through as_problem: a negative variance would
+        # make every risk (null_risk included) negative.
+        if self.covariance is not None:
+            check_covariance("covariance", self.covariance, self.p)
+        check_float("noise", self.noise, minimum=0.0)
+
     def null_risk(self) -> float | None:
         """Risk of ``w = 0`` (the scale against which a risk is judged)."""
         return self.test_risk(torch.zeros(self.p, dtype=self.X.dtype, device=self.X.device))
@@ -112,15 +128,16 @@ def as_problem(X: Any, y: Any, *, w_star: Any = None, covariance: Any = None, no
     if y.shape[0] != n:
         raise ValueError(f"y must have n={n} entries, got {y.shape[0]}")
     noise = check_float("noise", noise, minimum=0.0)
+    # Least squares forms X Xᵀ and squared residuals: both must stay in float64's range.
+    check_magnitude("X", X, 2, "the squares of its entries")
+    check_magnitude("y", y, 2, "the squares of the labels")
     if w_star is not None:
         w_star = as_tensor("w_star", w_star, dtype=X.dtype, device=X.device).reshape(-1)
         if w_star.shape[0] != p:
             raise ValueError(f"w_star must have p={p} entries, got {w_star.shape[0]}")
     if covariance is not None:
-        covariance = as_tensor("covariance", covariance, dtype=X.dtype, device=X.device)
-        if covariance.shape not in ((p,), (p, p)):
-            raise ValueError(f"covariance must have shape ({p},) or ({p}, {p}), "
-                             f"got {tuple(covariance.shape)}")
+        covariance = check_covariance(
+            "covariance", as_tensor("covariance", covariance, dtype=X.dtype, device=X.device), p)
     if (X_test is None) != (y_test is None):
         raise ValueError("X_test and y_test must be given together")
     if X_test is not None:
@@ -337,18 +354,34 @@ class RowSpace:
         return w.to(torch.float64) - self.project(w)
 
 
+def _design(X: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``X`` ``(n, p)`` and ``y`` ``(n,)`` as tensors, checked as :func:`as_problem` checks them
+    (shapes, finite values, float64 range): the interpolants are doors of their own."""
+    X = as_tensor("X", X)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"X must be a 2-d array (n, p) with n, p >= 1, got shape {tuple(X.shape)}")
+    y = as_tensor("y", y, dtype=X.dtype, device=X.device).reshape(-1)
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y must have n={X.shape[0]} entries, got {y.shape[0]}")
+    check_magnitude("X", X, 2, "the squares of its entries")
+    check_magnitude("y", y, 2, "the squares of the labels")
+    return X, y
+
+
 def min_norm_interpolant(X: Any, y: Any, solver: str = "svd") -> torch.Tensor:
     """``w_mn = X⁺y`` in float64 (the limit of gradient descent from 0)."""
-    X = as_tensor("X", X)
-    return RowSpace(X, solver).pinv_apply(as_tensor("y", y))
+    X, y = _design(X, y)
+    return RowSpace(X, solver).pinv_apply(y)
 
 
 def preconditioned_interpolant(X: Any, y: Any, diag: Any) -> torch.Tensor:
     """``D Xᵀ (X D Xᵀ)⁻¹ y`` with ``D = diag(diag)``: the limit of gradient descent preconditioned by
     the fixed ``D`` from 0, i.e. the interpolant of minimum ``Σ_j w_j²/D_j``."""
-    X = as_tensor("X", X).to(torch.float64)
-    y = as_tensor("y", y).to(torch.float64)
-    D = as_tensor("diag", diag).to(torch.float64)
+    X, y = _design(X, y)
+    X, y = X.to(torch.float64), y.to(torch.float64)
+    # D = 0 in a coordinate removes it from the norm's domain (Σ w_j²/D_j): refused, not inf.
+    D = check_positive_entries("diag", as_tensor("diag", diag).to(torch.float64).reshape(-1),
+                               X.shape[1])
     return D * (X.T @ torch.linalg.lstsq(X * D @ X.T, y[:, None]).solution[:, 0])
 
 

@@ -10,8 +10,8 @@ from overtensor._checks import (
     check_callable,
     check_callables,
     check_choice,
-    check_float,
     check_int,
+    check_stopping,
     make_generator,
     resolve_device,
     resolve_dtype,
@@ -22,7 +22,7 @@ from overtensor.tensors.methods import DIRECT_METHODS, METHODS, _target_rank, gr
 from overtensor.tensors.options import _is_default, refuse_ignored
 from overtensor.tensors.regimes import fit_regimes
 from overtensor.tensors.result import FitResult, rescale_result
-from overtensor.tensors.targets import as_target
+from overtensor.tensors.targets import as_target, check_single
 from overtensor.tensors.threads import with_chosen_threads
 
 
@@ -196,11 +196,10 @@ def fit(
     check_choice("regime", regime, fit_regimes())
     refuse_ignored(fit, given, method, regime)
     tgt = as_target(target, order)
+    check_single(tgt)
     if width is not None:
         width = check_int("width", width, 1)
-    max_steps = check_int("max_steps", max_steps, 1)
-    final_steps = check_int("final_steps", final_steps, 0)
-    tol = check_float("tol", tol, minimum=0.0)
+    max_steps, tol, final_steps = check_stopping(max_steps, tol, final_steps)
     check_optimizer(optimizer)
     check_callable("callback", callback)
     recorders = check_callables("recorders", recorders)

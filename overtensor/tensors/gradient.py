@@ -259,6 +259,13 @@ def prepare_fit(target: Target, *, model: str, width: int, init_scale: float, si
     target = target.working(dtype, device)  # float64() stays the user's tensor (issue 10)
     sq = target.sq_norm()
     if not float(sq) > 0:
+        terms = getattr(target, "weights", None)
+        if terms is not None and bool((terms != 0).any()):
+            # Nonzero terms whose sum rounds to zero: opposite weights on (near-)collinear
+            # components, T = Σ λ_j u_j^⊗l cancelling below the float rounding of the terms.
+            raise ValueError(f"target's terms cancel to below rounding (‖T‖² computed as "
+                             f"{float(sq):.3g} from nonzero weights): components with opposite "
+                             "weights are (nearly) collinear; merge them or fit the difference")
         raise ValueError("target has zero norm: nothing to decompose")
     scale = 1.0 / sq.sqrt()
     params = init_params(model, width, target.dim, init_scale, generator, dtype, device)

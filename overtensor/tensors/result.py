@@ -103,6 +103,26 @@ class FitResult(TrainingResult):
             return SymmetricCP(a64, V.detach().to(torch.float64), self.target.order,
                                normalize=True)
 
+    @property
+    def finite(self) -> bool:
+        """Whether the weights, components and errors are all finite numbers."""
+        return (math.isfinite(self.relative_error)
+                and bool(torch.isfinite(self.cp.weights).all())
+                and bool(torch.isfinite(self.cp.components).all()))
+
+    def mark_non_finite(self) -> FitResult:
+        """Never report a non-finite result as converged (issue 23, item 1): when :attr:`finite`
+        is false, set ``converged=False``, ``stop_reason="non-finite"`` and add a warning.
+        Returns ``self``."""
+        if not self.finite:
+            self.converged = False
+            self.stop_reason = "non-finite"
+            warnings = self.info.setdefault("warnings", [])
+            warnings.append("the result holds NaN or inf (weights, components or error): the "
+                            "target's scale or the step size is out of range; rescale the input "
+                            "or lower lr")
+        return self
+
     def recovery(self, threshold: float = 0.99) -> Recovery:
         """Hungarian matching of the true components to ``cp`` (needs ``target.truth``)."""
         return recovery(self.cp, self.target, threshold)
@@ -153,7 +173,7 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
             warnings = result.info.get("warnings", [])
             if old in warnings:
                 warnings[warnings.index(old)] = rank_support_advice(support)
-    return result
+    return result.mark_non_finite()
 
 
 #: Entries of ``info`` that :func:`summarize_info` shortens.

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from overtensor._checks import check_float
+from overtensor._checks import check_float, check_int
 from overtensor.tensors import small_core as small
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.extraction import merge_components
@@ -141,9 +141,8 @@ class Shortcuts:
         check_float("lr_factor", self.lr_factor, minimum=0.0, maximum=2.0, strict=True)
         check_float("max_lr_ratio", self.max_lr_ratio, minimum=1.0)
         for name in ("lm_iter", "check_every", "curvature_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            # check_int, as every other door: NumPy integers are integers too.
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
 
 
 def small_core(target: Target, scale: float) -> SmallCore | None:

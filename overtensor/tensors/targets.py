@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from overtensor._checks import (
+    ArgumentTypeError,
     as_tensor,
     check_choice,
     check_float,
@@ -119,6 +120,35 @@ class Target:
     def _rescaled(self, exponent: int) -> Target:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _check_range(self, name: str, what: str) -> None:
+        """Refuse a target whose scale is outside its dtype's range (issue 23, item 1).
+
+        The algorithms work on ``T / 2^k`` (:meth:`normalized`), so no square overflows; but the
+        result is reported in the target's scale, and ``T`` itself must be representable:
+        entries below ``2^k`` with ``k = log2_magnitude()``, so ``‖T‖_F ≤ d^{l/2} 2^k`` (and
+        the weights found, of the order of ``‖T‖``) must be finite, and the largest entry a
+        normal number (else the weights underflow). A moment tensor of samples ``1e110`` (entries
+        ``1e330``) or ``1e-110`` (``1e-330``) is refused here, in one line naming ``name``,
+        instead of a fit that reports ``inf`` weights as converged or an ``OverflowError``.
+
+        Raises
+        ------
+        ValueError
+            ``"{name}: {what} reach about 1e{..} ..."`` with the range of the dtype.
+        """
+        k = self.log2_magnitude()
+        fi = torch.finfo(self.dtype)
+        top = k + math.ceil(self.order / 2 * math.log2(max(self.dim, 1)))
+        hi, lo = math.frexp(fi.max)[1] - 1, math.frexp(fi.tiny)[1] - 1
+        if lo <= k and top <= hi:
+            return
+        size = f"2^{k} ≈ 1e{round(k * math.log10(2))}"
+        side = (f"the norm bound d^(l/2)·2^k = 2^{top} exceeds the largest {self.dtype} number "
+                f"{fi.max:.3g}" if top > hi else
+                f"below the smallest normal {self.dtype} number {fi.tiny:.3g}")
+        raise ValueError(f"{name}: {what} reach about {size}, {side}; rescale the input by a "
+                         "constant (the decomposition scales with it)")
+
     def rescaled(self, exponent: int) -> Target:
         """The target ``2^exponent · T``, exactly (a power-of-two scaling rounds nothing).
 
@@ -181,9 +211,10 @@ class CPTarget(Target):
                    None)
         self.weights = as_tensor("weights", self.weights, dtype=dt, device=dev)
         self.factors = as_tensor("factors", self.factors, dtype=dt, device=dev)
-        if self.factors.ndim < 2:
+        if self.factors.ndim < 2 or self.factors.shape[-1] < 1:
             raise ValueError(
-                f"factors must have shape (rank, dim), got shape {tuple(self.factors.shape)}"
+                f"factors must have shape (rank, dim) with dim >= 1, got shape "
+                f"{tuple(self.factors.shape)}"
             )
         if self.weights.shape != self.factors.shape[:-1]:
             raise ValueError(
@@ -191,6 +222,7 @@ class CPTarget(Target):
                 f"{tuple(self.factors.shape)} (expected weights of shape factors.shape[:-1])"
             )
         self.dim = self.factors.shape[-1]
+        self._check_range("weights and factors", f"the terms λ_j ‖u_j‖^{self.order}")
         if self.truth is None:
             self.truth = SymmetricCP(self.weights, self.factors, self.order)
 
@@ -264,8 +296,8 @@ class DenseTarget(Target):
         shape = tuple(self.array.shape)
         if len(shape) < 2:
             raise ValueError(f"tensor must have order >= 2, got shape {shape}")
-        if len(set(shape)) != 1:
-            raise ValueError(f"tensor must have shape (d,)*order, got shape {shape}")
+        if len(set(shape)) != 1 or shape[0] < 1:
+            raise ValueError(f"tensor must have shape (d,)*order with d >= 1, got shape {shape}")
         self.order = len(shape)
         self.dim = shape[0]
         scale = self.array.abs().max().clamp_min(torch.finfo(self.array.dtype).tiny)
@@ -278,6 +310,7 @@ class DenseTarget(Target):
                     f"tensor is not symmetric: swapping axes 0 and {axis} changes it by "
                     f"{gap.item():.3g} (relative), above symmetry_tol={self.symmetry_tol}"
                 )
+        self._check_range("tensor", "its entries")
 
     @property
     def dtype(self):
@@ -374,6 +407,8 @@ class MomentTarget(Target):
             raise ValueError(f"dense must be True, False or None, got {self.dense!r}")
         self.dim = self.samples.shape[1]
         self._sq_norm: torch.Tensor | None = None
+        self._check_range("samples", f"the entries of the order-{self.order} moment (1/n) Σ x^⊗"
+                                     f"{self.order} (max |x| = {self._max_abs():.3g})")
 
     @property
     def dtype(self):
@@ -466,7 +501,10 @@ class MomentTarget(Target):
 
     def log2_magnitude(self):
         # (x/2^e)^{⊗l} = x^{⊗l} / 2^{el}: only multiples of l scale the samples exactly.
-        return self.order * exponent_of(float(self.samples.detach().abs().max()))
+        return self.order * exponent_of(self._max_abs())
+
+    def _max_abs(self) -> float:
+        return float(self.samples.detach().abs().max())
 
     def _rescaled(self, exponent):
         if exponent % self.order:
@@ -539,9 +577,26 @@ def cp_pair(obj: Any, allow_list: bool = False) -> tuple[Any, list | tuple] | No
     return weights, factors
 
 
+def check_single(target: Target) -> Target:
+    """Refuse a target with batch dimensions (a :class:`CPTarget` of weights ``(B, r)``): the
+    single-target doors (``fit``) decompose one tensor; :func:`overtensor.fit_batched` takes
+    many."""
+    factors = getattr(target, "factors", None)
+    if isinstance(factors, torch.Tensor) and factors.ndim > 2:
+        raise ValueError(f"target has batch dimensions {tuple(factors.shape[:-2])} (weights "
+                         f"{tuple(target.weights.shape)}, factors {tuple(factors.shape)}): fit "
+                         "decomposes one tensor; pass a list of targets to overtensor.fit_batched")
+    return target
+
+
 def _as_target(obj: Any, order: int | None) -> Target:
     if isinstance(obj, Target):
         return obj
+    if obj is None or isinstance(obj, str | bytes | dict | numbers.Number):
+        raise ArgumentTypeError(
+            f"target must be a Target, a SymmetricCP, a (weights, factors) pair or a dense "
+            f"symmetric array, got {obj!r}" if not isinstance(obj, str | bytes) or len(obj) < 80
+            else f"target must be a Target or an array, got a {type(obj).__name__}")
     inner = getattr(obj, "cp", None)
     if isinstance(inner, SymmetricCP):  # a FitResult: its CP
         obj = inner
@@ -556,7 +611,7 @@ def _as_target(obj: Any, order: int | None) -> Target:
         if order is None:
             raise ValueError("order is required when the target is given as (weights, factors)")
         return CPTarget(weights, factors, order)
-    return DenseTarget(obj)
+    return DenseTarget(as_tensor("target", obj))
 
 
 def _symmetric_factor(factors: list | tuple) -> torch.Tensor:
@@ -627,9 +682,12 @@ def random_target(
     dt = resolve_dtype(dtype, dev)
     if components == "orthonormal" and rank > dim:
         raise ValueError(f"components='orthonormal' needs rank <= dim, got rank={rank}, dim={dim}")
-    # The components are drawn as a float64 (dim, rank) matrix: refuse sizes that cannot fit.
+    # The components are drawn as a float64 (dim, rank) matrix, and up to four such arrays are
+    # alive at once (the draw, its transposed copy, the range check's scaled rows, the target's
+    # copy in dtype): refuse sizes whose four copies cannot fit, before drawing anything.
     big = ("dim", dim) if dim >= rank else ("rank", rank)
-    check_memory(*big, (dim, rank), torch.float64, "a float64 component matrix", dev)
+    check_memory(*big, (4, dim, rank), torch.float64,
+                 "four float64 (dim, rank) component arrays", dev)
     lam = make_weights(weights, rank)
     if noise > 0 and dim**order > 10**7:
         raise ValueError(
@@ -643,8 +701,9 @@ def random_target(
         Q, R = torch.linalg.qr(G)
         U = (Q * torch.sign(torch.diagonal(R))).T
     else:
-        U = (G / G.norm(dim=0)).T
+        U = G.div_(G.norm(dim=0)).T  # in place: one (dim, rank) array fewer at the peak
     truth = CPTarget(lam, U.contiguous(), order)
+    del G, U
     if noise == 0:
         return truth.to(dtype=dt, device=dev)
     dense = truth.truth.to_dense()

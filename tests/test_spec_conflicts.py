@@ -1,0 +1,110 @@
+"""Spec mistakes never run silently (issue 23, item 6): conflicting keys of a run function are
+refused before any run naming the key and the file; a misspelled ``metrics`` or
+``success.metric`` name fails the run naming the spec key (never exit 0 with no metric)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import tests._runfns  # noqa: F401  (registers the test run functions)
+from overtensor.cli.main import main
+from overtensor.experiments.runner import run_sweep
+from overtensor.experiments.spec import SpecError, load_spec, select_metrics
+from overtensor.experiments.store import ResultStore
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("fixed, key", [
+    ("{scenario: orth4-geo, order: 3, dim: 10}", "fixed.order"),
+    ("{scenario: orth3-geo, components: random, dim: 10}", "fixed.components"),
+    ("{scenario: orth3-geo, weights: linear, dim: 10}", "fixed.weights"),
+    ("{order: 3, components: random, dim: 10}", "fixed.weights"),
+])
+def test_deflation_scenario_and_its_target_keys_conflict(tmp_path, fixed, key):
+    path = write(tmp_path, f"name: d\nrun: deflation\nfixed: {fixed}\n")
+    with pytest.raises(SpecError, match=rf"spec.yaml: key '{key}'"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("fixed: {method: power-method, lr: 0.1}", "fixed.lr"),
+    ("fixed: {method: power-method}\ngrid: {weight_decay: [0.0, 0.1]}", "grid.weight_decay[0]"),
+    ("fixed: {regime: lazy, polish_iter: 5}", "fixed.polish_iter"),
+    ("fixed: {alpha: 2.0}", "fixed.alpha"),
+])
+def test_fit_options_the_method_would_ignore_are_refused_before_any_run(tmp_path, text, key):
+    path = write(tmp_path, f"name: f\nrun: fit\n{text}\n")
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*does not use"):
+        load_spec(path)
+
+
+def test_an_ignored_option_at_fits_default_is_accepted_as_fit_accepts_it(tmp_path):
+    path = write(tmp_path, "name: f\nrun: fit\nfixed: {alpha: 1.0}\n")
+    assert load_spec(path)["fixed"]["alpha"] == 1.0
+
+
+def test_options_that_apply_are_accepted(tmp_path):
+    path = write(tmp_path, "name: f\nrun: fit\nfixed: {regime: alpha-scaled, alpha: 2.0}\n")
+    assert load_spec(path)["fixed"]["alpha"] == 2.0
+
+
+def test_the_cli_refuses_a_conflict_with_exit_2_and_runs_nothing(tmp_path, capsys):
+    path = write(tmp_path, "name: d\nrun: deflation\nfixed: {scenario: orth4-geo, order: 3, dim: 8}\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["experiment", "run", str(path), "--inprocess", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert "fixed.order" in err and "spec.yaml" in err and not store.exists()
+
+
+@pytest.mark.parametrize("extra, key", [("metrics: [valeu]", "metrics"),
+                                        ("success: {metric: rot, op: '<', value: 2}",
+                                         "success.metric")])
+def test_a_misspelled_metric_fails_the_runs_naming_the_key(tmp_path, extra, key):
+    spec = load_spec(write(tmp_path, f"name: m\nrun: test-poly\ngrid: {{x: [1, 2]}}\n{extra}\n"))
+    result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
+    assert (result.done, result.failed) == (0, 2)
+    with ResultStore(tmp_path / "s.sqlite", readonly=True) as db:
+        errors = [r["error"] for r in db.rows("m", status="failed")]
+    assert all(f"key '{key}'" in e and "did you mean" in e for e in errors)
+
+
+def test_the_cli_exits_3_for_a_misspelled_metric(tmp_path, capsys):
+    path = write(tmp_path, "name: m\nrun: test-poly\ngrid: {x: [1]}\nmetrics: [valeu]\n")
+    code = main(["experiment", "run", str(path), "--inprocess", "--no-progress",
+                 "--store", str(tmp_path / "s.sqlite"), "--outdir", str(tmp_path / "f")])
+    assert code == 3
+
+
+def test_select_metrics_with_listed_names_present_is_unchanged():
+    spec = {"metrics": ["value"], "success": {"metric": "root", "op": "<", "value": 2}}
+    assert select_metrics({"value": 9, "root": 3.0}, spec) == {"value": 9, "success": False}
+
+
+@pytest.mark.parametrize("text, key", [
+    ("run: opt_energy\nfixed: {model: network, regime: full, dim: 4, width: 4, steps: 1, "
+     "eval_every: 1, lr: 0.1, rank: 2}", "fixed.rank"),
+    ("run: opt_energy\nfixed: {model: tensor, regime: full, dim: 4, width: 4, steps: 1, "
+     "eval_every: 1, rank: 2, lr: 0.1}", "fixed.lr"),
+    ("run: adaptive_regression\nfixed: {problem: gaussian, scale: 3.0, optimizer: gd}", "fixed.scale"),
+    ("run: adaptive_regression\nfixed: {problem: nuisance, scale: 3.0, optimizer: gd}\n"
+     "grid: {rf_steps: [10, 20]}",
+     "grid.rf_steps"),
+])
+def test_a_key_no_run_of_the_spec_uses_is_refused(tmp_path, text, key):
+    path = write(tmp_path, f"name: u\n{text}\n")
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*is used only with"):
+        load_spec(path)
+
+
+def test_a_grid_over_the_selector_may_share_the_key(tmp_path):
+    path = write(tmp_path, "name: u\nrun: opt_energy\nfixed: {regime: full, dim: 4, width: 4, "
+                           "steps: 1, eval_every: 1, lr: 0.1, rank: 2}\n"
+                           "grid: {model: [tensor, network]}\n")
+    assert load_spec(path)["fixed"]["rank"] == 2
