@@ -99,7 +99,7 @@ def test_the_estimators_refuse_the_same_data_through_the_api():
     with pytest.raises(ValueError, match="X: its third-order products"):
         GaussianMixture(2, random_state=0).fit(gaussian() * 1e200)
     C = np.random.default_rng(2).poisson(3, size=(30, 8)) + 1
-    with pytest.raises(ValueError, match="counts: the cubes"):
+    with pytest.raises(ValueError, match="X: the cubes"):
         SingleTopicModel(2, random_state=0).fit(C * 1e110)
 
 

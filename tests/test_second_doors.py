@@ -1,4 +1,5 @@
-"""Second doors validate like the first (issue 23, item 7): ``fit_compressed``, regression
+"""Second doors validate like the first (issue 23, item 7): every engine of ``fit`` and
+``fit_batched``, regression
 problems, ``preconditioned_interpolant`` and ``Shortcuts`` go through the checks of
 ``overtensor._checks``, before any work."""
 
@@ -10,7 +11,6 @@ import torch
 
 import overtensor as ot
 from overtensor.regression.core import RegressionProblem, as_problem, preconditioned_interpolant
-from overtensor.tensors.compression import fit_compressed
 from overtensor.tensors.shortcuts import Shortcuts
 
 
@@ -26,17 +26,19 @@ def design(n: int = 10, p: int = 5):
     ({"max_steps": 0}, "max_steps must be an integer >= 1"),
     ({"final_steps": -1}, "final_steps"),
 ])
-@pytest.mark.parametrize("door", ["fit", "fit_compressed"])
-def test_fit_compressed_refuses_what_fit_refuses(option, match, door):
+@pytest.mark.parametrize("door", ["auto", "paper", "batched"])
+def test_every_door_refuses_what_fit_refuses(option, match, door):
     target = ot.random_target(3, 20, 3, random_state=0)
-    fn = ot.fit if door == "fit" else fit_compressed
     with pytest.raises(ValueError, match=match):
-        fn(target, 10, **option)
+        if door == "batched":
+            ot.fit_batched([target], 10, random_states=[0], **option)
+        else:
+            ot.fit(target, 10, engine=door, **option)
 
 
-def test_fit_compressed_accepts_numpy_scalars_like_fit():
+def test_the_default_route_accepts_numpy_scalars_like_the_paper_engine():
     target = ot.random_target(3, 12, 2, random_state=0)
-    result = fit_compressed(target, 6, tol=np.float64(1e-4), max_steps=np.int64(3000),
+    result = ot.fit(target, 6, tol=np.float64(1e-4), max_steps=np.int64(3000),
                             random_state=0)
     assert result.relative_error < 1e-3
 

@@ -68,10 +68,11 @@ def test_an_oversized_spec_file_is_refused_before_parsing(tmp_path):
 def test_a_built_in_name_stays_a_name_when_a_folder_of_that_name_exists(tmp_path, monkeypatch,
                                                                          capsys):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "vs-classical").mkdir()  # e.g. the small preset's figures folder
     args = ["experiment", "run", "vs-classical", "--preset", "tiny", "--store", "s.sqlite",
             "--inprocess", "--no-progress"]
     assert main(args) == 0
-    assert (tmp_path / "vs-classical").is_dir()  # the figures folder, named after the experiment
+    assert (tmp_path / "vs-classical.tiny").is_dir()  # this preset's figures folder
     capsys.readouterr()
     assert main(args) == 0  # resumes in place
     assert "4 already done, 0 done" in capsys.readouterr().out

@@ -214,8 +214,9 @@ def test_the_fit_schema_covers_every_keyword_a_spec_can_give_fit_and_random_targ
     import overtensor as ot
     from overtensor.experiments.params import FitParams
 
-    # power= and orthogonal= take options objects, not JSON values.
-    not_json = {"target", "random_state", "callback", "recorders", "progress", "power", "orthogonal"}
+    # power=, orthogonal= and shortcuts= take options objects, not JSON values.
+    not_json = {"target", "random_state", "callback", "recorders", "progress", "power", "orthogonal",
+                "shortcuts"}
     keywords = set(inspect.signature(ot.fit).parameters) | set(inspect.signature(ot.random_target).parameters)
     missing = keywords - not_json - set(FitParams.model_fields)
     assert missing == set(), f"FitParams lacks {sorted(missing)}: specs could not set them"

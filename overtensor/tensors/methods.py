@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from overtensor._checks import check_choice, check_float, check_int
+from overtensor._checks import check_choice, check_float, check_int, check_stopping
 from overtensor.tensors.models import MODELS
 from overtensor.tensors.targets import Target
 
@@ -53,6 +53,8 @@ def gradient_options(
     """Validated keyword arguments of :func:`~overtensor.tensors.gradient.gradient_fit` for a
     gradient method (method defaults filled in); shared by :func:`fit` and
     :func:`overtensor.tensors.batched.fit_batched`. Arguments as in :func:`fit`."""
+    # The stopping checks of every door (fit, fit_batched, the default route) in one place.
+    max_steps, tol, final_steps = check_stopping(max_steps, tol, final_steps)
     cfg = dict(METHOD_DEFAULTS[method])
     width = resolve_width(tgt, width, method)
     for key, value in dict(model=model, init_scale=init_scale, weight_decay=weight_decay,
