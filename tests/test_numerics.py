@@ -107,7 +107,10 @@ def test_every_gradient_method_fits_a_cp_target_at_extreme_scales(method, engine
     base = ot.random_target(**_BASE)
     huge = ot.CPTarget(base.weights * magnitude, base.factors, 3)
     width = {} if method == "exact-rank" else {"width": 6}
-    res = ot.fit(huge, method=method, engine=engine, random_state=0, **width)
+    # gd from the default init_scale 1e-3 mostly stays at its starting saddle on this budget;
+    # from 0.1 it fits (the point here is the scale, not gd's start).
+    start = {"init_scale": 0.1} if method == "gd" else {}
+    res = ot.fit(huge, method=method, engine=engine, random_state=0, **width, **start)
     assert res.relative_error <= 1e-6 and ot.cp_relative_error(res.cp, huge) <= 1e-6
     # The unscaled CP's weights times the scale.
     torch.testing.assert_close(res.cp.weights / magnitude, base.weights, rtol=1e-5, atol=0)
