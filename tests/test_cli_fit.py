@@ -96,3 +96,33 @@ def test_a_missing_file_is_a_file_system_error_exit_code_4(files, capsys):
     code, out, err = run(capsys, "--tensor", str(d / "none.npy"), "--width", 8)
     assert code == 4 and out == ""
     assert err.count("\n") == 1 and "--tensor: no such file" in err and "none.npy" in err, err
+
+
+def test_a_flag_means_one_thing_in_every_subcommand():
+    # A flag shared by subcommands has one destination and one type everywhere; and the four that
+    # used to change meaning now have one each: --rank (a synthetic target's rank; the cap is
+    # --max-rank), --components (its kind; moments count with -k/--n-components), --samples (a
+    # file of samples; train's training-set size is --train-samples), --batch-size (samples per
+    # training step; the experiment runner's is --runs-per-batch).
+    import argparse
+
+    from overtensor.cli.main import build_parser
+
+    def options(parser, path=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from options(sub, (*path, name))
+            else:
+                for flag in action.option_strings:
+                    yield flag, (action.dest, getattr(action.type, "__name__", None)), path
+
+    meaning: dict[str, set] = {}
+    where: dict[str, set] = {}
+    for flag, kind, path in options(build_parser()):
+        meaning.setdefault(flag, set()).add(kind)
+        where.setdefault(flag, set()).add(" ".join(path))
+    assert not {f: k for f, k in meaning.items() if len(k) > 1}
+    assert where["--components"] == {"fit"} and where["--samples"] == {"fit"}
+    assert where["--batch-size"] == {"train"} and "--runs-per-batch" in meaning
+    assert {"moments gmm", "moments topics", "moments lda"} <= where["--n-components"]

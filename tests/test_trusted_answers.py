@@ -104,7 +104,7 @@ def test_rank_cap_holds_for_a_random_target_that_needs_more_terms():
 
 def test_cli_prints_the_rank_cap_warning(tmp_path, capsys):
     np.save(tmp_path / "A.npy", kofidis_regalia().numpy())
-    code = main(["fit", "--tensor", str(tmp_path / "A.npy"), "--width", "2", "--rank", "1"])
+    code = main(["fit", "--tensor", str(tmp_path / "A.npy"), "--width", "2", "--max-rank", "1"])
     out, _ = capsys.readouterr()
     assert code == 0
     assert "warning:" in out and "rank cap 1" in out

@@ -102,7 +102,7 @@ def _add_scheduler_args(p, batch_size: int = 1) -> None:
                    help="local Dask cluster with N worker processes (default: one per CPU core)")
     g.add_argument("--inprocess", action="store_true", help="run sequentially in this process (no Dask)")
     p.add_argument("--workers", type=int, default=None, help="number of SLURM jobs with --scheduler slurm")
-    p.add_argument("--batch-size", type=int, default=batch_size,
+    p.add_argument("--runs-per-batch", dest="batch_size", type=int, default=batch_size,
                    help=f"runs per task when the run function has a batched variant (default {batch_size})")
 
 

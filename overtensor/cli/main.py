@@ -16,7 +16,7 @@ from collections.abc import Sequence
 _STARTED = time.perf_counter()
 
 #: Options that only describe the random synthetic target (an error with your own data).
-SYNTHETIC_ONLY = ("dim", "components", "weights", "noise")
+SYNTHETIC_ONLY = ("dim", "rank", "components", "weights", "noise")
 
 #: ``overtensor.METHODS`` and the fit regimes, spelled out so that a bad ``--method`` is reported
 #: before torch is imported (tests/test_startup.py checks that they agree with the library).
@@ -52,8 +52,8 @@ def _add_fit(sub) -> None:
                    help="tensor order l (default 3; with --tensor the array's number of axes)")
     p.add_argument("--dim", type=int, default=None, help="synthetic target: dimension d (default 100)")
     p.add_argument("--rank", type=int, default=None,
-                   help="synthetic target: its rank r (default 10); your own data: a cap on the "
-                        "number of components returned (overtensor.fit(rank=...))")
+                   help="synthetic target: its rank r (default 10); the cap on the returned rank "
+                        "is --max-rank")
     p.add_argument("--width", type=int, default=None,
                    help="number of rank-one terms m (default 5*rank; required with --tensor and "
                         "--samples)")
@@ -125,7 +125,8 @@ def _fit_target(args):
             random_state=args.seed, device=args.device, dtype=args.dtype)
     given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
     if given:
-        raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your own data")
+        raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your own data"
+                         + ("; the cap on the returned rank is --max-rank" if "--rank" in given else ""))
     if args.tensor:
         target = userdata.tensor_target(args.tensor, dtype=args.dtype, device=args.device)
         if args.order is not None and args.order != target.order:
@@ -169,7 +170,8 @@ def _check_fit_args(args) -> None:
         given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
         if given:
             raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your "
-                             f"own data")
+                             f"own data" + ("; the cap on the returned rank is --max-rank"
+                                            if "--rank" in given else ""))
         if args.samples and args.moment is None:
             raise ValueError("--samples needs --moment L (the order of the moment tensor)")
         if args.samples and args.order is not None and args.order != args.moment:
@@ -193,9 +195,7 @@ def _cmd_fit(args) -> int:
     from overtensor.cli.userdata import write_result
 
     target = _fit_target(args)
-    own = bool(args.tensor or args.cp or args.samples)
-    # A cap on the returned rank: --max-rank, or --rank on the user's own data.
-    cap = args.max_rank if args.max_rank is not None else (args.rank if own else None)
+    cap = args.max_rank  # a cap on the returned rank (--rank is the synthetic target's rank)
     rank = target.truth.rank if target.truth is not None else None
     width = args.width if args.width is not None else (5 * rank if rank is not None else None)
     if args.method == "exact-rank" or (args.method in _RANK_METHODS and args.width is None):

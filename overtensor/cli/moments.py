@@ -29,8 +29,9 @@ def add_parser(sub) -> None:
         q.add_argument("data", help="CSV (comma-separated; an optional header line), .txt, .npy "
                                     "or .npz file" + ("; counts may also be a scipy.sparse "
                                                       "save_npz file" if name == "topics" else ""))
-        q.add_argument("--components", "--topics", "-k", dest="components", type=int,
-                       required=True, help="number of components (topics)")
+        q.add_argument("-k", "--n-components", "--topics", dest="components", type=int,
+                       required=True, help="number of components (topics): the estimator's "
+                                           "n_components")
         q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         q.add_argument("--json", action="store_true", help="print one JSON object")
         q.add_argument("-o", "--output", default=None,
@@ -50,8 +51,8 @@ def add_parser(sub) -> None:
                                     "a document-word count matrix")
     q.add_argument("data", help="count matrix: CSV, .txt, .npy, .npz or a scipy.sparse save_npz "
                                 "file")
-    q.add_argument("--topics", "--components", "-k", dest="components", type=int, required=True,
-                   help="number of topics")
+    q.add_argument("-k", "--n-components", "--topics", dest="components", type=int, required=True,
+                   help="number of topics: the estimator's n_components")
     q.add_argument("--alpha0", type=float, default=1.0,
                    help="Dirichlet concentration sum(alpha) (default 1; 0 = single-topic model: "
                         "alpha is then all zeros and weight is the topic probability)")

@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
                    help="degree l of --activation hermite (default 2; refused with another activation)")
     p.add_argument("--width", type=int, default=20, help="number of neurons N (default 20)")
     p.add_argument("--dim", type=int, default=40, help="input dimension d (default 40)")
-    p.add_argument("--samples", type=int, default=None,
+    p.add_argument("--train-samples", dest="samples", type=int, default=None,
                    help="fixed training-set size (default: online, fresh samples every step)")
     p.add_argument("--test-samples", type=int, default=10000, help="test-set size (default 10000)")
     p.add_argument("--data", default="authors",
