@@ -126,3 +126,23 @@ def test_a_flag_means_one_thing_in_every_subcommand():
     assert where["--components"] == {"fit"} and where["--samples"] == {"fit"}
     assert where["--batch-size"] == {"train"} and "--runs-per-batch" in meaning
     assert {"moments gmm", "moments topics", "moments lda"} <= where["--n-components"]
+
+
+def test_library_warnings_reach_the_terminal_on_one_line(tmp_path):
+    # Data whose means are linearly dependent: the moment estimate of a variance is not positive,
+    # and scikit-learn's machinery would print the warning with its own file and source line.
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    means = ([3, 0, 0, 0], [0, 3, 0, 0], [3, 3, 0, 0])
+    X = np.concatenate([rng.normal(m, 1.0, size=(200, 4)) for m in means])
+    path = tmp_path / "g.csv"
+    np.savetxt(path, X, delimiter=",")
+    out = subprocess.run([sys.executable, "-m", "overtensor.cli.main", "moments", "gmm", str(path),
+                          "-k", "3"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("overtensor: warning: ") for line in lines), out.stderr

@@ -278,6 +278,18 @@ def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentPars
     return parser
 
 
+def _warnings_on_one_line() -> None:
+    """A library warning reaches the terminal as ``overtensor: warning: MESSAGE`` (one line),
+    not as Python's two lines with the file and source line of whatever library raised it."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"overtensor: warning: {text}", file=sys.stderr if file is None else file)
+
+    warnings.showwarning = show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code (table: :mod:`overtensor.cli.exit_codes`).
 
@@ -286,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from overtensor.cli.exit_codes import report, signals_as_exceptions
 
+    _warnings_on_one_line()
     args_list = list(sys.argv[1:] if argv is None else argv)
     # `overtensor fit ...`: build that subcommand's parser alone (the experiment commands' parser
     # imports pydantic specs); `--help` and every other command get the whole parser.
