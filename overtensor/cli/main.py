@@ -83,7 +83,9 @@ def _add_fit(sub) -> None:
                    help="synthetic target: relative noise level (small d only)")
     p.add_argument("--seed", type=int, default=0, help="random seed (target and fit)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default=None, help="float64 (CPU default) | float32")
+    p.add_argument("--dtype", default=None,
+                   help="float64 (CPU default) | float32 (CUDA default) | float16 | bfloat16 (errors are "
+                        "reported in float64)")
     p.add_argument("--steps", type=int, default=20000, help="step budget (default 20000)")
     p.add_argument("--tol", type=float, default=1e-4, help="target relative error (default 1e-4)")
     p.add_argument("--lr", type=float, default=None, help="step size (default 0.5/max(order,4))")

@@ -31,29 +31,36 @@ def alpha_option(regime: str, alpha: float | None) -> dict:
 def add_parser(sub) -> None:
     """Add the ``train`` subcommand to the ``overtensor`` parser's subparsers."""
     p = sub.add_parser("train", help="train one two-layer network (RF / NT / NN regimes) on synthetic "
-                       "data and print its risks")
+                       "data and print its risks",
+                       description="Train one two-layer network f(x) = s_N sum_i a_i sigma(<w_i, x>) "
+                                   "in one regime (Ghorbani, Mei, Misiakiewicz, Montanari 2019; "
+                                   "docs/networks.md) and print its test, null and training risks.")
     p.add_argument("--regime", default="full",
                    help="full | lazy | random-features | alpha-scaled | orthogonal (or any registered "
                    "regime; default full)")
-    p.add_argument("--activation", default="quadratic", help="quadratic | hermite | relu | tanh")
+    p.add_argument("--activation", default="quadratic",
+                   help="quadratic | hermite | relu | tanh (default quadratic)")
     p.add_argument("--degree", type=int, default=None,
                    help="degree l of --activation hermite (default 2; refused with another activation)")
     p.add_argument("--width", type=int, default=20, help="number of neurons N (default 20)")
     p.add_argument("--dim", type=int, default=40, help="input dimension d (default 40)")
-    p.add_argument("--train-samples", dest="samples", type=int, default=None,
+    p.add_argument("--train-samples", dest="samples", metavar="N", type=int, default=None,
                    help="fixed training-set size (default: online, fresh samples every step)")
     p.add_argument("--test-samples", type=int, default=10000, help="test-set size (default 10000)")
     p.add_argument("--data", default="authors",
-                   help="authors (y = x'Bx - tr B, B = diag(gamma)/sqrt d) | rank | mixture")
+                   help="authors (y = x'Bx - tr B, B = diag(gamma)/sqrt d) | rank | mixture "
+                        "(default authors)")
     p.add_argument("--rank", type=int, default=None,
                    help="rank of B for --data rank (default 5; refused with other --data)")
     p.add_argument("--noise", type=float, default=None,
                    help="label noise standard deviation of --data authors or rank (default 0; "
                         "refused with --data mixture)")
-    p.add_argument("--scaling", default="mean-field", help="mean-field (1/N) | ntk (1/sqrt N) | none")
+    p.add_argument("--scaling", default="mean-field",
+                   help="mean-field (1/N) | ntk (1/sqrt N) | none (default mean-field)")
     p.add_argument("--shared-a", action="store_true", help="one shared output weight a")
     p.add_argument("--optimizer", default="sgd",
-                   help="sgd | momentum | adagrad | rmsprop | adam | adamw (default sgd)")
+                   help="gd | sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw "
+                        "(default sgd)")
     p.add_argument("--lr", type=float, default=None,
                    help="step size of every parameter (default: for sgd/gd/momentum/nesterov, "
                         "per-block curvature steps c/lambda_max of the mini-batch Hessian at the "
