@@ -36,7 +36,8 @@ def test_span_preserving_methods_reach_min_norm(problems, name):
     for prob in problems:
         res = fit_regression(prob, name, steps=3000, records=10)
         f = res.final
-        assert f["in_span_error"] < 1e-8, (name, f)
+        # ‖Pw − w_mn‖ is a direct float64 distance (measured ~6e-16), not a Gram-identity error.
+        assert f["in_span_error"] < 1e-8, (name, f)  # pragma: floor-ok
         assert f["out_of_span"] < 1e-10, (name, f)
         assert classify_preconditioner(res) == "span-preserving"
         assert res.leak_ratio < 1e-10
