@@ -126,3 +126,39 @@ def test_fit_and_the_batched_engine_share_the_gradient_defaults():
 
     params = inspect.signature(fit).parameters
     assert {k: params[k].default for k in GRADIENT_DEFAULTS} == GRADIENT_DEFAULTS
+
+
+#: Every place that imports a module chosen at run time, and the fixed table that gates it: no name
+#: read from a user's file (a spec, a CSV header, a CLI argument) can reach an import elsewhere.
+DYNAMIC_IMPORTS = {
+    "overtensor/__init__.py": "_SUBMODULES and _EXPORTS",
+    "overtensor/moments/corpus.py": "SCIPY_MODULES",
+    "overtensor/regimes/layer.py": "PLUGIN_MODULES",
+    "overtensor/experiments/catalog.py": "installed entry points, selected by equality of names",
+}
+
+
+def test_modules_are_imported_by_name_only_from_fixed_tables():
+    calls = ("import_module(", "__import__(", "find_spec(", ".load()", "exec(", "eval(")
+    found = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*.py")
+             if any(c in line for line in p.read_text(encoding="utf-8").splitlines()
+                    if not line.lstrip().startswith("#") for c in calls)}
+    assert found == set(DYNAMIC_IMPORTS), sorted(found ^ set(DYNAMIC_IMPORTS))
+
+
+def test_names_from_outside_never_reach_an_import():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, overtensor as ot\n"
+        "from overtensor.regimes.layer import get_regime\n"
+        "from overtensor.moments.corpus import scipy_docstrings\n"
+        "for name in ('os', 'subprocess', 'overtensor.cli.main', 'json'):\n"
+        "    try:\n        getattr(ot, name)\n    except AttributeError:\n        pass\n"
+        "    else:\n        raise SystemExit(f'ot.{name} resolved')\n"
+        "for bad in (lambda: get_regime('subprocess'), lambda: scipy_docstrings(('os',))):\n"
+        "    try:\n        bad()\n    except ValueError:\n        pass\n"
+        "    else:\n        raise SystemExit('accepted')\n"
+)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
