@@ -159,6 +159,5 @@ def test_names_from_outside_never_reach_an_import():
         "    else:\n        raise SystemExit(f'ot.{name} resolved')\n"
         "for bad in (lambda: get_regime('subprocess'), lambda: scipy_docstrings(('os',))):\n"
         "    try:\n        bad()\n    except ValueError:\n        pass\n"
-        "    else:\n        raise SystemExit('accepted')\n"
-)
+        "    else:\n        raise SystemExit('accepted')\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
