@@ -8,9 +8,6 @@ decisive numbers (relative errors, sorted weights, steps, final losses, test ris
 timings) to a JSON file ``{call_name: {number_name: value}}``. Run it before the move, then rerun it
 with ``--compare`` after the move: every number must be bit-identical (``--rtol 0``, the default).
 
-Modules are imported through :func:`_mod` (new path first, old path as fallback), so the script
-keeps working whichever layout is installed; the rename script rewrites the new paths.
-
 Usage
 -----
 Record (one thread, about a minute on a laptop core)::
@@ -34,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -50,14 +46,6 @@ Record = dict[str, Any]
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-
-
-def _mod(new_path: str, old_path: str) -> ModuleType:
-    """The module at ``new_path`` (after the move), else at ``old_path`` (before it)."""
-    try:
-        return importlib.import_module(new_path)
-    except ModuleNotFoundError:
-        return importlib.import_module(old_path)
 
 
 def _num(value: Any) -> Any:
@@ -165,7 +153,7 @@ _register_fit_calls()
 
 @call("fit/beyond-lazy/orthogonal")
 def _fit_orthogonal() -> Record:
-    orthogonal_fit = _mod("overtensor.tensors.orthogonal_fit", "overtensor.tensors.orthogonal_fit")
+    orthogonal_fit = importlib.import_module("overtensor.tensors.orthogonal_fit")
     tgt = _target(40, dim=8, rank=2)
     res = ot.fit(tgt, 8, "beyond-lazy", regime="orthogonal", max_steps=300, random_state=240,
                  orthogonal=orthogonal_fit.OrthogonalOptions(rotation="cayley"))
@@ -255,14 +243,14 @@ def _network_numbers(res: Any) -> Record:
 
 
 def _register_network_calls() -> None:
-    regime_layer = _mod("overtensor.regimes.layer", "overtensor.regimes.layer")
+    regime_layer = importlib.import_module("overtensor.regimes.layer")
     regime_layer.load_plugins()
     regimes = sorted(regime_layer.REGIME_TRANSFORMS)
     for i, regime in enumerate(regimes):
         def run(regime: str = regime, seed: int = 300 + i) -> Record:
-            train = _mod("overtensor.networks.train", "overtensor.networks.train")
-            data_mod = _mod("overtensor.networks.data", "overtensor.networks.data")
-            networks = _mod("overtensor.networks.model", "overtensor.networks.model")
+            train = importlib.import_module("overtensor.networks.train")
+            data_mod = importlib.import_module("overtensor.networks.data")
+            networks = importlib.import_module("overtensor.networks.model")
             d = 6
             data = data_mod.gaussian_quadratic(d, _gen(seed), rank=2)
             spec = networks.NetworkSpec(width=12, dim=d)
@@ -278,9 +266,9 @@ _register_network_calls()
 
 @call("network/full/relu-mixture-adam")
 def _network_mixture() -> Record:
-    train = _mod("overtensor.networks.train", "overtensor.networks.train")
-    data_mod = _mod("overtensor.networks.data", "overtensor.networks.data")
-    networks = _mod("overtensor.networks.model", "overtensor.networks.model")
+    train = importlib.import_module("overtensor.networks.train")
+    data_mod = importlib.import_module("overtensor.networks.data")
+    networks = importlib.import_module("overtensor.networks.model")
     d = 6
     data = data_mod.gaussian_mixture(d, _gen(320), eps=0.5)
     spec = networks.NetworkSpec(width=12, dim=d, activation="relu", scaling="ntk")
@@ -293,10 +281,10 @@ def _network_mixture() -> Record:
 
 
 def _register_regression_calls() -> None:
-    optimizers = _mod("overtensor.optim.registry", "overtensor.optim.registry")
+    optimizers = importlib.import_module("overtensor.optim.registry")
     for i, name in enumerate(optimizers.OPTIMIZERS):
         def run(name: str = name, seed: int = 400 + i) -> Record:
-            regression = _mod("overtensor.regression.core", "overtensor.regression.core")
+            regression = importlib.import_module("overtensor.regression.core")
             prob = regression.gaussian_design(12, 30, noise=0.1, random_state=seed)
             opts = {"diag": 1.0 / prob.covariance} if name == "diagonal" else None
             w0 = torch.randn(30, generator=_gen(seed + 1), dtype=torch.float64) * 0.1
@@ -331,7 +319,7 @@ _register_regression_calls()
 
 @call("moments/GaussianMixture")
 def _moments_mixture() -> Record:
-    moments = _mod("overtensor.moments", "overtensor.moments")
+    moments = importlib.import_module("overtensor.moments")
     rng = np.random.default_rng(500)
     k, d, n = 3, 8, 3000
     means = 3.0 * rng.standard_normal((k, d))
@@ -356,7 +344,7 @@ def _topic_word(rng: np.random.Generator, k: int, V: int) -> np.ndarray:
 
 @call("moments/SingleTopicModel")
 def _moments_topics() -> Record:
-    moments = _mod("overtensor.moments", "overtensor.moments")
+    moments = importlib.import_module("overtensor.moments")
     rng = np.random.default_rng(510)
     k, V, n, length = 3, 20, 1500, 20
     topic_word = _topic_word(rng, k, V)
@@ -374,7 +362,7 @@ def _moments_topics() -> Record:
 
 @call("moments/SpectralLDA")
 def _moments_lda() -> Record:
-    moments = _mod("overtensor.moments", "overtensor.moments")
+    moments = importlib.import_module("overtensor.moments")
     rng = np.random.default_rng(520)
     k, V, n, length = 3, 20, 1500, 30
     topic_word = _topic_word(rng, k, V)
@@ -395,9 +383,9 @@ def _moments_lda() -> Record:
 
 def _experiment_numbers(name: str, grid: dict[str, Any], fixed: dict[str, Any], seeds: int = 1,
                         drop: tuple[str, ...] = ()) -> Record:
-    catalog = _mod("overtensor.experiments.catalog", "overtensor.experiments.catalog")
-    spec_mod = _mod("overtensor.experiments.spec", "overtensor.experiments.spec")
-    runs = _mod("overtensor.experiments.runs", "overtensor.experiments.runs")
+    catalog = importlib.import_module("overtensor.experiments.catalog")
+    spec_mod = importlib.import_module("overtensor.experiments.spec")
+    runs = importlib.import_module("overtensor.experiments.runs")
     spec = copy.deepcopy(catalog.get_experiment(name).presets["small"])
     spec["grid"] = grid
     spec["seeds"] = seeds

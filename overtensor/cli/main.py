@@ -113,9 +113,7 @@ def _fit_target(args):
     import overtensor as ot
     from overtensor.cli import userdata
 
-    own = args.tensor or args.cp or args.samples
-    if args.moment is not None and not args.samples:
-        raise ValueError(f"--moment {args.moment} needs --samples")
+    own = args.tensor or args.cp or args.samples  # options were checked by _check_fit_args
     if not own:
         def given_or(value, default):  # 0 is a value the user gave (and ot.random_target refuses)
             return default if value is None else value
@@ -125,10 +123,6 @@ def _fit_target(args):
             components=given_or(args.components, "random"),
             weights=_weights_arg(given_or(args.weights, "equal")), noise=given_or(args.noise, 0.0),
             random_state=args.seed, device=args.device, dtype=args.dtype)
-    given = [f"--{k}" for k in SYNTHETIC_ONLY if getattr(args, k) is not None]
-    if given:
-        raise ValueError(f"{', '.join(given)}: only for the synthetic target, not with your own data"
-                         + ("; the cap on the returned rank is --max-rank" if "--rank" in given else ""))
     if args.tensor:
         target = userdata.tensor_target(args.tensor, dtype=args.dtype, device=args.device)
         if args.order is not None and args.order != target.order:

@@ -59,8 +59,8 @@ def run_fit_batched(configs: list[dict[str, Any]]) -> list[dict[str, Any] | Exce
 
 
 def _fit_default(name: str) -> Any:
-    from overtensor.tensors.batched import FIT_DEFAULTS
+    from overtensor.tensors.methods import GRADIENT_DEFAULTS
 
-    if name not in FIT_DEFAULTS:
+    if name not in GRADIENT_DEFAULTS:
         raise ValueError(f"option {name!r} of a 'fit' run config cannot be batched")
-    return FIT_DEFAULTS[name]
+    return GRADIENT_DEFAULTS[name]

@@ -78,7 +78,6 @@ from overtensor.training.loop import DivergenceError, Progress, check_divergence
 
 #: Options of :func:`overtensor.fit` that :func:`fit_batched` accepts, per run or common.
 OPTIONS = tuple(GRADIENT_DEFAULTS)
-FIT_DEFAULTS = GRADIENT_DEFAULTS
 
 
 class TargetBatch(Target):
@@ -234,7 +233,7 @@ def fit_batched(
     dt = resolve_dtype(dtype if dtype is not None else tgts[0].dtype, dev)
     check_callable("callback", callback)
     recorders = check_callables("recorders", recorders)
-    per = {k: _per_run(k, options.get(k, FIT_DEFAULTS[k]), B) for k in OPTIONS}
+    per = {k: _per_run(k, options.get(k, GRADIENT_DEFAULTS[k]), B) for k in OPTIONS}
     widths = _per_run("width", width, B)
     cfgs = []
     for b in range(B):
