@@ -86,12 +86,12 @@ def square_unfolding_eigenvalues(target: Target) -> torch.Tensor | None:
     weights, and ``−T`` has the opposite signs. Used for the fixed signs of a dense target of
     unknown sign (:func:`overtensor.tensors.gradient.initial_signs`).
     """
-    t64 = target.float64()
-    if not isinstance(t64, DenseTarget) or t64.order % 2:
+    # Decided before any copy: a float64 copy of a moment target's samples would be wasted.
+    if not isinstance(target, DenseTarget) or target.order % 2:
         return None
-    n = t64.dim ** (t64.order // 2)
+    n = target.dim ** (target.order // 2)
     if float(n) ** 3 > SIGN_MAX_FLOPS:
         return None
-    M = t64.array.reshape(n, n)
+    M = target.float64().array.reshape(n, n)
     mu = torch.linalg.eigvalsh((M + M.T) / 2)
     return mu[torch.argsort(mu.abs(), descending=True)]
