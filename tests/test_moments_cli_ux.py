@@ -288,3 +288,11 @@ def test_min_words_below_three_is_refused_before_any_work(data, capsys):
     rc, _, err = run(capsys, ["moments", "lda", data["dir"] / "absent.csv", "-k", "2",
                               "--min-words", "2"])
     assert rc == 2 and "--min-words must be >= 3" in one_error_line(err)
+
+
+@pytest.mark.parametrize("kind", ["gmm", "topics", "lda"])
+def test_a_count_below_one_is_refused_naming_the_option(data, capsys, kind):
+    src = data["x"] if kind == "gmm" else data["counts"]
+    rc, _, err = run(capsys, ["moments", kind, src, "-k", "0"])
+    assert rc == 2 and err.strip().count("\n") == 0
+    assert "-k/--n-components must be >= 1, got 0" in err

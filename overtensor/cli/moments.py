@@ -209,6 +209,8 @@ def _cmd_moments(args) -> int:
 
     path = check_output_path(args.output, OUTPUT_SUFFIXES) if args.output else None  # before any work
     labels_path = check_labels_path(args.labels) if getattr(args, "labels", None) else None
+    if not args.components >= 1:  # the option the user typed, not the estimator's parameter name
+        raise ValueError(f"-k/--n-components must be >= 1, got {args.components}")
     if getattr(args, "min_words", None) is not None and not args.min_words >= 3:
         raise ValueError(f"--min-words must be >= 3 (the third moment needs 3 words per "
                          f"document), got {args.min_words:g}")
