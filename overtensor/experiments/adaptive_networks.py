@@ -138,7 +138,9 @@ def _flat(net):
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()])
 
 
-@register_run("adaptive_networks", params=AdaptiveNetworksParams)
+@register_run("adaptive_networks", params=AdaptiveNetworksParams, metrics=(
+    "lr", "diverged", "test_accuracy", "train_accuracy", "train_loss", "weight_norm", "init_norm",
+    "distance_from_init"))
 def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     """One network, optimizer and learning rate on digits. Config keys: ``model, optimizer, lr_index``
     (into ``lr_grid[optimizer]``, default :data:`LR_GRID`), ``epochs``, ``batch_size``, ``seed``."""

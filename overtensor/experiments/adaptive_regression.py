@@ -150,7 +150,11 @@ def run_one(problem, optimizer: str, config: dict[str, Any], row_space=None):
                           random_state=int(config["seed"]))
 
 
-@register_run("adaptive_regression", params=AdaptiveRegressionParams)
+@register_run("adaptive_regression", params=AdaptiveRegressionParams, metrics=(
+    "lr", "steps", "min_norm", "rank", "in_span_error", "out_of_span", "norm", "loss", "test_risk",
+    "risk_min_norm", "null_risk", "rel_in_span", "rel_out_of_span", "settled_change", "leak_ratio",
+    "class", "prediction_error", "risk_gap", "risk_gap_theory", "cos_out_wstar", "seconds",
+    *(f"curve_{key}" for key in _CURVES), "curve_step"))
 def run_adaptive_regression(config: dict[str, Any]) -> dict[str, Any]:
     """One optimizer on one problem (module docstring). Config keys: ``problem, optimizer, seed``;
     sizes ``n, p`` (gaussian) or ``d, width, n`` (random-features); ``steps`` (gaussian),

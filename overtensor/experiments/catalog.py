@@ -90,6 +90,14 @@ def get_params(name: str) -> type | None:
     return registry._PARAMS.get(name) or _preset_params(name)
 
 
+def get_metrics(name: str) -> tuple[str, ...] | None:
+    """The metric names the run function ``name`` declared (``register_run(..., metrics=...)``;
+    names may hold :data:`~overtensor.experiments.registry.METRIC_INDEX`), or None when it
+    declared none (a plug-in: its metrics are checked when its first run returns)."""
+    get_run(name)
+    return registry._METRICS.get(canonical_run_name(name))
+
+
 def _preset_params(name: str) -> type | None:
     """A strict schema from the presets that run ``name``: only the keys they use, each with the
     types of the values they give it (an int is also accepted where a float is). It catches
@@ -143,6 +151,8 @@ def _load_entry_point(name: str) -> None:
                 raise ValueError(f"entry point {name!r} of group {ENTRY_POINT_GROUP!r} is not callable")
             registry._RUNS[name] = obj
             registry._PARAMS[name] = getattr(obj, "params", None)
+            # A bare function may declare its metrics as an attribute, like its params.
+            registry._METRICS[name] = registry.check_metric_names(getattr(obj, "metrics", None), name)
         return
 
 

@@ -108,7 +108,10 @@ def _target(cfg: dict[str, Any]):
                             components=components, weights=weights, random_state=cfg["seed"])
 
 
-@register_run("deflation", params=DeflationParams)
+@register_run("deflation", params=DeflationParams, metrics=(
+    "relative_error", "steps", "seconds", "stop_reason", "recovered", "all_recovered", "min_cos",
+    "ordered", "fit_order", "unfitted", "t50_{j}", "t99_{j}", "ratio_{j}", "weight_ratio_{j}",
+    "curve_step", "curve_mass", "curve_error"))
 def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
     """One fit with per-component mass recording; metrics are the fit times and their order.
 

@@ -37,7 +37,9 @@ from overtensor.tensors.lazy import (
 )
 
 
-@register_run("lazy_lower_bound", params=LazyLowerBoundParams)
+@register_run("lazy_lower_bound", params=LazyLowerBoundParams, metrics=(
+    "skipped", "width", "md", "sym_dim", "md_over_sym", "m_over_dl1", "lazy_error", "lazy_solver",
+    "lazy_iterations", "lazy_converged", "tangent_dim", "rf_error", "full_error", "full_model_error"))
 def run_lazy_lower_bound(config: dict[str, Any]) -> dict[str, Any]:
     """One point of the ``lazy-lower-bound`` sweep (see the module docstring).
 

@@ -100,7 +100,10 @@ class LazyVsFullNetworksParams(RunParams):
         return value
 
 
-@register_run("lazy_vs_full_networks", params=LazyVsFullNetworksParams)
+@register_run("lazy_vs_full_networks", params=LazyVsFullNetworksParams, metrics=(
+    "rho", "bayes_error", "nt_predicted", "null_risk",
+    *(f"{key}_{m}" for key in ("rf", "nt", "nn")
+      for m in ("exact", "error", "trained", "seconds", "laziness_W"))))
 def run_lazy_vs_full_networks(config: dict[str, Any]) -> dict[str, Any]:
     """One point of ``lazy-vs-full-networks`` (see the module docstring).
 

@@ -109,7 +109,8 @@ class MethodOfMomentsParams(RunParams):
                     "em-from-overtensor"] = "overtensor"
 
 
-@register_run("method-of-moments", params=MethodOfMomentsParams)
+@register_run("method-of-moments", params=MethodOfMomentsParams,
+              metrics=("accuracy", "loglik", "seconds", "mean_error"))
 def run_method_of_moments(config: dict[str, Any]) -> dict[str, Any]:
     """One estimator on one dataset. Config: ``dataset``, ``method`` (see ``METHODS``), ``seed``."""
     from sklearn.mixture import GaussianMixture as SkGM

@@ -44,7 +44,8 @@ class MethodOfMomentsTopicsParams(RunParams):
     alpha0: NonNegativeFloat = 0.1
 
 
-@register_run("method-of-moments-topics", params=MethodOfMomentsTopicsParams)
+@register_run("method-of-moments-topics", params=MethodOfMomentsTopicsParams, metrics=(
+    "heldout_loglik", "npmi", "seconds", "top_words", "n_documents", "n_words"))
 def run_topics(config: dict[str, Any]) -> dict[str, Any]:
     """One topic model on the corpus. Config: ``method``, ``topics``, ``alpha0``, ``seed``."""
     from overtensor.moments import SingleTopicModel, SpectralLDA

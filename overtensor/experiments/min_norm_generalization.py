@@ -53,7 +53,10 @@ class MinNormGeneralizationParams(RegressionProblemParams):
     lr: dict[Literal[ADAPTIVE], PositiveFloat | Literal["auto"]] | None = None  # type: ignore[valid-type]
 
 
-@register_run("min_norm_generalization", params=MinNormGeneralizationParams)
+@register_run("min_norm_generalization", params=MinNormGeneralizationParams, metrics=(
+    "skipped", "null_risk", "risk_min_norm", "risk_diagonal", "norm_min_norm", "norm_diagonal",
+    *(f"{m}_{name}" for name in ADAPTIVE
+      for m in ("risk", "loss", "rel_in_span", "rel_out_of_span"))))
 def run_min_norm_generalization(config: dict[str, Any]) -> dict[str, Any]:
     """Every method on one problem (module docstring). Config keys: ``problem`` (``"nuisance"`` with
     ``scale`` or ``"random-features"`` with ``block``, ``block_scale``, ``support``), ``n, p, d,

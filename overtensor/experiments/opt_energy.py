@@ -156,7 +156,9 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@register_run("opt_energy", params=OptEnergyParams)
+@register_run("opt_energy", params=OptEnergyParams, metrics=(
+    "steps", "risk", "energy_s1", "energy_s0", "final_risk", "initial_risk", "energy_s1_max_change",
+    "energy_s0_max_change"))
 def run_opt_energy(config: dict[str, Any]) -> dict[str, Any]:
     """One regime on one model and seed (module docstring). Config keys: ``model`` (``tensor`` |
     ``network``), ``regime``, ``seed``, ``dim``, ``width``, ``steps``, ``eval_every``; ``rank``

@@ -43,7 +43,8 @@ class OptExpressivityParams(RunParams):
     eps: PositiveFloat = 1e-2
 
 
-@register_run("opt_expressivity", params=OptExpressivityParams)
+@register_run("opt_expressivity", params=OptExpressivityParams,
+              metrics=("error", "reached", "sym_dim"))
 def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
     """One (order, width, regime, seed). Config keys: ``order, dim, rank, width, regime, seed,
     max_steps, eps``."""

@@ -75,7 +75,9 @@ def _digits(seed: int, test_size: float):
             torch.as_tensor(yte))
 
 
-@register_run("opt_generalization", params=OptGeneralizationParams)
+@register_run("opt_generalization", params=OptGeneralizationParams, metrics=(
+    "test_accuracy", "train_accuracy", "final_loss", "energy_s1", "energy_s0", "energy_s1_change",
+    "orthogonality_error", "seconds_per_epoch", "steps", "test_accuracy_curve"))
 def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
     """One variant on one seed (module docstring). Config keys: ``variant, seed, hidden, epochs,
     batch, lr, momentum, test_size, block_size, block_steps``."""

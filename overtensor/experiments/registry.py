@@ -12,7 +12,11 @@ built-in modules, by the caller's own ``register_run``, or by an installed packa
 entry point group ``overtensor.runs``, see :data:`ENTRY_POINT_GROUP`). Nothing is imported from a
 name that is not registered. Each run function may declare a parameter schema (a pydantic model
 derived from :class:`overtensor.experiments.params.RunParams`) against which spec values are
-checked before any run starts.
+checked before any run starts, and the names of the metrics it returns (``metrics=``), against
+which a spec's ``metrics`` and ``success.metric`` are checked before any run starts. The
+declarations live in one table per kind (``_PARAMS``, ``_METRICS``), filled by
+:func:`register_run`; every built-in run function declares both, and a test runs each built-in
+experiment's ``tiny`` preset to check that what the runs return is declared.
 
 A built-in :class:`Experiment` bundles a spec per preset (``"small"``, ``"full"``) and a
 ``figures`` function that turns the results table into PNG/SVG figures.
@@ -20,7 +24,8 @@ A built-in :class:`Experiment` bundles a spec per preset (``"small"``, ``"full"`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +42,19 @@ BatchedRunFn = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 _RUNS: dict[str, RunFn] = {}
 _PARAMS: dict[str, type | None] = {}
+#: Declared metric names per run function (None: not declared; see :func:`register_run`).
+_METRICS: dict[str, tuple[str, ...] | None] = {}
 _BATCHED: dict[str, tuple[BatchedRunFn, Callable[[dict[str, Any]], Any]]] = {}
 _EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register_run(name: str, params: type | None = None) -> Callable[[RunFn], RunFn]:
+#: The one placeholder a declared metric name may hold: a positive integer index (``t50_{j}``
+#: declares ``t50_1``, ``t50_2``, ...; per-component columns whose count depends on the config).
+METRIC_INDEX = "{j}"
+
+
+def register_run(name: str, params: type | None = None,
+                 metrics: Iterable[str] | None = None) -> Callable[[RunFn], RunFn]:
     """Decorator registering ``fn`` as the run function called ``name``.
 
     Parameters
@@ -52,10 +65,23 @@ def register_run(name: str, params: type | None = None) -> Callable[[RunFn], Run
         The keys a config may hold, with their types and ranges (derive it from
         :class:`overtensor.experiments.params.RunParams`). Without one, spec values are not checked
         against the function (only that they are JSON).
+    metrics : iterable of str, optional
+        Every metric name the function may return (the keys of its dict, ``"history"`` excepted),
+        over all configs; a name may hold :data:`METRIC_INDEX` (``"t50_{j}"``) for numbered
+        columns. With it, a spec's ``metrics`` and ``success.metric`` are checked before any run
+        (an undeclared name is refused naming the closest declared one). Without it they are
+        checked when the first run returns (the run fails naming the spec key).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a valid name or a spelling of a built-in's; ``metrics`` is a string or
+        holds a name that is not a non-empty string without spaces.
     """
     from overtensor.experiments.names import check_name
 
     check_name(name, "run function name")
+    declared = check_metric_names(metrics, name)
 
     def deco(fn: RunFn) -> RunFn:
         key = name.replace("-", "_")
@@ -66,9 +92,45 @@ def register_run(name: str, params: type | None = None) -> Callable[[RunFn], Run
                              f"{taken[0]!r}; register yours under another name")
         _RUNS[name] = fn
         _PARAMS[name] = params
+        _METRICS[name] = declared
         return fn
 
     return deco
+
+
+def check_metric_names(metrics: Any, run: str) -> tuple[str, ...] | None:
+    """``metrics`` (a run function's declaration) as a tuple of names, checked; None stays None.
+
+    Raises
+    ------
+    ValueError
+        A string (a common slip for a one-name list), or a name that is not a non-empty string
+        without whitespace, or holds ``{`` / ``}`` other than in :data:`METRIC_INDEX`.
+    """
+    if metrics is None:
+        return None
+    if isinstance(metrics, str | bytes) or not isinstance(metrics, Iterable):
+        raise ValueError(f"metrics of run function {run!r} must be a list of names, got {metrics!r}")
+    names = tuple(metrics)
+    for m in names:
+        if (not isinstance(m, str) or not m or re.search(r"\s", m)
+                or "{" in m.replace(METRIC_INDEX, "") or "}" in m.replace(METRIC_INDEX, "")):
+            raise ValueError(f"metrics of run function {run!r}: {m!r} is not a metric name "
+                             f"(a non-empty string without spaces; {METRIC_INDEX} for an index)")
+    return names
+
+
+def metric_declared(name: str, declared: Iterable[str]) -> bool:
+    """Whether the metric ``name`` is one of ``declared`` (names, or names holding
+    :data:`METRIC_INDEX`, which matches a positive integer without leading zeros)."""
+    for d in declared:
+        if d == name:
+            return True
+        if METRIC_INDEX in d:
+            parts = [re.escape(p) for p in d.split(METRIC_INDEX)]
+            if re.fullmatch("[1-9][0-9]*".join(parts), name):
+                return True
+    return False
 
 
 def is_builtin(fn: Any) -> bool:

@@ -14,8 +14,33 @@ TIMING_METRICS = frozenset({"seconds", "seconds_train", "seconds_extract", "seco
 #: Methods that use the target's rank as width (a sweep's ``width``/``width_factor`` is ignored).
 _RANK_WIDTH_METHODS = ("exact-rank", "power-method")
 
+#: Every metric a ``fit`` run may return: :meth:`overtensor.tensors.result.FitResult.summary` (its
+#: fixed keys, then the ``info`` entries of each method, regime and route, as
+#: :func:`~overtensor.tensors.result.summarize_info` flattens them) and the ``eps`` hit. A spec's
+#: ``metrics``/``success.metric`` are checked against it before any run; a test fits every
+#: method and regime and checks that what they return is listed here.
+FIT_METRICS = (
+    # summary()
+    "method", "order", "dim", "width", "found_rank", "relative_error", "model_relative_error",
+    "steps", "seconds", "converged", "stop_reason", "rank", "recovered", "min_cos", "laziness",
+    # summarize_info(): the short forms of the structured records
+    "degeneracy_max_cos", "degeneracy_max_weight", "ranks_tried", "rank_stop", "merges_refused",
+    "warnings", "route",
+    # info of the gradient methods and the routes
+    "polished", "seconds_train", "seconds_extract", "seconds_polish", "threads",
+    "compression", "shortcuts", "shortcuts_skipped",
+    # info of the regimes (lazy, random-features, alpha-scaled, orthogonal)
+    "regime", "lr", "init_scale", "solver", "alpha", "kernel_products", "lazy_optimum_error",
+    "rotation", "orthogonality_error", "energy_s1", "energy_s0", "energy_s1_change",
+    "energy_s0_change",
+    # info of the power method
+    "found_order", "found_cos", "found_weights", "n_restarts", "n_iter", "variant",
+    # the eps hit (config key eps)
+    "steps_to_eps", "time_to_eps",
+)
 
-@register_run("fit", params=FitParams)
+
+@register_run("fit", params=FitParams, metrics=FIT_METRICS)
 def run_fit(config: dict[str, Any]) -> dict[str, Any]:
     """One :func:`overtensor.fit` on a :func:`overtensor.random_target`.
 

@@ -15,7 +15,8 @@ A run's config is ``{**fixed, **grid_point, "seed": s}``.
 
 :func:`load_spec` validates a file or dict with pydantic before anything runs: an unknown key, a
 wrong type, an empty grid, an unknown run function, a value outside the run function's declared
-parameters (:mod:`overtensor.experiments.params`) or a grid of more than ``max_runs`` runs raises
+parameters (:mod:`overtensor.experiments.params`), a ``metrics`` or ``success.metric`` name the run
+function does not declare (:func:`check_metrics`) or a grid of more than ``max_runs`` runs raises
 one :class:`SpecError` (a ``ValueError``) whose message names the offending key and the file.
 Specs run registered code only: ``run: module:function`` is an unknown name, nothing is imported.
 """
@@ -72,7 +73,8 @@ class Success(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     metric: str = Field(min_length=1)
     op: Literal["<", "<=", ">", ">=", "=="] = "<="
-    value: float
+    # A NaN threshold makes every comparison false (success never, silently); inf is no threshold.
+    value: float = Field(allow_inf_nan=False)
 
 
 class Spec(BaseModel):
@@ -193,6 +195,7 @@ def load_spec(source: str | Path | dict[str, Any], *, origin: str | None = None,
         except ValueError as exc:
             raise SpecError(where, "run", str(exc)) from None
         check_params(out, where)
+        check_metrics(out, where)
     return out
 
 
@@ -265,6 +268,49 @@ def _check_used(schema: type, spec: dict[str, Any], where: str) -> None:
             raise SpecError(where, path, f"is used only with {selector}={shown}, and no run of "
                                          f"this spec has it ({selector}: "
                                          f"{', '.join(map(repr, values))}); remove it")
+
+
+def _metric_names(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, name)`` of every metric name a spec holds: ``metrics[i]`` and ``success.metric``.
+    ``success`` in ``metrics`` is the column the criterion adds, not a metric of the run."""
+    has_success = bool(spec.get("success"))
+    out = [(f"metrics[{i}]", m) for i, m in enumerate(spec.get("metrics") or [])
+           if not (has_success and m == "success")]
+    if has_success:
+        out.append(("success.metric", spec["success"]["metric"]))
+    return out
+
+
+def check_metrics(spec: dict[str, Any], where: str) -> None:
+    """Check every metric name of ``spec`` (``metrics``, ``success.metric``) against the metrics
+    its run function declared (``register_run(..., metrics=...)``), before any run.
+
+    A run function that declared none (a plug-in) is not checked here: its names are checked when
+    its first run returns (:func:`select_metrics`: that run and the next fail naming the key).
+
+    Raises
+    ------
+    SpecError
+        Naming the key (``metrics[1]``, ``success.metric``), the name, the closest declared name
+        and the declared ones.
+    """
+    from overtensor.experiments.catalog import get_metrics
+    from overtensor.experiments.registry import METRIC_INDEX, metric_declared
+
+    declared = get_metrics(spec["run"])
+    if declared is None:
+        return
+    for key, name in _metric_names(spec):
+        if metric_declared(name, declared):
+            continue
+        # An indexed name is suggested with the user's own index (``t5_2`` -> ``t50_2``).
+        index = "".join(itertools.takewhile(str.isdigit, reversed(name)))[::-1].lstrip("0") or "1"
+        candidates = {d.replace(METRIC_INDEX, index): d for d in declared}
+        close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        shown = ", ".join(d.replace(METRIC_INDEX, "<j>") for d in declared)
+        raise SpecError(where, key, f"run function {spec['run']!r} returns no metric {name!r}{hint} "
+                                    f"(its metrics: {shown})")
 
 
 def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
@@ -443,12 +489,11 @@ def config_hash(run: str, config: dict[str, Any]) -> str:
 def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """Keep the metrics the spec lists (all when it lists none) and add ``success``."""
     keep = spec.get("metrics") or []
-    # A misspelled name would record nothing (or a success that is always False) with exit 0:
-    # the run fails instead, naming the spec key, the name and the metrics the run has.
-    wanted = [("metrics", k) for k in keep]
-    if spec.get("success"):
-        wanted.append(("success.metric", spec["success"]["metric"]))
-    for key, name in wanted:
+    # A misspelled name would record nothing (or a success that is always False) with exit 0.
+    # Names a run function declared were checked before any run (check_metrics); here the run
+    # fails instead, naming the spec key, the name and the metrics the run has: a plug-in's
+    # undeclared names, or a declared metric this config does not return.
+    for key, name in _metric_names(spec):
         if name not in metrics:
             close = difflib.get_close_matches(name, list(metrics), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -89,7 +89,9 @@ def lazy_min_width(target, eps: float, generator, max_width: int) -> tuple[int |
     return hi, info
 
 
-@register_run("width_vs_dimension", params=WidthVsDimensionParams)
+@register_run("width_vs_dimension", params=WidthVsDimensionParams, metrics=(
+    "skipped", "lazy_threshold_width", "min_width", "error_at_min_width", "error_below_min_width",
+    "solves", "unconverged_solves", "fits"))
 def run_width_vs_dimension(config: dict[str, Any]) -> dict[str, Any]:
     """One ``(regime, dim, seed)`` of the ``width-vs-dimension`` sweep (see the module docstring).
 
