@@ -63,7 +63,7 @@ def test_the_cli_refuses_a_conflict_with_exit_2_and_runs_nothing(tmp_path, capsy
     assert "fixed.order" in err and "spec.yaml" in err and not store.exists()
 
 
-@pytest.mark.parametrize("extra, key", [("metrics: [valeu]", "metrics"),
+@pytest.mark.parametrize("extra, key", [("metrics: [valeu]", "metrics[0]"),
                                         ("success: {metric: rot, op: '<', value: 2}",
                                          "success.metric")])
 def test_a_misspelled_metric_fails_the_runs_naming_the_key(tmp_path, extra, key):

@@ -28,7 +28,7 @@ FIT_METRICS = (
     "warnings", "route",
     # info of the gradient methods and the routes
     "polished", "seconds_train", "seconds_extract", "seconds_polish", "threads",
-    "compression", "shortcuts", "shortcuts_skipped",
+    "compression", "shortcuts", "shortcuts_skipped", "switch",
     # info of the regimes (lazy, random-features, alpha-scaled, orthogonal)
     "regime", "lr", "init_scale", "solver", "alpha", "kernel_products", "lazy_optimum_error",
     "rotation", "orthogonality_error", "energy_s1", "energy_s0", "energy_s1_change",
