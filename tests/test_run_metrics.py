@@ -263,3 +263,28 @@ def test_a_plugin_that_declares_metrics_is_checked_before_any_run(monkeypatch):
 def test_a_malformed_declaration_is_refused_at_registration(metrics):
     with pytest.raises(ValueError, match="metrics of run function 'test-bad'"):
         register_run("test-bad", metrics=metrics)
+
+
+@pytest.mark.parametrize("declares", [True, False])
+def test_an_entry_point_function_declares_its_metrics_as_an_attribute(tmp_path, monkeypatch, declares):
+    from importlib.metadata import EntryPoint
+
+    from overtensor.experiments import catalog
+
+    module = f"ot_plugin_metrics_{int(declares)}"
+    (tmp_path / f"{module}.py").write_text(
+        "def run(config):\n    return {'loss': 1.0}\n"
+        + ("run.metrics = ['loss']\n" if declares else ""))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = EntryPoint(name="plug", value=f"{module}:run", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(catalog, "_entry_points", lambda: [ep])
+    for table in ("_RUNS", "_PARAMS", "_METRICS"):
+        monkeypatch.setattr(registry, table, dict(getattr(registry, table)))
+    spec = {"name": "p", "run": "plug", "metrics": ["los"]}
+    if declares:
+        with pytest.raises(SpecError, match=r"key 'metrics\[0\]'.*did you mean 'loss'\?"):
+            load_spec(spec)
+    else:  # undeclared: accepted here, checked when the run returns
+        assert load_spec(spec)["metrics"] == ["los"]
+        result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
+        assert (result.done, result.failed) == (0, 1)
