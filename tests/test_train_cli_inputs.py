@@ -57,3 +57,44 @@ def test_options_that_apply_are_accepted(capsys):
                  "--width", "4", "--dim", "4", "--steps", "20", "--test-samples", "200",
                  "--json"]) == 0
     assert '"test_risk"' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, name", [
+    (["--dim", "100000"], "dim=100000"),                                   # B of the authors
+    (["--dim", "100000", "--data", "rank", "--rank", "2"], "dim=100000"),  # B = U Uᵀ/√k
+    (["--dim", "100000", "--data", "mixture"], "test_samples=10000"),      # the test inputs
+    (["--train-samples", "100000000"], "samples=100000000"),              # the training set
+    (["--test-samples", "300000000", "--width", "2"], "test_samples=300000000"),
+    (["--batch-size", "300000000", "--width", "2"], "batch_size=300000000"),
+])
+def test_data_beyond_the_memory_budget_is_one_line_before_any_allocation(capsys, monkeypatch, args,
+                                                                        name):
+    from overtensor import _checks
+
+    monkeypatch.setattr(_checks, "MEMORY_BUDGET", 16 * 2**30)  # the same verdicts on any machine
+    # Were a traceback from the allocator (exit 1) or an OOM kill: the check counted only W and
+    # the activations, not the (d, d) target matrix or the (n, d) inputs.
+    assert main(["train", *args, "--steps", "1", "--json"]) == USAGE
+    line = one_error(capsys)
+    assert line.startswith("overtensor: error: ") and name in line and "memory budget" in line
+
+
+def test_the_data_checks_follow_the_budget_in_every_door(monkeypatch):
+    import torch
+
+    from overtensor import _checks
+    from overtensor.networks.data import authors_matrix, flat_matrix, gaussian_quadratic, low_rank_matrix
+    from overtensor.networks.model import NetworkSpec
+    from overtensor.networks.train import TrainConfig, train_network
+
+    monkeypatch.setattr(_checks, "MEMORY_BUDGET", 8 * 2**20)  # 8 MiB: d = 1000 needs 15 MiB
+    gen = torch.Generator().manual_seed(0)
+    for make in (lambda: authors_matrix(1000, gen), lambda: low_rank_matrix(1000, 2, gen),
+                 lambda: flat_matrix(1000, gen), lambda: gaussian_quadratic(1000, gen)):
+        with pytest.raises(ValueError, match=r"dim=1000 needs .*target matri.*memory budget"):
+            make()
+    assert authors_matrix(300, gen).shape == (300, 300)  # 1.4 MiB: within
+    data = gaussian_quadratic(10, gen)
+    with pytest.raises(ValueError, match=r"samples=200000 needs .*input samples.*memory budget"):
+        train_network(data, NetworkSpec(4, 10), TrainConfig(samples=200_000, steps=1,
+                                                             test_samples=100), random_state=0)

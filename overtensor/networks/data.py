@@ -25,12 +25,29 @@ from typing import Any
 
 import torch
 
-from overtensor._checks import as_tensor, check_float, check_int, check_magnitude
+from overtensor._checks import as_tensor, check_float, check_int, check_magnitude, check_memory
+
+
+def _check_dim(dim: int, copies: int = 1) -> int:
+    """``dim`` checked, and refused before any allocation when the dense ``(d, d)`` float64 target
+    matrix (``copies`` of it at once while it is built) exceeds the memory budget: a ``--dim``
+    that no machine holds is one line naming it, not an allocator's traceback."""
+    dim = check_int("dim", dim, 1)
+    check_memory("dim", dim, (copies, dim, dim), torch.float64,
+                 f"{copies} target matrices B" if copies > 1 else "a target matrix B")
+    return dim
 
 
 def authors_matrix(dim: int, generator: torch.Generator) -> torch.Tensor:
-    """``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (the authors' target; ``(d, d)`` float64)."""
-    dim = check_int("dim", dim, 1)
+    """``B = diag(γ)/√d``, ``γ_j ~ Exp(1)`` (the authors' target; ``(d, d)`` float64).
+
+    Raises
+    ------
+    ValueError
+        ``dim < 1``, or the ``(d, d)`` matrices (``diag`` and its quotient) exceed the memory
+        budget.
+    """
+    dim = _check_dim(dim, 2)
     gamma = torch.empty(dim, dtype=torch.float64).exponential_(1.0, generator=generator)
     return torch.diag(gamma) / math.sqrt(dim)
 
@@ -42,7 +59,7 @@ def low_rank_matrix(dim: int, rank: int, generator: torch.Generator) -> torch.Te
     neurons fits exactly while the tangent space at a random ``W_0`` misses most of it for
     ``N < d`` (docs/theory/networks.md §1).
     """
-    dim, rank = check_int("dim", dim, 1), check_int("rank", rank, 1)
+    dim, rank = _check_dim(dim, 2), check_int("rank", rank, 1)
     if rank > dim:
         raise ValueError(f"rank must be <= dim={dim}, got {rank!r}")
     G = torch.randn(dim, rank, generator=generator, dtype=torch.float64)
@@ -57,7 +74,7 @@ def flat_matrix(dim: int, generator: torch.Generator) -> torch.Tensor:
     a flat spectrum, so that a rank-``N`` form captures only ``N/d`` of ``B`` while the tangent
     space at a random ``W_0`` captures ``1 − (1 − N/d)²`` of it (docs/theory/networks.md §1).
     """
-    dim = check_int("dim", dim, 1)
+    dim = _check_dim(dim, 4)  # the draw, Q, Q·s and the product
     Q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
     s = torch.ones(dim, dtype=torch.float64)
     s[1::2] = -1.0
