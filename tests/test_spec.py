@@ -216,3 +216,27 @@ def test_every_builtin_preset_passes_its_run_functions_schema():
     for exp in list_experiments():
         for name, preset in exp.presets.items():
             check_params(preset, f"{exp.name}:{name}")  # raises SpecError otherwise
+
+
+@pytest.mark.parametrize("name", ["figs", "figs.yaml"])
+def test_a_directory_named_as_a_spec_is_one_clear_line_exit_4(tmp_path, capsys, monkeypatch, name):
+    # ./vs-classical/ (a built-in's figures folder) named as a path was "unknown file type ''";
+    # a folder with a spec suffix was the OS's "Is a directory".
+    from overtensor.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    with pytest.raises(SpecError, match="is a directory, not a spec file") as info:
+        load_spec(tmp_path / name)
+    assert info.value.exit_code == 4
+    assert main(["experiment", "run", f"./{name}", "--inprocess", "--no-progress"]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a directory" in err[0] and name in err[0]
+
+
+def test_a_misspelled_builtin_experiment_suggests_the_name(capsys):
+    from overtensor.cli.main import main
+
+    assert main(["experiment", "run", "vs-clasical", "--inprocess", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown experiment 'vs-clasical'; did you mean 'vs-classical'?" in err[0]

@@ -159,7 +159,12 @@ def _load_entry_point(name: str) -> None:
 def get_experiment(name: str) -> Experiment:
     _load_builtins()
     if name not in registry._EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; known: {sorted(registry._EXPERIMENTS)}")
+        import difflib
+
+        known = sorted(registry._EXPERIMENTS)
+        close = difflib.get_close_matches(name, known, n=1) if isinstance(name, str) else []
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown experiment {name!r}; {hint}known: {known}")
     return registry._EXPERIMENTS[name]
 
 

@@ -357,6 +357,10 @@ MAX_SPEC_BYTES = 1 << 20
 
 
 def _read(path: Path, where: str) -> Any:
+    if path.is_dir():  # e.g. a built-in experiment's figures folder named as ./NAME
+        raise SpecError(where, None, f"is a directory, not a spec file (a {', '.join(SPEC_SUFFIXES)} "
+                                     "file); a built-in experiment is named without a path "
+                                     "(overtensor experiment list)", exit_code=4)
     if path.suffix not in SPEC_SUFFIXES:
         raise SpecError(where, None, f"unknown file type {path.suffix!r}; use one of {list(SPEC_SUFFIXES)}")
     try:
