@@ -224,7 +224,7 @@ def test_run_sweep_refuses_before_calling_the_run_function(tmp_path, monkeypatch
     calls = []
     get_run("fit")
     monkeypatch.setitem(registry._RUNS, "fit", lambda config: calls.append(config) or {})
-    spec = {"name": "m", "run": "fit", "fixed": {"dim": 5}, "metrics": ["relative_eror"]}
+    spec = {"name": "m", "run": "fit", "fixed": {"dim": 5, "width": 4}, "metrics": ["relative_eror"]}
     with pytest.raises(SpecError, match="key 'metrics\\[0\\]'"):
         run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
     assert calls == [] and not (tmp_path / "s.sqlite").exists()

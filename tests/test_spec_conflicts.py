@@ -46,12 +46,12 @@ def test_fit_options_the_method_would_ignore_are_refused_before_any_run(tmp_path
 
 
 def test_an_ignored_option_at_fits_default_is_accepted_as_fit_accepts_it(tmp_path):
-    path = write(tmp_path, "name: f\nrun: fit\nfixed: {alpha: 1.0}\n")
+    path = write(tmp_path, "name: f\nrun: fit\nfixed: {alpha: 1.0, width: 4}\n")
     assert load_spec(path)["fixed"]["alpha"] == 1.0
 
 
 def test_options_that_apply_are_accepted(tmp_path):
-    path = write(tmp_path, "name: f\nrun: fit\nfixed: {regime: alpha-scaled, alpha: 2.0}\n")
+    path = write(tmp_path, "name: f\nrun: fit\nfixed: {regime: alpha-scaled, alpha: 2.0, width: 4}\n")
     assert load_spec(path)["fixed"]["alpha"] == 2.0
 
 
@@ -108,3 +108,63 @@ def test_a_grid_over_the_selector_may_share_the_key(tmp_path):
                            "steps: 1, eval_every: 1, lr: 0.1, rank: 2}\n"
                            "grid: {model: [tensor, network]}\n")
     assert load_spec(path)["fixed"]["rank"] == 2
+
+
+# Conflicts that failed every run (exit 3, the run function's own error) before issue 23's
+# second session: each is now refused by load_spec naming the key, before any run.
+@pytest.mark.parametrize("text, key, words", [
+    ("run: fit\nfixed: {dim: 3, rank: 5, components: orthonormal, width: 8}", "fixed.rank",
+     "components='orthonormal' needs rank <= dim=3"),
+    ("run: fit\nfixed: {dim: 5, width: 4, width_factor: 2.0}", "fixed.width_factor", "remove one"),
+    ("run: fit\nfixed: {dim: 5, method: gd}", "fixed.width", "needs width or width_factor"),
+    ("run: fit\nfixed: {dim: 5, regime: lazy, method: power-method}", "fixed.regime",
+     "needs a gradient method"),
+    ("run: deflation\nfixed: {scenario: orth4-geo, dim: 5, rank: 30}", "fixed.rank",
+     "components='orthonormal' needs rank <= dim=5"),
+    ("run: deflation\nfixed: {order: 3, components: orthonormal, weights: equal, dim: 3}",
+     "fixed.rank", "got rank=5"),  # deflation's default rank
+    ("run: lazy_lower_bound\nfixed: {order: 3, md_ratio: 0.5, components: orthonormal}\n"
+     "grid: {dim: [2], rank: [5]}", "grid.rank[0]", "needs rank <= dim=2"),
+    ("run: width_vs_dimension\nfixed: {regime: beyond-lazy, dim: 6, rank: 3, max_width: 1}",
+     "fixed.max_width", "leaves it empty"),
+    ("run: lazy_vs_full_networks\nfixed: {target: rank, dim: 10, width: 4, rank: 50}", "fixed.rank",
+     "needs rank <= dim=10"),
+    ("run: opt_generalization\nfixed: {variant: standard, hidden: 8, epochs: 1, batch: 64, "
+     "lr: 0.1, momentum: 0.9, test_size: 0.999}", "fixed.test_size", "at least the 10 classes"),
+])
+def test_a_conflict_that_failed_every_run_is_refused_before_any_run(tmp_path, text, key, words):
+    path = write(tmp_path, f"name: c\n{text}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert info.value.key == key and words in msg and "spec.yaml" in msg, msg
+
+
+@pytest.mark.parametrize("text, key, point", [
+    ("run: fit\nfixed: {components: orthonormal, width: 8}\ngrid: {rank: [2, 30], dim: [50, 5]}",
+     "grid.rank[1]", "rank=30, dim=5"),
+    ("run: fit\nfixed: {width: 8}\ngrid: {method: [beyond-lazy, power-method], regime: [full, lazy]}",
+     "grid.regime[1]", "method='power-method', regime='lazy'"),
+])
+def test_a_conflict_between_two_grid_axes_names_the_grid_point(tmp_path, text, key, point):
+    # Each axis value is fine with the first value of the others; only their combination conflicts.
+    path = write(tmp_path, f"name: c\n{text}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.key == key and f"in the grid point {point}" in str(info.value), str(info.value)
+
+
+def test_a_bad_grid_value_is_named_before_a_conflict_of_the_base_config(tmp_path):
+    path = write(tmp_path, "name: c\nrun: fit\nfixed: {method: gd}\ngrid: {dim: [5, x]}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.key == "grid.dim[1]" and "valid integer" in str(info.value)
+
+
+def test_the_cli_refuses_a_grid_conflict_with_exit_2_and_one_line(tmp_path, capsys):
+    path = write(tmp_path, "name: c\nrun: fit\nfixed: {components: orthonormal, width: 8}\n"
+                           "grid: {rank: [2, 30], dim: [50, 5]}\n")
+    store = tmp_path / "s.sqlite"
+    assert main(["experiment", "run", str(path), "--inprocess", "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "grid.rank[1]" in err[0] and not store.exists()

@@ -76,7 +76,7 @@ def test_third_party_run_functions_come_from_the_entry_point_group_and_load_only
     monkeypatch.setattr(registry, "_RUNS", dict(registry._RUNS))
     monkeypatch.setattr(registry, "_PARAMS", dict(registry._PARAMS))
     assert "third-party" in catalog.run_names()
-    load_spec({"name": "ok", "run": "fit"})
+    load_spec({"name": "ok", "run": "fit", "fixed": {"width": 4}})
     assert not marker.exists()  # listing and other specs import nothing
     result = run_sweep({"name": "tp", "run": "third-party"}, tmp_path / "s.sqlite", scheduler="inprocess",
                        progress=False)
@@ -136,7 +136,7 @@ def test_a_grid_over_the_limit_is_refused_before_it_is_built(monkeypatch):
     assert count_runs(huge) == 10**15
     with pytest.raises(SpecError, match=r"key 'grid': expands to 1000000000000000 runs .* limit of 1000000"):
         load_spec(huge)
-    small = {"name": "s", "run": "fit", "grid": {"dim": [5, 6, 7]}, "seeds": 4}
+    small = {"name": "s", "run": "fit", "fixed": {"width": 4}, "grid": {"dim": [5, 6, 7]}, "seeds": 4}
     with pytest.raises(SpecError, match="expands to 12 runs"):
         load_spec(small, max_runs=10)
     assert load_spec(small, max_runs=12)["seeds"] == 4

@@ -73,6 +73,9 @@ class DeflationParams(RunParams):
     main_epochs: PositiveInt | Literal["default", "auto"] | None = None
     tol: NonNegativeFloat | None = None
 
+    def target_components(self) -> str | None:
+        return SCENARIOS[self.scenario][1] if self.scenario is not None else self.components
+
     @model_validator(mode="after")
     def _target_keys(self) -> DeflationParams:
         # A scenario fixes order, components and weights: given too, they would be recorded

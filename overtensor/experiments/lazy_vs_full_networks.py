@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from overtensor.experiments.params import (
+    ConflictError,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -77,6 +78,14 @@ class LazyVsFullNetworksParams(RunParams):
     nt_max_ratio: PositiveFloat | None = None
     test_samples: PositiveInt = 20_000
     device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] = "cpu"
+
+    @model_validator(mode="after")
+    def _rank(self) -> LazyVsFullNetworksParams:
+        # The low-rank targets draw rank <= dim directions: checked before any run.
+        if self.target in ("rank", "mixture-lowrank") and self.rank > self.dim:
+            raise ConflictError("rank", f"target={self.target!r} needs rank <= dim={self.dim}, "
+                                        f"got rank={self.rank}")
+        return self
 
     @field_validator("momentum")
     @classmethod

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from overtensor.experiments.params import PositiveFloat, PositiveInt, RunParams
+from overtensor.experiments.params import ConflictError, PositiveFloat, PositiveInt, RunParams
 from overtensor.experiments.registry import (
     Claim,
     Experiment,
@@ -44,6 +44,8 @@ URL = "https://arxiv.org/abs/2004.04690"
 VARIANTS = ("standard", "random-features", *(f"opt-{m}" for m in ORTHOGONAL_METHODS))
 #: Input dimension of ``load_digits`` (8×8 pixels): the order of ``R`` and the largest block.
 DIGITS_DIM = 64
+#: Samples and classes of scikit-learn's load_digits (the split needs every class on each side).
+DIGITS_SAMPLES, DIGITS_CLASSES = 1797, 10
 
 
 class OptGeneralizationParams(RunParams):
@@ -58,6 +60,17 @@ class OptGeneralizationParams(RunParams):
     test_size: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.3
     block_size: Annotated[int, Field(ge=2, le=DIGITS_DIM)] = 16
     block_steps: PositiveInt = 20
+
+    @model_validator(mode="after")
+    def _split(self) -> OptGeneralizationParams:
+        # A stratified split of the 1797 digits needs each side to hold all 10 classes
+        # (scikit-learn's train_test_split refused it in every run, exit 3).
+        n_test = math.ceil(self.test_size * DIGITS_SAMPLES)
+        if min(n_test, DIGITS_SAMPLES - n_test) < DIGITS_CLASSES:
+            raise ConflictError("test_size", f"leaves {n_test} test and {DIGITS_SAMPLES - n_test} "
+                                             f"training digits of {DIGITS_SAMPLES}; each side needs "
+                                             f"at least the {DIGITS_CLASSES} classes")
+        return self
 
 
 def _digits(seed: int, test_size: float):

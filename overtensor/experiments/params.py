@@ -46,6 +46,22 @@ class RunParams(BaseModel):
     #: every run and used by none. (A grid over the selector may share the key.)
     USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {}
 
+    def target_components(self) -> str | None:
+        """The ``components`` of the random target a config draws (``"orthonormal"`` needs
+        ``rank <= dim``); a model whose target's components come from another key overrides it."""
+        return getattr(self, "components", None)
+
+    @model_validator(mode="after")
+    def _orthonormal_rank(self) -> RunParams:
+        # random_target refuses rank > dim for orthonormal components: checked here for every
+        # run function drawing one, before any run (it failed each run with exit 3).
+        rank, dim = getattr(self, "rank", None), getattr(self, "dim", None)
+        if (self.target_components() == "orthonormal" and isinstance(rank, int)
+                and isinstance(dim, int) and rank > dim):
+            raise ConflictError("rank", f"components='orthonormal' needs rank <= dim={dim}, "
+                                        f"got rank={rank}")
+        return self
+
 
 class TargetParams(RunParams):
     """Keys of :func:`overtensor.random_target` as a run function takes them."""
@@ -111,6 +127,23 @@ class FitParams(TargetParams):
                                          f"does not use {key}; remove it")
         return self
 
+    @model_validator(mode="after")
+    def _width(self) -> FitParams:
+        # The width of a gradient method: width or width_factor, not both (width_factor would
+        # silently replace width); exact-rank and power-method take the rank (both ignored).
+        if self.regime != "full" and self.method == "power-method":
+            raise ConflictError("regime", f"regime={self.regime!r} needs a gradient method, "
+                                          f"got method={self.method!r}")
+        if self.method in ("exact-rank", "power-method"):
+            return self
+        if self.width is not None and self.width_factor is not None:
+            raise ConflictError("width_factor", f"sets width = ceil(width_factor * rank) and "
+                                                f"width={self.width} is set too; remove one")
+        if self.width is None and self.width_factor is None:
+            raise ConflictError("width", f"method={self.method!r} needs width or width_factor "
+                                         "(set one in 'fixed' or 'grid')")
+        return self
+
 
 class LazyLowerBoundParams(RunParams):
     """Config of the ``lazy_lower_bound`` run (:mod:`overtensor.experiments.lazy_lower_bound`)."""
@@ -139,4 +172,13 @@ class WidthVsDimensionParams(RunParams):
     max_width: PositiveInt | None = None
     max_steps: NonNegativeInt = 3000
     final_steps: NonNegativeInt = 1000
+
+    @model_validator(mode="after")
+    def _ladder(self) -> WidthVsDimensionParams:
+        # The beyond-lazy ladder starts at the rank: below it no width is tried and every run
+        # records min_width None after 0 fits, as if no width had reached eps.
+        if self.max_width is not None and self.max_width < self.rank:
+            raise ConflictError("max_width", f"the width ladder starts at rank={self.rank}; "
+                                             f"max_width={self.max_width} leaves it empty")
+        return self
 

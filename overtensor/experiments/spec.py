@@ -216,16 +216,25 @@ def _check_size(spec: dict[str, Any], where: str, max_runs: int) -> None:
                                        f"limit of {max_runs}; split the sweep or raise max_runs (--max-runs)")
 
 
+#: Largest number of grid points (seeds aside) whose every combination :func:`check_params`
+#: validates; above it, each axis value is validated once (see there).
+MAX_CHECKED_POINTS = 10_000
+
+
 def check_params(spec: dict[str, Any], where: str) -> None:
     """Validate ``fixed`` and each value of each ``grid`` axis against the run function's schema.
 
-    Each grid value is checked in a config made of ``fixed``, the first value of every other axis
-    and the first seed, so the work is the sum (not the product) of the axis lengths.
+    Each grid value is first checked in a config made of ``fixed``, the first value of every other
+    axis and the first seed (the work is the sum of the axis lengths, and a bad value is named by
+    itself); then, for a grid of at most :data:`MAX_CHECKED_POINTS` points, every combination, so
+    that keys that conflict across axes (``grid: {rank: [2, 30], dim: [50, 5]}`` with orthonormal
+    components) are refused before any run rather than failing the runs that combine them.
 
     Raises
     ------
     SpecError
-        Naming the key (``fixed.dim``, ``grid.width[2]``) and the source.
+        Naming the key (``fixed.dim``, ``grid.width[2]``), the combination for a conflict
+        between axes, and the source.
     """
     from pydantic import ValidationError
 
@@ -238,13 +247,30 @@ def check_params(spec: dict[str, Any], where: str) -> None:
     seeds = spec.get("seeds", 1)
     base = {**fixed, **{k: v[0] for k, v in grid.items()},
             "seed": 0 if isinstance(seeds, int) else seeds[0]}
-    checks = [(base, None, 0)] + [({**base, k: v}, k, i) for k, values in grid.items()
-                                  for i, v in enumerate(values) if i > 0]
-    for config, axis, index in checks:
+    checks: list[tuple[dict[str, Any], dict[str, int]]] = [(base, {})] + [
+        ({**base, k: v}, {k: i}) for k, values in grid.items() for i, v in enumerate(values) if i > 0]
+    conflict = None  # a value's own error (type, range) is named before any conflict of keys
+    for config, indices in checks:
         try:
             schema.model_validate(config)
         except ValidationError as exc:
-            raise _param_error(exc, schema, spec, config, axis, index, where) from None
+            error = _param_error(exc, schema, spec, config, indices, where)
+            if not getattr(error, "conflict", False):
+                raise error from None
+            conflict = conflict or error
+    if conflict is not None:
+        raise conflict
+    if 1 < math.prod(len(v) for v in grid.values()) <= MAX_CHECKED_POINTS:
+        keys = list(grid)
+        for combo in itertools.product(*(range(len(grid[k])) for k in keys)):
+            indices = dict(zip(keys, combo, strict=True))
+            if sum(i > 0 for i in combo) < 2:
+                continue  # checked above
+            config = {**base, **{k: grid[k][i] for k, i in indices.items()}}
+            try:
+                schema.model_validate(config)
+            except ValidationError as exc:
+                raise _param_error(exc, schema, spec, config, indices, where) from None
     _check_used(schema, spec, where)
 
 
@@ -313,7 +339,7 @@ def check_metrics(spec: dict[str, Any], where: str) -> None:
                                     f"(its metrics: {shown})")
 
 
-def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
+def _param_error(exc, schema, spec, config, indices, where) -> SpecError:
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "fixed"
     conflict = (err.get("ctx") or {}).get("error")
@@ -323,7 +349,7 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
     if key == "seed":
         path = "seeds"
     elif key in grid:
-        path = f"grid.{key}[{index if key == axis else 0}]"
+        path = f"grid.{key}[{indices.get(key, 0)}]"
     else:
         path = f"fixed.{key}"
     # Follow pydantic's loc into the value itself (``fixed.lr.adam``), skipping the tags it adds
@@ -349,6 +375,14 @@ def _param_error(exc, schema, spec, config, axis, index, where) -> SpecError:
         return SpecError(where, key, f"run function {run!r} needs this parameter: "
                                      "set it in 'fixed' or 'grid'")
     msg = err["msg"].removeprefix("Value error, ")
+    if hasattr(conflict, "key"):
+        # A conflict explains itself; in a combination of several axes, name the combination.
+        shown = {k: config[k] for k in grid if len(grid[k]) > 1 and indices.get(k, 0) > 0}
+        combo = (" (in the grid point " + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+                 if len(shown) > 1 else "")
+        error = SpecError(where, path, f"{msg}{combo} (run function {run!r})")
+        error.conflict = True
+        return error
     return SpecError(where, path, f"{msg} for run function {run!r}, got {got!r}")
 
 
