@@ -99,7 +99,7 @@ def test_lda_with_more_topics_than_the_data_support_is_a_short_message_about_top
     assert "ask for at most" in line and len(line) < 250, line
     rc, _, err = run(capsys, ["moments", "lda", data["counts"], "--topics", "9"])
     line = one_error_line(err)
-    assert rc == 2 and "n_topics must be <= n_words=8, got 9" in line
+    assert rc == 2 and "-k/--topics must be <= n_words=8, got 9" in line
 
 
 def test_whitening_message_shows_only_the_smallest_few_eigenvalues():
@@ -296,3 +296,16 @@ def test_a_count_below_one_is_refused_naming_the_option(data, capsys, kind):
     rc, _, err = run(capsys, ["moments", kind, src, "-k", "0"])
     assert rc == 2 and err.strip().count("\n") == 0
     assert "-k/--n-components must be >= 1, got 0" in err
+
+
+@pytest.mark.parametrize("kind", ["gmm", "topics", "lda"])
+def test_a_count_above_the_datas_dimension_is_refused_naming_the_option(data, capsys, kind):
+    # Known only once the file is read; was the estimator's parameter name (n_components,
+    # n_topics), not the option the user typed.
+    src = data["x"] if kind == "gmm" else data["counts"]
+    rc, _, err = run(capsys, ["moments", kind, src, "-k", "500",
+                              *(["--alpha0", "1.0"] if kind == "lda" else [])])
+    assert rc == 2 and err.strip().count("\n") == 0, err
+    option = "-k/--n-components" if kind == "gmm" else "-k/--topics"
+    assert f"{option} must be <" in err and "got 500" in err
+    assert "n_components" not in err and "n_topics" not in err

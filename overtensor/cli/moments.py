@@ -10,6 +10,7 @@ them to ``-o`` (``.json``, ``.csv`` or ``.npz``) and the mixture's labels to ``-
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -204,9 +205,6 @@ def _check_estimates(kind: str, arrays: dict[str, np.ndarray], out: dict[str, An
 
 
 def _cmd_moments(args) -> int:
-    from overtensor._io import atomic_write
-    from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
-
     path = check_output_path(args.output, OUTPUT_SUFFIXES) if args.output else None  # before any work
     labels_path = check_labels_path(args.labels) if getattr(args, "labels", None) else None
     if not args.components >= 1:  # the option the user typed, not the estimator's parameter name
@@ -215,6 +213,28 @@ def _cmd_moments(args) -> int:
         raise ValueError(f"--min-words must be >= 3 (the third moment needs 3 words per "
                          f"document), got {args.min_words:g}")
     X = load_matrix(args.data) if args.kind == "gmm" else load_counts(args.data)
+    with _k_named_as_typed("-k/--n-components" if args.kind == "gmm" else "-k/--topics"):
+        return _fit_and_report(args, X, path, labels_path)
+
+
+@contextlib.contextmanager
+def _k_named_as_typed(option: str):
+    """The estimators' errors about ``n_components``/``n_topics`` (``k`` against the data's
+    dimension, known only once the file is read) name the command's option instead."""
+    try:
+        yield
+    except ValueError as exc:
+        text = str(exc)
+        for name in ("n_components ", "n_topics "):  # GaussianMixture/SingleTopicModel, SpectralLDA
+            if text.startswith(name):
+                raise ValueError(f"{option} {text.removeprefix(name)}") from None
+        raise
+
+
+def _fit_and_report(args, X, path, labels_path) -> int:
+    from overtensor._io import atomic_write
+    from overtensor.moments import GaussianMixture, SingleTopicModel, SpectralLDA
+
     out: dict[str, Any]
     if args.kind == "gmm":
         model = GaussianMixture(args.components, covariance_type=args.covariance_type,
