@@ -288,3 +288,24 @@ def test_an_entry_point_function_declares_its_metrics_as_an_attribute(tmp_path, 
         assert load_spec(spec)["metrics"] == ["los"]
         result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
         assert (result.done, result.failed) == (0, 1)
+
+
+def test_the_batched_fit_returns_declared_metrics_only():
+    # The batched engine (register_batched("fit")) stands in for the single runs: its metrics are
+    # checked against the same declaration.
+    from overtensor.experiments.catalog import get_batched
+
+    fn, key = get_batched("fit")
+    configs = [cfg for seed in (0, 1) for cfg in expand(load_spec(
+        {"name": "b", "run": "fit", "seeds": [seed],
+         "fixed": _fit_config({"method": "beyond-lazy"})}))]
+    assert key(configs[0]) == key(configs[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        outs = fn(configs)
+    declared = get_metrics("fit")
+    for out in outs:
+        assert not isinstance(out, Exception), out
+        names = set(out) - {"history"}
+        assert {"relative_error", "converged"} <= names
+        assert sorted(m for m in names if not metric_declared(m, declared)) == []
