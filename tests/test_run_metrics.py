@@ -309,3 +309,27 @@ def test_the_batched_fit_returns_declared_metrics_only():
         names = set(out) - {"history"}
         assert {"relative_error", "converged"} <= names
         assert sorted(m for m in names if not metric_declared(m, declared)) == []
+
+
+def test_a_list_position_is_named_as_in_the_other_messages(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, FIT + "metrics: [relative_error, 3]\n"))
+    assert info.value.key == "metrics[1]" and "valid string" in str(info.value)
+
+
+def test_success_in_metrics_without_a_criterion_says_so(tmp_path):
+    with pytest.raises(SpecError, match=r"key 'metrics\[0\]'.*column a 'success:' criterion adds"):
+        load_spec(write(tmp_path, FIT + "metrics: [success]\n"))
+
+
+@pytest.mark.parametrize("metric", ["stop_reason", "warnings"])
+def test_a_success_criterion_on_a_metric_that_is_not_a_number_fails_the_run(tmp_path, metric):
+    # Declared, so accepted before the runs; a text or a list compared with a number would make
+    # success False in every run with exit 0.
+    spec = load_spec(write(tmp_path, FIT.replace("max_steps: 10", "max_steps: 50")
+                           + f"success: {{metric: {metric}, op: '<', value: 1.0}}\n"))
+    result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
+    assert (result.done, result.failed) == (0, 1)
+    with ResultStore(tmp_path / "s.sqlite", readonly=True) as db:
+        (row,) = db.rows("m", status="failed")
+    assert "key 'success.metric'" in row["error"] and "is not a number" in row["error"]

@@ -334,6 +334,8 @@ def check_metrics(spec: dict[str, Any], where: str) -> None:
         candidates = {d.replace(METRIC_INDEX, index): d for d in declared}
         close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if name == "success":
+            hint = "; 'success' is the column a 'success:' criterion adds, and this spec has none"
         shown = ", ".join(d.replace(METRIC_INDEX, "<j>") for d in declared)
         raise SpecError(where, key, f"run function {spec['run']!r} returns no metric {name!r}{hint} "
                                     f"(its metrics: {shown})")
@@ -455,7 +457,8 @@ def _spec_error(exc: ValidationError, where: str) -> SpecError:
     if isinstance(ctx_err, _KeyError):
         return SpecError(where, ctx_err.key, ctx_err.message)
     loc = [str(p) for p in err["loc"]]
-    key = ".".join(loc)
+    # List positions as in the other messages (``metrics[0]``, ``grid.width[2]``).
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
     if err["type"] == "extra_forbidden":
         model = Success if len(loc) > 1 and loc[0] == "success" else Spec
         allowed = list(model.model_fields)
@@ -538,8 +541,17 @@ def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, A
             raise SpecError(f"experiment {spec.get('name', '?')!r}", key,
                             f"the run returned no metric {name!r} (its metrics: "
                             f"{', '.join(sorted(metrics))}){hint}")
+    success = spec.get("success")
+    if success:
+        # A text, list or mapping compared with a number is never a success: fail the run naming
+        # the key rather than record success = False in every run.
+        value = metrics[success["metric"]]
+        if value is not None and not isinstance(value, bool | int | float):
+            raise SpecError(f"experiment {spec.get('name', '?')!r}", "success.metric",
+                            f"metric {success['metric']!r} is not a number (the run returned "
+                            f"{value!r:.80}); choose a numeric metric")
     out = {k: v for k, v in metrics.items() if not keep or k in keep}
-    ok = is_success(metrics, spec.get("success"))
+    ok = is_success(metrics, success)
     if ok is not None and "success" not in out:
         out["success"] = ok
     return out
