@@ -240,3 +240,14 @@ def test_a_misspelled_builtin_experiment_suggests_the_name(capsys):
     assert main(["experiment", "run", "vs-clasical", "--inprocess", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown experiment 'vs-clasical'; did you mean 'vs-classical'?" in err[0]
+
+
+@pytest.mark.parametrize("grid, key", [
+    ({"width": [4, 8, 4]}, "grid.width[2]"),
+    ({"lr": [{"adam": 1.0}, {"adam": 1.0}]}, "grid.lr[1]"),
+])
+def test_a_repeated_grid_value_is_refused_like_a_repeated_seed(grid, key):
+    # The configs would share one hash: the sweep counted runs it never did (one run each).
+    with pytest.raises(SpecError) as info:
+        load_spec({"name": "d", "run": "fit", "fixed": {"dim": 5}, "grid": grid}, check_run=False)
+    assert info.value.key == key and "repeats" in str(info.value)

@@ -130,6 +130,14 @@ class Spec(BaseModel):
         for key, values in (self.grid or {}).items():
             if not values:
                 raise _KeyError(f"grid.{key}", "empty list: a grid parameter needs at least one value")
+            # A repeated value makes configs with one hash: the sweep would count runs it never
+            # does (they are one run), like repeated seeds.
+            seen: dict[str, int] = {}
+            for j, value in enumerate(values):
+                canon = json.dumps(value, sort_keys=True)
+                if canon in seen:
+                    raise _KeyError(f"grid.{key}[{j}]", f"repeats {value!r} (grid.{key}[{seen[canon]}])")
+                seen[canon] = j
         both = set(self.fixed) & set(self.grid or {})
         if both:
             key = sorted(both)[0]
