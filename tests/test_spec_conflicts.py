@@ -168,3 +168,15 @@ def test_the_cli_refuses_a_grid_conflict_with_exit_2_and_one_line(tmp_path, caps
     assert main(["experiment", "run", str(path), "--inprocess", "--store", str(store)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "grid.rank[1]" in err[0] and not store.exists()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("fixed: {method: single-topic, alpha0: 5.0}", "fixed.alpha0"),
+    ("fixed: {method: unigram, topics: 5}", "fixed.topics"),
+    ("fixed: {alpha0: 0.5, topics: 4}\ngrid: {method: [unigram, sklearn-lda]}", "fixed.alpha0"),
+])
+def test_topic_options_no_run_uses_are_refused(tmp_path, text, key):
+    # alpha0 was recorded and ignored by single-topic, sklearn-lda and the unigram baseline.
+    path = write(tmp_path, f"name: t\nrun: method-of-moments-topics\n{text}\n")
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*is used only with"):
+        load_spec(path)

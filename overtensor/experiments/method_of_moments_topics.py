@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -42,6 +42,13 @@ class MethodOfMomentsTopicsParams(RunParams):
     method: Literal["unigram", "single-topic", "spectral-lda", "sklearn-lda"] = "spectral-lda"
     topics: PositiveInt = 10
     alpha0: NonNegativeFloat = 0.1
+
+    #: The unigram baseline has no topics; only spectral LDA takes a concentration alpha0 (a spec
+    #: setting them for no run that uses them is refused: they would be recorded, unused).
+    USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {
+        "topics": ("method", ("single-topic", "spectral-lda", "sklearn-lda")),
+        "alpha0": ("method", ("spectral-lda",)),
+    }
 
 
 @register_run("method-of-moments-topics", params=MethodOfMomentsTopicsParams, metrics=(
