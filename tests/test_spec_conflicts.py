@@ -180,3 +180,25 @@ def test_topic_options_no_run_uses_are_refused(tmp_path, text, key):
     path = write(tmp_path, f"name: t\nrun: method-of-moments-topics\n{text}\n")
     with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*is used only with"):
         load_spec(path)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("run: adaptive_regression\nfixed: {problem: gaussian, n: 10, p: 20, optimizer: gd, "
+     "lr: {adam: 0.1}}", "fixed.lr.adam"),
+    ("run: adaptive_regression\nfixed: {problem: gaussian, n: 10, p: 20, optimizer: gd, "
+     "span_weights: {random-features: residual}}", "fixed.span_weights.random-features"),
+    ("run: adaptive_networks\nfixed: {model: two-layer, lr_grid: {sgd: [0.1], adam: [0.01]}, "
+     "lr_index: 0}\ngrid: {optimizer: [sgd]}", "fixed.lr_grid.adam"),
+])
+def test_a_mapping_entry_for_a_value_no_run_has_is_refused(tmp_path, text, key):
+    # lr: {adam: ...} with only optimizer: gd was recorded and ignored.
+    path = write(tmp_path, f"name: k\n{text}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert info.value.key == key and "no run of this spec has" in str(info.value), str(info.value)
+
+
+def test_a_mapping_entry_for_a_value_of_the_grid_is_accepted(tmp_path):
+    path = write(tmp_path, "name: k\nrun: adaptive_regression\nfixed: {problem: gaussian, n: 10, "
+                           "p: 20, lr: {adam: 0.1, gd: 0.2}}\ngrid: {optimizer: [gd, adam]}\n")
+    assert load_spec(path)["fixed"]["lr"] == {"adam": 0.1, "gd": 0.2}

@@ -24,7 +24,7 @@ import functools
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import ValidationInfo, field_validator
@@ -71,6 +71,8 @@ class AdaptiveNetworksParams(RunParams):
     lr_index: NonNegativeInt
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 64
+
+    KEYED_BY: ClassVar[dict[str, str]] = {"lr_grid": "optimizer"}
 
     @field_validator("optimizer")
     @classmethod

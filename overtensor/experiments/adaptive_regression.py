@@ -110,6 +110,8 @@ class AdaptiveRegressionParams(RegressionProblemParams):
     optimizer: Literal[RUN_OPTIMIZERS]  # type: ignore[valid-type]
     span_weights: dict[Literal[PROBLEMS], Literal[SPAN_WEIGHTS]] | None = None  # type: ignore[valid-type]
 
+    KEYED_BY: ClassVar[dict[str, str]] = {"lr": "optimizer", "span_weights": "problem"}
+
 
 def make_problem(config: dict[str, Any]):
     """The regression problem of a run config (``problem``, sizes, ``seed``)."""

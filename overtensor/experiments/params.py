@@ -45,6 +45,10 @@ class RunParams(BaseModel):
     #: refused (:func:`overtensor.experiments.spec.check_params`): the key would be recorded in
     #: every run and used by none. (A grid over the selector may share the key.)
     USED_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...]]]] = {}
+    #: ``{key: selector}``: ``key`` is a mapping whose keys are values of ``selector`` (``lr:
+    #: {adam: 0.01}`` keyed by ``optimizer``); an entry for a value no config of the spec has is
+    #: refused (:func:`overtensor.experiments.spec.check_params`): it would be recorded, unused.
+    KEYED_BY: ClassVar[dict[str, str]] = {}
 
     def target_components(self) -> str | None:
         """The ``components`` of the random target a config draws (``"orthonormal"`` needs

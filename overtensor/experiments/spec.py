@@ -282,20 +282,37 @@ def check_params(spec: dict[str, Any], where: str) -> None:
     _check_used(schema, spec, where)
 
 
+def _selector_values(schema: type, spec: dict[str, Any], selector: str) -> list[Any]:
+    """The values ``selector`` takes over the configs of ``spec`` (its default when unset)."""
+    fixed, grid = spec.get("fixed") or {}, spec.get("grid") or {}
+    if selector in grid:
+        return list(grid[selector])
+    if selector in fixed:
+        return [fixed[selector]]
+    field = schema.model_fields.get(selector)
+    return [None if field is None else field.default]
+
+
 def _check_used(schema: type, spec: dict[str, Any], where: str) -> None:
     """Refuse a key that no config of the spec uses (``schema.USED_ONLY_WITH``): e.g.
-    ``scale`` when no config has ``problem: nuisance``."""
+    ``scale`` when no config has ``problem: nuisance``; and an entry of a mapping keyed by a
+    selector (``schema.KEYED_BY``) for a value no config has: ``lr: {adam: ...}`` when no config
+    has ``optimizer: adam``."""
     fixed, grid = spec.get("fixed") or {}, spec.get("grid") or {}
+    for key, selector in getattr(schema, "KEYED_BY", {}).items():
+        values = _selector_values(schema, spec, selector)
+        places = [(f"fixed.{key}", fixed[key])] if key in fixed else []
+        places += [(f"grid.{key}[{i}]", v) for i, v in enumerate(grid.get(key, []))]
+        for path, mapping in places:
+            for name in mapping or {}:
+                if name not in values:
+                    raise SpecError(where, f"{path}.{name}",
+                                    f"no run of this spec has {selector}={name!r} ({selector}: "
+                                    f"{', '.join(map(repr, values))}); remove the entry")
     for key, (selector, allowed) in getattr(schema, "USED_ONLY_WITH", {}).items():
         if key not in fixed and key not in grid:
             continue
-        if selector in grid:
-            values = list(grid[selector])
-        elif selector in fixed:
-            values = [fixed[selector]]
-        else:
-            field = schema.model_fields.get(selector)
-            values = [None if field is None else field.default]
+        values = _selector_values(schema, spec, selector)
         if not any(v in allowed for v in values):
             path = f"fixed.{key}" if key in fixed else f"grid.{key}"
             shown = " or ".join(repr(v) for v in allowed)
