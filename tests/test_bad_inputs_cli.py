@@ -111,7 +111,10 @@ CASES = [
      "--preset"),
     ("local-workers-zero", lambda f: ["experiment", "run", str(f["spec"]), "--local-workers", "0", "--store",
                                       str(f["dir"] / "o.sqlite")], 2, "--local-workers"),
-    ("batch-size-zero", lambda f: run_args(f, "spec", "--runs-per-batch", "0"), 2, "batch_size"),
+    ("batch-size-zero", lambda f: run_args(f, "spec", "--runs-per-batch", "0"), 2, "--runs-per-batch"),
+    # options that apply elsewhere only (were ignored)
+    ("preset-with-spec-file", lambda f: run_args(f, "spec", "--preset", "full"), 2, "--preset full"),
+    ("workers-without-slurm", lambda f: run_args(f, "spec", "--workers", "3"), 2, "--workers 3"),
     ("unknown-scheduler", lambda f: ["experiment", "run", str(f["spec"]), "--scheduler", "mpi", "--store",
                                      str(f["dir"] / "o.sqlite")], 2, "mpi"),
     ("max-runs-zero", lambda f: run_args(f, "spec", "--max-runs", "0"), 2, "--max-runs"),

@@ -47,7 +47,7 @@ def add_commands(sub) -> None:
     p = exp_sub.add_parser("run", help="run a built-in experiment or a spec file into a result store")
     p.add_argument("target", metavar="NAME_OR_SPEC_FILE",
                    help="a built-in experiment name (see 'experiment list') or a .yaml/.toml spec file")
-    p.add_argument("--preset", default="small",
+    p.add_argument("--preset", default=None,
                    help="preset of a built-in experiment: small (default) | full | tiny (seconds, "
                         "for checks) | others shown by 'experiment list'; a preset other than small "
                         "is stored as the group NAME.PRESET, never mixed with another preset's runs")
@@ -107,6 +107,15 @@ def _add_scheduler_args(p, batch_size: int = 1) -> None:
 
 
 def _scheduler(args) -> tuple[Any, int | None]:
+    # Options that apply to one scheduler only are refused with another (they were ignored).
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--runs-per-batch must be an integer >= 1, got {args.batch_size}")
+    if args.workers is not None:
+        if args.scheduler != "slurm":
+            raise ValueError(f"--workers {args.workers} is the number of SLURM jobs of --scheduler "
+                             "slurm; use --local-workers N for a local cluster, or remove it")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.inprocess:
         return "inprocess", None
     if args.scheduler:
@@ -164,13 +173,17 @@ def group_name(name: str, preset: str | None) -> str:
 
 
 def _cmd_run(args) -> int:
-    spec, exp = _resolve(args.target, args.preset, args.max_runs)  # before the heavy imports
+    preset = args.preset or "small"
+    spec, exp = _resolve(args.target, preset, args.max_runs)  # before the heavy imports
+    if exp is None and args.preset is not None:  # it was ignored
+        raise ValueError(f"--preset {args.preset} selects a preset of a built-in experiment; the "
+                         f"spec file {args.target} has none: remove --preset")
+    scheduler, workers = _scheduler(args)  # its options checked before any store is made
     from overtensor.experiments.runner import run_sweep
 
     name = spec["name"]  # a validated name: never a path (overtensor.experiments.names)
-    group = group_name(name, args.preset if exp is not None else None)
+    group = group_name(name, preset if exp is not None else None)
     store = Path(args.store) if args.store else DEFAULT_DIR / f"{name}.sqlite"
-    scheduler, workers = _scheduler(args)
     result = run_sweep(spec, store, experiment=group, scheduler=scheduler, workers=workers,
                        resume=not args.no_resume, batch_size=args.batch_size,
                        progress=not args.no_progress, max_runs=args.max_runs)
