@@ -121,3 +121,23 @@ def test_min_norm_interpolant_validates_like_as_problem(args, match):
 def test_random_target_counts_its_working_copies_in_the_memory_check():
     with pytest.raises(ValueError, match=r"dim=1000000000 needs four float64"):
         ot.random_target(3, 10**9, 2)
+
+
+def test_numpy_scalars_given_to_networks_are_stored_as_python_numbers():
+    # NumPy integers are accepted like ints; kept as np.int64 they made the summary of a
+    # training run impossible to write as JSON (TypeError: int64 is not JSON serializable).
+    import json
+
+    from overtensor.networks.data import gaussian_quadratic
+    from overtensor.networks.model import NetworkSpec
+    from overtensor.networks.train import TrainConfig, train_network
+
+    spec = NetworkSpec(np.int64(3), np.int64(5), degree=np.int64(2))
+    cfg = TrainConfig(steps=np.int64(3), test_samples=np.int64(10), batch_size=np.int64(4),
+                      lr=np.float32(0.01), alpha=np.float32(1.0), eval_every=np.int64(1))
+    assert all(type(v) is int for v in (spec.width, spec.dim, spec.degree, cfg.steps,
+                                         cfg.test_samples, cfg.batch_size, cfg.eval_every))
+    assert type(cfg.lr) is float and type(cfg.alpha) is float
+    data = gaussian_quadratic(5, torch.Generator().manual_seed(0))
+    summary = train_network(data, spec, cfg, random_state=0).summary()
+    assert json.loads(json.dumps(summary))["steps"] == 3

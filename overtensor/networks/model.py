@@ -86,10 +86,11 @@ class NetworkSpec:
     unit_rows: bool = False
 
     def __post_init__(self) -> None:
-        check_int("width", self.width, 1)
-        check_int("dim", self.dim, 1)
+        # The checked values are stored: a NumPy integer becomes an int (summaries stay JSON).
+        object.__setattr__(self, "width", check_int("width", self.width, 1))
+        object.__setattr__(self, "dim", check_int("dim", self.dim, 1))
         check_choice("activation", self.activation, ACTIVATIONS)
-        check_int("degree", self.degree, 0)
+        object.__setattr__(self, "degree", check_int("degree", self.degree, 0))
         check_choice("scaling", self.scaling, SCALINGS)
 
     @property

@@ -46,6 +46,12 @@ Params = dict[str, torch.Tensor]
 
 
 
+def _set(obj: Any, name: str, value: Any) -> None:
+    """Store a checked value on a frozen dataclass: a NumPy integer or float given (accepted like a
+    Python number) becomes the Python number, so results and summaries stay JSON."""
+    object.__setattr__(obj, name, value)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train (the network itself is a :class:`~overtensor.networks.model.NetworkSpec`).
@@ -123,16 +129,17 @@ class TrainConfig:
         get_regime(self.regime)  # ValueError naming the known regimes
         check_optimizer(self.optimizer)  # the plug-ins of overtensor.optim.registry, every spelling
         if self.lr is not None:
-            check_float("lr", self.lr, minimum=0.0, strict=True)
+            _set(self, "lr", check_float("lr", self.lr, minimum=0.0, strict=True))
         if self.momentum is not None:
-            check_float("momentum", self.momentum, minimum=0.0)
+            _set(self, "momentum", check_float("momentum", self.momentum, minimum=0.0))
             if not self.momentum < 1:
                 raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
             if self.optimizer not in ("sgd", "gd", None):
                 raise ValueError(f"momentum is an option of optimizer 'sgd' or 'gd', got "
                                  f"momentum={self.momentum!r} with optimizer={self.optimizer!r}")
         if self.safety is not None:
-            check_float("safety", self.safety, minimum=0.0, maximum=2.0, strict=True)
+            _set(self, "safety", check_float("safety", self.safety, minimum=0.0, maximum=2.0,
+                                             strict=True))
             if not self.safety < 2:
                 raise ValueError(f"safety must be < 2 (gradient descent's stability limit), "
                                  f"got {self.safety!r}")
@@ -145,19 +152,21 @@ class TrainConfig:
                 raise ValueError(f"safety is an option of the curvature step of optimizer "
                                  f"{'/'.join(SGD_NAMES)}, got safety={self.safety!r} with "
                                  f"optimizer={self.optimizer!r}")
-        check_int("steps", self.steps, 1)
+        _set(self, "steps", check_int("steps", self.steps, 1))
         if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, 1)
+            _set(self, "batch_size", check_int("batch_size", self.batch_size, 1))
         elif self.samples is None:
             raise ValueError("batch_size=None (full batch) needs a fixed training set, got samples=None")
         if self.samples is not None:
-            check_int("samples", self.samples, 1)
-        check_int("test_samples", self.test_samples, 1)
-        check_float("decay_fraction", self.decay_fraction, minimum=0.0, maximum=1.0)
-        check_float("decay_factor", self.decay_factor, minimum=0.0, maximum=1.0, strict=True)
-        check_float("alpha", self.alpha, minimum=0.0, strict=True)
+            _set(self, "samples", check_int("samples", self.samples, 1))
+        _set(self, "test_samples", check_int("test_samples", self.test_samples, 1))
+        _set(self, "decay_fraction", check_float("decay_fraction", self.decay_fraction, minimum=0.0,
+                                                 maximum=1.0))
+        _set(self, "decay_factor", check_float("decay_factor", self.decay_factor, minimum=0.0,
+                                               maximum=1.0, strict=True))
+        _set(self, "alpha", check_float("alpha", self.alpha, minimum=0.0, strict=True))
         check_choice("a_init", self.a_init, ("ones", "signs"))
-        check_int("eval_every", self.eval_every, 1)
+        _set(self, "eval_every", check_int("eval_every", self.eval_every, 1))
         resolve_device(self.device)
 
 
