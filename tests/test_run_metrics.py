@@ -333,3 +333,19 @@ def test_a_success_criterion_on_a_metric_that_is_not_a_number_fails_the_run(tmp_
     with ResultStore(tmp_path / "s.sqlite", readonly=True) as db:
         (row,) = db.rows("m", status="failed")
     assert "key 'success.metric'" in row["error"] and "is not a number" in row["error"]
+
+
+def test_a_skipped_grid_point_is_not_a_missing_metric(tmp_path):
+    # lazy_lower_bound skips a dim its order does not sweep ({"skipped": True}): with metrics or a
+    # success criterion listed, that run failed ("returned no metric") instead of being skipped.
+    from overtensor.experiments.spec import select_metrics
+
+    spec = {"metrics": ["lazy_error"], "success": {"metric": "lazy_error", "op": "<", "value": 1.0}}
+    assert select_metrics({"skipped": True}, spec) == {"skipped": True}
+    spec = load_spec(write(tmp_path, "name: s\nrun: lazy_lower_bound\n"
+                                     "fixed: {order: 3, rank: 1, md_ratio: 0.5, full_seeds: 0, "
+                                     "dims_by_order: {'3': [4]}}\ngrid: {dim: [4, 5]}\n"
+                                     "metrics: [lazy_error]\n"
+                                     "success: {metric: lazy_error, op: '<', value: 2.0}\n"))
+    result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
+    assert (result.done, result.failed) == (2, 0)

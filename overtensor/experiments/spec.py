@@ -559,6 +559,10 @@ def select_metrics(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, A
     # Names a run function declared were checked before any run (check_metrics); here the run
     # fails instead, naming the spec key, the name and the metrics the run has: a plug-in's
     # undeclared names, or a declared metric this config does not return.
+    # A skipped grid point (``{"skipped": True}``: e.g. a dimension its order does not sweep)
+    # returns no metric by design: nothing to check or keep, and no success verdict.
+    if metrics.get("skipped") is True:
+        return dict(metrics)
     for key, name in _metric_names(spec):
         if name not in metrics:
             close = difflib.get_close_matches(name, list(metrics), n=1)
