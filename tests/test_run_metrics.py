@@ -349,3 +349,32 @@ def test_a_skipped_grid_point_is_not_a_missing_metric(tmp_path):
                                      "success: {metric: lazy_error, op: '<', value: 2.0}\n"))
     result = run_sweep(spec, tmp_path / "s.sqlite", scheduler="inprocess", progress=False)
     assert (result.done, result.failed) == (2, 0)
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    ("success: {metric: steps_to_eps, op: '<', value: 100.0}", "success.metric", "only with eps set"),
+    ("metrics: [relative_error, found_cos]", "metrics[1]", "only with method='power-method'"),
+])
+def test_a_metric_no_run_of_the_spec_returns_is_refused(tmp_path, extra, key, words):
+    # Declared, but returned only with eps / by the power method: every run would fail (exit 3).
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, FIT + extra + "\n"))
+    assert info.value.key == key and words in str(info.value), str(info.value)
+
+
+def test_the_conditional_metrics_of_fit_follow_their_selector():
+    # FitParams.METRICS_ONLY_WITH against what runs return: with the selector, and without it.
+    from overtensor.experiments.catalog import get_params
+
+    only_with = get_params("fit").METRICS_ONLY_WITH
+    fit = get_run("fit")
+    cases = [({"method": "beyond-lazy"}, set()), ({"method": "beyond-lazy", "eps": 0.5}, {"eps"}),
+             ({"method": "power-method"}, {"method"})]
+    for extra, selectors in cases:
+        cfg = expand(load_spec({"name": "f", "run": "fit", "fixed": _fit_config(extra)}))[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            names = set(fit(dict(cfg)))
+        for metric, (selector, allowed) in only_with.items():
+            has = selector in selectors and (allowed is None or cfg.get(selector) in allowed)
+            assert (metric in names) == has, (extra, metric)

@@ -49,6 +49,11 @@ class RunParams(BaseModel):
     #: {adam: 0.01}`` keyed by ``optimizer``); an entry for a value no config of the spec has is
     #: refused (:func:`overtensor.experiments.spec.check_params`): it would be recorded, unused.
     KEYED_BY: ClassVar[dict[str, str]] = {}
+    #: ``{metric: (selector, values)}``: a declared metric the run returns only when ``selector``
+    #: is one of ``values`` (``None``: when ``selector`` is set at all). A spec naming the metric
+    #: (``metrics``, ``success.metric``) while none of its configs has such a selector is refused
+    #: (:func:`overtensor.experiments.spec.check_metrics`): every run would fail for the metric.
+    METRICS_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...] | None]]] = {}
 
     def target_components(self) -> str | None:
         """The ``components`` of the random target a config draws (``"orthonormal"`` needs
@@ -112,6 +117,12 @@ class FitParams(TargetParams):
     device: Annotated[str, Field(pattern=r"^(cpu|cuda(:[0-9]+)?)$")] | None = None
     dtype: Literal["float32", "float64"] | None = None
     engine: Literal["auto", "autograd"] = "auto"
+
+    METRICS_ONLY_WITH: ClassVar[dict[str, tuple[str, tuple[Any, ...] | None]]] = {
+        "steps_to_eps": ("eps", None), "time_to_eps": ("eps", None),
+        **{m: ("method", ("power-method",)) for m in (
+            "found_order", "found_cos", "found_weights", "n_restarts", "n_iter", "variant")},
+    }
 
     @model_validator(mode="after")
     def _used(self) -> FitParams:

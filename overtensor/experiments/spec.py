@@ -351,8 +351,21 @@ def check_metrics(spec: dict[str, Any], where: str) -> None:
     declared = get_metrics(spec["run"])
     if declared is None:
         return
+    from overtensor.experiments.catalog import get_params
+
+    schema = get_params(spec["run"])
+    only_with = getattr(schema, "METRICS_ONLY_WITH", {}) if schema is not None else {}
     for key, name in _metric_names(spec):
         if metric_declared(name, declared):
+            if name in only_with:
+                selector, allowed = only_with[name]
+                values = _selector_values(schema, spec, selector)
+                if not any(v is not None if allowed is None else v in allowed for v in values):
+                    need = (f"{selector} set" if allowed is None else
+                            f"{selector}=" + " or ".join(map(repr, allowed)))
+                    raise SpecError(where, key, f"run function {spec['run']!r} returns {name!r} "
+                                                f"only with {need}, and no run of this spec has it "
+                                                f"({selector}: {', '.join(map(repr, values))})")
             continue
         # An indexed name is suggested with the user's own index (``t5_2`` -> ``t50_2``).
         index = "".join(itertools.takewhile(str.isdigit, reversed(name)))[::-1].lstrip("0") or "1"
