@@ -46,7 +46,8 @@ def _tiny_spec(experiment: str) -> list[dict]:
         if preset["run"] != exp.presets["tiny"]["run"] and preset["run"] not in [s["run"] for s in specs]:
             spec = {**preset, "seeds": 1}
             if preset["run"] == "method-of-moments-topics":  # seconds, not minutes
-                spec = {**spec, "fixed": {**spec["fixed"], "topics": 3},
+                fixed = {k: v for k, v in spec["fixed"].items() if k != "alpha0"}  # LDA's only
+                spec = {**spec, "fixed": {**fixed, "topics": 3},
                         "grid": {"method": ["unigram", "single-topic"]}}
             specs.append(spec)
     return specs
