@@ -79,15 +79,15 @@ def test_energy_is_unchanged_by_a_rotation_and_changed_by_a_generic_map():
 def test_energy_constant_under_orthogonal_fit_and_changing_under_full():
     target = ot.random_target(3, 5, 2, random_state=0)
     rec = energy_recorder()
-    res = ot.fit(target, width=12, regime="orthogonal", max_steps=400, eval_every=100,
-                 random_state=1, recorders=[rec])
+    res = ot.fit(target, width=12, regime="orthogonal", random_state=1, recorders=[rec],
+                 schedule=ot.GradientSchedule(max_steps=400, eval_every=100))
     assert res.model_relative_error < 0.9 * res.history[0]["relative_error"]  # it did train
     assert res.history[-1]["laziness"] > 0.05  # ... and the rows moved
     for key in ("energy_s1", "energy_s0"):
         e0 = res.history[0][key]
         assert max(abs(h[key] - e0) for h in res.history) <= 1e-10 * abs(e0)
-    full = ot.fit(target, width=12, regime="full", method="gd", init_scale=1.0, max_steps=400,
-                  eval_every=100, random_state=1, recorders=[rec])
+    full = ot.fit(target, width=12, regime="full", method="gd", random_state=1, recorders=[rec],
+                  schedule=ot.GradientSchedule(init_scale=1.0, max_steps=400, eval_every=100))
     e0 = full.history[0]["energy_s1"]
     assert abs(full.history[-1]["energy_s1"] - e0) > 1e-3 * abs(e0)
 
@@ -193,8 +193,8 @@ def test_orthogonal_regime_reaches_the_random_features_span_turned():
     from overtensor.tensors.lazy import random_features_least_squares
 
     target = ot.random_target(2, 4, 2, random_state=7)
-    res = ot.fit(target, width=4, regime="orthogonal", max_steps=3000, tol=0, random_state=2,
-                 patience=50)
+    res = ot.fit(target, width=4, regime="orthogonal", tol=0, random_state=2,
+                 schedule=ot.GradientSchedule(max_steps=3000, patience=50))
     rf = random_features_least_squares(target.float64(), res.params0["W"]).relative_error
     assert res.model_relative_error <= rf + 1e-6
 
@@ -249,8 +249,9 @@ def test_fit_takes_every_way_of_keeping_r_orthogonal(rotation):
     from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
     target = ot.random_target(2, 5, 2, random_state=0)
-    res = ot.fit(target, 20, regime="orthogonal", max_steps=300, random_state=0,
-                 orthogonal=OrthogonalOptions(rotation=rotation))
+    res = ot.fit(target, 20, regime="orthogonal", random_state=0,
+                 orthogonal=OrthogonalOptions(rotation=rotation),
+                 schedule=ot.GradientSchedule(max_steps=300))
     first = res.history[0]["relative_error"]
     assert res.history[-1]["orthogonality_error"] < EXACT  # float64
     assert res.relative_error < 0.9 * first  # it trained

@@ -69,10 +69,11 @@ def _tensor_run(config: dict[str, Any]) -> dict[str, Any]:
 
     seed = int(config["seed"])
     target = ot.random_target(3, int(config["dim"]), int(config["rank"]), random_state=seed)
-    res = ot.fit(target, width=int(config["width"]), method="gd", model="coefficients",
-                 regime=config["regime"], init_scale=1.0, max_steps=int(config["steps"]),
-                 eval_every=int(config["eval_every"]), tol=0.0, patience=10**6,
-                 random_state=seed + 1000, recorders=[energy_recorder()])
+    res = ot.fit(target, width=int(config["width"]), method="gd", regime=config["regime"], tol=0.0,
+                 random_state=seed + 1000, recorders=[energy_recorder()],
+                 schedule=ot.GradientSchedule(
+                     model="coefficients", init_scale=1.0, max_steps=int(config["steps"]),
+                     eval_every=int(config["eval_every"]), patience=10**6))
     h = res.history
     out = {"steps": [r["step"] for r in h], "risk": [r["relative_error"] for r in h],
            "energy_s1": [r["energy_s1"] for r in h], "energy_s0": [r["energy_s0"] for r in h]}

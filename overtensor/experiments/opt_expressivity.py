@@ -69,9 +69,11 @@ def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
         err = fit_orthogonal(target, max(width, 2), max_steps=steps, tol=eps, patience=20,
                              random_state=init_seed).model_relative_error
     else:
-        err = ot.fit(target, width=width, method="beyond-lazy", max_steps=steps, tol=eps,
-                     final_steps=min(steps // 2, 2000), random_state=init_seed,
-                     polish_iter=0, engine="paper").model_relative_error
+        err = ot.fit(target, width=width, method="beyond-lazy", tol=eps, random_state=init_seed,
+                     schedule=ot.GradientSchedule(max_steps=steps,
+                                                  final_steps=min(steps // 2, 2000)),
+                     extraction=ot.Extraction(polish_iter=0),
+                     runtime=ot.Runtime(engine="paper")).model_relative_error
     return {"error": float(err), "reached": bool(err <= eps * 1.0001),
             "sym_dim": symmetric_dimension(dim, order)}
 

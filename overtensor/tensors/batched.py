@@ -201,8 +201,11 @@ def fit_batched(
         independent), which keeps a tile's tensors in cache on the CPU. Default: all runs on CUDA;
         on the CPU, tiles of about 512 KB per ``(m, max(m, d))`` tensor.
     **options
-        Any of :data:`OPTIONS` (the keywords of ``fit``), each a single value for all runs or a
-        list of one value per run. ``model`` must be common; ``optimizer`` must be ``None`` or
+        Any of :data:`OPTIONS`: ``tol`` and the fields of ``fit``'s groups
+        :class:`~overtensor.tensors.config.GradientSchedule` and
+        :class:`~overtensor.tensors.config.Extraction`, by name, each a single value for all runs
+        or a list of one value per run (a sweep varies them per run, which a frozen group cannot).
+        ``model`` must be common; ``optimizer`` must be ``None`` or
         ``"gd"`` (plain gradient descent, the only one batched).
 
     Returns
