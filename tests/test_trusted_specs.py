@@ -209,12 +209,11 @@ def test_store_holds_names_only_as_data(tmp_path):
 
 
 def test_the_fit_schema_covers_every_keyword_a_spec_can_give_fit_and_random_target():
+    import dataclasses
     import inspect
 
     import overtensor as ot
     from overtensor.experiments.params import FitParams
-
-    import dataclasses
 
     # power=, orthogonal= and shortcuts= take options objects, not JSON values; the groups
     # (schedule, extraction, runtime) are given by their fields' names (split_options). "rank" in
