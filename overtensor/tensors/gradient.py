@@ -53,7 +53,7 @@ from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
 from overtensor.tensors.unfolding import square_unfolding_eigenvalues
-from overtensor.training.loop import Progress, check_divergence, gd_steps
+from overtensor.training.loop import Divergence, Evaluation, Progress, gd_steps, train_loop
 
 
 @dataclass
@@ -199,46 +199,49 @@ def gradient_fit(
             loss = loss + 0.5 * mu * (params["W"] ** 2).sum()
         return loss
 
-    history: list[dict[str, Any]] = []
-    bar = Progress(progress, max_steps, f"{method} m={width}")
-
-    def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, sched.step, lr)
+    def evaluate(loss: torch.Tensor) -> Evaluation:
         with torch.no_grad():
             a, V = model_cp(model, params, s)
             rel = float(relative_error(a, V, target, scale))
             state = FitState(target, scale, model, params, params0, s, sched.step, sched.epoch,
                              sched.phase, sched.weight_decay)
-            log_evaluation(sched, history, state, float(loss), rel, relative_distance(params, params0, ["W"]),
-                           recorders, callback)
-        bar.update(sched.step, f"rel.err {rel:.2e}")
-        return rel
+            rec = evaluation_record(sched, state, float(loss), rel,
+                                    relative_distance(params, params0, ["W"]), recorders)
+        return Evaluation(rec, state, value=rel, note=f"rel.err {rel:.2e}")
 
-    try:
-        while (n := sched.next_steps()) > 0:
-            if sched.take_reinit():
-                restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
-                             generator, orient_signs=signs_follow_residual(target, signs))
-            loss = gd_steps(loss_fn, opt, n)
-            sched.advance(n)
-            sched.observe(evaluate(loss))
-    finally:
-        bar.close()
+    def step(n: int) -> torch.Tensor:
+        if sched.take_reinit():  # an epoch of the main phase just ended
+            restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
+                         generator, orient_signs=signs_follow_residual(target, signs))
+        return gd_steps(loss_fn, opt, n)
+
+    history = train_loop(sched, step, evaluate, divergence=Divergence(lr), callback=callback,
+                         progress=Progress(progress, max_steps, f"{method} m={width}"))
     return finish_fit(
         target, scale, model, params, params0, s, history, sched, method=method, width=width,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
         drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0, rank=rank)
 
 
-def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
-                   loss: float, rel: float, laziness: float, recorders: Sequence[Recorder],
-                   callback: Callable | None, **fields: Any) -> dict[str, Any]:
-    """The record of one evaluation point (plus ``fields``), extended by the recorders, appended
-    to ``history`` and shown to the callback, which may stop the run. Shared by every loop."""
+def evaluation_record(sched: EpochSchedule, state: FitState, loss: float, rel: float,
+                      laziness: float, recorders: Sequence[Recorder], **fields: Any) -> dict[str, Any]:
+    """The record of one evaluation point (plus ``fields``), extended by the recorders. Shared by
+    every tensor loop (:func:`overtensor.training.loop.train_loop` appends it to the history and
+    shows it to the callback)."""
     rec = sched.record(loss, rel, laziness)
     rec.update(fields)
     for fn in recorders:
         rec.update(fn(state))
+    return rec
+
+
+def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
+                   loss: float, rel: float, laziness: float, recorders: Sequence[Recorder],
+                   callback: Callable | None, **fields: Any) -> dict[str, Any]:
+    """:func:`evaluation_record`, appended to ``history`` and shown to the callback, which may stop
+    the run: what :func:`~overtensor.training.loop.train_loop` does with it, for the batched
+    engine, which steps many runs at once."""
+    rec = evaluation_record(sched, state, loss, rel, laziness, recorders, **fields)
     history.append(rec)
     if callback is not None and callback(rec, state):
         sched.stop("callback")
@@ -570,6 +573,10 @@ class EpochSchedule:
     def advance(self, n: int) -> None:
         self.step += n
         self._done += n
+
+    def due(self) -> bool:
+        """Every stretch of :meth:`next_steps` ends at an evaluation point."""
+        return True
 
     def observe(self, rel: float) -> None:
         self._rel = rel

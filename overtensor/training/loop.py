@@ -1,13 +1,27 @@
-"""The optimizer loop: steps, evaluation, history, stopping and divergence detection.
+"""The one training loop: steps, evaluation schedule, history, callback, stopping, divergence.
 
-The mathematics lives in :mod:`overtensor.tensors.models` and :mod:`overtensor.tensors.loss`; this module only
-drives an optimizer over a loss closure and records what happened.
+Every family trains through :func:`train_loop`, in the template-method spirit of scikit-learn's
+``BaseMixture.fit`` (the driver owns the order of things, the family fills in the hooks):
+
+* the family supplies ``step(n)`` (``n`` optimizer steps; the loss of the last one, or ``None``) and
+  ``evaluate(loss) -> Evaluation`` (its measurements at an evaluation point);
+* the driver owns the step count and the evaluation schedule (:class:`StepSchedule`, or the tensor
+  fits' ``EpochSchedule``, any object with the :class:`Schedule` methods), the divergence rule
+  (:func:`check_divergence` through :class:`Divergence`), the history, the callback contract
+  ``callback(record, state) -> stop`` (:data:`overtensor.training.result.Callback`), the progress
+  bar (:class:`Progress`) and stopping.
+
+An optimizer is stepped only here (:func:`optimizer_step`, :func:`gd_steps`); the batched tensor
+engine and the NumPy small core step their closed forms themselves, on the same schedule and
+draws (``docs/architecture.md``). The mathematics lives in the families.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
@@ -54,6 +68,47 @@ def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: fl
         )
 
 
+class Divergence:
+    """The divergence rule of one run: :func:`check_divergence` with the run's step size, the
+    loss's start and its name.
+
+    Parameters
+    ----------
+    lr : float
+        The step size named in the advice.
+    start : float or None
+        The loss's scale at the start (see :func:`check_divergence`); ``None``: the first loss
+        checked (floored at ``1e-300``), as for a regression.
+    what : str
+        The loss's name in the message.
+    """
+
+    def __init__(self, lr: float, start: float | None = 0.5, what: str = "loss") -> None:
+        self.lr, self.start, self.what = lr, start, what
+
+    def check(self, loss: torch.Tensor | float, step: int) -> None:
+        """Raise :class:`DivergenceError` if ``loss`` at ``step`` breaks the rule."""
+        if self.start is None:
+            self.start = max(_value(loss), 1e-300)
+        check_divergence(loss, step, self.lr, start=self.start, what=self.what)
+
+
+def _value(loss: torch.Tensor | float) -> float:
+    if isinstance(loss, torch.Tensor):
+        return float(loss.detach().max()) if loss.numel() > 1 else float(loss)
+    return float(loss)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor | None = None) -> None:
+    """One optimizer step: from ``loss`` (gradients zeroed, then ``loss.sum().backward()``), or,
+    with ``loss=None``, from the gradients already set in the parameters' ``.grad`` (a closed-form
+    gradient)."""
+    if loss is not None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+    optimizer.step()
+
+
 def gd_steps(
     loss_fn: Callable[[], torch.Tensor],
     optimizer: torch.optim.Optimizer,
@@ -62,10 +117,8 @@ def gd_steps(
     """``n_steps`` optimizer steps on ``loss_fn``; returns the last loss (detached)."""
     loss = None
     for _ in range(n_steps):
-        optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
-        loss.sum().backward()
-        optimizer.step()
+        optimizer_step(optimizer, loss)
     return loss.detach() if loss is not None else torch.tensor(float("nan"))
 
 
@@ -99,3 +152,189 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class Schedule(Protocol):
+    """What :func:`train_loop` asks of an evaluation schedule (:class:`StepSchedule`, and the
+    tensor fits' :class:`~overtensor.tensors.gradient.EpochSchedule`)."""
+
+    step: int
+    stop_reason: str | None
+
+    def next_steps(self) -> int:
+        """Steps to take before the next evaluation point; 0 once finished (``stop_reason`` set)."""
+
+    def advance(self, n: int) -> None:
+        """``n`` steps were taken."""
+
+    def due(self) -> bool:
+        """Whether the step reached is an evaluation point."""
+
+    def observe(self, value: float) -> None:
+        """The value an evaluation reported (:attr:`Evaluation.value`)."""
+
+    def stop(self, reason: str) -> None:
+        """Stop at the next :meth:`next_steps`, for ``reason``."""
+
+
+class StepSchedule:
+    """A fixed budget of ``max_steps`` steps, evaluated every ``every`` steps, at the steps in
+    ``at``, and at the last step when ``last``; stops with ``"max_steps"`` when the budget is spent.
+
+    Parameters
+    ----------
+    max_steps : int
+        The budget (0: no step).
+    every : int, optional
+        Evaluate at every multiple of ``every``.
+    at : iterable of int, optional
+        Evaluate at these steps (a step 0 in it is the caller's start evaluation, not a step).
+    last : bool
+        Evaluate at ``max_steps`` too.
+    """
+
+    def __init__(self, max_steps: int, *, every: int | None = None, at: Iterable[int] = (),
+                 last: bool = True) -> None:
+        self.max_steps, self.every, self.last = max_steps, every, last
+        self.at = sorted(set(at))
+        self.step = 0
+        self.stop_reason: str | None = None
+
+    def _next_point(self) -> int:
+        points = [self.max_steps]
+        if self.every is not None:
+            points.append((self.step // self.every + 1) * self.every)
+        points += [k for k in self.at if k > self.step][:1]
+        return min(points)
+
+    def next_steps(self) -> int:
+        if self.stop_reason is None and self.step >= self.max_steps:
+            self.stop_reason = "max_steps"
+        return 0 if self.stop_reason is not None else self._next_point() - self.step
+
+    def advance(self, n: int) -> None:
+        self.step += n
+
+    def due(self) -> bool:
+        return ((self.every is not None and self.step % self.every == 0) or self.step in self.at
+                or (self.last and self.step == self.max_steps))
+
+    def observe(self, value: float) -> None:
+        pass  # a fixed budget does not depend on the measurements
+
+    def stop(self, reason: str) -> None:
+        self.stop_reason = reason
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What a family's ``evaluate`` hook reports at an evaluation point.
+
+    Attributes
+    ----------
+    record : dict
+        The history record (``step`` and the family's measurements); shown to the callback.
+    state : Any
+        The callback's second argument (the family's state at this point).
+    value : float, optional
+        Handed to ``schedule.observe`` (a tensor fit's relative error decides its stopping).
+    loss : tensor or float, optional
+        A loss measured here and checked by the divergence rule (families whose ``step`` does not
+        return one, and start evaluations).
+    note : str
+        Text for the progress bar.
+    """
+
+    record: dict[str, Any]
+    state: Any = None
+    value: float | None = None
+    loss: torch.Tensor | float | None = None
+    note: str = ""
+
+
+def train_loop(
+    schedule: Schedule,
+    step: Callable[[int], torch.Tensor | float | None],
+    evaluate: Callable[[torch.Tensor | float | None], Evaluation],
+    *,
+    divergence: Divergence,
+    callback: Callable[[dict[str, Any], Any], Any] | None = None,
+    progress: Progress | None = None,
+    evaluate_start: bool = False,
+    per_step: bool = False,
+) -> list[dict[str, Any]]:
+    """Drive one run: step, check divergence, evaluate on schedule, call back, stop; the history.
+
+    ::
+
+        [evaluate(None)]                        # evaluate_start: the starting point
+        while (n := schedule.next_steps()) > 0:
+            loss = step(n)                      # per_step: step(1), n times, each checked
+            schedule.advance(n); divergence.check(loss, schedule.step)
+            if schedule.due(): evaluate(loss)   # -> history, callback, progress, schedule.observe
+
+    Parameters
+    ----------
+    schedule : Schedule
+        Counts the steps and decides the evaluation points and stopping (``schedule.step`` and
+        ``schedule.stop_reason`` are the run's steps and stop reason afterwards).
+    step : callable ``n -> loss``
+        Takes ``n`` steps (through :func:`optimizer_step` / :func:`gd_steps`, or a closed form) and
+        returns the loss of the last one (checked by the divergence rule), or ``None``.
+        ``schedule.step`` is the count before these steps.
+    evaluate : callable ``loss -> Evaluation``
+        The family's measurements at an evaluation point, given the last step's loss (``None`` at
+        the start evaluation).
+    divergence : Divergence
+        The divergence rule, applied to every loss ``step`` returns and every ``Evaluation.loss``.
+    callback : callable ``(record, state) -> bool``, optional
+        Called after each evaluation; a true return stops the run (``stop_reason = "callback"``).
+    progress : Progress, optional
+        Updated at each evaluation and closed at the end (also on an error).
+    evaluate_start : bool
+        Evaluate the starting point before the first step.
+    per_step : bool
+        Call ``step(1)`` once per step, so that every step's loss is checked (default: one call
+        per stretch between evaluations, checked at its end).
+
+    Returns
+    -------
+    list of dict
+        The history: one record per evaluation.
+
+    Raises
+    ------
+    DivergenceError
+        A checked loss broke the divergence rule.
+    """
+    history: list[dict[str, Any]] = []
+
+    def _evaluate(loss: torch.Tensor | float | None) -> None:
+        ev = evaluate(loss)
+        if ev.loss is not None:
+            divergence.check(ev.loss, schedule.step)
+        history.append(ev.record)
+        if callback is not None:
+            with torch.no_grad():  # the callback looks; it does not extend the autograd graph
+                if callback(ev.record, ev.state):
+                    schedule.stop("callback")
+        if progress is not None:
+            progress.update(schedule.step, ev.note)
+        if ev.value is not None:
+            schedule.observe(ev.value)
+
+    try:
+        if evaluate_start:
+            _evaluate(None)
+        while (n := schedule.next_steps()) > 0:
+            for k in (1,) * n if per_step else (n,):
+                loss = step(k)
+                schedule.advance(k)
+                if loss is not None:
+                    divergence.check(loss, schedule.step)
+            if schedule.due():
+                _evaluate(loss)
+    finally:
+        if progress is not None:
+            progress.close()
+    return history
