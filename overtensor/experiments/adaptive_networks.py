@@ -145,6 +145,14 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from overtensor.optim.registry import make_optimizer
+    from overtensor.training.loop import (
+        Divergence,
+        DivergenceError,
+        Evaluation,
+        StepSchedule,
+        optimizer_step,
+        train_loop,
+    )
 
     seed = int(config["seed"])
     name = config["optimizer"]
@@ -157,20 +165,30 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     opt = make_optimizer(name, net.parameters(), lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     bs, epochs = int(config.get("batch_size", 64)), int(config.get("epochs", 20))
-    diverged = False
-    for _ in range(epochs):
-        order = torch.randperm(len(ytr), generator=gen)
-        for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(Xtr[idx]), ytr[idx])
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            loss.backward()
-            opt.step()
-        if diverged:
-            break
+    per_epoch = -(-len(ytr) // bs)  # mini-batches per epoch (the last one may be short)
+    order = torch.empty(0, dtype=torch.long)
+
+    def step(_: int) -> torch.Tensor:  # one mini-batch (train_loop is called with per_step)
+        nonlocal order
+        k = schedule.step % per_epoch
+        if k == 0:  # a new epoch: a new order of the training set
+            order = torch.randperm(len(ytr), generator=gen)
+        idx = order[k * bs:(k + 1) * bs]
+        loss = loss_fn(net(Xtr[idx]), ytr[idx])
+        if torch.isfinite(loss):  # else no step: the divergence rule stops the run on this loss
+            optimizer_step(opt, loss)
+        return loss.detach()
+
+    schedule = StepSchedule(epochs * per_epoch, every=per_epoch)
+    # Only a non-finite loss stops a run (factor=inf): the question is whether runs with a large
+    # step recover from loss spikes, so a spike is measured, not cut short.
+    divergence = Divergence(lr, start=None, factor=math.inf)
+    try:
+        train_loop(schedule, step, lambda loss: Evaluation({"step": schedule.step, "loss": float(loss)}),
+                   per_step=True, divergence=divergence)
+        diverged = False
+    except DivergenceError:
+        diverged = True
     with torch.no_grad():
         out_tr, out_te = net(Xtr), net(Xte)
         theta = _flat(net)

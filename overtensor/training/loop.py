@@ -36,9 +36,9 @@ DIVERGENCE_FACTOR = 1e8
 
 
 def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: float = 0.5,
-                     what: str = "loss") -> None:
+                     what: str = "loss", factor: float = DIVERGENCE_FACTOR) -> None:
     """Raise :class:`DivergenceError` with advice if ``loss`` is NaN/inf or above
-    ``DIVERGENCE_FACTOR · start``.
+    ``factor · start`` (default ``DIVERGENCE_FACTOR · start``).
 
     Parameters
     ----------
@@ -54,12 +54,12 @@ def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: fl
         regression.
     what : str
         The loss's name in the message (``"loss"``, ``"batch risk"``).
+    factor : float
+        The stated multiple of the start; ``math.inf``: only a non-finite loss diverges (an
+        experiment that measures whether runs recover from loss spikes).
     """
-    if isinstance(loss, torch.Tensor):
-        value = float(loss.detach().max()) if loss.numel() > 1 else float(loss)
-    else:
-        value = float(loss)
-    limit = DIVERGENCE_FACTOR * max(float(start), 1e-300)
+    value = _value(loss)
+    limit = factor * max(float(start), 1e-300)
     if not math.isfinite(value) or value > limit:
         raise DivergenceError(
             f"training diverged at step {step}: {what} = {value:.3g} (start {start:.3g}). "
@@ -81,16 +81,19 @@ class Divergence:
         checked (floored at ``1e-300``), as for a regression.
     what : str
         The loss's name in the message.
+    factor : float
+        The multiple of the start above which the run diverged (see :func:`check_divergence`).
     """
 
-    def __init__(self, lr: float, start: float | None = 0.5, what: str = "loss") -> None:
-        self.lr, self.start, self.what = lr, start, what
+    def __init__(self, lr: float, start: float | None = 0.5, what: str = "loss",
+                 factor: float = DIVERGENCE_FACTOR) -> None:
+        self.lr, self.start, self.what, self.factor = lr, start, what, factor
 
     def check(self, loss: torch.Tensor | float, step: int) -> None:
         """Raise :class:`DivergenceError` if ``loss`` at ``step`` breaks the rule."""
         if self.start is None:
             self.start = max(_value(loss), 1e-300)
-        check_divergence(loss, step, self.lr, start=self.start, what=self.what)
+        check_divergence(loss, step, self.lr, start=self.start, what=self.what, factor=self.factor)
 
 
 def _value(loss: torch.Tensor | float) -> float:
