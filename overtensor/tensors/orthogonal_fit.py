@@ -171,20 +171,22 @@ def orthogonal_regime_fit(
 
     stochastic = options.rotation == "stochastic"
 
-    def step(n: int) -> torch.Tensor:
+    def step(n: int) -> torch.Tensor:  # n = 1: every step's loss is checked (per_step)
         nonlocal opt
-        for i in range(1, n + 1):
-            loss = loss_of(theta)
-            optimizer_step(opt, loss)
-            if stochastic and (sched.step + i) % options.block_steps == 0:
-                # merge the k × k block into W_0 and draw a new one, with fresh optimizer state
-                theta.update(fn.resample(theta))
-                theta["R"].requires_grad_(True)
-                opt = _optimizer(fn, theta, lr, options)
+        loss = loss_of(theta)
+        optimizer_step(opt, loss)
+        if stochastic and (sched.step + 1) % options.block_steps == 0:
+            # merge the k × k block into W_0 and draw a new one, with fresh optimizer state
+            theta.update(fn.resample(theta))
+            theta["R"].requires_grad_(True)
+            opt = _optimizer(fn, theta, lr, options)
         return loss.detach()
 
+    # Checked every step: a rotation stepped from an exploded loss has no Cayley map (singular
+    # solve), so the rule must see the loss before the next step.
     history = train_loop(
         sched, step, evaluate, divergence=Divergence(lr), callback=callback, evaluate_start=True,
+        per_step=True,
         progress=Progress(progress, max_steps, f"{method}/orthogonal[{options.rotation}] m={width}"))
 
     with torch.no_grad():
