@@ -41,6 +41,7 @@ from overtensor._checks import (
     make_generator,
 )
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
+from overtensor.optim.steps import curvature_step, minibatch_step
 from overtensor.training.loop import (
     Divergence,
     Evaluation,
@@ -543,11 +544,8 @@ def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: d
     if batch_size is None or full[1] is None:
         return full[0]
     K = full[1]
-    n, b = problem.n, batch_size
-    beta = float(torch.diagonal(K).max())
-    top = float(torch.linalg.eigvalsh(K)[-1])
-    denom = n * beta + (b - 1) * top
-    return min(full[0], b / denom) if denom > 0 else full[0]
+    return minibatch_step(full[0], problem.n, batch_size, beta=float(torch.diagonal(K).max()),
+                          top=float(torch.linalg.eigvalsh(K)[-1]))
 
 
 def _full_batch_lr(name: str, problem: RegressionProblem, w0: torch.Tensor,
@@ -566,13 +564,13 @@ def _full_batch_lr(name: str, problem: RegressionProblem, w0: torch.Tensor,
             elif wts == "identity":
                 S = torch.full((problem.n,), 1.0 / problem.n, dtype=torch.float64)
             elif wts == "normalized-residual":
-                return 0.5 / float(torch.linalg.eigvalsh(K)[-1]), None  # D_k ⪯ 2I
+                # D_k ⪯ 2I: half the step of the unpreconditioned curvature
+                return curvature_step(float(torch.linalg.eigvalsh(K)[-1]), factor=0.5, flat=0.5), None
             else:
                 r = X @ w0.to(torch.float64) - problem.y.to(torch.float64)
                 S = (r.abs() / problem.n) if wts == "residual" else wts(r).to(torch.float64)
             K = K + K @ (torch.diag(S) if S.ndim == 1 else S) @ K
-    top = float(torch.linalg.eigvalsh(K)[-1])
-    return (1.0 / top if top > 0 else 1.0), K
+    return curvature_step(float(torch.linalg.eigvalsh(K)[-1]), flat=1.0), K
 
 
 def fit_regression(

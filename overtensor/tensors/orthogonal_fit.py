@@ -35,6 +35,7 @@ from overtensor._checks import (
 )
 from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
+from overtensor.optim.steps import tensor_curvature_step
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
@@ -139,8 +140,7 @@ def orthogonal_regime_fit(
             return half_sq_distance(a, V, target, scale, sq)
 
         L = top_eigenvalue(autograd_hvp(probe_loss, probe), probe, random_state=generator)
-        cap = 0.5 / max(l, 4)
-        lr = min(0.5 / L, cap) if L > 0 else cap
+        lr = tensor_curvature_step(L, l)
     for p in theta.values():
         p.requires_grad_(True)
     opt = _optimizer(fn, theta, lr, options)

@@ -38,6 +38,7 @@ import torch
 from overtensor._checks import check_choice
 from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
 from overtensor.optim.registry import check_optimizer, make_optimizer
+from overtensor.optim.steps import curvature_step, tensor_curvature_step
 from overtensor.regimes import layer as regime_layer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
@@ -321,11 +322,8 @@ def regime_fit(
             L = top_eigenvalue(problem.hvp, theta, random_state=generator)
         else:
             L = top_eigenvalue(autograd_hvp(loss_of, theta), theta, random_state=generator)
-        if regime in ("lazy", "random-features"):
-            lr = 1.0 / L if L > 0 else 1.0
-        else:
-            cap = 0.5 / max(l, 4)
-            lr = min(0.5 / L, cap) if L > 0 else cap
+        quadratic = regime in ("lazy", "random-features")
+        lr = curvature_step(L, flat=1.0) if quadratic else tensor_curvature_step(L, l)
     if conjugate:
         stepper = ConjugateGradients(problem, theta)
     elif closed:

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from overtensor._checks import check_float, check_int
+from overtensor.optim.steps import curvature_step
 from overtensor.tensors import small_core as small
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.extraction import merge_components
@@ -259,7 +260,8 @@ def fit_small(
         if shortcuts.adaptive_lr and sched.step >= next_curvature:
             next_curvature = sched.step + shortcuts.curvature_every
             L, vec = _top_curvature(core, W64.astype(dtype), s, mu, vec)
-            lr = min(shortcuts.lr_factor / L, shortcuts.max_lr_ratio * lr0) if L > 0 else lr0
+            lr = curvature_step(L, factor=shortcuts.lr_factor, cap=shortcuts.max_lr_ratio * lr0,
+                                flat=lr0)
         W = W64.astype(dtype) if shortcuts.float32 else W64
         backup = W64.copy()
         # Overflow in a step that overshot is handled below (undo and halve) or reported by
