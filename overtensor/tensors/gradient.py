@@ -243,8 +243,10 @@ def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: F
     engine, which steps many runs at once."""
     rec = evaluation_record(sched, state, loss, rel, laziness, recorders, **fields)
     history.append(rec)
-    if callback is not None and callback(rec, state):
-        sched.stop("callback")
+    if callback is not None:
+        with torch.no_grad():  # as train_loop calls it
+            if callback(rec, state):
+                sched.stop("callback")
     return rec
 
 

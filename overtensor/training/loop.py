@@ -6,7 +6,7 @@ Every family trains through :func:`train_loop`, in the template-method spirit of
 * the family supplies ``step(n)`` (``n`` optimizer steps; the loss of the last one, or ``None``) and
   ``evaluate(loss) -> Evaluation`` (its measurements at an evaluation point);
 * the driver owns the step count and the evaluation schedule (:class:`StepSchedule`, or the tensor
-  fits' ``EpochSchedule``, any object with the :class:`Schedule` methods), the divergence rule
+  fits' ``EpochSchedule``, any object with the :class:`LoopSchedule` methods), the divergence rule
   (:func:`check_divergence` through :class:`Divergence`), the history, the callback contract
   ``callback(record, state) -> stop`` (:data:`overtensor.training.result.Callback`), the progress
   bar (:class:`Progress`) and stopping.
@@ -157,7 +157,7 @@ class Progress:
             self._bar.stop()
 
 
-class Schedule(Protocol):
+class LoopSchedule(Protocol):
     """What :func:`train_loop` asks of an evaluation schedule (:class:`StepSchedule`, and the
     tensor fits' :class:`~overtensor.tensors.gradient.EpochSchedule`)."""
 
@@ -256,7 +256,7 @@ class Evaluation:
 
 
 def train_loop(
-    schedule: Schedule,
+    schedule: LoopSchedule,
     step: Callable[[int], torch.Tensor | float | None],
     evaluate: Callable[[torch.Tensor | float | None], Evaluation],
     *,
@@ -278,7 +278,7 @@ def train_loop(
 
     Parameters
     ----------
-    schedule : Schedule
+    schedule : LoopSchedule
         Counts the steps and decides the evaluation points and stopping (``schedule.step`` and
         ``schedule.stop_reason`` are the run's steps and stop reason afterwards).
     step : callable ``n -> loss``
