@@ -206,3 +206,19 @@ HUGE_LR = {"tensor-full": 50.0, "tensor-random-features": 1e3, "tensor-orthogona
 def test_every_family_raises_the_same_divergence_error(family):
     with pytest.raises(DivergenceError, match=MESSAGE):
         FAMILIES[family](lr=HUGE_LR[family])
+
+
+# --- one step-size module ------------------------------------------------------------------------
+
+def test_the_default_step_rules():
+    from overtensor.optim.steps import curvature_step, minibatch_step, tensor_curvature_step, tensor_step
+
+    assert curvature_step(4.0, flat=1.0) == 0.25
+    assert curvature_step(4.0, factor=0.5, cap=0.1, flat=1.0) == 0.1
+    assert curvature_step(0.0, flat=0.3) == curvature_step(float("nan"), flat=0.3) == 0.3
+    assert tensor_step(3) == tensor_step(4) == 0.125 and tensor_step(6) == 0.5 / 6
+    assert tensor_curvature_step(1.0, 3) == 0.125  # ½/L above the cap: the cap
+    assert tensor_curvature_step(100.0, 3) == 0.005 and tensor_curvature_step(-1.0, 5) == 0.1
+    # Ma, Bassily & Belkin: b / (n β + (b − 1) λ_max), never above the full-batch step
+    assert minibatch_step(1.0, n=40, batch=8, beta=2.0, top=10.0) == pytest.approx(8 / (80 + 70))
+    assert minibatch_step(0.01, n=40, batch=40, beta=0.0, top=0.1) == 0.01
