@@ -450,6 +450,7 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
                          divergence=Divergence(advice_lr, start=null, what="batch risk"),
                          progress=Progress(config.progress, config.steps,
                                            f"{config.regime} N={spec.width}"))
+
     theta_d = {k: v.detach() for k, v in theta.items()}
     with torch.no_grad():
         if X is not None:
