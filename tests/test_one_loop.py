@@ -143,9 +143,9 @@ def test_the_progress_bar_is_closed_also_when_the_run_fails():
 
 # --- every family: the same history, callback and divergence behaviour ------------------------
 
-def _tensor_fit(regime: str, **kw):
+def _tensor_fit(regime: str, engine: str | None = None, **kw):
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
-    engine = {"engine": "autograd"} if regime == "full" else {}
+    engine = {"engine": engine} if engine else {}
     return ot.fit(target, width=5, method="gd", regime=regime, random_state=0,
                   **{"max_steps": 400, "eval_every": 20, **engine, **kw})
 
@@ -165,7 +165,9 @@ def _regression(**kw):
 
 
 FAMILIES = {
-    "tensor-full": lambda **kw: _tensor_fit("full", **kw),
+    "tensor-full": lambda **kw: _tensor_fit("full", "autograd", **kw),
+    # the batched engine (the default of "gd"), a faster engine of the same schedule
+    "tensor-full-batched": lambda **kw: _tensor_fit("full", **kw),
     "tensor-random-features": lambda **kw: _tensor_fit("random-features", **kw),
     "tensor-orthogonal": lambda **kw: _tensor_fit("orthogonal", **kw),
     "network": _network,
@@ -198,7 +200,7 @@ def test_every_family_without_a_callback_runs_its_budget_or_its_own_stop(family)
 
 
 #: A step size far above 2/L in each family (the loss grows geometrically).
-HUGE_LR = {"tensor-full": 50.0, "tensor-random-features": 1e3, "tensor-orthogonal": 1e3,
+HUGE_LR = {"tensor-full": 50.0, "tensor-full-batched": 50.0, "tensor-random-features": 1e3, "tensor-orthogonal": 1e3,
            "network": 50.0, "regression": 5.0}
 
 
