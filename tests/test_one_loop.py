@@ -22,9 +22,9 @@ from overtensor.training.loop import (
     Divergence,
     DivergenceError,
     Evaluation,
-    StepSchedule,
     train_loop,
 )
+from overtensor.training.schedule import StepSchedule
 
 PACKAGE = Path(__file__).resolve().parents[1] / "overtensor"
 MESSAGE = r"training diverged at step \d+: .* \(start .*\)\. Lower the step size \(lr=.*; try lr="
@@ -200,8 +200,8 @@ def test_every_family_without_a_callback_runs_its_budget_or_its_own_stop(family)
 
 
 #: A step size far above 2/L in each family (the loss grows geometrically).
-HUGE_LR = {"tensor-full": 50.0, "tensor-full-batched": 50.0, "tensor-random-features": 1e3, "tensor-orthogonal": 1e3,
-           "network": 50.0, "regression": 5.0}
+HUGE_LR = {"tensor-full": 50.0, "tensor-full-batched": 50.0, "tensor-random-features": 1e3,
+           "tensor-orthogonal": 1e3, "network": 50.0, "regression": 5.0}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -224,3 +224,9 @@ def test_the_default_step_rules():
     # Ma, Bassily & Belkin: b / (n β + (b − 1) λ_max), never above the full-batch step
     assert minibatch_step(1.0, n=40, batch=8, beta=2.0, top=10.0) == pytest.approx(8 / (80 + 70))
     assert minibatch_step(0.01, n=40, batch=40, beta=0.0, top=0.1) == 0.01
+
+
+def test_a_solver_without_a_step_size_gets_the_rule_without_a_step_advice():
+    # conjugate gradients (the lazy regime's default) has no lr: the message must still be built
+    with pytest.raises(DivergenceError, match=r"at step 4: loss = nan .*Lower the step size, or use"):
+        Divergence(None).check(float("nan"), 4)

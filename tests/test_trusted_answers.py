@@ -17,9 +17,9 @@ from overtensor.cli.main import main
 from overtensor.precision import EXACT
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regression.core import _full_batch_lr, fit_regression, gaussian_design
-from overtensor.tensors.gradient import EpochSchedule
 from overtensor.tensors.targets import symmetrize
 from overtensor.training.loop import DivergenceError
+from overtensor.training.schedule import EpochSchedule
 from tests.test_published_examples import kofidis_regalia
 
 

@@ -149,10 +149,10 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
         Divergence,
         DivergenceError,
         Evaluation,
-        StepSchedule,
         optimizer_step,
         train_loop,
     )
+    from overtensor.training.schedule import StepSchedule
 
     seed = int(config["seed"])
     name = config["optimizer"]

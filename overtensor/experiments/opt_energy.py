@@ -100,10 +100,10 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
     from overtensor.training.loop import (
         Divergence,
         Evaluation,
-        StepSchedule,
         optimizer_step,
         train_loop,
     )
+    from overtensor.training.schedule import StepSchedule
 
     seed, d, N = int(config["seed"]), int(config["dim"]), int(config["width"])
     gen = torch.Generator().manual_seed(seed)

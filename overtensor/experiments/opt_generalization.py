@@ -88,10 +88,10 @@ def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
     from overtensor.training.loop import (
         Divergence,
         Evaluation,
-        StepSchedule,
         optimizer_step,
         train_loop,
     )
+    from overtensor.training.schedule import StepSchedule
 
     variant = check_choice("variant", config["variant"], VARIANTS)
     seed, H = int(config["seed"]), int(config["hidden"])

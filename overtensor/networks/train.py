@@ -43,11 +43,11 @@ from overtensor.training.loop import (
     Divergence,
     Evaluation,
     Progress,
-    StepSchedule,
     optimizer_step,
     train_loop,
 )
 from overtensor.training.result import Callback, TrainingResult, check_callback
+from overtensor.training.schedule import StepSchedule
 
 Params = dict[str, torch.Tensor]
 
@@ -98,7 +98,8 @@ class TrainConfig:
     a_init : {"ones", "signs"}
         Initial output weights.
     eval_every : int
-        Steps between evaluations (history, divergence check, progress bar).
+        Steps between evaluations (history, callback, progress bar; the divergence rule checks
+        every step's batch risk).
     dtype : torch.dtype
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; samples are drawn on the CPU (same seed, same data on

@@ -46,11 +46,11 @@ from overtensor.training.loop import (
     Divergence,
     Evaluation,
     Progress,
-    StepSchedule,
     optimizer_step,
     train_loop,
 )
 from overtensor.training.result import Callback, TrainingResult, check_callback
+from overtensor.training.schedule import StepSchedule
 
 # ---------------------------------------------------------------------------------------------
 # Problems

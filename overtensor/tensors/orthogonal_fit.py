@@ -40,7 +40,7 @@ from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
 from overtensor.tensors.cp import SymmetricCP
-from overtensor.tensors.gradient import EpochSchedule, FitState, evaluation_record, prepare_fit
+from overtensor.tensors.gradient import FitState, evaluation_record, prepare_fit
 from overtensor.tensors.loss import half_sq_distance, relative_error
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.models import MODELS, model_cp
@@ -53,6 +53,7 @@ from overtensor.training.loop import (
     optimizer_step,
     train_loop,
 )
+from overtensor.training.schedule import EpochSchedule
 
 Params = dict[str, torch.Tensor]
 

@@ -42,7 +42,7 @@ from overtensor.optim.steps import curvature_step, tensor_curvature_step
 from overtensor.regimes import layer as regime_layer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
-from overtensor.tensors.gradient import EpochSchedule, FitState, evaluation_record, prepare_fit
+from overtensor.tensors.gradient import FitState, evaluation_record, prepare_fit
 from overtensor.tensors.lazy import (
     dense_evaluation_pays,
     dense_target,
@@ -65,6 +65,7 @@ from overtensor.tensors.regime_gradients import tangent_map as tangent_displacem
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import Target
 from overtensor.training.loop import Divergence, Evaluation, Progress, gd_steps, train_loop
+from overtensor.training.schedule import EpochSchedule
 
 REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
 #: The built-in regimes ``overtensor.fit`` accepts: the transformations above and OPT

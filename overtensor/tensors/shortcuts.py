@@ -11,7 +11,7 @@ extracts and polishes. On a well-posed target the rows have found the components
 in a typical order-3, rank-5 fit the error reaches the weight-decay plateau (~1e-3) after 150
 steps and the remaining ~1 300 steps only confirm the stagnation. :func:`fit_small` runs the same
 dynamics — homogeneous model, same initialization and re-initializations from the same generator,
-same :class:`~overtensor.tensors.gradient.EpochSchedule`, plain gradient descent — with
+same :class:`~overtensor.training.schedule.EpochSchedule`, plain gradient descent — with
 these :class:`Shortcuts`:
 
 * **early switch** (``early_switch``): at each evaluation where the model's own error is at most
@@ -59,7 +59,6 @@ from overtensor.tensors.extraction import merge_components
 from overtensor.tensors.gauss_newton import MAX_UNKNOWNS
 from overtensor.tensors.gradient import (
     COARSE_MERGES,
-    EpochSchedule,
     _diagnose,
     finish_fit,
     prepare_fit,
@@ -73,6 +72,7 @@ from overtensor.tensors.small_core import MAX_DENSE_ENTRIES, SmallCore, gd_steps
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target
 from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
 from overtensor.training.loop import check_divergence
+from overtensor.training.schedule import EpochSchedule
 
 #: Power iterations per curvature estimate (the first starts from the gradient's direction; at a
 #: small initialization it only has to show that ``L`` is below ``1/(max_lr_ratio·lr)``).

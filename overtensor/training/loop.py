@@ -5,8 +5,9 @@ Every family trains through :func:`train_loop`, in the template-method spirit of
 
 * the family supplies ``step(n)`` (``n`` optimizer steps; the loss of the last one, or ``None``) and
   ``evaluate(loss) -> Evaluation`` (its measurements at an evaluation point);
-* the driver owns the step count and the evaluation schedule (:class:`StepSchedule`, or the tensor
-  fits' ``EpochSchedule``, any object with the :class:`LoopSchedule` methods), the divergence rule
+* the driver owns the step count and the evaluation schedule
+  (:mod:`overtensor.training.schedule`: ``StepSchedule``, the tensor fits' ``EpochSchedule``, any
+  :class:`~overtensor.training.schedule.LoopSchedule`), the divergence rule
   (:func:`check_divergence` through :class:`Divergence`), the history, the callback contract
   ``callback(record, state) -> stop`` (:data:`overtensor.training.result.Callback`), the progress
   bar (:class:`Progress`) and stopping.
@@ -19,11 +20,13 @@ draws (``docs/architecture.md``). The mathematics lives in the families.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
+
+from overtensor.training.schedule import LoopSchedule
 
 
 class DivergenceError(RuntimeError):
@@ -35,7 +38,7 @@ class DivergenceError(RuntimeError):
 DIVERGENCE_FACTOR = 1e8
 
 
-def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: float = 0.5,
+def check_divergence(loss: torch.Tensor | float, step: int, lr: float | None, start: float = 0.5,
                      what: str = "loss", factor: float = DIVERGENCE_FACTOR) -> None:
     """Raise :class:`DivergenceError` with advice if ``loss`` is NaN/inf or above
     ``factor · start`` (default ``DIVERGENCE_FACTOR · start``).
@@ -46,8 +49,9 @@ def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: fl
         The current loss (the largest entry of a batch of losses).
     step : int
         The step reached, for the message.
-    lr : float
-        The step size used; the advice suggests a quarter of it.
+    lr : float or None
+        The step size used; the advice suggests a quarter of it (``None``: a solver without one,
+        conjugate gradients).
     start : float
         The loss's scale at the start: ``½`` for a tensor fit (the target is normalized to unit
         norm, so the zero model's loss is ``½``), the null risk of a network, the initial loss of a
@@ -61,9 +65,10 @@ def check_divergence(loss: torch.Tensor | float, step: int, lr: float, start: fl
     value = _value(loss)
     limit = factor * max(float(start), 1e-300)
     if not math.isfinite(value) or value > limit:
+        step_advice = "" if lr is None else f" (lr={lr:g}; try lr={lr / 4:g})"
         raise DivergenceError(
             f"training diverged at step {step}: {what} = {value:.3g} (start {start:.3g}). "
-            f"Lower the step size (lr={lr:g}; try lr={lr / 4:g}), or use float64 "
+            f"Lower the step size{step_advice}, or use float64 "
             "(dtype='float64') if this happened late in training."
         )
 
@@ -85,7 +90,7 @@ class Divergence:
         The multiple of the start above which the run diverged (see :func:`check_divergence`).
     """
 
-    def __init__(self, lr: float, start: float | None = 0.5, what: str = "loss",
+    def __init__(self, lr: float | None, start: float | None = 0.5, what: str = "loss",
                  factor: float = DIVERGENCE_FACTOR) -> None:
         self.lr, self.start, self.what, self.factor = lr, start, what, factor
 
@@ -155,78 +160,6 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-class LoopSchedule(Protocol):
-    """What :func:`train_loop` asks of an evaluation schedule (:class:`StepSchedule`, and the
-    tensor fits' :class:`~overtensor.tensors.gradient.EpochSchedule`)."""
-
-    step: int
-    stop_reason: str | None
-
-    def next_steps(self) -> int:
-        """Steps to take before the next evaluation point; 0 once finished (``stop_reason`` set)."""
-
-    def advance(self, n: int) -> None:
-        """``n`` steps were taken."""
-
-    def due(self) -> bool:
-        """Whether the step reached is an evaluation point."""
-
-    def observe(self, value: float) -> None:
-        """The value an evaluation reported (:attr:`Evaluation.value`)."""
-
-    def stop(self, reason: str) -> None:
-        """Stop at the next :meth:`next_steps`, for ``reason``."""
-
-
-class StepSchedule:
-    """A fixed budget of ``max_steps`` steps, evaluated every ``every`` steps, at the steps in
-    ``at``, and at the last step when ``last``; stops with ``"max_steps"`` when the budget is spent.
-
-    Parameters
-    ----------
-    max_steps : int
-        The budget (0: no step).
-    every : int, optional
-        Evaluate at every multiple of ``every``.
-    at : iterable of int, optional
-        Evaluate at these steps (a step 0 in it is the caller's start evaluation, not a step).
-    last : bool
-        Evaluate at ``max_steps`` too.
-    """
-
-    def __init__(self, max_steps: int, *, every: int | None = None, at: Iterable[int] = (),
-                 last: bool = True) -> None:
-        self.max_steps, self.every, self.last = max_steps, every, last
-        self.at = sorted(set(at))
-        self.step = 0
-        self.stop_reason: str | None = None
-
-    def _next_point(self) -> int:
-        points = [self.max_steps]
-        if self.every is not None:
-            points.append((self.step // self.every + 1) * self.every)
-        points += [k for k in self.at if k > self.step][:1]
-        return min(points)
-
-    def next_steps(self) -> int:
-        if self.stop_reason is None and self.step >= self.max_steps:
-            self.stop_reason = "max_steps"
-        return 0 if self.stop_reason is not None else self._next_point() - self.step
-
-    def advance(self, n: int) -> None:
-        self.step += n
-
-    def due(self) -> bool:
-        return ((self.every is not None and self.step % self.every == 0) or self.step in self.at
-                or (self.last and self.step == self.max_steps))
-
-    def observe(self, value: float) -> None:
-        pass  # a fixed budget does not depend on the measurements
-
-    def stop(self, reason: str) -> None:
-        self.stop_reason = reason
 
 
 @dataclass(frozen=True)
