@@ -11,7 +11,10 @@ standardized with the training split's statistics, a stratified 70/30 split draw
 Models (plain ``torch.nn``, initialized from an explicit generator): ``two-layer`` (64 → 256 ReLU →
 10) and ``mlp`` (64 → 128 → 128 ReLU → 10). Training: cross-entropy, mini-batches of 64 in an order
 drawn from the seed, a fixed number of epochs; every optimizer comes from the registry
-(:func:`overtensor.optim.registry.make_optimizer`), over a learning-rate grid per optimizer.
+(:func:`overtensor.optim.registry.make_optimizer`), over a learning-rate grid per optimizer,
+stepped by :func:`overtensor.training.loop.train_loop`. A run whose batch loss becomes non-finite
+stops there and is reported ``diverged`` (the divergence rule with an infinite multiple: a large
+step's loss spikes are measured, not cut short).
 
 Metrics: test and train accuracy, final training loss, the weight norm ``‖θ‖`` and the distance
 from the initialization ``‖θ − θ_0‖`` (the network analogue of the out-of-span part, which

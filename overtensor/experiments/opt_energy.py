@@ -13,7 +13,9 @@ Two models, the same three regimes from the same initialization per seed:
   SGD on fresh Gaussian batches; the risk is the exact population risk
   ``2‖M − B‖_F² + (tr(M − B) + c + tr B)²`` with ``M = Σ a_i w_i w_iᵀ`` (``x ~ N(0, I)``),
   divided by the null risk ``2‖B‖_F²``. ``orthogonal`` uses :func:`overtensor.regimes.orthogonal.orthogonal`
-  (Cayley map) on the network's parameter dict.
+  (Cayley map) on the network's parameter dict. The steps run through
+  :func:`overtensor.training.loop.train_loop` (a batch loss that is not finite or exceeds
+  ``1e8 ×`` the first one raises :class:`~overtensor.training.loop.DivergenceError`).
 
 Each run returns the evaluation steps, the risk and the energies (``s = 1``, ``s = 0``, float64)
 of the rows at each evaluation. Expected: the energy of ``orthogonal`` and ``random-features``

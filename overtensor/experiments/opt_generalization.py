@@ -6,7 +6,9 @@ downloaded), split per seed into train/test (stratified, ``test_size``), feature
 the training part. Model: ``64 → H → 10`` with a ReLU, ``H`` wide (the hidden rows are the
 neurons). Variants, all from the same initialization per seed (hidden rows ``N(0, 1/64)``, output
 ``N(0, 1/H)``, zero biases) and the same optimizer (SGD, momentum, mini-batches, cross-entropy,
-a fixed number of epochs, no tuning per variant):
+a fixed number of epochs, no tuning per variant, stepped by
+:func:`overtensor.training.loop.train_loop`, whose divergence rule stops a run whose batch loss is
+not finite or exceeds ``1e8 ×`` the first one):
 
 * ``standard``: every weight trained;
 * ``random-features``: hidden rows frozen, biases and output trained;

@@ -89,7 +89,6 @@ class StepSchedule:
         self.stop_reason = reason
 
 
-
 class EpochSchedule:
     """Epochs, evaluation points and stopping of one run (docs/theory/tensors.md §5, steps 2–5), without
     the maths.
