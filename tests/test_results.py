@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.tensors.gradient import EpochSchedule, finish_fit, restart_rows
+from overtensor.tensors.gradient import finish_fit, restart_rows
 from overtensor.tensors.models import model_cp
 from overtensor.tensors.reduction import reduce_rank
+from overtensor.training.schedule import EpochSchedule
 
 
 def _correlated(order: int, dim: int, rank: int, cos: float, seed: int) -> ot.CPTarget:

@@ -18,9 +18,9 @@ from overtensor.precision import EXACT
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regression.core import _full_batch_lr, fit_regression, gaussian_design
 from overtensor.tensors.config import split_options
-from overtensor.tensors.gradient import EpochSchedule
 from overtensor.tensors.targets import symmetrize
 from overtensor.training.loop import DivergenceError
+from overtensor.training.schedule import EpochSchedule
 from tests.test_published_examples import kofidis_regalia
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from overtensor._checks import check_choice, check_float, check_int, check_stopping
+from overtensor.optim.steps import tensor_step
 from overtensor.tensors.config import GROUPS, Extraction, GradientSchedule, as_dict
 from overtensor.tensors.models import MODELS
 from overtensor.tensors.targets import Target
@@ -107,7 +108,7 @@ def gradient_options(
         cfg["reinit_threshold"] = check_float("reinit_threshold", cfg["reinit_threshold"],
                                               minimum=0.0)
     if lr is None:
-        lr = 0.5 / max(tgt.order, 4)
+        lr = tensor_step(tgt.order)
     lr = check_float("lr", lr, minimum=0.0, strict=True)
     if main_epochs != "default":
         cfg["main_epochs"] = main_epochs
