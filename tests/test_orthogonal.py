@@ -23,7 +23,7 @@ from overtensor.regimes.orthogonal import (
     orthogonal,
     orthogonality_error,
 )
-from overtensor.tensors.orthogonal_fit import OrthogonalOptions, fit_orthogonal
+from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
 
 def _random_orthogonal(d, seed, dtype=torch.float64):
@@ -178,9 +178,9 @@ def test_cayley_sgd_descends_and_rejects_a_non_square_orthogonal_parameter():
 @pytest.mark.parametrize("rotation", ORTHOGONAL_METHODS)
 def test_every_way_trains_the_tensor_regime_and_reports_orthogonality(rotation):
     target = ot.random_target(3, 4, 2, random_state=3)
-    res = fit_orthogonal(target, 10, OrthogonalOptions(rotation=rotation, block_size=2,
-                                                       block_steps=20),
-                         max_steps=200, eval_every=50, random_state=0)
+    res = ot.fit(target, 10, "gd", regime="orthogonal", random_state=0,
+                 orthogonal=OrthogonalOptions(rotation=rotation, block_size=2, block_steps=20),
+                 schedule=ot.GradientSchedule(model="homogeneous", max_steps=200, eval_every=50))
     assert all("orthogonality_error" in h for h in res.history)
     assert res.info["orthogonality_error"] < EXACT
     assert res.model_relative_error < 0.8 * res.history[0]["relative_error"]
@@ -199,14 +199,14 @@ def test_orthogonal_regime_reaches_the_random_features_span_turned():
     assert res.model_relative_error <= rf + 1e-6
 
 
-def test_fit_orthogonal_validates_before_work():
+def test_the_orthogonal_regime_validates_before_work():
     target = ot.random_target(3, 4, 2, random_state=3)
     with pytest.raises(ValueError, match="rotation must be one of"):
         OrthogonalOptions(rotation="qr")
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
-        fit_orthogonal(target, 1)
-    with pytest.raises(TypeError, match="options must be an OrthogonalOptions"):
-        fit_orthogonal(target, 4, {"rotation": "cayley"})
+        ot.fit(target, 1, regime="orthogonal")
+    with pytest.raises(TypeError, match="orthogonal must be an OrthogonalOptions"):
+        ot.fit(target, 4, regime="orthogonal", orthogonal={"rotation": "cayley"})
 
 
 def test_cli_fit_runs_the_orthogonal_regime(capsys):

@@ -259,8 +259,9 @@ def check_group(name: str, value: Any, cls: type) -> Any:
     if value is None:
         return cls()
     if not isinstance(value, cls):
-        raise TypeError(f"{name} must be a {cls.__name__} (overtensor.{cls.__name__}(...)) or None, "
-                        f"got {type(value).__name__}: {value!r}")
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"{name} must be {article} {cls.__name__} (overtensor.{cls.__name__}(...)) "
+                        f"or None, got {type(value).__name__}: {value!r}")
     return value
 
 

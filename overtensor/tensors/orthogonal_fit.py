@@ -12,8 +12,9 @@ reachable, turned as a whole. Pairwise angles of the rows, and their hyperspheri
 :data:`overtensor.regimes.orthogonal.ORTHOGONAL_METHODS` (:mod:`overtensor.regimes.orthogonal`); every history
 record carries ``orthogonality_error = ‖RᵀR − I‖_F`` and the energies.
 
-:func:`overtensor.fit` with ``regime="orthogonal"`` runs :func:`orthogonal_regime_fit` with the
-default :class:`OrthogonalOptions` (Cayley map); :func:`fit_orthogonal` exposes them.
+:func:`overtensor.fit` with ``regime="orthogonal"`` runs :func:`orthogonal_regime_fit`;
+``fit(..., orthogonal=OrthogonalOptions(...))`` chooses the way of keeping ``R`` orthogonal (default
+the Cayley map) and what else is trained. There is no second door: this is the one entry.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from overtensor._checks import (
     check_choice,
     check_float,
     check_int,
-    make_generator,
-    resolve_device,
-    resolve_dtype,
 )
 from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
@@ -43,9 +41,9 @@ from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.gradient import FitState, evaluation_record, prepare_fit
 from overtensor.tensors.loss import half_sq_distance, relative_error
 from overtensor.tensors.metrics import cp_relative_error
-from overtensor.tensors.models import MODELS, model_cp
+from overtensor.tensors.models import model_cp
 from overtensor.tensors.result import FitResult
-from overtensor.tensors.targets import Target, as_target
+from overtensor.tensors.targets import Target
 from overtensor.training.loop import (
     Divergence,
     Evaluation,
@@ -208,57 +206,3 @@ def orthogonal_regime_fit(
         width=width, target=target, params={"W": V.detach(), "c": a.detach()}, params0=base,
         signs=None, model="coefficients", info=info,
     )
-
-
-def fit_orthogonal(
-    target: Any, width: int, options: OrthogonalOptions | None = None, *, order: int | None = None,
-    model: str = "homogeneous", init_scale: float = 1.0, max_steps: int = 20000, tol: float = 1e-4,
-    lr: float | None = None, signs: str = "auto", patience: int = 5, eval_every: int = 50,
-    epoch_steps: int = 200, random_state: Any = None, device: Any = None, dtype: Any = None,
-    callback: Callable | None = None, recorders: Sequence[Callable] = (), progress: bool = False,
-) -> FitResult:
-    """Fit a symmetric tensor in the ``orthogonal`` regime (module docstring).
-
-    Parameters
-    ----------
-    target : anything :func:`overtensor.as_target` accepts
-    width : int
-        Number of rows ``m``.
-    options : OrthogonalOptions, optional
-        The way of keeping ``R`` orthogonal and what else is trained (default Cayley map,
-        coefficients trained).
-    model, init_scale, max_steps, tol, lr, signs, patience, eval_every, epoch_steps,
-    random_state, device, dtype, callback, recorders, progress
-        As in :func:`overtensor.fit` (the model only sets ``a_0`` and ``V_0``).
-
-    Returns
-    -------
-    FitResult
-        ``info`` holds ``orthogonality_error``, the final energies ``energy_s1``/``energy_s0`` and
-        their relative changes; ``history`` records ``orthogonality_error`` at every evaluation.
-
-    Raises
-    ------
-    ValueError
-        Any bad argument, before any work.
-    """
-    options = OrthogonalOptions() if options is None else options
-    if not isinstance(options, OrthogonalOptions):
-        raise TypeError(f"options must be an OrthogonalOptions, got {type(options).__name__}")
-    tgt = as_target(target, order)
-    width = check_int("width", width, 2)
-    check_choice("model", model, MODELS)
-    check_choice("signs", signs, ("auto", "positive", "balanced"))
-    if lr is not None:
-        lr = check_float("lr", lr, minimum=0.0, strict=True)
-    dev = resolve_device(device if device is not None else tgt.device)
-    return orthogonal_regime_fit(
-        tgt, options=options, method="gd", model=model, width=width,
-        init_scale=check_float("init_scale", init_scale, minimum=0.0, strict=True),
-        max_steps=check_int("max_steps", max_steps, 1), tol=check_float("tol", tol, minimum=0.0),
-        lr=lr, signs=signs, patience=check_int("patience", patience, 1),
-        eval_every=check_int("eval_every", eval_every, 1),
-        epoch_steps=check_int("epoch_steps", epoch_steps, 1),
-        generator=make_generator(random_state),
-        dtype=resolve_dtype(dtype if dtype is not None else tgt.dtype, dev), device=dev,
-        callback=callback, recorders=recorders, progress=progress)

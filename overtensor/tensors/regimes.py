@@ -416,6 +416,8 @@ def fit_regime(
             f"reinit_threshold is only used with regime='full', got reinit_threshold={reinit_threshold!r}"
         )
     width = resolve_width(tgt, width, method)
+    if regime == "orthogonal":  # R rotates m ≥ 2 rows (one row: a sign, nothing to train)
+        width = check_int("width", width, 2)
     model = check_choice("model", model if model is not None else METHOD_DEFAULTS[method]["model"], MODELS)
     init_scale = check_float("init_scale", 1.0 if init_scale is None else init_scale, minimum=0.0,
                              strict=True)
