@@ -36,7 +36,8 @@ def main() -> None:
             for seed in range(args.seeds):
                 target = ot.random_target(order=order, dim=100, rank=10, weights=weights,
                                           random_state=seed)
-                result = ot.fit(target, width=50, random_state=seed, engine=args.engine)
+                result = ot.fit(target, width=50, random_state=seed,
+                                runtime=ot.Runtime(engine=args.engine))
                 ok += result.relative_error <= 1e-4 and result.recovery().all_recovered
                 secs.append(result.seconds)
                 steps.append(result.steps)
@@ -45,7 +46,7 @@ def main() -> None:
     if args.skip_large:
         return
     target = ot.random_target(order=3, dim=1000, rank=20, random_state=0)
-    result = ot.fit(target, width=100, random_state=0, engine=args.engine)
+    result = ot.fit(target, width=100, random_state=0, runtime=ot.Runtime(engine=args.engine))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nd=1000, r=20, m=100, order 3: relative error {result.relative_error:.2e}, "
           f"recovered {result.recovery().recovered}/20, {result.seconds:.2f} s, "

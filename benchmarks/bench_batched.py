@@ -19,6 +19,7 @@ from _common import cuda_or_skip, median_time, print_machine, print_table, write
 
 import overtensor as ot
 from overtensor.tensors.batched import fit_batched
+from overtensor.tensors.config import split_options
 
 FIXED = dict(tol=0.0, extract=False, patience=10**6)
 
@@ -37,7 +38,8 @@ def sequential_rate(md: int, steps: int, runs: int, repeats: int, device: str, d
 
     def loop():
         for s, t in enumerate(ts):
-            ot.fit(t, md, random_state=s, max_steps=steps, engine=engine, **FIXED)
+            ot.fit(t, md, random_state=s, **split_options(
+                {**FIXED, "max_steps": steps, "engine": engine}))
 
     return runs * steps / median_time(loop, repeats, device)
 

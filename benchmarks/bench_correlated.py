@@ -44,7 +44,8 @@ def correlated_target(order: int, dim: int, rank: int, seed: int) -> ot.CPTarget
 
 
 def run_overtensor(target: ot.CPTarget, seed: int) -> dict:
-    result = ot.fit(target, width=4 * target.rank, random_state=seed, engine="paper")
+    result = ot.fit(target, width=4 * target.rank, random_state=seed,
+                    runtime=ot.Runtime(engine="paper"))
     rec = result.recovery()
     return {"found_rank": result.cp.rank, "recovered": rec.recovered,
             "relative_error": result.relative_error}

@@ -34,7 +34,7 @@ def one(order: int, dim: int, rank: int, width: int, seed: int) -> dict:
     before = peak_rss_bytes()
     # The paper's gradient method (what docs/performance.md measured); bench_speed.py measures the
     # default route's memory on implicit targets.
-    result = ot.fit(target, width, random_state=seed, engine="paper")
+    result = ot.fit(target, width, random_state=seed, runtime=ot.Runtime(engine="paper"))
     after = peak_rss_bytes()
     dense = 8 * dim**order
     return {"order": order, "dim": dim, "rank": rank, "width": width, "seed": seed,

@@ -29,6 +29,7 @@ from _common import median_time, print_machine, print_table, write_csv
 import overtensor as ot
 from overtensor.optim.registry import make_optimizer
 from overtensor.tensors.batched import gd_steps_batched
+from overtensor.tensors.config import split_options
 from overtensor.tensors.gradient import prepare_fit
 from overtensor.tensors.regime_gradients import ConjugateGradients, GradientDescent
 from overtensor.tensors.regimes import closed_form_problem, make_regime, regime_fit
@@ -94,7 +95,7 @@ def issue_fit():
     rows = []
     for label, kw in [("now (CG), default tol 1e-4", {}), ("now (CG), tol=0", {"tol": 0.0})]:
         t0 = time.perf_counter()
-        res = ot.fit(target, width=15, regime="lazy", random_state=0, **kw)
+        res = ot.fit(target, width=15, regime="lazy", random_state=0, **split_options(kw))
         rows.append(dict(run=label, steps=res.steps, stop=res.stop_reason,
                          relative_error=res.relative_error,
                          lazy_optimum=res.info["lazy_optimum_error"],

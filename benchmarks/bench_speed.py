@@ -57,6 +57,7 @@ from _common import print_machine, print_table, write_csv
 from bench_correlated import correlated_target
 
 import overtensor as ot
+from overtensor.tensors.config import split_options
 from overtensor.tensors.spm import spm_rank_bound
 
 EPS = 1e-4
@@ -136,7 +137,7 @@ def _run_once(name: str, target: ot.Target, truth: ot.SymmetricCP, seed: int, ar
     route = None
     if name in ("fit", "fit-paper"):
         res = ot.fit(target, 4 * truth.rank, random_state=seed,
-                     **({"engine": "paper"} if name == "fit-paper" else {}))
+                     **split_options({"engine": "paper"} if name == "fit-paper" else {}))
         route = res.info.get("route", {}).get("engine")
         err, comps = res.relative_error, res.cp.components
     elif name in ("spm", "power-method"):

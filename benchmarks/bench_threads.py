@@ -34,7 +34,8 @@ from _common import print_machine, print_table, write_csv
 ROOT = Path(__file__).resolve().parents[1]
 FIT = ("import overtensor as ot\n"
        "t = ot.random_target(order=3, dim=100, rank=10, components='random', random_state=0)\n"
-       "r = ot.fit(t, width=50, method='beyond-lazy', engine='paper', random_state=0)\n"
+       "r = ot.fit(t, width=50, method='beyond-lazy', random_state=0,\n"
+       "           runtime=ot.Runtime(engine='paper'))\n"
        "print(r.seconds, r.relative_error, r.info.get('threads'))\n")
 
 

@@ -20,6 +20,7 @@ import time
 import torch
 
 import overtensor as ot
+from overtensor.tensors.config import split_options
 
 
 def rank_equals_dimension(t: int) -> ot.CPTarget:
@@ -53,7 +54,7 @@ def main() -> None:
         t0 = time.perf_counter()
         rows = []
         for t in range(5):
-            res = ot.fit(rank_equals_dimension(t), random_state=0, **kw)
+            res = ot.fit(rank_equals_dimension(t), random_state=0, **split_options(kw))
             rows.append(f"{res.recovery().recovered}/8 {res.cp.rank}t {res.relative_error:.1e} "
                         f"{res.stop_reason} w{len(res.warnings)}")
         print(f"  {kw}: " + " | ".join(rows) + f"  ({time.perf_counter() - t0:.1f} s)")

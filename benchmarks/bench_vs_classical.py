@@ -41,7 +41,7 @@ def methods(have_tensorly: bool):
         # The paper's schedule on the full problem (fit's default route would compress and use
         # the subspace power method: bench_speed.py compares that one).
         return ot.fit(target, 4 * RANK, "beyond-lazy", random_state=seed,
-                      engine="paper").relative_error
+                      runtime=ot.Runtime(engine="paper")).relative_error
 
     def exact_rank(target, dense, seed):
         return ot.fit(target, method="exact-rank", random_state=seed).relative_error

@@ -39,6 +39,7 @@ import torch
 torch.set_num_threads(1)
 
 import overtensor as ot  # noqa: E402  (after the thread setting)
+from overtensor.tensors.config import split_options  # noqa: E402
 
 Record = dict[str, Any]
 
@@ -133,7 +134,7 @@ def _register_fit_calls() -> None:
             kw: dict[str, Any] = {} if method in direct else dict(max_steps=3000, final_steps=500)
             if method == "gd":  # from the default 1e-3, gd sits at the saddle at 0 for ~1e4 steps
                 kw["init_scale"] = 0.1
-            return _fit_numbers(ot.fit(tgt, width, method, random_state=seed + 100, **kw))
+            return _fit_numbers(ot.fit(tgt, width, method, random_state=seed + 100, **split_options(kw)))
 
         CALLS[f"fit/{method}/full"] = run
     for j, regime in enumerate(r for r in ot.REGIMES if r != "full"):
@@ -142,8 +143,9 @@ def _register_fit_calls() -> None:
                 tgt = _target(seed, dim=8, rank=2)
                 width = None if method == "exact-rank" else 8
                 kw: dict[str, Any] = dict(alpha=0.5) if regime == "alpha-scaled" else {}
-                return _fit_numbers(ot.fit(tgt, width, method, regime=regime, max_steps=800,
-                                           random_state=seed + 200, **kw))
+                return _fit_numbers(ot.fit(tgt, width, method, regime=regime,
+                                           random_state=seed + 200, **split_options(kw),
+                                           schedule=ot.GradientSchedule(max_steps=800)))
 
             CALLS[f"fit/{method}/{regime}"] = run_regime
 
@@ -155,24 +157,26 @@ _register_fit_calls()
 def _fit_orthogonal() -> Record:
     orthogonal_fit = importlib.import_module("overtensor.tensors.orthogonal_fit")
     tgt = _target(40, dim=8, rank=2)
-    res = ot.fit(tgt, 8, "beyond-lazy", regime="orthogonal", max_steps=300, random_state=240,
-                 orthogonal=orthogonal_fit.OrthogonalOptions(rotation="cayley"))
+    res = ot.fit(tgt, 8, "beyond-lazy", regime="orthogonal", random_state=240,
+                 orthogonal=orthogonal_fit.OrthogonalOptions(rotation="cayley"),
+                 schedule=ot.GradientSchedule(max_steps=300))
     return _fit_numbers(res)
 
 
 @call("fit/beyond-lazy/full/adam")
 def _fit_adam() -> Record:
     tgt = _target(41, dim=8, rank=2)
-    res = ot.fit(tgt, 6, "beyond-lazy", optimizer="adam", lr=1e-2, max_steps=400, final_steps=100,
-                 random_state=241)
+    res = ot.fit(tgt, 6, "beyond-lazy", random_state=241,
+                 schedule=ot.GradientSchedule(optimizer="adam", lr=1e-2, max_steps=400,
+                 final_steps=100))
     return _fit_numbers(res)
 
 
 @call("fit/gd/full/autograd")
 def _fit_autograd() -> Record:
     tgt = _target(42, dim=8, rank=2)
-    res = ot.fit(tgt, 6, "gd", engine="autograd", init_scale=0.1, max_steps=2000, final_steps=300,
-                 random_state=242)
+    res = ot.fit(tgt, 6, "gd", random_state=242, runtime=ot.Runtime(engine="autograd"),
+                 schedule=ot.GradientSchedule(init_scale=0.1, max_steps=2000, final_steps=300))
     return _fit_numbers(res)
 
 
@@ -196,7 +200,8 @@ def _power_noisy() -> Record:
 def _fit_compressed() -> Record:
     tgt = _target(45, dim=10, rank=2)
     # fit_compressed became fit's default route (issue 21): the same call through the one door.
-    res = ot.fit(tgt, 6, "beyond-lazy", random_state=245, max_steps=600, final_steps=200)
+    res = ot.fit(tgt, 6, "beyond-lazy", random_state=245,
+                 schedule=ot.GradientSchedule(max_steps=600, final_steps=200))
     out = _fit_numbers(res)
     out["compressed_dim"] = _num(res.info.get("compression", {}).get("dim"))
     return out

@@ -21,6 +21,10 @@ __version__ = "0.1.0"
 #: Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
     "PowerOptions": "overtensor.tensors.power",
+    "OrthogonalOptions": "overtensor.tensors.orthogonal_fit",
+    "GradientSchedule": "overtensor.tensors.config",
+    "Extraction": "overtensor.tensors.config",
+    "Runtime": "overtensor.tensors.config",
     "fit_batched": "overtensor.tensors.batched",
     "compress": "overtensor.tensors.compression",
     "SPMOptions": "overtensor.tensors.spm",
@@ -58,9 +62,13 @@ __all__ = [
     "CPTarget",
     "DenseTarget",
     "DivergenceError",
+    "Extraction",
     "FitResult",
+    "GradientSchedule",
     "MomentTarget",
+    "OrthogonalOptions",
     "PowerOptions",
+    "Runtime",
     "SPMOptions",
     "Shortcuts",
     "SymmetricCP",
@@ -100,12 +108,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers see the eager imports
     from overtensor.tensors.batched import fit_batched
     from overtensor.tensors.compression import compress
+    from overtensor.tensors.config import Extraction, GradientSchedule, Runtime
     from overtensor.tensors.cp import SymmetricCP
     from overtensor.tensors.estimator import SymmetricCPDecomposition
     from overtensor.tensors.fitting import fit
     from overtensor.tensors.lazy import lazy_error, lazy_least_squares, random_features_least_squares
     from overtensor.tensors.methods import METHODS
     from overtensor.tensors.metrics import cp_relative_error, laziness, recovery
+    from overtensor.tensors.orthogonal_fit import OrthogonalOptions
     from overtensor.tensors.power import PowerOptions
     from overtensor.tensors.recorders import laziness_recorder
     from overtensor.tensors.regimes import REGIMES

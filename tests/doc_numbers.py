@@ -89,7 +89,8 @@ target = ot.random_target(order=3, dim=100, rank=10, components="random", random
 result = ot.fit(target, width=50, random_state=0)
 print("relative_error", result.relative_error)
 print("recovered", ot.recovery(result.cp, target).recovered)
-paper = ot.fit(target, width=50, method="beyond-lazy", engine="paper", random_state=0)
+paper = ot.fit(target, width=50, method="beyond-lazy", random_state=0,
+               runtime=ot.Runtime(engine="paper"))
 print("paper", paper.relative_error, paper.steps)
 ''')),
     "fit-json": Command("overtensor fit --order 3 --dim 100 --rank 10 --width 50 --components random "
@@ -111,9 +112,10 @@ from overtensor.tensors.component_mass import MassRecorder, crossing_steps, fit_
 
 target = ot.random_target(order=4, dim=20, rank=5, components="orthonormal", weights=0.5,
                           random_state=0)
-result = ot.fit(target, width=50, method="deflation", lr=0.05, eval_every=5, tol=1e-6,
-                max_steps=4000, final_steps=1000, random_state=0,
-                recorders=[MassRecorder(target)])
+result = ot.fit(target, width=50, method="deflation", tol=1e-6, random_state=0,
+                recorders=[MassRecorder(target)],
+                schedule=ot.GradientSchedule(lr=0.05, eval_every=5, max_steps=4000,
+                                             final_steps=1000))
 t50 = crossing_steps(result.history, 0.5)
 print("t50", *[int(t) for t in t50])
 print("ratios", *[f"{r:.2f}" for r in time_ratios(t50)])
@@ -123,8 +125,8 @@ import overtensor as ot
 
 target = ot.random_target(order=3, dim=10, rank=3, random_state=0)
 for init_scale in (1.0, 3.0, 10.0):
-    res = ot.fit(target, width=40, regime="lazy", init_scale=init_scale, random_state=0,
-                 max_steps=3000)
+    res = ot.fit(target, width=40, regime="lazy", random_state=0,
+                 schedule=ot.GradientSchedule(init_scale=init_scale, max_steps=3000))
     full = res.full_model_cp()
     gap = ot.cp_relative_error(full, ot.as_target(res.cp))
     print(f"init_scale={init_scale:4.1f} scale={res.scale:.4f} laziness={res.history[-1]['laziness']:.3f} "

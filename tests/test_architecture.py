@@ -121,11 +121,31 @@ def test_no_module_shares_its_name_with_a_public_function():
 def test_fit_and_the_batched_engine_share_the_gradient_defaults():
     import inspect
 
+    from overtensor.tensors.batched import OPTIONS
+    from overtensor.tensors.config import Extraction, GradientSchedule, as_dict
     from overtensor.tensors.fitting import fit
     from overtensor.tensors.methods import GRADIENT_DEFAULTS
 
-    params = inspect.signature(fit).parameters
-    assert {k: params[k].default for k in GRADIENT_DEFAULTS} == GRADIENT_DEFAULTS
+    # The batched engine's flat options are the fields of fit's groups and fit's tol, with
+    # the same defaults (the groups' own), so the two doors cannot drift apart.
+    assert GRADIENT_DEFAULTS == {**as_dict(GradientSchedule()), **as_dict(Extraction()),
+                                 "tol": inspect.signature(fit).parameters["tol"].default}
+    assert set(OPTIONS) == set(GRADIENT_DEFAULTS)
+
+
+def test_fit_takes_at_most_14_parameters_and_groups_the_rest():
+    import dataclasses
+    import inspect
+
+    import overtensor as ot
+
+    params = inspect.signature(ot.fit).parameters
+    assert len(params) <= 14, list(params)
+    # Each group is a frozen dataclass whose fields are not also keywords of fit (one place each).
+    for group in (ot.GradientSchedule, ot.Extraction, ot.Runtime, ot.PowerOptions,
+                  ot.OrthogonalOptions):
+        assert dataclasses.is_dataclass(group) and group.__dataclass_params__.frozen
+        assert not {f.name for f in dataclasses.fields(group)} & set(params), group
 
 
 #: Every place that imports a module chosen at run time, and the fixed table that gates it: no name

@@ -19,6 +19,7 @@ import torch
 import overtensor as ot
 from overtensor import _checks
 from overtensor.tensors.batched import fit_batched
+from overtensor.tensors.config import split_options
 
 
 class NoWorkTarget(ot.CPTarget):
@@ -62,7 +63,7 @@ def _small_memory_budget(monkeypatch):
 
 
 def _fit(**kwargs):
-    return lambda: ot.fit(_target(), **{"width": 4, **kwargs})
+    return lambda: ot.fit(_target(), **split_options({"width": 4, **kwargs}))
 
 
 # (id, call, exception type, argument named in the message, value shown in the message)
@@ -83,7 +84,7 @@ CASES = [
     ("lazy+merge_cos", _fit(regime="lazy", merge_cos=0.5), ValueError, "merge_cos", "0.5"),
     ("full+alpha", _fit(alpha=2.0), ValueError, "alpha", "2.0"),
     # fit: order, device, seeds, optimizers, callbacks, recorders, sizes
-    ("order-mismatch", _fit(order=4), ValueError, "order", "4"),
+    ("order-mismatch", lambda: ot.as_target(_target(), order=4), ValueError, "order", "4"),
     ("device-mps", _fit(device="mps"), ValueError, "device", "'mps'"),
     ("device-int", _fit(device=3), TypeError, "device", "3"),
     ("seed-negative", _fit(random_state=-1), ValueError, "random_state", "-1"),
@@ -230,7 +231,8 @@ def test_exact_rank_takes_the_width_passed_when_the_rank_is_unknown():
     cp = ot.random_target(3, 5, 2, components="orthonormal", random_state=0).truth
     dense = ot.DenseTarget(cp.to_dense())
     assert dense.truth is None
-    result = ot.fit(dense, width=2, method="exact-rank", max_steps=50, random_state=0)
+    result = ot.fit(dense, width=2, method="exact-rank", random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=50))
     assert result.width == 2
     with pytest.raises(ValueError, match="width"):
         ot.fit(dense, method="exact-rank")
@@ -246,11 +248,14 @@ def test_tensorly_pairs_with_equal_factors_are_accepted_by_the_metrics():
 
 def test_options_a_method_uses_or_leaves_at_their_default_are_accepted():
     target = ot.random_target(3, 6, 2, components="orthonormal", random_state=0)
-    # max_steps counts gradient steps; the power method accepts it so that one sweep can pass it
-    # to every method (docs/validation.md). Defaults passed explicitly are not "options given".
-    result = ot.fit(target, method="power-method", max_steps=5000, lr=None, optimizer=None,
-                    recorders=[], alpha=1.0, random_state=0)
+    # Groups whose fields are all at their defaults are not "options given".
+    result = ot.fit(target, method="power-method", recorders=[], alpha=1.0, random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=20000, lr=None, optimizer=None),
+                    extraction=ot.Extraction(), runtime=ot.Runtime(progress=False))
     assert result.method == "power-method"
+    # max_steps counts gradient steps, which the power method does not take: refused, not ignored.
+    with pytest.raises(ValueError, match=r"does not use max_steps=5000"):
+        ot.fit(target, method="power-method", schedule=ot.GradientSchedule(max_steps=5000))
 
 
 def test_memory_budget_comes_from_the_setting_the_environment_or_the_machine(monkeypatch):

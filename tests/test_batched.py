@@ -10,6 +10,7 @@ import torch
 import overtensor as ot
 from overtensor.precision import EXACT
 from overtensor.tensors.batched import TargetBatch, fit_batched
+from overtensor.tensors.config import split_options
 from overtensor.tensors.gradients import loss_and_grad
 from overtensor.tensors.loss import half_sq_distance
 from overtensor.tensors.models import balanced_signs, init_params, model_cp
@@ -20,7 +21,8 @@ def _one_by_one(targets, width, method, seeds, **options):
     for b, (target, seed) in enumerate(zip(targets, seeds, strict=True)):
         opts = {k: (v[b] if isinstance(v, list) else v) for k, v in options.items()}
         try:
-            out.append(ot.fit(target, width, method, random_state=seed, engine="autograd", **opts))
+            out.append(ot.fit(target, width, method, random_state=seed,
+                              **split_options({**opts, "engine": "autograd"})))
         except ot.DivergenceError as exc:
             out.append(exc)
     return out
@@ -164,7 +166,9 @@ def test_callback_stops_only_its_run_and_recorders_see_each_run():
     assert seen == {0, 1}
     assert batched[0].stop_reason == "callback" and batched[0].steps == 100
     assert batched[1].steps > 100
-    single = ot.fit(targets[1], 6, random_state=1, recorders=[norm], max_steps=600, engine="autograd")
+    single = ot.fit(targets[1], 6, random_state=1, recorders=[norm],
+                    schedule=ot.GradientSchedule(max_steps=600),
+                    runtime=ot.Runtime(engine="autograd"))
     _assert_same_fit(batched[1], single)
     assert [h["norm_w"] for h in batched[1].history] == pytest.approx(
         [h["norm_w"] for h in single.history], rel=1e-9)
@@ -259,8 +263,9 @@ def test_batched_deflation_takes_the_same_epoch_decisions_as_fit():
     batched = ot.fit_batched(targets, 10, "deflation", random_states=[0, 1], max_steps=3000,
                              final_steps=500)
     for seed, (target, rb) in enumerate(zip(targets, batched, strict=True)):
-        r1 = ot.fit(target, 10, "deflation", random_state=seed, max_steps=3000, final_steps=500,
-                    engine="autograd")
+        r1 = ot.fit(target, 10, "deflation", random_state=seed,
+                    schedule=ot.GradientSchedule(max_steps=3000, final_steps=500),
+                    runtime=ot.Runtime(engine="autograd"))
         assert rb.steps == r1.steps
         assert [h["phase"] for h in rb.history] == [h["phase"] for h in r1.history]
         assert rb.relative_error <= 1e-4 and r1.relative_error <= 1e-4
@@ -273,6 +278,7 @@ def test_heavy_duplicate_merges_take_the_same_decisions_in_both_engines():
     target = ot.random_target(3, 40, 5, random_state=701)
     for rank in (None, 4):
         batched = fit_batched([target], 8, random_states=[901], rank=rank)[0]
-        single = ot.fit(target, 8, random_state=901, engine="autograd", rank=rank)
+        single = ot.fit(target, 8, random_state=901, runtime=ot.Runtime(engine="autograd"),
+                        extraction=ot.Extraction(rank=rank))
         _assert_same_fit(batched, single)
         assert batched.cp.rank == (5 if rank is None else 4)

@@ -59,7 +59,8 @@ def test_full_rank_target_is_not_compressed_and_the_fit_falls_back_to_the_full_p
     Q, sv = range_basis(noisy, random_state=0)
     assert Q is None and sv.numel() == 8
     assert compress(noisy, random_state=0) is None
-    result = ot.fit(noisy, width=6, random_state=0, max_steps=400, final_steps=100)
+    result = ot.fit(noisy, width=6, random_state=0, schedule=ot.GradientSchedule(max_steps=400,
+                    final_steps=100))
     assert result.info["compression"]["dim"] is None
     assert result.info["route"]["compressed_dim"] is None
     assert result.cp.dim == 8

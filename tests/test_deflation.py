@@ -82,9 +82,10 @@ def test_mass_recorder_needs_known_components():
 def _staircase(order, dim, seed, **kw):
     target = ot.random_target(order=order, dim=dim, rank=4, components="orthonormal", weights=0.5,
                               random_state=seed)
-    result = ot.fit(target, width=30, method="deflation", random_state=seed, lr=0.05,
-                    eval_every=5, max_steps=3000, final_steps=500, tol=1e-6,
-                    recorders=[MassRecorder(target)], **kw)
+    result = ot.fit(target, width=30, method="deflation", random_state=seed, tol=1e-6,
+                    recorders=[MassRecorder(target)],
+                    schedule=ot.GradientSchedule(**{"lr": 0.05, "eval_every": 5, "max_steps": 3000,
+                                                    "final_steps": 500, **kw}))
     return target, result
 
 
@@ -108,16 +109,18 @@ def test_recorded_mass_uses_the_normalized_scale():
     big = ot.CPTarget(100.0 * target.weights, target.factors, 4)
     masses = []
     for t in (target, big):
-        res = ot.fit(t, width=20, method="deflation", random_state=0, lr=0.05, eval_every=5,
-                     max_steps=600, final_steps=100, tol=1e-6, recorders=[MassRecorder(t)])
+        res = ot.fit(t, width=20, method="deflation", random_state=0, tol=1e-6,
+                     recorders=[MassRecorder(t)], schedule=ot.GradientSchedule(lr=0.05,
+                     eval_every=5, max_steps=600, final_steps=100))
         masses.append(torch.tensor(res.history[-1]["mass"]))
     torch.testing.assert_close(masses[0], masses[1], rtol=0, atol=1e-8)
 
 
 def test_main_phase_ends_after_main_epochs_then_weight_decay_is_zero():
     target = ot.random_target(order=4, dim=10, rank=2, components="orthonormal", random_state=0)
-    res = ot.fit(target, width=10, method="deflation", main_epochs=2, epoch_steps=20,
-                 eval_every=10, max_steps=400, tol=0.0, random_state=0)
+    res = ot.fit(target, width=10, method="deflation", tol=0.0, random_state=0,
+                 schedule=ot.GradientSchedule(main_epochs=2, epoch_steps=20, eval_every=10,
+                 max_steps=400))
     final = [h for h in res.history if h["phase"] == "final"]
     main = [h for h in res.history if h["phase"] == "main"]
     # Epochs of 20 then 40 steps (γ = 2): the main phase covers the first 60 steps.
@@ -135,7 +138,7 @@ def test_deflation_defaults_are_geometric_epochs_with_reinitialization():
 def test_bad_main_epochs_raises_value_error(bad):
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
     with pytest.raises(ValueError, match="main_epochs"):
-        ot.fit(target, width=4, method="deflation", main_epochs=bad)
+        ot.fit(target, width=4, method="deflation", schedule=ot.GradientSchedule(main_epochs=bad))
 
 
 # Epochs from ε -----------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ def test_the_cli_refuses_overflowing_samples_in_one_line_and_writes_nothing(tmp_
 
 def test_a_non_finite_result_is_not_converged_and_never_written(tmp_path):
     X = torch.as_tensor(gaussian())
-    result = ot.fit(ot.MomentTarget(X, 3), width=20, random_state=0, max_steps=50)
+    result = ot.fit(ot.MomentTarget(X, 3), width=20, random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=50))
     result.cp.weights[0] = float("inf")
     result.converged = True
     result.mark_non_finite()

@@ -7,6 +7,7 @@ import torch
 
 import overtensor as ot
 from overtensor.precision import EXACT
+from overtensor.tensors.config import split_options
 from overtensor.tensors.extraction import merge_components
 
 
@@ -28,9 +29,9 @@ def test_same_seed_gives_identical_numbers_and_different_seeds_differ():
     target = ot.random_target(order=3, dim=30, rank=3, random_state=0)
     # The paper's schedule: the default route answers this exact target by SPM, whose result
     # does not depend on the seed (tested in test_same_seed_gives_the_same_default_route_result).
-    r1 = ot.fit(target, width=12, random_state=7, engine="paper")
-    r2 = ot.fit(target, width=12, random_state=7, engine="paper")
-    r3 = ot.fit(target, width=12, random_state=8, engine="paper")
+    r1 = ot.fit(target, width=12, random_state=7, runtime=ot.Runtime(engine="paper"))
+    r2 = ot.fit(target, width=12, random_state=7, runtime=ot.Runtime(engine="paper"))
+    r3 = ot.fit(target, width=12, random_state=8, runtime=ot.Runtime(engine="paper"))
     assert torch.equal(r1.params["W"], r2.params["W"])
     assert [h["relative_error"] for h in r1.history] == [h["relative_error"] for h in r2.history]
     assert not torch.equal(r1.params["W"], r3.params["W"])
@@ -88,7 +89,8 @@ def test_history_and_callback_see_every_evaluation_and_callback_can_stop():
         seen.append(record["step"])
         return record["step"] >= 100
 
-    result = ot.fit(target, width=8, random_state=0, eval_every=25, callback=cb)
+    result = ot.fit(target, width=8, random_state=0, callback=cb,
+                    schedule=ot.GradientSchedule(eval_every=25))
     assert seen == [h["step"] for h in result.history] == [25, 50, 75, 100]
     assert result.stop_reason == "callback"
     assert {"loss", "relative_error", "laziness", "phase"} <= set(result.history[0])
@@ -96,7 +98,7 @@ def test_history_and_callback_see_every_evaluation_and_callback_can_stop():
 
 def test_beyond_lazy_leaves_the_lazy_regime():
     target = ot.random_target(order=3, dim=30, rank=3, random_state=0)
-    result = ot.fit(target, width=12, random_state=0, engine="paper")
+    result = ot.fit(target, width=12, random_state=0, runtime=ot.Runtime(engine="paper"))
     assert result.relative_error < 1e-4
     assert result.history[-1]["laziness"] > 10  # rows grew from norm 1e-3 to O(1)
 
@@ -104,18 +106,21 @@ def test_beyond_lazy_leaves_the_lazy_regime():
 def test_divergence_is_detected_with_advice():
     target = ot.random_target(order=3, dim=20, rank=2, random_state=0)
     with pytest.raises(ot.DivergenceError, match="Lower the step size"):
-        ot.fit(target, width=8, lr=50.0, init_scale=1.0, random_state=0, engine="paper")
+        ot.fit(target, width=8, random_state=0, schedule=ot.GradientSchedule(lr=50.0,
+               init_scale=1.0), runtime=ot.Runtime(engine="paper"))
 
 
 def test_any_torch_optimizer_is_accepted():
     target = ot.random_target(order=3, dim=20, rank=2, random_state=0)
-    result = ot.fit(target, width=8, optimizer=torch.optim.SGD, random_state=0)
+    result = ot.fit(target, width=8, random_state=0,
+                    schedule=ot.GradientSchedule(optimizer=torch.optim.SGD))
     assert result.relative_error < 1e-4
 
 
 def test_exact_rank_uses_the_target_rank_and_power_method_runs():
     target = ot.random_target(order=3, dim=20, rank=3, components="orthonormal", random_state=0)
-    result = ot.fit(target, method="exact-rank", random_state=0, max_steps=2000)
+    result = ot.fit(target, method="exact-rank", random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=2000))
     assert result.width == 3
     pm = ot.fit(target, method="power-method", random_state=0)
     assert pm.relative_error < 1e-6
@@ -123,7 +128,8 @@ def test_exact_rank_uses_the_target_rank_and_power_method_runs():
 
 def test_gd_on_plain_model_from_small_init_stays_on_the_plateau_and_is_not_polished():
     target = ot.random_target(order=3, dim=20, rank=2, random_state=0)
-    result = ot.fit(target, width=10, method="gd", random_state=0, max_steps=1000)
+    result = ot.fit(target, width=10, method="gd", random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=1000))
     assert result.model_relative_error > 0.99
     assert result.relative_error > 0.99
     assert result.info["polished"] is False
@@ -187,7 +193,7 @@ def test_recovery_uses_one_to_one_matching():
 def test_bad_fit_arguments_raise_clear_errors_before_work(kwargs, word):
     target = ot.random_target(order=3, dim=10, rank=2, random_state=0)
     with pytest.raises(ValueError, match=word):
-        ot.fit(target, **{"width": 6, **kwargs})
+        ot.fit(target, **split_options({"width": 6, **kwargs}))
 
 
 def test_width_is_required_and_order_is_needed_for_bare_factors():

@@ -152,8 +152,9 @@ def test_random_features_optimum_matches_dense_least_squares_and_is_worse_than_l
 @pytest.mark.parametrize("model", ["homogeneous", "plain", "coefficients"])
 def test_gradient_descent_on_linearized_model_converges_to_least_squares_optimum(model):
     target = ot.random_target(3, 6, 2, random_state=7)
-    res = ot.fit(target, width=4, regime="lazy", model=model, tol=0.0, max_steps=2000, patience=50,
-                 eval_every=100, random_state=1)
+    res = ot.fit(target, width=4, regime="lazy", tol=0.0, random_state=1,
+                 schedule=ot.GradientSchedule(model=model, max_steps=2000, patience=50,
+                 eval_every=100))
     optimum = res.info["lazy_optimum_error"]
     assert 0.3 < optimum < 0.99
     assert res.model_relative_error >= optimum - 1e-9

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import overtensor as ot
+from overtensor.tensors.config import split_options
 from overtensor.tensors.models import model_cp
 from overtensor.tensors.scaling import ldexp
 
@@ -25,7 +26,8 @@ def _dense_error(cp: ot.SymmetricCP, T: torch.Tensor) -> float:
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_fit_reports_its_error_against_the_users_tensor(dtype):
     target = ot.random_target(order=3, dim=10, rank=3, random_state=0)  # float64, as given
-    result = ot.fit(target, width=6, random_state=0, dtype=dtype, max_steps=1000)
+    result = ot.fit(target, width=6, random_state=0, runtime=ot.Runtime(dtype=dtype),
+                    schedule=ot.GradientSchedule(max_steps=1000))
     true = ot.cp_relative_error(result.cp, target)
     assert result.relative_error == pytest.approx(true, rel=1e-12)
     # The same number without the Gram identity (dense d^l array, d = 10): 1e-6 is far above
@@ -43,7 +45,8 @@ def test_low_precision_fit_reports_its_error_against_the_users_tensor(dtype):
 
 def test_converged_follows_the_true_error_at_a_tolerance_it_can_meet():
     target = ot.random_target(order=3, dim=10, rank=3, random_state=0)
-    result = ot.fit(target, width=6, random_state=0, dtype="bfloat16", max_steps=1000, tol=0.05)
+    result = ot.fit(target, width=6, random_state=0, tol=0.05, runtime=ot.Runtime(dtype="bfloat16"),
+                    schedule=ot.GradientSchedule(max_steps=1000))
     assert result.converged and result.relative_error <= 0.05
     assert result.relative_error == pytest.approx(ot.cp_relative_error(result.cp, target), rel=1e-12)
 
@@ -110,7 +113,8 @@ def test_every_gradient_method_fits_a_cp_target_at_extreme_scales(method, engine
     # gd from the default init_scale 1e-3 mostly stays at its starting saddle on this budget;
     # from 0.1 it fits (the point here is the scale, not gd's start).
     start = {"init_scale": 0.1} if method == "gd" else {}
-    res = ot.fit(huge, method=method, engine=engine, random_state=0, **width, **start)
+    res = ot.fit(huge, method=method, random_state=0, **split_options(width), **split_options(start),
+                 runtime=ot.Runtime(engine=engine))
     assert res.relative_error <= 1e-6 and ot.cp_relative_error(res.cp, huge) <= 1e-6
     # The unscaled CP's weights times the scale.
     torch.testing.assert_close(res.cp.weights / magnitude, base.weights, rtol=1e-5, atol=0)
@@ -126,7 +130,7 @@ def test_float32_fit_power_method_and_metrics_at_1e30(magnitude):
         huge = ot.CPTarget(base.weights * magnitude, base.factors, 3)
         assert math.isfinite(huge.norm()) and huge.norm() > 0
         width = {"width": 6} if method == "beyond-lazy" else {}
-        res = ot.fit(huge, method=method, random_state=0, **width)
+        res = ot.fit(huge, method=method, random_state=0, **split_options(width))
         assert res.cp.weights.dtype == torch.float32
         # float32 floor of the Gram identity is ~3e-4; the fit itself polishes to ~1e-7.
         assert res.relative_error <= 1e-6
@@ -142,7 +146,7 @@ def test_moment_target_fit_is_scale_free():
     X = torch.stack([u] * 5 + [w] * 3)
     for factor in (1e-80, 1e80):  # moment entries 1e∓240
         target = ot.MomentTarget(X * factor, 3)
-        res = ot.fit(target, width=4, random_state=0, max_steps=4000)
+        res = ot.fit(target, width=4, random_state=0, schedule=ot.GradientSchedule(max_steps=4000))
         assert res.relative_error <= 1e-6
         torch.testing.assert_close(res.cp.weights / factor**3,
                                    torch.tensor([5 / 8, 3 / 8], dtype=torch.float64), rtol=1e-5,
@@ -154,7 +158,8 @@ def test_moment_target_fit_is_scale_free():
 
 def test_lazy_result_records_its_scale_and_gives_the_full_model_at_its_parameters():
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
-    res = ot.fit(target, width=8, regime="lazy", random_state=0, max_steps=400)
+    res = ot.fit(target, width=8, regime="lazy", random_state=0,
+                 schedule=ot.GradientSchedule(max_steps=400))
     assert res.scale == pytest.approx(1 / target.norm(), rel=1e-12)
     full = res.full_model_cp()
     # By hand: the model at θ_0 + Δ, mapped from the unit-norm scale back to the target's.
@@ -176,13 +181,15 @@ def test_lazy_result_records_its_scale_and_gives_the_full_model_at_its_parameter
 def test_full_model_cp_is_scale_free_and_alpha_scaled_is_the_trained_tensor():
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
     huge = ot.CPTarget(target.weights * 1e200, target.factors, 3)
-    ref = ot.fit(target, width=8, regime="lazy", random_state=0, max_steps=200)
-    res = ot.fit(huge, width=8, regime="lazy", random_state=0, max_steps=200)
+    ref = ot.fit(target, width=8, regime="lazy", random_state=0,
+                 schedule=ot.GradientSchedule(max_steps=200))
+    res = ot.fit(huge, width=8, regime="lazy", random_state=0,
+                 schedule=ot.GradientSchedule(max_steps=200))
     assert res.scale * 1e200 == pytest.approx(ref.scale, rel=1e-12)
     torch.testing.assert_close(res.full_model_cp().weights / 1e200, ref.full_model_cp().weights,
                                rtol=1e-8, atol=0)
     alpha = ot.fit(target, width=8, regime="alpha-scaled", alpha=10.0, random_state=0,
-                   max_steps=200)
+                   schedule=ot.GradientSchedule(max_steps=200))
     full = alpha.full_model_cp()
     # A dense difference (no Gram identity): resolved to ~1e-16, so 1e-10 keeps a wide margin.
     assert _dense_error(full, alpha.cp.to_dense()) < 1e-10  # pragma: floor-ok
@@ -191,7 +198,7 @@ def test_full_model_cp_is_scale_free_and_alpha_scaled_is_the_trained_tensor():
 
 def test_full_model_cp_of_a_full_fit_is_the_model_before_extraction_and_power_has_none():
     target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
-    res = ot.fit(target, width=6, random_state=0, engine="paper")
+    res = ot.fit(target, width=6, random_state=0, runtime=ot.Runtime(engine="paper"))
     assert ot.cp_relative_error(res.full_model_cp(), target) == pytest.approx(
         res.model_relative_error, rel=1e-6, abs=1e-7)
     power = ot.fit(target, method="power-method", random_state=0)
@@ -231,7 +238,9 @@ def test_moment_target_chooses_the_cheaper_path_within_the_budget():
 
 def test_fit_on_a_moment_target_is_the_same_either_way():
     X = torch.randn(400, 5, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    a = ot.fit(ot.MomentTarget(X, 3, dense=True), width=6, random_state=0, max_steps=600)
-    b = ot.fit(ot.MomentTarget(X, 3, dense=False), width=6, random_state=0, max_steps=600)
+    a = ot.fit(ot.MomentTarget(X, 3, dense=True), width=6, random_state=0,
+               schedule=ot.GradientSchedule(max_steps=600))
+    b = ot.fit(ot.MomentTarget(X, 3, dense=False), width=6, random_state=0,
+               schedule=ot.GradientSchedule(max_steps=600))
     assert a.relative_error == pytest.approx(b.relative_error, rel=1e-8)
     assert a.steps == b.steps

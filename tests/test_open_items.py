@@ -22,8 +22,8 @@ def test_batched_cp_factors_are_refused_by_fit_pointing_to_fit_batched():
 
 def test_an_optimizer_factory_returning_none_is_named():
     with pytest.raises(TypeError, match=r"optimizer factory .* returned NoneType"):
-        ot.fit(ot.random_target(3, 6, 2, random_state=0), width=6, optimizer=lambda p: None,
-               max_steps=10)
+        ot.fit(ot.random_target(3, 6, 2, random_state=0), width=6,
+               schedule=ot.GradientSchedule(optimizer=lambda p: None, max_steps=10))
 
 
 @pytest.mark.parametrize("bad", [None, "T.npy", {"weights": 1}, 3.0])
@@ -40,7 +40,7 @@ def test_opposite_weights_on_near_collinear_components_are_explained():
     v = v / v.norm()
     target = ot.CPTarget(torch.tensor([1.0, -1.0], dtype=torch.float64), torch.stack([u, v]), 3)
     with pytest.raises(ValueError, match=r"cancel.*collinear"):
-        ot.fit(target, width=6, max_steps=100)
+        ot.fit(target, width=6, schedule=ot.GradientSchedule(max_steps=100))
 
 
 def test_same_sign_near_collinear_components_fit():

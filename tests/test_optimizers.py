@@ -99,8 +99,10 @@ def target():
 
 
 def _fit(target, optimizer, **kw):
-    return ot.fit(target, width=3, method="gd", optimizer=optimizer, max_steps=150, eval_every=50,
-                  final_steps=0, random_state=0, extract=False, **kw)
+    return ot.fit(target, width=3, method="gd", random_state=0,
+                  schedule=ot.GradientSchedule(optimizer=optimizer, max_steps=150, eval_every=50,
+                                               final_steps=0, **kw),
+                  extraction=ot.Extraction(extract=False))
 
 
 def test_tensor_fit_takes_every_spelling(target):

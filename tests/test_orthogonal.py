@@ -23,7 +23,7 @@ from overtensor.regimes.orthogonal import (
     orthogonal,
     orthogonality_error,
 )
-from overtensor.tensors.orthogonal_fit import OrthogonalOptions, fit_orthogonal
+from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
 
 def _random_orthogonal(d, seed, dtype=torch.float64):
@@ -79,15 +79,15 @@ def test_energy_is_unchanged_by_a_rotation_and_changed_by_a_generic_map():
 def test_energy_constant_under_orthogonal_fit_and_changing_under_full():
     target = ot.random_target(3, 5, 2, random_state=0)
     rec = energy_recorder()
-    res = ot.fit(target, width=12, regime="orthogonal", max_steps=400, eval_every=100,
-                 random_state=1, recorders=[rec])
+    res = ot.fit(target, width=12, regime="orthogonal", random_state=1, recorders=[rec],
+                 schedule=ot.GradientSchedule(max_steps=400, eval_every=100))
     assert res.model_relative_error < 0.9 * res.history[0]["relative_error"]  # it did train
     assert res.history[-1]["laziness"] > 0.05  # ... and the rows moved
     for key in ("energy_s1", "energy_s0"):
         e0 = res.history[0][key]
         assert max(abs(h[key] - e0) for h in res.history) <= 1e-10 * abs(e0)
-    full = ot.fit(target, width=12, regime="full", method="gd", init_scale=1.0, max_steps=400,
-                  eval_every=100, random_state=1, recorders=[rec])
+    full = ot.fit(target, width=12, regime="full", method="gd", random_state=1, recorders=[rec],
+                  schedule=ot.GradientSchedule(init_scale=1.0, max_steps=400, eval_every=100))
     e0 = full.history[0]["energy_s1"]
     assert abs(full.history[-1]["energy_s1"] - e0) > 1e-3 * abs(e0)
 
@@ -178,9 +178,9 @@ def test_cayley_sgd_descends_and_rejects_a_non_square_orthogonal_parameter():
 @pytest.mark.parametrize("rotation", ORTHOGONAL_METHODS)
 def test_every_way_trains_the_tensor_regime_and_reports_orthogonality(rotation):
     target = ot.random_target(3, 4, 2, random_state=3)
-    res = fit_orthogonal(target, 10, OrthogonalOptions(rotation=rotation, block_size=2,
-                                                       block_steps=20),
-                         max_steps=200, eval_every=50, random_state=0)
+    res = ot.fit(target, 10, "gd", regime="orthogonal", random_state=0,
+                 orthogonal=OrthogonalOptions(rotation=rotation, block_size=2, block_steps=20),
+                 schedule=ot.GradientSchedule(model="homogeneous", max_steps=200, eval_every=50))
     assert all("orthogonality_error" in h for h in res.history)
     assert res.info["orthogonality_error"] < EXACT
     assert res.model_relative_error < 0.8 * res.history[0]["relative_error"]
@@ -193,20 +193,20 @@ def test_orthogonal_regime_reaches_the_random_features_span_turned():
     from overtensor.tensors.lazy import random_features_least_squares
 
     target = ot.random_target(2, 4, 2, random_state=7)
-    res = ot.fit(target, width=4, regime="orthogonal", max_steps=3000, tol=0, random_state=2,
-                 patience=50)
+    res = ot.fit(target, width=4, regime="orthogonal", tol=0, random_state=2,
+                 schedule=ot.GradientSchedule(max_steps=3000, patience=50))
     rf = random_features_least_squares(target.float64(), res.params0["W"]).relative_error
     assert res.model_relative_error <= rf + 1e-6
 
 
-def test_fit_orthogonal_validates_before_work():
+def test_the_orthogonal_regime_validates_before_work():
     target = ot.random_target(3, 4, 2, random_state=3)
     with pytest.raises(ValueError, match="rotation must be one of"):
         OrthogonalOptions(rotation="qr")
     with pytest.raises(ValueError, match="width must be an integer >= 2"):
-        fit_orthogonal(target, 1)
-    with pytest.raises(TypeError, match="options must be an OrthogonalOptions"):
-        fit_orthogonal(target, 4, {"rotation": "cayley"})
+        ot.fit(target, 1, regime="orthogonal")
+    with pytest.raises(TypeError, match="orthogonal must be an OrthogonalOptions"):
+        ot.fit(target, 4, regime="orthogonal", orthogonal={"rotation": "cayley"})
 
 
 def test_cli_fit_runs_the_orthogonal_regime(capsys):
@@ -249,8 +249,9 @@ def test_fit_takes_every_way_of_keeping_r_orthogonal(rotation):
     from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 
     target = ot.random_target(2, 5, 2, random_state=0)
-    res = ot.fit(target, 20, regime="orthogonal", max_steps=300, random_state=0,
-                 orthogonal=OrthogonalOptions(rotation=rotation))
+    res = ot.fit(target, 20, regime="orthogonal", random_state=0,
+                 orthogonal=OrthogonalOptions(rotation=rotation),
+                 schedule=ot.GradientSchedule(max_steps=300))
     first = res.history[0]["relative_error"]
     assert res.history[-1]["orthogonality_error"] < EXACT  # float64
     assert res.relative_error < 0.9 * first  # it trained

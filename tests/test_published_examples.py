@@ -43,6 +43,7 @@ import pytest
 import torch
 
 import overtensor as ot
+from overtensor.tensors.config import split_options
 
 #: Kofidis & Regalia's 3×3×3×3 symmetric tensor: the independent entries a_{ijkl}, i ≤ j ≤ k ≤ l
 #: (1-based), as printed in Kolda & Mayo 2011, Example 3.6.
@@ -99,14 +100,15 @@ def test_the_tensors_are_the_published_ones():
 @pytest.mark.parametrize("how", [dict(method="power-method", width=1),
                                  dict(method="beyond-lazy", width=8, rank=1)])
 def test_best_rank1_negative_dominant(how, seed, sign):
-    res = ot.fit(sign * kofidis_regalia(), random_state=seed, **how)
+    res = ot.fit(sign * kofidis_regalia(), random_state=seed, **split_options(how))
     assert res.cp.rank == 1
     assert float(res.cp.weights[0]) == pytest.approx(-1.0954 * sign, abs=1e-3)
     assert res.relative_error == pytest.approx(0.8738, abs=1e-3)
 
 
 def test_width_one_gradient_fit_warns_when_capped_short():
-    res = ot.fit(kofidis_regalia(), width=1, method="exact-rank", random_state=0, rank=1)
+    res = ot.fit(kofidis_regalia(), width=1, method="exact-rank", random_state=0,
+                 extraction=ot.Extraction(rank=1))
     assert any(w.startswith("rank cap 1") for w in res.warnings)
 
 
@@ -123,7 +125,8 @@ def test_exact_symmetric_rank(case, method, engine):
     # to the paper's schedule where its shortcuts stop short of tol, as on xyz at rank 4 > d).
     make, rank = CASES[case]
     for seed in (0, 1):
-        res = ot.fit(make(), width=2 * rank, method=method, engine=engine, random_state=seed)
+        res = ot.fit(make(), width=2 * rank, method=method, random_state=seed,
+                     runtime=ot.Runtime(engine=engine))
         assert res.converged and res.relative_error < (1e-4 if engine == "auto" else 1e-6)
         assert res.cp.rank == rank  # minimal: the rank reduction removes every spare term
 
@@ -131,7 +134,7 @@ def test_exact_symmetric_rank(case, method, engine):
 @pytest.mark.parametrize("case", list(CASES))
 def test_one_term_fewer_misses_tol_and_says_so(case):
     make, rank = CASES[case]
-    res = ot.fit(make(), width=2 * rank, random_state=0, rank=rank - 1)
+    res = ot.fit(make(), width=2 * rank, random_state=0, extraction=ot.Extraction(rank=rank - 1))
     assert res.cp.rank <= rank - 1 and not res.converged
     assert res.relative_error > 0.05  # no real CP with one term fewer comes close
     assert any(w.startswith(f"rank cap {rank - 1}") for w in res.warnings)

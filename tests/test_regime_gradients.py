@@ -131,7 +131,8 @@ def test_lazy_conjugate_gradients_reach_the_exact_optimum_at_the_threshold_width
 @pytest.mark.parametrize("optimizer", [None, "gd"])
 def test_lazy_fit_matches_the_exact_optimum_below_the_threshold(optimizer):
     target = ot.random_target(3, 10, 5, random_state=1)
-    res = ot.fit(target, width=8, regime="lazy", tol=0.0, random_state=1, optimizer=optimizer)
+    res = ot.fit(target, width=8, regime="lazy", tol=0.0, random_state=1,
+                 schedule=ot.GradientSchedule(optimizer=optimizer))
     opt = res.info["lazy_optimum_error"]
     assert 0.3 < opt < 0.99
     assert res.info["solver"] == ("conjugate-gradients" if optimizer is None else "gradient-descent")

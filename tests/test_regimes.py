@@ -9,6 +9,7 @@ import torch
 
 import overtensor as ot
 from overtensor.cli.main import main as cli_main
+from overtensor.tensors.config import split_options
 from overtensor.tensors.lazy import tangent_to_cp
 from overtensor.tensors.models import init_params, model_cp
 from overtensor.tensors.recorders import distance_from_init, kernel_matvec, laziness_recorder
@@ -117,8 +118,9 @@ def regime_runs():
     for name, kw in [("full", {}), ("lazy", {}), ("alpha-1", dict(regime="alpha-scaled", alpha=1.0)),
                      ("alpha-100", dict(regime="alpha-scaled", alpha=100.0))]:
         kw = {"regime": name, **kw} if name in ("full", "lazy") else kw
-        runs[name] = ot.fit(target, width=12, random_state=0, max_steps=1500, eval_every=100,
-                            recorders=[laziness_recorder(probes=2)], **kw)
+        runs[name] = ot.fit(target, width=12, random_state=0,
+                            recorders=[laziness_recorder(probes=2)], **split_options(kw),
+                            schedule=ot.GradientSchedule(max_steps=1500, eval_every=100))
     return runs
 
 
@@ -143,8 +145,8 @@ def test_large_alpha_trains_lazily_and_matches_the_lazy_optimum(regime_runs):
 
 def test_random_features_regime_gd_reaches_the_random_features_optimum():
     target = ot.random_target(3, 5, 2, random_state=1)
-    res = ot.fit(target, width=20, regime="random-features", tol=0.0, max_steps=3000, patience=50,
-                 eval_every=100, random_state=2)
+    res = ot.fit(target, width=20, regime="random-features", tol=0.0, random_state=2,
+                 schedule=ot.GradientSchedule(max_steps=3000, patience=50, eval_every=100))
     best = ot.random_features_least_squares(target, res.params0["W"]).relative_error
     assert 0.05 < best < 0.95
     # GD cannot beat the least-squares optimum; it reaches it to rounding (~1e-16 here), so the
@@ -160,7 +162,7 @@ def test_fit_rejects_bad_regime_arguments():
     with pytest.raises(ValueError, match="alpha must be > 0"):
         ot.fit(target, width=4, regime="alpha-scaled", alpha=0.0)
     with pytest.raises(ValueError, match="weight_decay is only used"):
-        ot.fit(target, width=4, regime="lazy", weight_decay=1e-3)
+        ot.fit(target, width=4, regime="lazy", schedule=ot.GradientSchedule(weight_decay=1e-3))
     with pytest.raises(ValueError, match="needs a gradient method"):
         ot.fit(target, width=4, regime="lazy", method="power-method")
 
@@ -204,7 +206,8 @@ def test_a_regime_registered_once_runs_in_fit_and_in_train_network(monkeypatch):
     monkeypatch.setitem(layer.REGIME_TRANSFORMS, "frozen-copy", frozen_copy)
 
     target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
-    res = ot.fit(target, width=6, regime="frozen-copy", max_steps=600, random_state=0)
+    res = ot.fit(target, width=6, regime="frozen-copy", random_state=0,
+                 schedule=ot.GradientSchedule(max_steps=600))
     assert res.info["regime"] == "frozen-copy" and res.info["solver"] == "autograd"
     assert res.history[-1]["relative_error"] < 0.5 * res.history[0]["relative_error"]
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import overtensor as ot
-from overtensor.tensors.gradient import EpochSchedule, finish_fit, restart_rows
+from overtensor.tensors.gradient import finish_fit, restart_rows
 from overtensor.tensors.models import model_cp
 from overtensor.tensors.reduction import reduce_rank
+from overtensor.training.schedule import EpochSchedule
 
 
 def _correlated(order: int, dim: int, rank: int, cos: float, seed: int) -> ot.CPTarget:
@@ -31,7 +32,7 @@ def test_non_minimal_exact_cp_is_reduced_to_the_true_rank():
     target = ot.random_target(3, 40, 5, random_state=706)
     # The gradient route's extraction and reduction (the default route would certify rank 5 by
     # the subspace power method without trying rank 4).
-    result = ot.fit(target, width=8, random_state=906, engine="paper")
+    result = ot.fit(target, width=8, random_state=906, runtime=ot.Runtime(engine="paper"))
     assert result.cp.rank == 5
     assert result.recovery().recovered == 5
     assert result.converged
@@ -91,7 +92,7 @@ def test_cp_degeneracy_is_diagnosed_with_advice():
 
 def test_well_posed_fit_has_no_degeneracy_warning():
     target = ot.random_target(3, 20, 3, random_state=0)
-    result = ot.fit(target, width=12, random_state=0, engine="paper")
+    result = ot.fit(target, width=12, random_state=0, runtime=ot.Runtime(engine="paper"))
     assert result.converged
     assert "degeneracy" not in result.info and result.info["warnings"] == []
 
@@ -155,8 +156,8 @@ def test_heavy_duplicated_rows_are_merged_into_one_and_the_other_redrawn():
 def test_odd_order_run_does_not_leave_a_component_behind():
     # Issue input: ended at relative error 0.46 with a component missing.
     target = ot.random_target(3, 40, 5, random_state=701)
-    result = ot.fit(target, width=8, random_state=901, patience=100, max_steps=60000,
-                    final_steps=20000)
+    result = ot.fit(target, width=8, random_state=901, schedule=ot.GradientSchedule(patience=100,
+                    max_steps=60000, final_steps=20000))
     assert result.converged and result.recovery().recovered == 5
 
 
@@ -169,7 +170,7 @@ def test_rank_cap_on_a_noisy_target_returns_the_true_components():
     support = free.info["rank_support"]
     assert support["found"] > 3 and support["supported"] == free.cp.rank == 3
     assert any("chosen under noise" in w for w in free.summary()["warnings"])
-    capped = ot.fit(target, width=12, random_state=0, rank=3)
+    capped = ot.fit(target, width=12, random_state=0, extraction=ot.Extraction(rank=3))
     assert capped.cp.rank == 3 and capped.recovery().recovered == 3
     assert capped.info["rank_cap"] == 3
     # Against the clean tensor the capped CP is closer than the uncapped one.
@@ -180,7 +181,7 @@ def test_rank_cap_on_a_noisy_target_returns_the_true_components():
 def test_rank_cap_is_validated():
     target = ot.random_target(3, 10, 2, random_state=0)
     with pytest.raises(ValueError, match="rank"):
-        ot.fit(target, width=6, rank=0)
+        ot.fit(target, width=6, extraction=ot.Extraction(rank=0))
 
 
 def test_cli_summary_prints_the_warnings():

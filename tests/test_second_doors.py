@@ -11,6 +11,7 @@ import torch
 
 import overtensor as ot
 from overtensor.regression.core import RegressionProblem, as_problem, preconditioned_interpolant
+from overtensor.tensors.config import split_options
 from overtensor.tensors.shortcuts import Shortcuts
 
 
@@ -33,13 +34,13 @@ def test_every_door_refuses_what_fit_refuses(option, match, door):
         if door == "batched":
             ot.fit_batched([target], 10, random_states=[0], **option)
         else:
-            ot.fit(target, 10, engine=door, **option)
+            ot.fit(target, 10, **split_options(option), runtime=ot.Runtime(engine=door))
 
 
 def test_the_default_route_accepts_numpy_scalars_like_the_paper_engine():
     target = ot.random_target(3, 12, 2, random_state=0)
-    result = ot.fit(target, 6, tol=np.float64(1e-4), max_steps=np.int64(3000),
-                            random_state=0)
+    result = ot.fit(target, 6, tol=np.float64(1e-4), random_state=0,
+                    schedule=ot.GradientSchedule(max_steps=np.int64(3000)))
     assert result.relative_error < 1e-3
 
 

@@ -29,7 +29,7 @@ def _dense(order, dim, rank, seed):
 def test_shortcut_fit_recovers_every_component_with_the_reported_error_against_the_array(
         order, seed):
     target = _dense(order, 20 if order == 3 else 12, 4, seed)
-    result = ot.fit(target, 16, random_state=seed, shortcuts=NO_SPM)
+    result = ot.fit(target, 16, random_state=seed, runtime=ot.Runtime(shortcuts=NO_SPM))
     assert result.info["compression"]["dim"] == 4
     assert result.info["shortcuts"]["switched_at"] is not None  # the early switch was taken
     assert result.converged and result.cp.rank == 4
@@ -43,8 +43,8 @@ def test_shortcut_fit_recovers_every_component_with_the_reported_error_against_t
 
 def test_the_switch_takes_far_fewer_steps_than_the_papers_schedule_on_the_same_core():
     target = _dense(3, 20, 4, 5)
-    fast = ot.fit(target, 16, random_state=5, shortcuts=NO_SPM)
-    paper = ot.fit(target, 16, random_state=5, engine="paper")
+    fast = ot.fit(target, 16, random_state=5, runtime=ot.Runtime(shortcuts=NO_SPM))
+    paper = ot.fit(target, 16, random_state=5, runtime=ot.Runtime(engine="paper"))
     assert fast.converged and paper.converged
     assert "shortcuts" not in paper.info and paper.info["route"]["engine"] == "paper"
     assert fast.steps * 4 < paper.steps
@@ -55,12 +55,12 @@ def test_the_switch_takes_far_fewer_steps_than_the_papers_schedule_on_the_same_c
 def test_switch_off_runs_the_papers_schedule_with_numpy_steps_to_the_same_answer():
     target = _dense(3, 16, 3, 7)
     no_switch = ot.fit(target, 12, random_state=7,
-                       shortcuts=Shortcuts(early_switch=False, adaptive_lr=False,
-                                           check_every=50, spm=False))
+                       runtime=ot.Runtime(shortcuts=Shortcuts(early_switch=False, adaptive_lr=False,
+                                           check_every=50, spm=False)))
     # The paper's schedule on the same core from the same generator (after the same sketch).
     gen = torch.Generator().manual_seed(7)
     comp = compress(target, random_state=gen, sketch_size=12 + 10)
-    paper = ot.fit(comp.core, 12, random_state=gen, engine="paper")
+    paper = ot.fit(comp.core, 12, random_state=gen, runtime=ot.Runtime(engine="paper"))
     assert no_switch.info["shortcuts"]["switched_at"] is None
     # Same schedule, same draws, same step formula: the same decisions (rounding aside).
     assert no_switch.steps == paper.steps
@@ -70,13 +70,13 @@ def test_switch_off_runs_the_papers_schedule_with_numpy_steps_to_the_same_answer
 
 def test_cp_and_moment_cores_take_the_shortcut_path():
     cp_target = ot.random_target(3, 200, 4, random_state=3)
-    result = ot.fit(cp_target, 16, random_state=3, shortcuts=NO_SPM)
+    result = ot.fit(cp_target, 16, random_state=3, runtime=ot.Runtime(shortcuts=NO_SPM))
     assert result.info["shortcuts"]["switched_at"] is not None
     assert result.converged and result.recovery().recovered == 4
     truth = cp_target.truth
     samples = truth.components.repeat(30, 1) * 4 ** (1 / 3)  # moments = Σ u_j^{⊗3} exactly
     moments = ot.MomentTarget(samples, 3)
-    result = ot.fit(moments, 16, random_state=4, shortcuts=NO_SPM)
+    result = ot.fit(moments, 16, random_state=4, runtime=ot.Runtime(shortcuts=NO_SPM))
     assert result.info["shortcuts"]["switched_at"] is not None
     assert result.converged and ot.recovery(result.cp, cp_target).recovered == 4
 
@@ -101,7 +101,7 @@ def test_bad_shortcut_options_name_the_argument(bad):
 
 def test_shortcuts_of_the_wrong_type_are_refused_before_any_work():
     with pytest.raises(TypeError, match="shortcuts"):
-        ot.fit(_dense(3, 10, 2, 0), 8, shortcuts="fast")
+        ot.fit(_dense(3, 10, 2, 0), 8, runtime=ot.Runtime(shortcuts="fast"))
 
 
 def test_unfolding_bound_holds_for_every_cp_and_is_the_same_for_dense_and_cp_forms():
@@ -172,7 +172,8 @@ def test_moment_spectrum_equals_the_dense_one_and_certifies_the_rank_of_a_moment
     assert float(sv_m[6:].max()) < 1e-6 * float(sv_m[0])  # the unfolding has d = 6 rows
     truth = ot.random_target(3, 40, 3, random_state=8).truth
     samples = truth.components.repeat(20, 1) * 3 ** (1 / 3)
-    result = ot.fit(ot.MomentTarget(samples, 3), 12, random_state=8, shortcuts=NO_SPM)
+    result = ot.fit(ot.MomentTarget(samples, 3), 12, random_state=8,
+                    runtime=ot.Runtime(shortcuts=NO_SPM))
     assert result.converged and result.cp.rank == 3
     assert "minimal" in result.info["rank_reduction"]["stop"]
 
@@ -188,14 +189,16 @@ def test_shortcut_fields_of_the_wrong_type_name_the_field_and_value(bad):
 
 def test_default_shortcuts_that_cannot_apply_say_why_and_explicit_ones_are_refused():
     target = _dense(3, 10, 2, 0)
-    result = ot.fit(target, 6, random_state=0, optimizer="adam", max_steps=50)
+    result = ot.fit(target, 6, random_state=0, schedule=ot.GradientSchedule(optimizer="adam",
+                    max_steps=50))
     assert result.info["route"]["engine"] == "paper"
     assert result.info["route"]["why"].endswith("optimizer='adam'")
     with pytest.raises(ValueError, match="optimizer='adam'"):
-        ot.fit(target, 6, random_state=0, optimizer="adam", shortcuts=Shortcuts(float32=True))
+        ot.fit(target, 6, random_state=0, schedule=ot.GradientSchedule(optimizer="adam"),
+               runtime=ot.Runtime(shortcuts=Shortcuts(float32=True)))
     with pytest.raises(ValueError, match="method='gd'"):
-        ot.fit(target, 6, "gd", shortcuts=Shortcuts())
+        ot.fit(target, 6, "gd", runtime=ot.Runtime(shortcuts=Shortcuts()))
     with pytest.raises(ValueError, match="engine='paper'"):
-        ot.fit(target, 6, engine="paper", shortcuts=Shortcuts())
+        ot.fit(target, 6, runtime=ot.Runtime(engine="paper", shortcuts=Shortcuts()))
     with pytest.raises(ValueError, match="width"):
         ot.fit(target)

@@ -79,9 +79,9 @@ def test_spm_options_and_gradient_options_are_checked():
     with pytest.raises(ValueError, match="n_starts"):
         SPMOptions(n_starts=0)
     with pytest.raises(ValueError, match=r"lr=0\.1"):
-        ot.fit(_cp(3, 6, 2, 0), 2, "spm", lr=0.1)
+        ot.fit(_cp(3, 6, 2, 0), 2, "spm", schedule=ot.GradientSchedule(lr=0.1))
     with pytest.raises(ValueError, match="rank=2"):
-        ot.fit(_cp(3, 6, 2, 0), 2, "spm", rank=2)
+        ot.fit(_cp(3, 6, 2, 0), 2, "spm", extraction=ot.Extraction(rank=2))
 
 
 @pytest.mark.parametrize("order,dim,rank,width", [(3, 10, 10, 30), (4, 8, 12, 40), (3, 40, 5, 20)])
@@ -100,24 +100,27 @@ def test_default_route_falls_back_when_spm_cannot_give_the_answer():
     # Width below the rank: SPM would need 5 terms, the over-parameterized fit gets 3.
     # Neither gradient route meets tol with 3 terms: the route returns the better of the
     # shortcuts' and the paper's answers, never worse than engine="paper".
-    result = ot.fit(_cp(3, 10, 5, 0), 3, random_state=0, max_steps=300, final_steps=100)
-    paper = ot.fit(_cp(3, 10, 5, 0), 3, random_state=0, max_steps=300, final_steps=100,
-                   engine="paper")
+    result = ot.fit(_cp(3, 10, 5, 0), 3, random_state=0, schedule=ot.GradientSchedule(max_steps=300,
+                    final_steps=100))
+    paper = ot.fit(_cp(3, 10, 5, 0), 3, random_state=0, schedule=ot.GradientSchedule(max_steps=300,
+                   final_steps=100), runtime=ot.Runtime(engine="paper"))
     assert result.info["route"]["engine"] in ("shortcuts", "paper")
     assert "width=3" in result.info["route"]["spm"]["skipped"]
     assert result.relative_error <= paper.relative_error
     # Order 2 has no SPM; a non-default optimizer sends the fit to the paper's schedule.
     res2 = ot.fit(_cp(2, 10, 3, 0), 12, random_state=0)
     assert res2.info["route"]["spm"] == {"skipped": "order 2 < 3"} and res2.converged
-    res3 = ot.fit(_cp(3, 8, 2, 0), 6, random_state=0, optimizer="adam", max_steps=100)
+    res3 = ot.fit(_cp(3, 8, 2, 0), 6, random_state=0, schedule=ot.GradientSchedule(optimizer="adam",
+                  max_steps=100))
     assert res3.info["route"]["engine"] == "paper"
 
 
 def test_paper_engine_reproduces_the_papers_schedule_and_ignores_the_route():
     target = _cp(3, 8, 2, 3)
-    paper = ot.fit(target, 6, random_state=3, engine="paper", max_steps=400, final_steps=100)
-    autograd = ot.fit(target, 6, random_state=3, engine="autograd", max_steps=400,
-                      final_steps=100)
+    paper = ot.fit(target, 6, random_state=3, runtime=ot.Runtime(engine="paper"),
+                   schedule=ot.GradientSchedule(max_steps=400, final_steps=100))
+    autograd = ot.fit(target, 6, random_state=3, runtime=ot.Runtime(engine="autograd"),
+                      schedule=ot.GradientSchedule(max_steps=400, final_steps=100))
     assert paper.info["route"] == {"engine": "paper", "why": "engine='paper'"}
     assert paper.steps == autograd.steps and paper.history  # same decisions, a gradient history
 
@@ -160,7 +163,8 @@ def test_experiments_run_the_papers_schedule():
               "width_factor": 3, "max_steps": 600, "final_steps": 200}
     out = run_fit(config)
     paper = ot.fit(ot.random_target(3, 8, 2, random_state=0), 6, random_state=10_000,
-                   max_steps=600, final_steps=200, engine="paper")
+                   schedule=ot.GradientSchedule(max_steps=600, final_steps=200),
+                   runtime=ot.Runtime(engine="paper"))
     assert out["steps"] == paper.steps > 10  # gradient steps: the paper's schedule, not SPM
 
 

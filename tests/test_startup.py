@@ -34,7 +34,7 @@ def test_a_small_fit_imports_neither_scipy_nor_dataframes_nor_plots_nor_dask_nor
     loaded = _loaded_after(
         "import overtensor as ot\n"
         "t = ot.random_target(order=3, dim=10, rank=2, random_state=0)\n"
-        f"r = ot.fit(t, width=6, random_state=0, engine={engine!r})\n"
+        f"r = ot.fit(t, width=6, random_state=0, runtime=ot.Runtime(engine={engine!r}))\n"
         "assert r.converged, r.info")
     assert loaded["torch"]
     # The paper's schedule polishes with SciPy's L-BFGS: SciPy is used there.

@@ -55,12 +55,13 @@ def test_fit_runs_small_problems_on_one_thread_and_restores(two_threads, monkeyp
     monkeypatch.delenv("OVERTENSOR_THREADS", raising=False)
     seen = []
     target = ot.random_target(order=3, dim=10, rank=2, random_state=0)
-    result = ot.fit(target, width=6, random_state=0, engine="paper",
-                    callback=lambda rec, state: seen.append(torch.get_num_threads()))
+    result = ot.fit(target, width=6, random_state=0,
+                    callback=lambda rec, state: seen.append(torch.get_num_threads()),
+                    runtime=ot.Runtime(engine="paper"))
     assert seen and set(seen) == {1}
     assert result.info["threads"] == 1
     assert torch.get_num_threads() == 2
-    forced = ot.fit(target, width=6, random_state=0, threads=2, engine="paper")
+    forced = ot.fit(target, width=6, random_state=0, runtime=ot.Runtime(threads=2, engine="paper"))
     assert forced.info["threads"] == 2
     # one thread or two: the same decisions (at most rounding apart)
     assert forced.steps == result.steps
@@ -68,7 +69,8 @@ def test_fit_runs_small_problems_on_one_thread_and_restores(two_threads, monkeyp
 
 def test_seconds_covers_training_extraction_and_polish():
     target = ot.random_target(order=3, dim=10, rank=2, random_state=0)
-    result = ot.fit(target, width=6, random_state=0, engine="paper")  # the gradient method's parts
+    # The paper's engine: the gradient method's parts.
+    result = ot.fit(target, width=6, random_state=0, runtime=ot.Runtime(engine="paper"))
     parts = [result.info[k] for k in ("seconds_train", "seconds_extract", "seconds_polish")]
     assert result.info["polished"] and all(p >= 0 for p in parts)
     assert result.seconds >= sum(parts)

@@ -26,7 +26,8 @@ def test_the_rule_is_a_multiple_of_the_start_or_a_non_finite_loss():
 def test_every_family_raises_the_same_divergence_error_with_the_same_advice():
     target = ot.random_target(order=3, dim=6, rank=2, random_state=0)
     with pytest.raises(DivergenceError, match=MESSAGE):
-        ot.fit(target, width=6, lr=50.0, init_scale=0.5, max_steps=400, engine="paper", random_state=0)
+        ot.fit(target, width=6, random_state=0, schedule=ot.GradientSchedule(lr=50.0,
+               init_scale=0.5, max_steps=400), runtime=ot.Runtime(engine="paper"))
     data = gaussian_quadratic(5, torch.Generator().manual_seed(0))
     with pytest.raises(DivergenceError, match=MESSAGE):
         train_network(data, NetworkSpec(dim=5, width=6), TrainConfig(lr=50.0, steps=300,
@@ -63,8 +64,8 @@ def test_the_named_optimizer_runs_in_every_family(monkeypatch, name):
     lr = 1e-3 if name in ("adagrad", "rmsprop", "adam", "adamw") else None
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
     # engine="autograd": with "gd" the default engine is the batched closed-form gradient descent
-    ot.fit(target, width=5, optimizer=name, lr=lr, max_steps=60, final_steps=20, eval_every=20,
-           engine="autograd", random_state=0)
+    ot.fit(target, width=5, random_state=0, schedule=ot.GradientSchedule(optimizer=name, lr=lr,
+           max_steps=60, final_steps=20, eval_every=20), runtime=ot.Runtime(engine="autograd"))
     assert name in used, f"fit ran {used} for optimizer={name!r}"
     used.clear()
     data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
@@ -80,7 +81,8 @@ def test_the_named_optimizer_runs_in_every_family(monkeypatch, name):
 def test_regression_only_optimizers_are_refused_by_the_other_families_with_one_message(name):
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
     with pytest.raises(ValueError, match=f"optimizer='{name}' needs .*regression problem"):
-        ot.fit(target, width=5, optimizer=name, lr=0.01, max_steps=20, random_state=0)
+        ot.fit(target, width=5, random_state=0, schedule=ot.GradientSchedule(optimizer=name,
+               lr=0.01, max_steps=20))
     data = gaussian_quadratic(4, torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=f"optimizer='{name}' needs .*regression problem"):
         train_network(data, NetworkSpec(dim=4, width=3),
@@ -98,8 +100,8 @@ def test_every_family_returns_the_result_base_and_stops_on_the_same_callback_con
 
     seen: list = []
     target = ot.random_target(order=3, dim=5, rank=2, random_state=0)
-    fit = ot.fit(target, width=5, max_steps=2000, eval_every=50, callback=stop_at_second,
-                 random_state=0)
+    fit = ot.fit(target, width=5, callback=stop_at_second, random_state=0,
+                 schedule=ot.GradientSchedule(max_steps=2000, eval_every=50))
     assert fit.steps == seen[1][0] == 100 and fit.stop_reason == "callback"
     seen.clear()
     data = gaussian_quadratic(4, torch.Generator().manual_seed(0))

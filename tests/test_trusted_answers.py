@@ -17,9 +17,10 @@ from overtensor.cli.main import main
 from overtensor.precision import EXACT
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regression.core import _full_batch_lr, fit_regression, gaussian_design
-from overtensor.tensors.gradient import EpochSchedule
+from overtensor.tensors.config import split_options
 from overtensor.tensors.targets import symmetrize
 from overtensor.training.loop import DivergenceError
+from overtensor.training.schedule import EpochSchedule
 from tests.test_published_examples import kofidis_regalia
 
 
@@ -61,7 +62,7 @@ def test_gradient_fit_of_the_negated_target_is_the_mirror_image(method, order):
     # a positive term whatever the target.
     T = random_symmetric(order, 3, 10 + order)
     kw = dict(width=2, method=method, random_state=5, max_steps=3000, final_steps=1000)
-    plus, minus = ot.fit(T, **kw), ot.fit(-T, **kw)
+    plus, minus = ot.fit(T, **split_options(kw)), ot.fit(-T, **split_options(kw))
     assert plus.cp.rank == minus.cp.rank
     a, b = plus.cp.canonical(), minus.cp.canonical()
     if order % 2 == 0:
@@ -85,7 +86,7 @@ def test_width_one_fit_of_a_negative_even_order_term():
 
 @pytest.mark.parametrize("width", [2, 4])
 def test_rank_cap_holds_on_a_full_rank_tensor_and_warns_with_the_error(width):
-    res = ot.fit(kofidis_regalia(), width=width, rank=1, random_state=0)
+    res = ot.fit(kofidis_regalia(), width=width, random_state=0, extraction=ot.Extraction(rank=1))
     assert res.cp.rank == 1
     lines = [w for w in res.warnings if w.startswith("rank cap 1")]
     assert len(lines) == 1 and f"{res.relative_error:.3e}" in lines[0]
@@ -95,11 +96,13 @@ def test_rank_cap_holds_on_a_full_rank_tensor_and_warns_with_the_error(width):
 def test_rank_cap_holds_for_a_random_target_that_needs_more_terms():
     target = ot.random_target(3, 6, 4, random_state=3)
     for width in (4, 8):
-        res = ot.fit(target, width=width, rank=2, random_state=1, max_steps=4000)
+        res = ot.fit(target, width=width, random_state=1, extraction=ot.Extraction(rank=2),
+                     schedule=ot.GradientSchedule(max_steps=4000))
         assert res.cp.rank <= 2
         assert any(w.startswith("rank cap 2") for w in res.warnings)
     # no warning when the cap is met within tol
-    ok = ot.fit(ot.random_target(3, 6, 2, random_state=3), width=6, rank=2, random_state=1)
+    ok = ot.fit(ot.random_target(3, 6, 2, random_state=3), width=6, random_state=1,
+                extraction=ot.Extraction(rank=2))
     assert ok.converged and ok.cp.rank == 2
     assert not any(w.startswith("rank cap") for w in ok.warnings)
 
@@ -134,8 +137,9 @@ def test_stop_reason_names_the_budget_that_ran_out():
 
 def test_a_fit_that_misses_tol_says_which_budget_ended_it():
     target = ot.random_target(3, 10, 4, random_state=0)
-    res = ot.fit(target, width=8, random_state=0, max_steps=300, eval_every=50, polish_iter=0,
-                 engine="paper")  # the paper's schedule and its budgets
+    res = ot.fit(target, width=8, random_state=0, schedule=ot.GradientSchedule(max_steps=300,
+                 eval_every=50), extraction=ot.Extraction(polish_iter=0),
+                 runtime=ot.Runtime(engine="paper"))  # the paper's schedule and its budgets
     assert not res.converged and res.stop_reason == "max_steps"
     assert any(w.startswith("not converged") and "max_steps" in w for w in res.warnings)
 

@@ -209,15 +209,21 @@ def test_store_holds_names_only_as_data(tmp_path):
 
 
 def test_the_fit_schema_covers_every_keyword_a_spec_can_give_fit_and_random_target():
+    import dataclasses
     import inspect
 
     import overtensor as ot
     from overtensor.experiments.params import FitParams
 
-    # power=, orthogonal= and shortcuts= take options objects, not JSON values.
+    # power=, orthogonal= and shortcuts= take options objects, not JSON values; the groups
+    # (schedule, extraction, runtime) are given by their fields' names (split_options). "rank" in
+    # a spec is the synthetic target's rank (random_target), so the rank cap is not a spec key.
+    groups = {"schedule": ot.GradientSchedule, "extraction": ot.Extraction, "runtime": ot.Runtime}
     not_json = {"target", "random_state", "callback", "recorders", "progress", "power", "orthogonal",
-                "shortcuts"}
-    keywords = set(inspect.signature(ot.fit).parameters) | set(inspect.signature(ot.random_target).parameters)
+                "shortcuts", *groups}
+    fields = {f.name for cls in groups.values() for f in dataclasses.fields(cls)}
+    keywords = (set(inspect.signature(ot.fit).parameters) | fields
+                | set(inspect.signature(ot.random_target).parameters))
     missing = keywords - not_json - set(FitParams.model_fields)
     assert missing == set(), f"FitParams lacks {sorted(missing)}: specs could not set them"
 

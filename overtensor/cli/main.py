@@ -36,7 +36,14 @@ def _add_fit(sub) -> None:
         description="Decompose one symmetric tensor and print a summary. The target is your own "
                     "(--tensor, --cp or --samples) or, by default, a random synthetic one "
                     "(--order, --dim, --rank, --components, --weights, --noise).")
-    data = p.add_mutually_exclusive_group()
+    # Argument groups mirror fit's config objects (overtensor.GradientSchedule, Extraction, Runtime).
+    target = p.add_argument_group("target (your own file or a synthetic one)")
+    method = p.add_argument_group("what is fitted (keywords of overtensor.fit)")
+    schedule = p.add_argument_group("schedule (overtensor.GradientSchedule)")
+    extraction = p.add_argument_group("extraction (overtensor.Extraction)")
+    runtime = p.add_argument_group("runtime (overtensor.Runtime)")
+    output = p.add_argument_group("output")
+    data = target.add_mutually_exclusive_group()
     data.add_argument("--tensor", metavar="T.npy",
                       help="a dense symmetric array of shape (d,)*l (.npy, .npz, .csv/.txt for l = 2); "
                            "symmetry is checked")
@@ -46,58 +53,59 @@ def _add_fit(sub) -> None:
     data.add_argument("--samples", metavar="X.npy|X.csv",
                       help="samples of shape (n, d): the target is the empirical moment tensor "
                            "(1/n) sum_k x_k^(x L), L = --moment (never formed)")
-    p.add_argument("--moment", type=int, default=None, metavar="L",
-                   help="order L of the moment tensor of --samples (required with --samples)")
-    p.add_argument("--order", type=int, default=None,
-                   help="tensor order l (default 3; with --tensor the array's number of axes)")
-    p.add_argument("--dim", type=int, default=None, help="synthetic target: dimension d (default 100)")
-    p.add_argument("--rank", type=int, default=None,
-                   help="synthetic target: its rank r (default 10); the cap on the returned rank "
-                        "is --max-rank")
-    p.add_argument("--width", type=int, default=None,
-                   help="number of rank-one terms m (default 5*rank; required with --tensor and "
-                        "--samples)")
-    p.add_argument("--method", default="beyond-lazy", choices=FIT_METHODS, metavar="METHOD",
-                   help="beyond-lazy | gd | exact-rank | deflation | power-method | spm "
-                   "(default beyond-lazy)")
-    p.add_argument("--engine", default="auto", choices=("auto", "paper", "autograd"),
-                   help="auto: the fastest route to the same decomposition (default); paper: the "
-                        "paper's exact schedule; autograd: the paper's schedule on autograd")
-    p.add_argument("--regime", default="full", choices=FIT_REGIMES, metavar="REGIME",
-                   help="full | lazy | random-features | alpha-scaled | orthogonal (default "
-                        "full); the summary then also shows the laziness diagnostics")
-    p.add_argument("--laziness", action="store_true",
-                   help="also compute the tangent-kernel change (automatic with a --regime other "
-                        "than full; it needs torch.func, which costs ~2 s of import)")
-    p.add_argument("--rotation", default=None,
-                   help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
-                        "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
+    target.add_argument("--moment", type=int, default=None, metavar="L",
+                        help="order L of the moment tensor of --samples (required with --samples)")
+    target.add_argument("--order", type=int, default=None,
+                        help="tensor order l (default 3; with --tensor the array's number of axes)")
+    target.add_argument("--dim", type=int, default=None, help="synthetic target: dimension d (default 100)")
+    target.add_argument("--rank", type=int, default=None,
+                        help="synthetic target: its rank r (default 10); the cap on the returned rank "
+                             "is --max-rank")
+    method.add_argument("--width", type=int, default=None,
+                        help="number of rank-one terms m (default 5*rank; required with --tensor and "
+                             "--samples)")
+    method.add_argument("--method", default="beyond-lazy", choices=FIT_METHODS, metavar="METHOD",
+                        help="beyond-lazy | gd | exact-rank | deflation | power-method | spm "
+                             "(default beyond-lazy)")
+    runtime.add_argument("--engine", default="auto", choices=("auto", "paper", "autograd"),
+                         help="auto: the fastest route to the same decomposition (default); paper: the "
+                              "paper's exact schedule; autograd: the paper's schedule on autograd")
+    method.add_argument("--regime", default="full", choices=FIT_REGIMES, metavar="REGIME",
+                        help="full | lazy | random-features | alpha-scaled | orthogonal (default "
+                             "full); the summary then also shows the laziness diagnostics")
+    output.add_argument("--laziness", action="store_true",
+                        help="also compute the tangent-kernel change (automatic with a --regime other "
+                             "than full; it needs torch.func, which costs ~2 s of import)")
+    method.add_argument("--rotation", default=None,
+                        help="with --regime orthogonal: how R stays orthogonal: cayley | matrix_exp | "
+                             "householder | gram-schmidt | lowdin | riemannian | stochastic (default cayley)")
     from overtensor.cli.train import ALPHA_HELP
 
-    p.add_argument("--alpha", type=float, default=None, help=ALPHA_HELP)
-    p.add_argument("--components", default=None, help="synthetic target: random | orthonormal")
-    p.add_argument("--weights", default=None,
-                   help="synthetic target: equal | geometric | linear | a ratio in (0, 1] "
-                        "(default equal)")
-    p.add_argument("--noise", type=float, default=None,
-                   help="synthetic target: relative noise level (small d only)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (target and fit)")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--dtype", default=None,
-                   help="float64 (CPU default) | float32 (CUDA default) | float16 | bfloat16 (errors are "
-                        "reported in float64)")
-    p.add_argument("--steps", type=int, default=20000, help="step budget (default 20000)")
-    p.add_argument("--tol", type=float, default=1e-4, help="target relative error (default 1e-4)")
-    p.add_argument("--lr", type=float, default=None, help="step size (default 0.5/max(order,4))")
-    p.add_argument("--threads", default=None,
-                   help="intra-op torch threads: N, or auto (also 0) (default $OVERTENSOR_THREADS, "
-                        "else auto: one thread for small problems)")
-    p.add_argument("-o", "--output", default=None, metavar="RESULT.npz|RESULT.json",
-                   help="also write the result: .npz (weights, factors, order, summary as JSON) "
-                        "or .json")
-    p.add_argument("--max-rank", type=int, default=None,
-                   help="cap on the number of returned terms (fit(rank=...); e.g. with --noise)")
-    p.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
+    method.add_argument("--alpha", type=float, default=None, help=ALPHA_HELP)
+    target.add_argument("--components", default=None, help="synthetic target: random | orthonormal")
+    target.add_argument("--weights", default=None,
+                        help="synthetic target: equal | geometric | linear | a ratio in (0, 1] "
+                             "(default equal)")
+    target.add_argument("--noise", type=float, default=None,
+                        help="synthetic target: relative noise level (small d only)")
+    target.add_argument("--seed", type=int, default=0, help="random seed (target and fit)")
+    runtime.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    runtime.add_argument("--dtype", default=None,
+                         help="float64 (CPU default) | float32 (CUDA default) | float16 | bfloat16 "
+                              "(errors are reported in float64)")
+    schedule.add_argument("--steps", type=int, default=20000, help="step budget (default 20000)")
+    method.add_argument("--tol", type=float, default=1e-4, help="target relative error (default 1e-4)")
+    schedule.add_argument("--lr", type=float, default=None, help="step size (default 0.5/max(order,4))")
+    runtime.add_argument("--threads", default=None,
+                         help="intra-op torch threads: N, or auto (also 0) (default $OVERTENSOR_THREADS, "
+                              "else auto: one thread for small problems)")
+    output.add_argument("-o", "--output", default=None, metavar="RESULT.npz|RESULT.json",
+                        help="also write the result: .npz (weights, factors, order, summary as JSON) "
+                             "or .json")
+    extraction.add_argument("--max-rank", type=int, default=None,
+                            help="cap on the number of returned terms (Extraction(rank=...); e.g. "
+                                 "with --noise)")
+    output.add_argument("--json", action="store_true", help="print one JSON object, no progress bar")
     p.set_defaults(func=_cmd_fit)
 
 
@@ -189,6 +197,7 @@ def _cmd_fit(args) -> int:
         check_output_path(args.output, RESULT_SUFFIXES)  # before any work
     import overtensor as ot
     from overtensor.cli.userdata import write_result
+    from overtensor.tensors.config import split_options
 
     target = _fit_target(args)
     cap = args.max_rank  # a cap on the returned rank (--rank is the synthetic target's rank)
@@ -200,11 +209,15 @@ def _cmd_fit(args) -> int:
         raise ValueError(f"--width is required with {'--tensor' if args.tensor else '--samples'} "
                          "(the number of rank-one terms m)")
     gradient = args.method not in ("power-method", "spm")
-    result = ot.fit(target, width=width, method=args.method, max_steps=args.steps, tol=args.tol,
-                    lr=args.lr, random_state=args.seed, progress=not args.json,
-                    regime=args.regime, threads=args.threads, **alpha_option(args.regime, args.alpha),
-                    **({} if cap is None else {"rank": cap}), **_orthogonal_option(args),
-                    **({"engine": args.engine} if gradient and args.regime == "full" else {}))
+    # The flags by name, grouped into fit's config objects (schedule, extraction, runtime).
+    flat = dict(max_steps=args.steps, lr=args.lr, progress=not args.json, threads=args.threads)
+    if cap is not None:
+        flat["rank"] = cap
+    if gradient and args.regime == "full":
+        flat["engine"] = args.engine
+    result = ot.fit(target, width=width, method=args.method, tol=args.tol, random_state=args.seed,
+                    regime=args.regime, **alpha_option(args.regime, args.alpha),
+                    **_orthogonal_option(args), **split_options(flat))
     check_finite_result(result)  # NaN/inf is never a result (exit 5), printed or written
     summary = result.summary()
     if result.params0 and (args.laziness or args.regime != "full"):

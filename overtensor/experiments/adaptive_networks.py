@@ -11,7 +11,10 @@ standardized with the training split's statistics, a stratified 70/30 split draw
 Models (plain ``torch.nn``, initialized from an explicit generator): ``two-layer`` (64 → 256 ReLU →
 10) and ``mlp`` (64 → 128 → 128 ReLU → 10). Training: cross-entropy, mini-batches of 64 in an order
 drawn from the seed, a fixed number of epochs; every optimizer comes from the registry
-(:func:`overtensor.optim.registry.make_optimizer`), over a learning-rate grid per optimizer.
+(:func:`overtensor.optim.registry.make_optimizer`), over a learning-rate grid per optimizer,
+stepped by :func:`overtensor.training.loop.train_loop`. A run whose batch loss becomes non-finite
+stops there and is reported ``diverged`` (the divergence rule with an infinite multiple: a large
+step's loss spikes are measured, not cut short).
 
 Metrics: test and train accuracy, final training loss, the weight norm ``‖θ‖`` and the distance
 from the initialization ``‖θ − θ_0‖`` (the network analogue of the out-of-span part, which
@@ -149,6 +152,14 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from overtensor.optim.registry import make_optimizer
+    from overtensor.training.loop import (
+        Divergence,
+        DivergenceError,
+        Evaluation,
+        optimizer_step,
+        train_loop,
+    )
+    from overtensor.training.schedule import StepSchedule
 
     seed = int(config["seed"])
     name = config["optimizer"]
@@ -161,20 +172,30 @@ def run_adaptive_networks(config: dict[str, Any]) -> dict[str, Any]:
     opt = make_optimizer(name, net.parameters(), lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     bs, epochs = int(config.get("batch_size", 64)), int(config.get("epochs", 20))
-    diverged = False
-    for _ in range(epochs):
-        order = torch.randperm(len(ytr), generator=gen)
-        for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(Xtr[idx]), ytr[idx])
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            loss.backward()
-            opt.step()
-        if diverged:
-            break
+    per_epoch = -(-len(ytr) // bs)  # mini-batches per epoch (the last one may be short)
+    order = torch.empty(0, dtype=torch.long)
+
+    def step(_: int) -> torch.Tensor:  # one mini-batch (train_loop is called with per_step)
+        nonlocal order
+        k = schedule.step % per_epoch
+        if k == 0:  # a new epoch: a new order of the training set
+            order = torch.randperm(len(ytr), generator=gen)
+        idx = order[k * bs:(k + 1) * bs]
+        loss = loss_fn(net(Xtr[idx]), ytr[idx])
+        if torch.isfinite(loss):  # else no step: the divergence rule stops the run on this loss
+            optimizer_step(opt, loss)
+        return loss.detach()
+
+    schedule = StepSchedule(epochs * per_epoch, every=per_epoch)
+    # Only a non-finite loss stops a run (factor=inf): the question is whether runs with a large
+    # step recover from loss spikes, so a spike is measured, not cut short.
+    divergence = Divergence(lr, start=None, factor=math.inf)
+    try:
+        train_loop(schedule, step, lambda loss: Evaluation({"step": schedule.step, "loss": float(loss)}),
+                   per_step=True, divergence=divergence)
+        diverged = False
+    except DivergenceError:
+        diverged = True
     with torch.no_grad():
         out_tr, out_te = net(Xtr), net(Xte)
         theta = _flat(net)

@@ -30,6 +30,7 @@ from overtensor.experiments.params import (
     RunParams,
 )
 from overtensor.experiments.registry import Claim, Experiment, register_experiment, register_run
+from overtensor.tensors.config import split_options
 
 #: Target families: name -> (order, components, weights). "geo" is ``2^{−(j−1)}``; "near" is
 #: ``0.9^{j−1}`` (nearly equal); "linear" is ``(r − j + 1)/r``.
@@ -158,7 +159,8 @@ def run_deflation(config: dict[str, Any]) -> dict[str, Any]:
         return min(record.get("mass", [0.0])) >= 0.99
 
     result = ot.fit(target, width=cfg.get("width", 50), random_state=cfg["seed"] + 10_000,
-                    recorders=[MassRecorder(target)], callback=all_fitted, engine="paper", **opts)
+                    recorders=[MassRecorder(target)], callback=all_fitted, **split_options(opts),
+                    runtime=ot.Runtime(engine="paper"))
     t50 = crossing_steps(result.history, 0.5)
     t99 = crossing_steps(result.history, 0.99)
     lam = target.truth.weights.abs().tolist()

@@ -78,8 +78,10 @@ def run_lazy_lower_bound(config: dict[str, Any]) -> dict[str, Any]:
     if seed < int(config.get("full_seeds", 1)):
         res = ot.fit(target, width=width, method="beyond-lazy", random_state=seed + 2000,
                      tol=float(config.get("full_tol", 1e-3)),
-                     max_steps=int(config.get("full_max_steps", 3000)), final_steps=1000,
-                     eval_every=100, polish_iter=20, engine="paper")
+                     schedule=ot.GradientSchedule(
+                         max_steps=int(config.get("full_max_steps", 3000)), final_steps=1000,
+                         eval_every=100),
+                     extraction=ot.Extraction(polish_iter=20), runtime=ot.Runtime(engine="paper"))
         # What fit returns (merged, polished when the model is within 1e-2), and the model's own.
         out["full_error"] = res.relative_error
         out["full_model_error"] = res.model_relative_error

@@ -13,7 +13,9 @@ Two models, the same three regimes from the same initialization per seed:
   SGD on fresh Gaussian batches; the risk is the exact population risk
   ``2‖M − B‖_F² + (tr(M − B) + c + tr B)²`` with ``M = Σ a_i w_i w_iᵀ`` (``x ~ N(0, I)``),
   divided by the null risk ``2‖B‖_F²``. ``orthogonal`` uses :func:`overtensor.regimes.orthogonal.orthogonal`
-  (Cayley map) on the network's parameter dict.
+  (Cayley map) on the network's parameter dict. The steps run through
+  :func:`overtensor.training.loop.train_loop` (a batch loss that is not finite or exceeds
+  ``1e8 ×`` the first one raises :class:`~overtensor.training.loop.DivergenceError`).
 
 Each run returns the evaluation steps, the risk and the energies (``s = 1``, ``s = 0``, float64)
 of the rows at each evaluation. Expected: the energy of ``orthogonal`` and ``random-features``
@@ -69,10 +71,11 @@ def _tensor_run(config: dict[str, Any]) -> dict[str, Any]:
 
     seed = int(config["seed"])
     target = ot.random_target(3, int(config["dim"]), int(config["rank"]), random_state=seed)
-    res = ot.fit(target, width=int(config["width"]), method="gd", model="coefficients",
-                 regime=config["regime"], init_scale=1.0, max_steps=int(config["steps"]),
-                 eval_every=int(config["eval_every"]), tol=0.0, patience=10**6,
-                 random_state=seed + 1000, recorders=[energy_recorder()])
+    res = ot.fit(target, width=int(config["width"]), method="gd", regime=config["regime"], tol=0.0,
+                 random_state=seed + 1000, recorders=[energy_recorder()],
+                 schedule=ot.GradientSchedule(
+                     model="coefficients", init_scale=1.0, max_steps=int(config["steps"]),
+                     eval_every=int(config["eval_every"]), patience=10**6))
     h = res.history
     out = {"steps": [r["step"] for r in h], "risk": [r["relative_error"] for r in h],
            "energy_s1": [r["energy_s1"] for r in h], "energy_s0": [r["energy_s0"] for r in h]}
@@ -97,6 +100,13 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
 
     from overtensor.regimes.energy import hyperspherical_energy
     from overtensor.regimes.orthogonal import orthogonal
+    from overtensor.training.loop import (
+        Divergence,
+        Evaluation,
+        optimizer_step,
+        train_loop,
+    )
+    from overtensor.training.schedule import StepSchedule
 
     seed, d, N = int(config["seed"]), int(config["dim"]), int(config["width"])
     gen = torch.Generator().manual_seed(seed)
@@ -134,26 +144,25 @@ def _network_run(config: dict[str, Any]) -> dict[str, Any]:
             D = M - B
             return (2 * float((D**2).sum()) + float(torch.trace(D) + theta["c"] + torch.trace(B)) ** 2) / null
 
-    out: dict[str, list] = {"steps": [], "risk": [], "energy_s1": [], "energy_s0": []}
-
-    def record(step: int) -> None:
-        W = weights(theta).detach()
-        out["steps"].append(step)
-        out["risk"].append(risk())
-        out["energy_s1"].append(float(hyperspherical_energy(W, 1)))
-        out["energy_s0"].append(float(hyperspherical_energy(W, 0)))
-
-    record(0)
-    batch, every = int(config.get("batch", 100)), int(config["eval_every"])
-    for step in range(1, int(config["steps"]) + 1):
+    def step(_: int) -> torch.Tensor:  # one online SGD step on a fresh batch
         x = torch.randn(batch, d, generator=gen, dtype=torch.float64)
         y = (x @ B * x).sum(-1) - torch.trace(B)
-        opt.zero_grad(set_to_none=True)
-        (0.5 * ((fn(theta, x) - y) ** 2).mean()).backward()
-        opt.step()
-        if step % every == 0:
-            record(step)
-    return out
+        loss = 0.5 * ((fn(theta, x) - y) ** 2).mean()
+        optimizer_step(opt, loss)
+        return loss.detach()
+
+    def evaluate(_: torch.Tensor | None) -> Evaluation:
+        W = weights(theta).detach()
+        return Evaluation({"step": schedule.step, "risk": risk(),
+                           "energy_s1": float(hyperspherical_energy(W, 1)),
+                           "energy_s0": float(hyperspherical_energy(W, 0))})
+
+    batch, every = int(config.get("batch", 100)), int(config["eval_every"])
+    schedule = StepSchedule(int(config["steps"]), every=every, last=False)
+    history = train_loop(schedule, step, evaluate, evaluate_start=True, per_step=True,
+                         divergence=Divergence(float(config["lr"]), start=None))
+    return {"steps": [r["step"] for r in history],
+            **{k: [r[k] for r in history] for k in ("risk", "energy_s1", "energy_s0")}}
 
 
 @register_run("opt_energy", params=OptEnergyParams, metrics=(

@@ -7,7 +7,7 @@ from the same random rows ``W_0`` (unit norm) and reports the model's relative e
 * ``random-features``: the exact optimum over the coefficients with the rows frozen
   (:func:`overtensor.tensors.lazy.random_features_least_squares`); it is 0 once ``m ≥ C(d+l−1, l)``;
 * ``orthogonal``: ``R^{⊗l}·T_0(c)`` trained by gradient descent on ``(R, c)`` from ``R = I``
-  (:func:`overtensor.tensors.orthogonal_fit.fit_orthogonal`, Cayley map) — at least as good as random
+  (``overtensor.fit(..., regime="orthogonal")``, Cayley map) — at least as good as random
   features at its optimum (``R = I`` is allowed), better when the rotation helps;
 * ``full``: the ``beyond-lazy`` method (:func:`overtensor.fit`).
 
@@ -54,7 +54,6 @@ def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
     from overtensor._checks import check_choice
     from overtensor.tensors.lazy import random_features_least_squares, symmetric_dimension
     from overtensor.tensors.models import init_params
-    from overtensor.tensors.orthogonal_fit import fit_orthogonal
 
     regime = check_choice("regime", config["regime"], REGIMES)
     order, dim, rank = int(config["order"]), int(config["dim"]), int(config["rank"])
@@ -67,12 +66,16 @@ def run_opt_expressivity(config: dict[str, Any]) -> dict[str, Any]:
                          torch.float64, torch.device("cpu"))["W"]
         err = random_features_least_squares(target.float64(), W0).relative_error
     elif regime == "orthogonal":
-        err = fit_orthogonal(target, max(width, 2), max_steps=steps, tol=eps, patience=20,
-                             random_state=init_seed).model_relative_error
+        err = ot.fit(target, max(width, 2), "gd", regime="orthogonal", tol=eps,
+                     random_state=init_seed,
+                     schedule=ot.GradientSchedule(model="homogeneous", max_steps=steps,
+                                                  patience=20)).model_relative_error
     else:
-        err = ot.fit(target, width=width, method="beyond-lazy", max_steps=steps, tol=eps,
-                     final_steps=min(steps // 2, 2000), random_state=init_seed,
-                     polish_iter=0, engine="paper").model_relative_error
+        err = ot.fit(target, width=width, method="beyond-lazy", tol=eps, random_state=init_seed,
+                     schedule=ot.GradientSchedule(max_steps=steps,
+                                                  final_steps=min(steps // 2, 2000)),
+                     extraction=ot.Extraction(polish_iter=0),
+                     runtime=ot.Runtime(engine="paper")).model_relative_error
     return {"error": float(err), "reached": bool(err <= eps * 1.0001),
             "sym_dim": symmetric_dimension(dim, order)}
 

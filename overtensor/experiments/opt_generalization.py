@@ -6,7 +6,9 @@ downloaded), split per seed into train/test (stratified, ``test_size``), feature
 the training part. Model: ``64 → H → 10`` with a ReLU, ``H`` wide (the hidden rows are the
 neurons). Variants, all from the same initialization per seed (hidden rows ``N(0, 1/64)``, output
 ``N(0, 1/H)``, zero biases) and the same optimizer (SGD, momentum, mini-batches, cross-entropy,
-a fixed number of epochs, no tuning per variant):
+a fixed number of epochs, no tuning per variant, stepped by
+:func:`overtensor.training.loop.train_loop`, whose divergence rule stops a run whose batch loss is
+not finite or exceeds ``1e8 ×`` the first one):
 
 * ``standard``: every weight trained;
 * ``random-features``: hidden rows frozen, biases and output trained;
@@ -100,6 +102,13 @@ def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
     from overtensor._checks import check_choice
     from overtensor.networks.opt_layer import OPTLinear, opt_optimizer, resample_blocks
     from overtensor.regimes.energy import hyperspherical_energy
+    from overtensor.training.loop import (
+        Divergence,
+        Evaluation,
+        optimizer_step,
+        train_loop,
+    )
+    from overtensor.training.schedule import StepSchedule
 
     variant = check_choice("variant", config["variant"], VARIANTS)
     seed, H = int(config["seed"]), int(config["hidden"])
@@ -134,30 +143,40 @@ def run_opt_generalization(config: dict[str, Any]) -> dict[str, Any]:
 
     e0 = {s: float(hyperspherical_energy(rows(), s)) for s in (1.0, 0.0)}
     batch, epochs = int(config["batch"]), int(config["epochs"])
-    block_steps, step = int(config.get("block_steps", 20)), 0
+    block_steps = int(config.get("block_steps", 20))
+    per_epoch = -(-len(ytr) // batch)  # mini-batches per epoch (the last one may be short)
     loss_fn = nn.CrossEntropyLoss()
-    curve = []
+    perm = torch.empty(0, dtype=torch.long)
+
+    def step(_: int) -> torch.Tensor:  # one mini-batch (train_loop is called with per_step)
+        nonlocal perm
+        k = schedule.step  # steps taken before this one
+        if k % per_epoch == 0:  # a new epoch: a new order of the training set
+            perm = torch.randperm(len(ytr), generator=gen)
+        idx = perm[(k % per_epoch) * batch:(k % per_epoch + 1) * batch]
+        loss = loss_fn(net(Xtr[idx]), ytr[idx])
+        optimizer_step(opt, loss)
+        if variant == "opt-stochastic" and (k + 1) % block_steps == 0:
+            resample_blocks(net, opt)
+        return loss.detach()
+
+    def evaluate(loss: torch.Tensor) -> Evaluation:  # at the end of an epoch
+        return Evaluation({"step": schedule.step, "test_accuracy": accuracy(Xte, yte),
+                           "loss": float(loss)})
+
+    schedule = StepSchedule(epochs * per_epoch, every=per_epoch)
     t0 = time.perf_counter()
-    for _ in range(epochs):
-        perm = torch.randperm(len(ytr), generator=gen)
-        for i in range(0, len(perm), batch):
-            idx = perm[i:i + batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(Xtr[idx]), ytr[idx])
-            loss.backward()
-            opt.step()
-            step += 1
-            if variant == "opt-stochastic" and step % block_steps == 0:
-                resample_blocks(net, opt)
-        curve.append(accuracy(Xte, yte))
+    history = train_loop(schedule, step, evaluate, per_step=True,
+                         divergence=Divergence(float(config["lr"]), start=None))
     seconds = time.perf_counter() - t0
     e1 = {s: float(hyperspherical_energy(rows(), s)) for s in (1.0, 0.0)}
     return {
         "test_accuracy": accuracy(Xte, yte), "train_accuracy": accuracy(Xtr, ytr),
-        "final_loss": float(loss.detach()), "energy_s1": e1[1.0], "energy_s0": e1[0.0],
+        "final_loss": history[-1]["loss"], "energy_s1": e1[1.0], "energy_s0": e1[0.0],
         "energy_s1_change": abs(e1[1.0] - e0[1.0]) / abs(e0[1.0]),
         "orthogonality_error": hidden.orthogonality_error() if isinstance(hidden, OPTLinear) else None,
-        "seconds_per_epoch": seconds / epochs, "steps": step, "test_accuracy_curve": curve,
+        "seconds_per_epoch": seconds / epochs, "steps": schedule.step,
+        "test_accuracy_curve": [r["test_accuracy"] for r in history],
     }
 
 

@@ -127,19 +127,19 @@ class FitParams(TargetParams):
     @model_validator(mode="after")
     def _used(self) -> FitParams:
         # The options overtensor.fit refuses for this method and regime (it would ignore them),
-        # refused here too: before any run, naming the key, instead of every run failing.
-        # Same rule as overtensor.fit's refuse_ignored: a value equal to fit's default is fine.
-        import inspect
+        # refused here too with fit's own rule: before any run, naming the key, instead of every
+        # run failing. A value equal to fit's default is fine.
+        from overtensor.tensors.config import GROUPS, is_default
+        from overtensor.tensors.methods import unused_options
 
-        from overtensor.tensors.fitting import fit
-        from overtensor.tensors.options import _is_default, ignored_options
-
-        defaults = inspect.signature(fit).parameters
-        for key in ignored_options(self.method, self.regime):
-            if key in self.model_fields_set and key in type(self).model_fields and not (
-                    key in defaults and _is_default(getattr(self, key), defaults[key].default)):
-                raise ConflictError(key, f"method={self.method!r} with regime={self.regime!r} "
-                                         f"does not use {key}; remove it")
+        defaults = {**{k: getattr(cls(), k) for k, cls in GROUPS.items()}, "alpha": 1.0}
+        target_keys = set(TargetParams.model_fields)  # "rank" here is the target's, not a cap
+        given = {k: getattr(self, k) for k in self.model_fields_set - target_keys
+                 if k in defaults and not is_default(getattr(self, k), defaults[k])}
+        given.pop("max_steps", None)  # a sweep's step budget: the gradient methods' (runs.py)
+        for key in unused_options(self.method, self.regime, given):
+            raise ConflictError(key, f"method={self.method!r} with regime={self.regime!r} "
+                                     f"does not use {key}; remove it")
         return self
 
     @model_validator(mode="after")

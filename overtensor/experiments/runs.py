@@ -7,6 +7,8 @@ from typing import Any
 
 from overtensor.experiments.params import FitParams
 from overtensor.experiments.registry import register_run
+from overtensor.tensors.config import split_options
+from overtensor.tensors.methods import DIRECT_METHODS
 
 #: Metrics that measure time: they differ between two executions of the same config.
 TIMING_METRICS = frozenset({"seconds", "seconds_train", "seconds_extract", "seconds_polish", "time_to_eps"})
@@ -63,7 +65,7 @@ def run_fit(config: dict[str, Any]) -> dict[str, Any]:
             cfg.get("regime", "full") == "full"):
         # The experiments reproduce the papers: their schedule, not fit's fast default route.
         cfg.setdefault("engine", "paper")
-    result = ot.fit(target, random_state=seed + 10_000, **cfg)
+    result = ot.fit(target, random_state=seed + 10_000, **split_options(cfg))
     return fit_outputs(result, cfg.get("method"), eps, hit)
 
 
@@ -85,6 +87,10 @@ def fit_inputs(config: dict[str, Any]) -> tuple[Any, dict[str, Any], int, float 
         cfg["width"] = math.ceil(float(factor) * target.truth.rank)
     if cfg.get("method") in _RANK_WIDTH_METHODS:
         cfg.pop("width", None)
+    if cfg.get("method") in DIRECT_METHODS:
+        # A sweep's step budget is the gradient methods' (one spec compares methods under one
+        # max_steps); the direct methods take no gradient steps, so it does not reach them.
+        cfg.pop("max_steps", None)
     return target, cfg, seed, eps
 
 

@@ -122,9 +122,11 @@ def run_width_vs_dimension(config: dict[str, Any]) -> dict[str, Any]:
     fits = 0
     for m in width_ladder(rank, int(config.get("max_width", 8 * rank))):
         res = ot.fit(target, width=m, method="beyond-lazy", random_state=seed + 2000, tol=eps,
-                     max_steps=int(config.get("max_steps", 3000)),
-                     final_steps=int(config.get("final_steps", 1000)), eval_every=50, extract=False,
-                     polish_iter=0, engine="paper")
+                     schedule=ot.GradientSchedule(
+                         max_steps=int(config.get("max_steps", 3000)),
+                         final_steps=int(config.get("final_steps", 1000)), eval_every=50),
+                     extraction=ot.Extraction(extract=False, polish_iter=0),
+                     runtime=ot.Runtime(engine="paper"))
         fits += 1
         if res.model_relative_error <= eps:
             out.update(min_width=m, error_at_min_width=res.model_relative_error, fits=fits)

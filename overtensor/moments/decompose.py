@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_choice, check_float, check_int, make_generator
+from overtensor.tensors.config import GradientSchedule
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.targets import DenseTarget
 
@@ -188,8 +189,8 @@ def best_rank_cp(
     if auto and _relative_error(T, refined["power-method"]) > escalate_above:
         discovery = (*discovery, "beyond-lazy")
     if "beyond-lazy" in discovery:
-        cp = fit(target, 2 * rank + 2, random_state=gen, max_steps=4000, final_steps=1000,
-                 tol=1e-6).cp.sorted()
+        cp = fit(target, 2 * rank + 2, random_state=gen, tol=1e-6,
+                 schedule=GradientSchedule(max_steps=4000, final_steps=1000)).cp.sorted()
         if cp.rank < rank:  # too few terms survived extraction: complete with the power method
             extra = starts.get("power-method") or fit(target, rank, method="power-method",
                                                       random_state=gen).cp

@@ -39,8 +39,15 @@ from overtensor.optim.registry import check_optimizer, make_optimizer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.layer import apply_regime, get_regime, loss_scale
 from overtensor.regimes.orthogonal import BLOCK_STEPS
-from overtensor.training.loop import Progress, check_divergence
+from overtensor.training.loop import (
+    Divergence,
+    Evaluation,
+    Progress,
+    optimizer_step,
+    train_loop,
+)
 from overtensor.training.result import Callback, TrainingResult, check_callback
+from overtensor.training.schedule import StepSchedule
 
 Params = dict[str, torch.Tensor]
 
@@ -97,7 +104,8 @@ class TrainConfig:
     a_init : {"ones", "signs"}
         Initial output weights.
     eval_every : int
-        Steps between evaluations (history, divergence check, progress bar).
+        Steps between evaluations (history, callback, progress bar; the divergence rule checks
+        every step's batch risk).
     dtype : torch.dtype
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; samples are drawn on the CPU (same seed, same data on
@@ -435,41 +443,38 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
         return make_optimizer(config.optimizer, groups, factor * lr, **options)
 
     opt = build_optimizer(False)
-    try_lr = lr / 4 if steps_by_key is None else min(steps_by_key.values()) / 4
+    recent: list[float] = []  # the batch risks since the last evaluation
 
-    history: list[dict[str, float]] = []
-    recent: list[float] = []
-    bar = Progress(config.progress, config.steps, f"{config.regime} N={spec.width}")
-    step = 0
-    stopped = False
-    try:
-        for step in range(1, config.steps + 1):
-            if step == decay_at + 1 and decay_at < config.steps:
-                for g in opt.param_groups:
-                    g["lr"] = g["lr"] * config.decay_factor
-            Xb, yb = batch()
-            opt.zero_grad(set_to_none=True)
-            mse = ((fn(theta, Xb) - yb) ** 2).mean()
-            (scale * mse).backward()
-            opt.step()
-            if resample is not None and step % block_every == 0:
-                theta.update(resample(theta))  # the new block starts at R = I ...
-                theta["R"].requires_grad_(True)
-                opt = build_optimizer(step > decay_at)  # ... with no stale optimizer state
-            value = float(mse.detach())
-            recent.append(value)
-            check_divergence(value, step, 4 * try_lr, start=null, what="batch risk")
-            if step % config.eval_every == 0 or step == config.steps:
-                rec = {"step": step, "batch_risk": float(sum(recent) / len(recent))}
-                recent.clear()
-                history.append(rec)
-                if callback is not None and callback(rec, {"step": step, "params": theta,
-                                                           "model_fn": fn}):
-                    stopped = True
-                    break
-                bar.update(step, f"risk/null {rec['batch_risk'] / null:.3g}")
-    finally:
-        bar.close()
+    def step(n: int) -> float:  # n = 1: the loop checks every batch risk
+        nonlocal opt
+        k = sched.step + 1
+        if k == decay_at + 1 and decay_at < config.steps:
+            for g in opt.param_groups:
+                g["lr"] = g["lr"] * config.decay_factor
+        Xb, yb = batch()
+        mse = ((fn(theta, Xb) - yb) ** 2).mean()
+        optimizer_step(opt, scale * mse)
+        if resample is not None and k % block_every == 0:
+            theta.update(resample(theta))  # the new block starts at R = I ...
+            theta["R"].requires_grad_(True)
+            opt = build_optimizer(k > decay_at)  # ... with no stale optimizer state
+        value = float(mse.detach())
+        recent.append(value)
+        return value
+
+    def evaluate(_: float | None) -> Evaluation:
+        rec = {"step": sched.step, "batch_risk": float(sum(recent) / len(recent))}
+        recent.clear()
+        return Evaluation(rec, {"step": sched.step, "params": theta, "model_fn": fn},
+                          note=f"risk/null {rec['batch_risk'] / null:.3g}")
+
+    sched = StepSchedule(config.steps, every=config.eval_every)
+    # The advice names the smallest step (a quarter of it is suggested).
+    advice_lr = lr if steps_by_key is None else min(steps_by_key.values())
+    history = train_loop(sched, step, evaluate, per_step=True, callback=callback,
+                         divergence=Divergence(advice_lr, start=null, what="batch risk"),
+                         progress=Progress(config.progress, config.steps,
+                                           f"{config.regime} N={spec.width}"))
 
     theta_d = {k: v.detach() for k, v in theta.items()}
     with torch.no_grad():
@@ -491,12 +496,12 @@ def train_network(data, spec: NetworkSpec, config: TrainConfig = TrainConfig(),
     moved = _network_params(config.regime, fn, theta_d, params0)
     laziness = {k: relative_distance(moved, params0, [k]) for k in ("W", "a")}
     return NetworkFit(
-        test_risk=test_risk, null_risk=null, train_risk=train_risk, steps=step,
+        test_risk=test_risk, null_risk=null, train_risk=train_risk, steps=sched.step,
         seconds=time.perf_counter() - t0, lr=lr, exact=exact, laziness=laziness, history=history,
         model_fn=fn, params=theta_d, params0=params0, test_error=test_error,
         info={"regime": config.regime, "width": spec.width, "dim": spec.dim,
               "activation": spec.activation, "momentum": beta,
               **({f"lr_{k}": v for k, v in steps_by_key.items()} if steps_by_key else {})},
-        stop_reason="callback" if stopped else "max_steps",
+        stop_reason=sched.stop_reason,
     )
 

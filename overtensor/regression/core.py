@@ -41,8 +41,16 @@ from overtensor._checks import (
     make_generator,
 )
 from overtensor.optim.registry import check_optimizer, make_optimizer, optimizer_name
-from overtensor.training.loop import Progress, check_divergence
+from overtensor.optim.steps import curvature_step, minibatch_step
+from overtensor.training.loop import (
+    Divergence,
+    Evaluation,
+    Progress,
+    optimizer_step,
+    train_loop,
+)
 from overtensor.training.result import Callback, TrainingResult, check_callback
+from overtensor.training.schedule import StepSchedule
 
 # ---------------------------------------------------------------------------------------------
 # Problems
@@ -536,11 +544,8 @@ def _auto_lr(name: str, problem: RegressionProblem, w0: torch.Tensor, options: d
     if batch_size is None or full[1] is None:
         return full[0]
     K = full[1]
-    n, b = problem.n, batch_size
-    beta = float(torch.diagonal(K).max())
-    top = float(torch.linalg.eigvalsh(K)[-1])
-    denom = n * beta + (b - 1) * top
-    return min(full[0], b / denom) if denom > 0 else full[0]
+    return minibatch_step(full[0], problem.n, batch_size, beta=float(torch.diagonal(K).max()),
+                          top=float(torch.linalg.eigvalsh(K)[-1]))
 
 
 def _full_batch_lr(name: str, problem: RegressionProblem, w0: torch.Tensor,
@@ -559,13 +564,13 @@ def _full_batch_lr(name: str, problem: RegressionProblem, w0: torch.Tensor,
             elif wts == "identity":
                 S = torch.full((problem.n,), 1.0 / problem.n, dtype=torch.float64)
             elif wts == "normalized-residual":
-                return 0.5 / float(torch.linalg.eigvalsh(K)[-1]), None  # D_k ⪯ 2I
+                # D_k ⪯ 2I: half the step of the unpreconditioned curvature
+                return curvature_step(float(torch.linalg.eigvalsh(K)[-1]), factor=0.5, flat=0.5), None
             else:
                 r = X @ w0.to(torch.float64) - problem.y.to(torch.float64)
                 S = (r.abs() / problem.n) if wts == "residual" else wts(r).to(torch.float64)
             K = K + K @ (torch.diag(S) if S.ndim == 1 else S) @ K
-    top = float(torch.linalg.eigvalsh(K)[-1])
-    return (1.0 / top if top > 0 else 1.0), K
+    return curvature_step(float(torch.linalg.eigvalsh(K)[-1]), flat=1.0), K
 
 
 def fit_regression(
@@ -668,20 +673,15 @@ def fit_regression(
     w.requires_grad_(False)
     param = torch.nn.Parameter(w)
     opt = make_optimizer(optimizer, [param], lr, **options)
-    sched = None
+    lr_scheduler = None
     if schedule == "step-decay":
-        sched = torch.optim.lr_scheduler.MultiStepLR(
+        lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
             opt, milestones=[int(0.7 * steps), int(0.85 * steps)], gamma=0.1)
-    rec_at = set(log_steps(steps, records))
-    history: list[dict[str, Any]] = []
     sum_u = torch.zeros(problem.p, dtype=torch.float64, device=X.device)
     leak_num = leak_den = 0.0
     buf = torch.empty(min(steps, 512), problem.p, dtype=X.dtype, device=X.device)
     fill = 0
     theory_ok = True
-    loss0 = None
-    bar = Progress(progress, steps, f"{name} n={problem.n} p={problem.p}")
-    stopped_at = None
 
     def flush() -> None:
         # Batched: the leak of each step of the chunk at once (per-step calls dominate).
@@ -696,24 +696,21 @@ def fit_regression(
         leak_den += float(chunk.norm(dim=1).sum())
         fill = 0
 
-    def record(k: int) -> None:
-        nonlocal loss0
+    def evaluate(_: None) -> Evaluation:
         with torch.no_grad():
             wd = param.detach().to(torch.float64)
             r = X.to(torch.float64) @ wd - y.to(torch.float64)
             loss = 0.5 * float(r @ r)
-            if loss0 is None:
-                loss0 = max(loss, 1e-300)
-            check_divergence(loss, k, lr, start=loss0)
             Pw = space.project(wd)
-            history.append({
-                "step": k, "loss": loss, "in_span_error": float((Pw - w_mn).norm()),
-                "out_of_span": float((wd - Pw).norm()), "norm": float(wd.norm()),
-                "test_risk": problem.test_risk(wd),
-            })
+            rec = {"step": plan.step, "loss": loss, "in_span_error": float((Pw - w_mn).norm()),
+                   "out_of_span": float((wd - Pw).norm()), "norm": float(wd.norm()),
+                   "test_risk": problem.test_risk(wd)}
+        return Evaluation(rec, {"step": plan.step, "w": param.detach()}, loss=loss,
+                          note=f"loss {loss:.2e}")
 
-    record(0)
-    for k in range(1, steps + 1):
+    def step(n: int) -> None:  # n = 1
+        nonlocal fill, theory_ok
+        k = plan.step + 1
         with torch.no_grad():
             if batch_size is None:
                 g = X.T @ (X @ param - y)
@@ -723,7 +720,7 @@ def fit_regression(
                 g = (problem.n / batch_size) * (Xb.T @ (Xb @ param - y[idx]))
             before = param.detach().clone()
         param.grad = g
-        opt.step()
+        optimizer_step(opt)
         with torch.no_grad():
             u = _theory_step(opt, before, g) if theory_ok else None
             if u is None:
@@ -733,15 +730,14 @@ def fit_regression(
             fill += 1
             if fill == len(buf) or k == steps:
                 flush()
-        if sched is not None:
-            sched.step()
-        if k in rec_at:
-            record(k)
-            bar.update(k, f"loss {history[-1]['loss']:.2e}")
-            if callback is not None and callback(history[-1], {"step": k, "w": param.detach()}):
-                stopped_at = k
-                break
-    bar.close()
+        if lr_scheduler is not None:  # after _theory_step, which reads this step's lr
+            lr_scheduler.step()
+
+    # The divergence rule's start is the first record's loss (the loss at w0).
+    plan = StepSchedule(steps, at=log_steps(steps, records), last=False)
+    history = train_loop(plan, step, evaluate, divergence=Divergence(lr, start=None),
+                         callback=callback, evaluate_start=True, per_step=True,
+                         progress=Progress(progress, steps, f"{name} n={problem.n} p={problem.p}"))
     with torch.no_grad():
         flush()
     wf = param.detach()
@@ -750,6 +746,5 @@ def fit_regression(
         w=wf.clone(), w_min_norm=w_mn, history=history, out_of_span=space.complement(wf),
         predicted_out_of_span=predicted, prediction_source="theory" if theory_ok else "unavailable",
         leak_ratio=leak_num / leak_den if leak_den > 0 else 0.0, optimizer=name, lr=lr,
-        steps=steps if stopped_at is None else stopped_at, seconds=time.perf_counter() - t0,
-        stop_reason="max_steps" if stopped_at is None else "callback",
+        steps=plan.step, seconds=time.perf_counter() - t0, stop_reason=plan.stop_reason,
     )

@@ -9,7 +9,7 @@ batched matrix products for all runs. Each run keeps its own
   from it in the same order as in :func:`overtensor.fit`), weight decay, init scale, step size and
   any other scalar option (a list of length ``B`` gives one value per run);
 * epochs, evaluation points, phase switch and stopping: one
-  :class:`~overtensor.tensors.gradient.EpochSchedule` per run, the very object that drives
+  :class:`~overtensor.training.schedule.EpochSchedule` per run, the very object that drives
   :func:`~overtensor.tensors.gradient.gradient_fit`;
 * end: a finished run is frozen (taken out of the batch, which shrinks) while the others go on; a
   run that diverges gets the :class:`~overtensor.training.loop.DivergenceError` that ``fit`` would have
@@ -59,7 +59,6 @@ from overtensor._checks import (
 )
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.gradient import (
-    EpochSchedule,
     FitState,
     finish_fit,
     log_evaluation,
@@ -75,6 +74,7 @@ from overtensor.tensors.models import model_cp
 from overtensor.tensors.result import FitResult, rescale_result
 from overtensor.tensors.targets import CPTarget, Target, as_target
 from overtensor.training.loop import DivergenceError, Progress, check_divergence
+from overtensor.training.schedule import EpochSchedule
 
 #: Options of :func:`overtensor.fit` that :func:`fit_batched` accepts, per run or common.
 OPTIONS = tuple(GRADIENT_DEFAULTS)
@@ -201,8 +201,11 @@ def fit_batched(
         independent), which keeps a tile's tensors in cache on the CPU. Default: all runs on CUDA;
         on the CPU, tiles of about 512 KB per ``(m, max(m, d))`` tensor.
     **options
-        Any of :data:`OPTIONS` (the keywords of ``fit``), each a single value for all runs or a
-        list of one value per run. ``model`` must be common; ``optimizer`` must be ``None`` or
+        Any of :data:`OPTIONS`: ``tol`` and the fields of ``fit``'s groups
+        :class:`~overtensor.tensors.config.GradientSchedule` and
+        :class:`~overtensor.tensors.config.Extraction`, by name, each a single value for all runs
+        or a list of one value per run (a sweep varies them per run, which a frozen group cannot).
+        ``model`` must be common; ``optimizer`` must be ``None`` or
         ``"gd"`` (plain gradient descent, the only one batched).
 
     Returns

@@ -20,11 +20,12 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from overtensor.tensors.config import Extraction, GradientSchedule
 from overtensor.tensors.cp import SymmetricCP
-from overtensor.tensors.methods import METHODS
+from overtensor.tensors.methods import DIRECT_METHODS, METHODS
 
 #: Methods that return exactly the number of components they are given as ``width``.
-_FIXED_WIDTH = ("power-method", "exact-rank")
+_FIXED_WIDTH = ("power-method", "spm", "exact-rank")
 
 
 def _float_array(X: Any) -> np.ndarray:
@@ -76,6 +77,7 @@ class SymmetricCPDecomposition(BaseEstimator):
     tol : float, default=1e-4
         Relative error at which training stops (:func:`overtensor.fit`).
     max_steps : int, default=20000
+        Step budget of the gradient methods (``power-method`` and ``spm`` take no steps).
     random_state : None, int, numpy Generator or RandomState, or torch.Generator
         Seeds every random draw (one ``torch.Generator``).
 
@@ -152,13 +154,16 @@ class SymmetricCPDecomposition(BaseEstimator):
             X = torch.from_numpy(_float_array(X))
         target = as_target(X)
         gen = estimator_generator(self.random_state)
+        # The step budget is a gradient method's (the power method counts no steps).
+        schedule = None if self.method in DIRECT_METHODS else GradientSchedule(
+            max_steps=self.max_steps)
         if self.method in _FIXED_WIDTH:
-            result = fit(target, self.rank, self.method, tol=self.tol, max_steps=self.max_steps,
-                         random_state=gen)
+            result = fit(target, self.rank, self.method, tol=self.tol, random_state=gen,
+                         schedule=schedule)
         else:
             width = self.width if self.width is not None else 2 * self.rank + 2
-            result = fit(target, width, self.method, rank=self.rank, tol=self.tol,
-                         max_steps=self.max_steps, random_state=gen)
+            result = fit(target, width, self.method, tol=self.tol, random_state=gen,
+                         extraction=Extraction(rank=self.rank), schedule=schedule)
         cp = result.cp
         self.decomposition_ = SymmetricCP(cp.weights.detach().cpu(), cp.components.detach().cpu(),
                                           cp.order)

@@ -53,7 +53,8 @@ from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
 from overtensor.tensors.unfolding import square_unfolding_eigenvalues
-from overtensor.training.loop import Progress, check_divergence, gd_steps
+from overtensor.training.loop import Divergence, Evaluation, Progress, gd_steps, train_loop
+from overtensor.training.schedule import EpochSchedule
 
 
 @dataclass
@@ -174,7 +175,9 @@ def gradient_fit(
 ) -> FitResult:
     """The shared loop. See the module docstring; arguments are validated by :func:`overtensor.fit`.
 
-    The epoch, evaluation and stopping logic lives in :class:`EpochSchedule` and the set-up and
+    The epoch, evaluation and stopping logic lives in
+    :class:`~overtensor.training.schedule.EpochSchedule`, the loop in
+    :func:`~overtensor.training.loop.train_loop`, and the set-up and
     extraction in :func:`prepare_fit` / :func:`finish_fit`, which the batched engine
     (:mod:`overtensor.tensors.batched`) shares.
     """
@@ -199,49 +202,54 @@ def gradient_fit(
             loss = loss + 0.5 * mu * (params["W"] ** 2).sum()
         return loss
 
-    history: list[dict[str, Any]] = []
-    bar = Progress(progress, max_steps, f"{method} m={width}")
-
-    def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, sched.step, lr)
+    def evaluate(loss: torch.Tensor) -> Evaluation:
         with torch.no_grad():
             a, V = model_cp(model, params, s)
             rel = float(relative_error(a, V, target, scale))
             state = FitState(target, scale, model, params, params0, s, sched.step, sched.epoch,
                              sched.phase, sched.weight_decay)
-            log_evaluation(sched, history, state, float(loss), rel, relative_distance(params, params0, ["W"]),
-                           recorders, callback)
-        bar.update(sched.step, f"rel.err {rel:.2e}")
-        return rel
+            rec = evaluation_record(sched, state, float(loss), rel,
+                                    relative_distance(params, params0, ["W"]), recorders)
+        return Evaluation(rec, state, value=rel, note=f"rel.err {rel:.2e}")
 
-    try:
-        while (n := sched.next_steps()) > 0:
-            if sched.take_reinit():
-                restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
-                             generator, orient_signs=signs_follow_residual(target, signs))
-            loss = gd_steps(loss_fn, opt, n)
-            sched.advance(n)
-            sched.observe(evaluate(loss))
-    finally:
-        bar.close()
+    def step(n: int) -> torch.Tensor:
+        if sched.take_reinit():  # an epoch of the main phase just ended
+            restart_rows(params, s, model, target, scale, reinit_threshold, init_scale,
+                         generator, orient_signs=signs_follow_residual(target, signs))
+        return gd_steps(loss_fn, opt, n)
+
+    history = train_loop(sched, step, evaluate, divergence=Divergence(lr), callback=callback,
+                         progress=Progress(progress, max_steps, f"{method} m={width}"))
     return finish_fit(
         target, scale, model, params, params0, s, history, sched, method=method, width=width,
         extract=extract, polish_iter=polish_iter, polish_below=polish_below, merge_cos=merge_cos,
         drop_tol=drop_tol, tol=tol, seconds=time.perf_counter() - t0, rank=rank)
 
 
-def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
-                   loss: float, rel: float, laziness: float, recorders: Sequence[Recorder],
-                   callback: Callable | None, **fields: Any) -> dict[str, Any]:
-    """The record of one evaluation point (plus ``fields``), extended by the recorders, appended
-    to ``history`` and shown to the callback, which may stop the run. Shared by every loop."""
+def evaluation_record(sched: EpochSchedule, state: FitState, loss: float, rel: float,
+                      laziness: float, recorders: Sequence[Recorder], **fields: Any) -> dict[str, Any]:
+    """The record of one evaluation point (plus ``fields``), extended by the recorders. Shared by
+    every tensor loop (:func:`overtensor.training.loop.train_loop` appends it to the history and
+    shows it to the callback)."""
     rec = sched.record(loss, rel, laziness)
     rec.update(fields)
     for fn in recorders:
         rec.update(fn(state))
+    return rec
+
+
+def log_evaluation(sched: EpochSchedule, history: list[dict[str, Any]], state: FitState,
+                   loss: float, rel: float, laziness: float, recorders: Sequence[Recorder],
+                   callback: Callable | None, **fields: Any) -> dict[str, Any]:
+    """:func:`evaluation_record`, appended to ``history`` and shown to the callback, which may stop
+    the run: what :func:`~overtensor.training.loop.train_loop` does with it, for the batched
+    engine, which steps many runs at once."""
+    rec = evaluation_record(sched, state, loss, rel, laziness, recorders, **fields)
     history.append(rec)
-    if callback is not None and callback(rec, state):
-        sched.stop("callback")
+    if callback is not None:
+        with torch.no_grad():  # as train_loop calls it
+            if callback(rec, state):
+                sched.stop("callback")
     return rec
 
 
@@ -494,128 +502,6 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
     info["warnings"] = warnings
 
 
-class EpochSchedule:
-    """Epochs, evaluation points and stopping of one run (docs/theory/tensors.md §5, steps 2–5), without
-    the maths.
-
-    A pure state machine over step counts and observed errors, shared by :func:`gradient_fit` and
-    the batched engine so that both take exactly the same decisions::
-
-        while (n := schedule.next_steps()) > 0:     # steps until the next evaluation
-            if schedule.take_reinit():              # an epoch of the main phase just ended
-                ...re-draw small rows...
-            ...n gradient steps with weight decay schedule.weight_decay...
-            schedule.advance(n)
-            schedule.observe(relative_error)
-
-    Rules: an epoch has ``K`` steps (``K ← max(1, round(γK))`` after each epoch), evaluated every
-    ``eval_every`` steps; the run stops at ``rel ≤ tol`` (``"tol"``), at the step budget
-    (``"max_steps"``, or ``"final_steps"`` when the final phase's own budget ended it), or when
-    ``patience`` epochs in a row improve the error by less than 1 %
-    (counting only once the error is below :data:`ESCAPED`): in the main phase this switches to the
-    final phase (``μ = 0``, at most ``final_steps`` more steps), in the final phase it stops
-    (``"stagnation"``). With ``main_epochs`` set, the main phase also ends after that many epochs
-    (the ``deflation`` method derives it from ``tol``; see :mod:`overtensor.tensors.deflation_schedule`).
-    """
-
-    def __init__(self, *, epoch_steps: int, epoch_growth: float, max_steps: int, final_steps: int,
-                 tol: float, patience: int, eval_every: int, weight_decay: float,
-                 reinit: bool, main_epochs: int | None = None,
-                 plateau_below: float | None = None) -> None:
-        # Epochs count toward stagnation only once the error is below `plateau_below` (default
-        # ESCAPED: the plateau before the escape from a small init is not stagnation).
-        self.plateau_below = ESCAPED if plateau_below is None else plateau_below
-        self.epoch_growth, self.max_steps, self.final_steps = epoch_growth, max_steps, final_steps
-        self.tol, self.patience, self.eval_every, self.reinit = tol, patience, eval_every, reinit
-        self.weight_decay, self.main_epochs = weight_decay, main_epochs
-        self.phase = "main" if weight_decay > 0 else "final"
-        self.step = self.epoch = 0
-        self.stop_reason: str | None = None
-        self._K = epoch_steps
-        self._done = 0  # steps taken in the current epoch
-        self._rel = math.inf  # last error observed in the current epoch
-        self._best = math.inf
-        self._bad_epochs = 0
-        self._reinit_due = False
-        self._final_capped = False  # the final phase's budget is below max_steps
-
-    @classmethod
-    def single_phase(cls, *, epoch_steps: int, max_steps: int, tol: float, patience: int,
-                     eval_every: int) -> EpochSchedule:
-        """The schedule of a regime fit: the same epoch and stop rules, no weight decay (so one
-        phase, no re-initialization), and a plateau counts as stagnation at any error (a lazy or
-        orthogonal fit may stay near 1 for good)."""
-        return cls(epoch_steps=epoch_steps, epoch_growth=1.0, max_steps=max_steps, final_steps=0,
-                   tol=tol, patience=patience, eval_every=eval_every, weight_decay=0.0,
-                   reinit=False, plateau_below=math.inf)
-
-    @property
-    def finished(self) -> bool:
-        return self.stop_reason is not None
-
-    def next_steps(self) -> int:
-        """Steps to take before the next evaluation, handling epoch ends; 0 once finished."""
-        while self.stop_reason is None:
-            n = min(self.eval_every, self._K - self._done, self.max_steps - self.step)
-            if n > 0 and not self._rel <= self.tol:
-                return n
-            self._end_epoch()
-        return 0
-
-    def take_reinit(self) -> bool:
-        """Whether small rows must be re-drawn now (once per main-phase epoch end)."""
-        due, self._reinit_due = self._reinit_due, False
-        return due
-
-    def advance(self, n: int) -> None:
-        self.step += n
-        self._done += n
-
-    def observe(self, rel: float) -> None:
-        self._rel = rel
-
-    def stop(self, reason: str) -> None:
-        self.stop_reason = reason
-
-    def record(self, loss: float, rel: float, laziness: float) -> dict[str, Any]:
-        """The history record of an evaluation point."""
-        return {"step": self.step, "epoch": self.epoch, "phase": self.phase, "loss": loss,
-                "relative_error": rel, "weight_decay": self.weight_decay, "laziness": laziness}
-
-    def _end_epoch(self) -> None:
-        rel = self._rel
-        self.epoch += 1
-        self._done, self._rel = 0, math.inf
-        if rel <= self.tol:
-            self.stop_reason = "tol"
-            return
-        if self.step >= self.max_steps:
-            # Name the budget that ran out (issue 22, item 3): raising max_steps does nothing
-            # when the final phase's own budget ended the run.
-            self.stop_reason = "final_steps" if self._final_capped else "max_steps"
-            return
-        # Stagnation: the error did not improve by 1 % over `patience` epochs. The plateau
-        # before the first escape from the small initialization (error still ~1) is the
-        # saddle-escape phase, not stagnation, so it does not count.
-        if rel < self._best * 0.99:
-            self._best, self._bad_epochs = rel, 0
-        elif rel < self.plateau_below:
-            self._bad_epochs += 1
-        main_over = self.main_epochs is not None and self.epoch >= self.main_epochs
-        if self._bad_epochs >= self.patience or (main_over and self.phase == "main"):
-            if self.phase == "main":
-                self.phase, self.weight_decay = "final", 0.0
-                self._bad_epochs, self._best = 0, math.inf
-                self._final_capped = self.step + self.final_steps < self.max_steps
-                self.max_steps = min(self.max_steps, self.step + self.final_steps)
-                return
-            self.stop_reason = "stagnation"
-            return
-        if self.reinit and self.phase == "main":
-            self._reinit_due = True
-        self._K = max(1, round(self._K * self.epoch_growth))
-
-
 #: Without a polish (model error above ``polish_below``), the rank is still chosen against the
 #: residual when the model's error is at most this (a noisy target; :func:`finish_fit`).
 NOISE_BELOW = 0.2
@@ -625,10 +511,6 @@ COARSE_MERGES = (0.95, 0.9, 0.8)
 
 #: Rows this aligned are one term whatever the error (the merge a refused merge falls back to).
 FINE_MERGE = 0.9999
-
-
-#: Relative error below which the model counts as having escaped the initial plateau.
-ESCAPED = 0.95
 
 
 def restart_rows(params, signs, model: str, target: Target, scale, threshold: float,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from overtensor._checks import check_choice, check_float, check_int, check_stopping
+from overtensor.optim.steps import tensor_step
+from overtensor.tensors.config import GROUPS, Extraction, GradientSchedule, as_dict
 from overtensor.tensors.models import MODELS
 from overtensor.tensors.targets import Target
 
@@ -33,15 +35,47 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 DIRECT_METHODS = ("power-method", "spm")
 METHODS = (*METHOD_DEFAULTS, *DIRECT_METHODS)
 
-#: Defaults of the options of the gradient methods, the same in :func:`overtensor.fit`'s signature
-#: and in :func:`overtensor.tensors.batched.fit_batched` (a test checks that they agree).
+#: Defaults of the flat options of the gradient methods: the fields of
+#: :class:`~overtensor.tensors.config.GradientSchedule` and
+#: :class:`~overtensor.tensors.config.Extraction` and ``tol`` (the keywords of
+#: :func:`overtensor.tensors.batched.fit_batched` and of :func:`gradient_options`).
 GRADIENT_DEFAULTS: dict[str, Any] = {
-    "model": None, "init_scale": None, "weight_decay": None, "reinit_threshold": "default",
-    "epoch_steps": None, "epoch_growth": None, "max_steps": 20000, "final_steps": 10000, "tol": 1e-4,
-    "lr": None, "optimizer": None, "signs": "auto", "patience": 5, "eval_every": 50, "extract": True,
-    "polish_iter": 100, "polish_below": 0.01, "merge_cos": 0.99, "drop_tol": 0.001,
-    "main_epochs": "default", "rank": None,
+    **as_dict(GradientSchedule()), "tol": 1e-4, **as_dict(Extraction()),
 }
+
+
+def unused_options(method: str, regime: str, given: dict[str, Any]) -> list[str]:
+    """The names in ``given`` that ``method`` in ``regime`` does not use (``fit`` refuses them,
+    so that no option is ever ignored silently).
+
+    ``given`` maps the options a caller set to values: the flat fields of the config objects
+    (:data:`overtensor.tensors.config.GROUPS`) that differ from their defaults, and ``power``,
+    ``orthogonal``, ``alpha``, ``callback``, ``recorders`` when given. The direct methods use no
+    schedule, extraction, engine or callback; the one-phase regimes no extraction, no phase
+    field (:attr:`GradientSchedule.PHASE_FIELDS`) and no engine; the orthogonal regime takes its
+    step rule from :class:`~overtensor.tensors.orthogonal_fit.OrthogonalOptions`, not
+    ``optimizer``.
+    """
+    engine = ("engine", "shortcuts")
+    out = []
+    for key in given:
+        group = GROUPS.get(key)
+        if method in DIRECT_METHODS:
+            unused = group in (GradientSchedule, Extraction) or key in (
+                *engine, "callback", "recorders")
+        elif regime != "full":
+            unused = group is Extraction or key in (*GradientSchedule.PHASE_FIELDS, *engine)
+            # OPT steps R by its rotation rule (OrthogonalOptions: rotation, momentum).
+            unused = unused or (regime == "orthogonal" and key == "optimizer")
+        else:
+            unused = False
+        if ((key == "power" and method != "power-method")
+                or (key == "orthogonal" and regime != "orthogonal")
+                or (key == "alpha" and regime != "alpha-scaled")):
+            unused = True
+        if unused:
+            out.append(key)
+    return out
 
 
 def gradient_options(
@@ -74,7 +108,7 @@ def gradient_options(
         cfg["reinit_threshold"] = check_float("reinit_threshold", cfg["reinit_threshold"],
                                               minimum=0.0)
     if lr is None:
-        lr = 0.5 / max(tgt.order, 4)
+        lr = tensor_step(tgt.order)
     lr = check_float("lr", lr, minimum=0.0, strict=True)
     if main_epochs != "default":
         cfg["main_epochs"] = main_epochs

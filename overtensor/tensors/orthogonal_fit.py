@@ -12,8 +12,9 @@ reachable, turned as a whole. Pairwise angles of the rows, and their hyperspheri
 :data:`overtensor.regimes.orthogonal.ORTHOGONAL_METHODS` (:mod:`overtensor.regimes.orthogonal`); every history
 record carries ``orthogonality_error = ‖RᵀR − I‖_F`` and the energies.
 
-:func:`overtensor.fit` with ``regime="orthogonal"`` runs :func:`orthogonal_regime_fit` with the
-default :class:`OrthogonalOptions` (Cayley map); :func:`fit_orthogonal` exposes them.
+:func:`overtensor.fit` with ``regime="orthogonal"`` runs :func:`orthogonal_regime_fit`;
+``fit(..., orthogonal=OrthogonalOptions(...))`` chooses the way of keeping ``R`` orthogonal (default
+the Cayley map) and what else is trained. There is no second door: this is the one entry.
 """
 
 from __future__ import annotations
@@ -29,23 +30,28 @@ from overtensor._checks import (
     check_choice,
     check_float,
     check_int,
-    make_generator,
-    resolve_device,
-    resolve_dtype,
 )
 from overtensor.optim.cayley import riemannian_sgd
 from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
+from overtensor.optim.steps import tensor_curvature_step
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.regimes.energy import hyperspherical_energy
 from overtensor.regimes.orthogonal import BLOCK_STEPS, ORTHOGONAL_METHODS, orthogonal, orthogonality_error
 from overtensor.tensors.cp import SymmetricCP
-from overtensor.tensors.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
+from overtensor.tensors.gradient import FitState, evaluation_record, prepare_fit
 from overtensor.tensors.loss import half_sq_distance, relative_error
 from overtensor.tensors.metrics import cp_relative_error
-from overtensor.tensors.models import MODELS, model_cp
+from overtensor.tensors.models import model_cp
 from overtensor.tensors.result import FitResult
-from overtensor.tensors.targets import Target, as_target
-from overtensor.training.loop import Progress, check_divergence
+from overtensor.tensors.targets import Target
+from overtensor.training.loop import (
+    Divergence,
+    Evaluation,
+    Progress,
+    optimizer_step,
+    train_loop,
+)
+from overtensor.training.schedule import EpochSchedule
 
 Params = dict[str, torch.Tensor]
 
@@ -133,22 +139,21 @@ def orthogonal_regime_fit(
             return half_sq_distance(a, V, target, scale, sq)
 
         L = top_eigenvalue(autograd_hvp(probe_loss, probe), probe, random_state=generator)
-        cap = 0.5 / max(l, 4)
-        lr = min(0.5 / L, cap) if L > 0 else cap
+        lr = tensor_curvature_step(L, l)
     for p in theta.values():
         p.requires_grad_(True)
     opt = _optimizer(fn, theta, lr, options)
     energy0 = {f"energy_s{v:g}": float(hyperspherical_energy(V0.double(), v)) for v in (1.0, 0.0)}
 
-    history: list[dict[str, Any]] = []
-    bar = Progress(progress, max_steps, f"{method}/orthogonal[{options.rotation}] m={width}")
     sched = EpochSchedule.single_phase(epoch_steps=epoch_steps, max_steps=max_steps, tol=tol,
                                        patience=patience, eval_every=eval_every)
     extra = {"regime": "orthogonal", "rotation": options.rotation,
              "regime_cp": lambda: fn(theta)}
 
-    def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, sched.step, lr)
+    def evaluate(loss: torch.Tensor | None) -> Evaluation:
+        start = loss is None
+        if start:  # the starting point, checked by the divergence rule like every step's loss
+            loss = loss_of(theta).detach()
         with torch.no_grad():
             a, V = fn(theta)
             rel = float(relative_error(a, V, target, scale))
@@ -157,29 +162,31 @@ def orthogonal_regime_fit(
         state = FitState(target=target, scale=scale, model="coefficients", params=moved,
                          params0=base, signs=None, step=sched.step, epoch=sched.epoch,
                          phase="orthogonal", weight_decay=0.0, extra=extra)
-        log_evaluation(sched, history, state, float(loss), rel,
-                       relative_distance({"V": V}, {"V": V0}), recorders, callback,
-                       phase="orthogonal", orthogonality_error=orthogonality_error(R))
-        bar.update(sched.step, f"rel.err {rel:.2e}")
-        return rel
+        rec = evaluation_record(sched, state, float(loss), rel,
+                                relative_distance({"V": V}, {"V": V0}), recorders,
+                                phase="orthogonal", orthogonality_error=orthogonality_error(R))
+        return Evaluation(rec, state, value=rel, loss=loss if start else None,
+                          note=f"rel.err {rel:.2e}")
 
     stochastic = options.rotation == "stochastic"
-    try:
-        sched.observe(evaluate(loss_of(theta).detach()))
-        while (n := sched.next_steps()) > 0:
-            for _ in range(n):
-                opt.zero_grad(set_to_none=True)
-                loss = loss_of(theta)
-                loss.backward()
-                opt.step()
-                if stochastic and (sched.step + 1) % options.block_steps == 0:
-                    theta.update(fn.resample(theta))
-                    theta["R"].requires_grad_(True)
-                    opt = _optimizer(fn, theta, lr, options)
-                sched.advance(1)
-            sched.observe(evaluate(loss.detach()))
-    finally:
-        bar.close()
+
+    def step(n: int) -> torch.Tensor:  # n = 1: every step's loss is checked (per_step)
+        nonlocal opt
+        loss = loss_of(theta)
+        optimizer_step(opt, loss)
+        if stochastic and (sched.step + 1) % options.block_steps == 0:
+            # merge the k × k block into W_0 and draw a new one, with fresh optimizer state
+            theta.update(fn.resample(theta))
+            theta["R"].requires_grad_(True)
+            opt = _optimizer(fn, theta, lr, options)
+        return loss.detach()
+
+    # Checked every step: a rotation stepped from an exploded loss has no Cayley map (singular
+    # solve), so the rule must see the loss before the next step.
+    history = train_loop(
+        sched, step, evaluate, divergence=Divergence(lr), callback=callback, evaluate_start=True,
+        per_step=True,
+        progress=Progress(progress, max_steps, f"{method}/orthogonal[{options.rotation}] m={width}"))
 
     with torch.no_grad():
         a, V = fn(theta)
@@ -199,57 +206,3 @@ def orthogonal_regime_fit(
         width=width, target=target, params={"W": V.detach(), "c": a.detach()}, params0=base,
         signs=None, model="coefficients", info=info,
     )
-
-
-def fit_orthogonal(
-    target: Any, width: int, options: OrthogonalOptions | None = None, *, order: int | None = None,
-    model: str = "homogeneous", init_scale: float = 1.0, max_steps: int = 20000, tol: float = 1e-4,
-    lr: float | None = None, signs: str = "auto", patience: int = 5, eval_every: int = 50,
-    epoch_steps: int = 200, random_state: Any = None, device: Any = None, dtype: Any = None,
-    callback: Callable | None = None, recorders: Sequence[Callable] = (), progress: bool = False,
-) -> FitResult:
-    """Fit a symmetric tensor in the ``orthogonal`` regime (module docstring).
-
-    Parameters
-    ----------
-    target : anything :func:`overtensor.as_target` accepts
-    width : int
-        Number of rows ``m``.
-    options : OrthogonalOptions, optional
-        The way of keeping ``R`` orthogonal and what else is trained (default Cayley map,
-        coefficients trained).
-    model, init_scale, max_steps, tol, lr, signs, patience, eval_every, epoch_steps,
-    random_state, device, dtype, callback, recorders, progress
-        As in :func:`overtensor.fit` (the model only sets ``a_0`` and ``V_0``).
-
-    Returns
-    -------
-    FitResult
-        ``info`` holds ``orthogonality_error``, the final energies ``energy_s1``/``energy_s0`` and
-        their relative changes; ``history`` records ``orthogonality_error`` at every evaluation.
-
-    Raises
-    ------
-    ValueError
-        Any bad argument, before any work.
-    """
-    options = OrthogonalOptions() if options is None else options
-    if not isinstance(options, OrthogonalOptions):
-        raise TypeError(f"options must be an OrthogonalOptions, got {type(options).__name__}")
-    tgt = as_target(target, order)
-    width = check_int("width", width, 2)
-    check_choice("model", model, MODELS)
-    check_choice("signs", signs, ("auto", "positive", "balanced"))
-    if lr is not None:
-        lr = check_float("lr", lr, minimum=0.0, strict=True)
-    dev = resolve_device(device if device is not None else tgt.device)
-    return orthogonal_regime_fit(
-        tgt, options=options, method="gd", model=model, width=width,
-        init_scale=check_float("init_scale", init_scale, minimum=0.0, strict=True),
-        max_steps=check_int("max_steps", max_steps, 1), tol=check_float("tol", tol, minimum=0.0),
-        lr=lr, signs=signs, patience=check_int("patience", patience, 1),
-        eval_every=check_int("eval_every", eval_every, 1),
-        epoch_steps=check_int("epoch_steps", epoch_steps, 1),
-        generator=make_generator(random_state),
-        dtype=resolve_dtype(dtype if dtype is not None else tgt.dtype, dev), device=dev,
-        callback=callback, recorders=recorders, progress=progress)

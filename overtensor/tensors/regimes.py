@@ -38,10 +38,11 @@ import torch
 from overtensor._checks import check_choice
 from overtensor.optim.curvature import autograd_hvp, top_eigenvalue
 from overtensor.optim.registry import check_optimizer, make_optimizer
+from overtensor.optim.steps import curvature_step, tensor_curvature_step
 from overtensor.regimes import layer as regime_layer
 from overtensor.regimes.diagnostics import relative_distance
 from overtensor.tensors.cp import SymmetricCP
-from overtensor.tensors.gradient import EpochSchedule, FitState, log_evaluation, prepare_fit
+from overtensor.tensors.gradient import FitState, evaluation_record, prepare_fit
 from overtensor.tensors.lazy import (
     dense_evaluation_pays,
     dense_target,
@@ -63,7 +64,8 @@ from overtensor.tensors.regime_gradients import (
 from overtensor.tensors.regime_gradients import tangent_map as tangent_displacement
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import Target
-from overtensor.training.loop import Progress, check_divergence, gd_steps
+from overtensor.training.loop import Divergence, Evaluation, Progress, gd_steps, train_loop
+from overtensor.training.schedule import EpochSchedule
 
 REGIMES = ("full", "lazy", "random-features", "alpha-scaled")
 #: The built-in regimes ``overtensor.fit`` accepts: the transformations above and OPT
@@ -321,11 +323,8 @@ def regime_fit(
             L = top_eigenvalue(problem.hvp, theta, random_state=generator)
         else:
             L = top_eigenvalue(autograd_hvp(loss_of, theta), theta, random_state=generator)
-        if regime in ("lazy", "random-features"):
-            lr = 1.0 / L if L > 0 else 1.0
-        else:
-            cap = 0.5 / max(l, 4)
-            lr = min(0.5 / L, cap) if L > 0 else cap
+        quadratic = regime in ("lazy", "random-features")
+        lr = curvature_step(L, flat=1.0) if quadratic else tensor_curvature_step(L, l)
     if conjugate:
         stepper = ConjugateGradients(problem, theta)
     elif closed:
@@ -335,41 +334,34 @@ def regime_fit(
             p.requires_grad_(True)
         opt = make_optimizer(optimizer, theta.values(), lr)
 
-    def take_steps(n: int) -> torch.Tensor:
+    def step(n: int) -> torch.Tensor:
         return stepper.steps(n) if closed else gd_steps(lambda: loss_of(theta), opt, n)
 
-    history: list[dict[str, Any]] = []
-    bar = Progress(progress, max_steps, f"{method}/{regime} m={width}")
     sched = EpochSchedule.single_phase(epoch_steps=epoch_steps, max_steps=max_steps, tol=tol,
                                        patience=patience, eval_every=eval_every)
     # Recorders see what the regime moves as params/params0 (θ_0 + Δ for lazy, the coefficients
     # for random-features) and the trained tensor through extra["regime_cp"]().
     extra = {"regime": regime, "alpha": alpha, "regime_cp": lambda: reg.cp(theta)}
 
-    def evaluate(loss: torch.Tensor) -> float:
-        check_divergence(loss, sched.step, lr)
+    def evaluate(loss: torch.Tensor | None) -> Evaluation:
+        start = loss is None
+        if start:  # the starting point, checked by the divergence rule like every step's loss
+            with torch.no_grad():
+                loss = problem.loss_and_grad(theta)[0] if closed else loss_of(theta)
         rel = reg.relative_error(theta, target, scale)
         moved, moved0 = reg.moved(theta)
         state = FitState(target=target, scale=scale, model=model, params=moved, params0=moved0,
                          signs=s, step=sched.step, epoch=sched.epoch, phase=regime,
                          weight_decay=0.0, extra=extra)
-        log_evaluation(sched, history, state, float(loss), rel,
-                       relative_distance(moved, moved0, ["W" if "W" in moved else "c"]), recorders,
-                       callback,
-                       phase=regime)
-        bar.update(sched.step, f"rel.err {rel:.2e}")
-        return rel
+        rec = evaluation_record(sched, state, float(loss), rel,
+                                relative_distance(moved, moved0, ["W" if "W" in moved else "c"]),
+                                recorders, phase=regime)
+        return Evaluation(rec, state, value=rel, loss=loss if start else None,
+                          note=f"rel.err {rel:.2e}")
 
-    try:
-        with torch.no_grad():
-            loss0 = problem.loss_and_grad(theta)[0] if closed else loss_of(theta)
-        sched.observe(evaluate(loss0))
-        while (n := sched.next_steps()) > 0:
-            loss = take_steps(n)
-            sched.advance(n)
-            sched.observe(evaluate(loss))
-    finally:
-        bar.close()
+    history = train_loop(sched, step, evaluate, divergence=Divergence(lr), callback=callback,
+                         progress=Progress(progress, max_steps, f"{method}/{regime} m={width}"),
+                         evaluate_start=True)
     step, stop_reason = sched.step, sched.stop_reason
     converged = stop_reason == "tol"
 
@@ -424,6 +416,8 @@ def fit_regime(
             f"reinit_threshold is only used with regime='full', got reinit_threshold={reinit_threshold!r}"
         )
     width = resolve_width(tgt, width, method)
+    if regime == "orthogonal":  # R rotates m ≥ 2 rows (one row: a sign, nothing to train)
+        width = check_int("width", width, 2)
     model = check_choice("model", model if model is not None else METHOD_DEFAULTS[method]["model"], MODELS)
     init_scale = check_float("init_scale", 1.0 if init_scale is None else init_scale, minimum=0.0,
                              strict=True)

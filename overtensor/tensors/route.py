@@ -7,8 +7,8 @@ decomposition (issue 21).
 ``beyond-lazy`` with :class:`~overtensor.tensors.shortcuts.Shortcuts` on the small core
 (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule on the core when the
 shortcuts cannot apply; the CP is lifted back and measured against the user's target.
-``fit(..., engine="paper")`` keeps the paper's exact schedule (``docs/method.md``, "Which settings
-reproduce the paper").
+``fit(..., runtime=Runtime(engine="paper"))`` keeps the paper's exact schedule
+(``docs/method.md``, "Which settings reproduce the paper").
 
 This module sits below :mod:`overtensor.tensors.fitting` (which calls it); the paper's fit it
 falls back to is passed in as a function, so that the import graph stays acyclic.
@@ -29,7 +29,7 @@ from overtensor.tensors.result import FitResult
 from overtensor.tensors.shortcuts import Shortcuts
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target
 
-#: The default of ``fit(shortcuts=...)`` on the fast route: where the shortcuts cannot apply the
+#: The default of ``Runtime(shortcuts=...)`` on the fast route: where the shortcuts cannot apply the
 #: route runs the paper's schedule on the core and says why in ``info``; an explicit
 #: :class:`Shortcuts` is refused instead.
 DEFAULT_SHORTCUTS = Shortcuts()
@@ -43,10 +43,10 @@ def route_blocker(method: str, fit_options: dict[str, Any], width: int | None,
         return f"method={method!r}"
     if width is None:
         return "width=None"
-    from overtensor.tensors.options import _is_default
+    from overtensor.tensors.config import is_default
 
     bad = [k for k, v in fit_options.items()
-           if k not in SHORTCUT_OPTIONS and not (k in defaults and _is_default(v, defaults[k]))]
+           if k not in SHORTCUT_OPTIONS and not (k in defaults and is_default(v, defaults[k]))]
     return ", ".join(f"{k}={fit_options[k]!r}" for k in bad) or None
 
 
@@ -111,7 +111,7 @@ def fast_route(
         if result is None:
             if shortcuts is not DEFAULT_SHORTCUTS:
                 raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
-                                 f"pass engine='paper'")
+                                 f"pass runtime=Runtime(engine='paper')")
             result = paper_fit(work, width, gen, fit_options)
             result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
             route.update(engine="paper", why=f"shortcuts skipped: {skipped}")

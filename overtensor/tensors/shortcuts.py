@@ -11,7 +11,7 @@ extracts and polishes. On a well-posed target the rows have found the components
 in a typical order-3, rank-5 fit the error reaches the weight-decay plateau (~1e-3) after 150
 steps and the remaining ~1 300 steps only confirm the stagnation. :func:`fit_small` runs the same
 dynamics — homogeneous model, same initialization and re-initializations from the same generator,
-same :class:`~overtensor.tensors.gradient.EpochSchedule`, plain gradient descent — with
+same :class:`~overtensor.training.schedule.EpochSchedule`, plain gradient descent — with
 these :class:`Shortcuts`:
 
 * **early switch** (``early_switch``): at each evaluation where the model's own error is at most
@@ -52,13 +52,13 @@ import numpy as np
 import torch
 
 from overtensor._checks import check_float, check_int
+from overtensor.optim.steps import curvature_step
 from overtensor.tensors import small_core as small
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.extraction import merge_components
 from overtensor.tensors.gauss_newton import MAX_UNKNOWNS
 from overtensor.tensors.gradient import (
     COARSE_MERGES,
-    EpochSchedule,
     _diagnose,
     finish_fit,
     prepare_fit,
@@ -72,6 +72,7 @@ from overtensor.tensors.small_core import MAX_DENSE_ENTRIES, SmallCore, gd_steps
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target
 from overtensor.tensors.unfolding import min_relative_error, unfolding_singular_values
 from overtensor.training.loop import check_divergence
+from overtensor.training.schedule import EpochSchedule
 
 #: Power iterations per curvature estimate (the first starts from the gradient's direction; at a
 #: small initialization it only has to show that ``L`` is below ``1/(max_lr_ratio·lr)``).
@@ -259,7 +260,8 @@ def fit_small(
         if shortcuts.adaptive_lr and sched.step >= next_curvature:
             next_curvature = sched.step + shortcuts.curvature_every
             L, vec = _top_curvature(core, W64.astype(dtype), s, mu, vec)
-            lr = min(shortcuts.lr_factor / L, shortcuts.max_lr_ratio * lr0) if L > 0 else lr0
+            lr = curvature_step(L, factor=shortcuts.lr_factor, cap=shortcuts.max_lr_ratio * lr0,
+                                flat=lr0)
         W = W64.astype(dtype) if shortcuts.float32 else W64
         backup = W64.copy()
         # Overflow in a step that overshot is handled below (undo and halve) or reported by

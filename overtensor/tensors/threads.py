@@ -8,7 +8,7 @@ default thread count on a busy 2-core machine, 2–3 s with one thread; ``docs/p
 
 The rule (:func:`choose_threads`):
 
-* ``OVERTENSOR_THREADS=N`` in the environment (or ``threads=N`` passed to :func:`overtensor.fit`)
+* ``OVERTENSOR_THREADS=N`` in the environment (or ``Runtime(threads=N)`` passed to :func:`overtensor.fit`)
   wins: ``N`` threads; ``0`` or ``auto`` means the rule below;
 * otherwise the per-step work is estimated as ``w = m·d·(m + k)`` multiply-adds (the Gram matrix
   ``VVᵀ`` and the target's ``values``/``contract``), with ``k`` the target's rank (CP), number of
@@ -22,11 +22,8 @@ The previous setting is restored when the fit returns (:func:`torch_threads`).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -111,33 +108,3 @@ def choose_threads(work: int | None, threads: int | str | None = None) -> int | 
     if work is not None and work < SMALL_WORK:
         return 1
     return None
-
-
-def with_chosen_threads(fit: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate ``overtensor.fit``: run it with :func:`choose_threads` threads (extra keyword
-    ``threads``), and make ``result.seconds`` the wall time of the whole call (set-up, training,
-    extraction and polish; the parts are in ``result.info``)."""
-    sig = inspect.signature(fit)
-
-    @functools.wraps(fit)
-    def wrapper(target: Any, *args: Any, threads: int | str | None = None, **kwargs: Any):
-        from overtensor.tensors.targets import as_target
-
-        t0 = time.perf_counter()
-        bound = sig.bind_partial(target, *args, **kwargs)
-        try:
-            target = as_target(target, bound.arguments.get("order"))
-        except (ValueError, TypeError):
-            pass  # fit's own validation names the problem (in its order of checks)
-        n = choose_threads(step_work(target, bound.arguments.get("width")), threads)
-        with torch_threads(n) as used:
-            result = fit(target, *args, **kwargs)
-        result.seconds = time.perf_counter() - t0
-        result.info["threads"] = used
-        return result
-
-    params = list(sig.parameters.values())
-    params.insert(len(params), inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY,
-                                                 default=None))
-    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    return wrapper

@@ -14,7 +14,9 @@ from typing import Any
 #: ``callback(record, state) -> bool | None``: called at every evaluation with the history record
 #: just appended (a dict) and the family's state at that point (the tensor loops' ``FitState``,
 #: ``{"step", "params", "model_fn"}`` for a network, ``{"step", "w"}`` for a regression);
-#: returning ``True`` stops training there (``stop_reason = "callback"``).
+#: returning ``True`` stops training there (``stop_reason = "callback"``). It is called by
+#: :func:`overtensor.training.loop.train_loop` under ``torch.no_grad()`` (it looks at the run; it
+#: does not extend the autograd graph), in every family.
 Callback = Callable[[dict[str, Any], Any], Any]
 
 
