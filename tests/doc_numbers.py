@@ -13,8 +13,9 @@ Tolerances say what the number means: ``abs`` for numbers at a precision floor (
 of ``0.0`` and one of ``1.5e-8`` are the same fit) or bounded by a stopping rule, ``rel`` for
 measured values (a few per cent: the same seed on another BLAS may round differently).
 Commands that take more than about a minute are ``long``: they run only with ``--long``
-(``OVERTENSOR_LONG_DOC_NUMBERS=1`` for the test; ``--only CMD1,CMD2`` runs the named commands), and the text says when and on which machine they
-were measured (``measured``, checked to be in the text next to the number).
+(``OVERTENSOR_LONG_DOC_NUMBERS=1`` for the test; ``--only CMD1,CMD2`` runs the named commands),
+and the text says when and on which machine they were measured (``measured``, checked to be in the
+text next to the number).
 """
 
 from __future__ import annotations
@@ -165,6 +166,8 @@ _F = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)"  # a number as Python or the te
 #: Relative errors of an exact fit sit at the float64 floor of the Gram identity, ~1.5e-8
 #: (overtensor.precision.GRAM_FLOOR): 0.0 and 3e-8 are the same statement.
 FLOOR = 3e-8
+#: One width's row of bench_networks_d60.py's table: N, then RF, NT, NN (risk / null risk).
+_D60_ROW = r"\|\s+{} \| " + rf"{_F} +\| +{_F} +\| +{_F} +\|.*?"
 
 NUMBERS: list[DocNumber] = [
     # README: quick start, Python and command line
@@ -207,8 +210,8 @@ NUMBERS: list[DocNumber] = [
               rf"{_F} at `m = 12`, {_F} from `m = 31`", "lazy-threshold",
               rf"^8 \{{4: {_F}, 8: {_F}, .*15: {_F}, .*\n12 .*12: {_F}, .*31: {_F}", 6e-3),
     # docs/lazy.md: the fits of the README's d = 50 commands, with their diagnostics
-    DocNumber("docs/lazy.md", rf"--regime lazy --json` gives a relative\s+error of {_F}, equal to the exact lazy "
-              rf"optimum {_F}; `laziness` is {_F} and `kernel_change`\s+is {_F}\.", "fit-lazy-50",
+    DocNumber("docs/lazy.md", rf"--regime lazy --json` gives a relative\s+error of {_F}, equal to the "
+              rf"exact lazy optimum {_F}; `laziness` is {_F} and `kernel_change`\s+is {_F}\.", "fit-lazy-50",
               rf'"relative_error": {_F}.*"laziness": {_F}.*"lazy_optimum_error": {_F}.*"kernel_change": {_F}',
               0.005, order=(0, 2, 1, 3)),
     DocNumber("docs/lazy.md", rf"gives {_F} after extraction", "fit-full-50-laziness",
@@ -216,18 +219,20 @@ NUMBERS: list[DocNumber] = [
     # the model before extraction stopped at tol = 1e-4: any value below it is the same statement
     DocNumber("docs/lazy.md", rf"the model itself {_F},", "fit-full-50-laziness",
               rf'"model_relative_error": {_F}', 1e-4),
-    DocNumber("docs/lazy.md", rf"recovers (\d)/5 components; `laziness` is {_F} and `kernel_change` is {_F}\.",
+    DocNumber("docs/lazy.md",
+              rf"recovers (\d)/5 components; `laziness` is {_F} and `kernel_change` is {_F}\.",
               "fit-full-50-laziness", rf'"recovered": (\d+).*"laziness": {_F}.*"kernel_change": {_F}', 0.05,
               rel=True),
     DocNumber("docs/lazy.md", rf"--alpha 100` the error is {_F} and `kernel_change` {_F}\.", "fit-alpha-50",
               rf'"relative_error": {_F}.*"kernel_change": {_F}', 0.005),
     # docs/networks.md and README: the exact optima at d = 60 (authors' target, one draw)
     *[DocNumber("docs/networks.md", rf"\| {row} \| " + r" \| ".join([_F] * 6) + r" \|", "networks-d60-exact",
-                "".join(rf"\|\s+{n} \| {_F} +\| +{_F} +\| +{_F} +\|.*?" for n in (6, 15, 30, 45, 60, 120)), 6e-4,
-                order=tuple(range(col, 18, 3))) for col, row in enumerate(("RF", "NT", r"NN \(= eigenvalue tail\)"))],
-    DocNumber("README.md", rf"is RF {_F}, {_F},\s+{_F}, {_F} > NT {_F}, {_F}, {_F}, {_F} > NN {_F}, {_F}, {_F}, {_F}",
-              "networks-d60-exact",
-              "".join(rf"\|\s+{n} \| {_F} +\| +{_F} +\| +{_F} +\|.*?" for n in (6, 15, 30, 45)), 6e-3,
+                "".join(_D60_ROW.format(n) for n in (6, 15, 30, 45, 60, 120)), 6e-4,
+                order=tuple(range(col, 18, 3)))
+      for col, row in enumerate(("RF", "NT", r"NN \(= eigenvalue tail\)"))],
+    DocNumber("README.md",
+              rf"is RF {_F}, {_F},\s+{_F}, {_F} > NT {_F}, {_F}, {_F}, {_F} > NN {_F}, {_F}, {_F}, {_F}",
+              "networks-d60-exact", "".join(_D60_ROW.format(n) for n in (6, 15, 30, 45)), 6e-3,
               order=(0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11)),
     # README and docs/adaptive.md: the RMSProp/Adam wins on held-out designs (long)
     *[DocNumber(doc, r"RMSProp wins (\d)/8 at\s+`s = 3`, (\d)/8 at `s = 10` and (\d)/8 at `s = 30`, Adam "

@@ -182,8 +182,9 @@ def test_lda_table_shows_alpha_next_to_the_weight(data, capsys):
     assert "alpha" in out and "weight (alpha/alpha0)" in out and "2" in out
 
 
-@pytest.mark.parametrize(("kind", "option"), [("gmm", "--n-components"), ("gmm", "-k"), ("topics", "--topics"),
-                                              ("topics", "-k"), ("lda", "--n-components"), ("lda", "-k")])
+@pytest.mark.parametrize(("kind", "option"), [("gmm", "--n-components"), ("gmm", "-k"),
+                                              ("topics", "--topics"), ("topics", "-k"),
+                                              ("lda", "--n-components"), ("lda", "-k")])
 def test_components_and_topics_are_both_accepted(data, capsys, kind, option):
     src = data["x"] if kind == "gmm" else data["counts"]
     rc, out, err = run(capsys, ["moments", kind, src, option, "1", "--json"])
