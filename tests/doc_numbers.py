@@ -111,8 +111,8 @@ for d, widths in ((8, [4, 8, 12, 14, 15, 16]), (12, [6, 12, 24, 30, 31, 32])):
 ''')),
     # the benchmark as the reader runs it from the checkout; its CSV goes to the scratch folder
     "networks-d60-exact": Command('python "$CHECKOUT/benchmarks/bench_networks_d60.py" --train ""\n'),
-    "networks-small": Command(
-        "overtensor experiment run lazy-vs-full-networks --preset small --inprocess --no-progress\n", long=True),
+    "networks-small": Command("overtensor experiment run lazy-vs-full-networks --preset small --inprocess "
+                              "--no-progress\n", long=True),
     "networks-orders": Command(
         "overtensor experiment run lazy-vs-full-networks --preset orders --inprocess --no-progress\n"),
     "min-norm-heldout": Command(
@@ -259,25 +259,26 @@ NUMBERS: list[DocNumber] = [
           ("mixture, rank-5 `Δ`: test error RF / NT / NN", f"{_F} / {_F} / {_F}", "mixture-lowrank", 7,
            (3, 4, 5), 0.006))],
     DocNumber("docs/networks.md", rf"Bayes error:\s+{_F} for the full-rank mixture, {_F} for the rank-5 one",
-              "networks-small", _small_block("mixture", 7) + r".*?" + _small_block("mixture-lowrank", 7), 0.0006,
-              measured="2026-12-06", order=(6, 48)),
-    DocNumber("docs/networks.md", rf"RF > NT for `N < d`, every target — \*\*supported\*\* \((\d+) points, min "
-              rf"RF − NT {_F}·R0\)", "networks-small", rf"SUPPORTED .*?For N < d random features.*? at (\d+) "
+              "networks-small", _small_block("mixture", 7) + r".*?" + _small_block("mixture-lowrank", 7),
+              0.0006, measured="2026-12-06", order=(6, 48)),
+    DocNumber("docs/networks.md", rf"RF > NT for `N < d`, every target — \*\*supported\*\* \((\d+) points, "
+              rf"min RF − NT {_F}·R0\)", "networks-small", rf"SUPPORTED .*?For N < d random features.*? at (\d+) "
               rf"points .*?min RF − NT {_F}·R0", 0.0006, measured="2026-12-06"),
-    DocNumber("docs/networks.md", rf"NN < NT at (\d+)/12 points for the authors', rank-5 and\s+rank-5-mixture "
-              rf"targets, at (\d+)/12 for the flat `B` and the full-rank mixture; the condition of the\s+`orders` "
-              rf"preset below predicts it at (\d+)/60", "networks-small",
-              r"authors: NN < NT at (\d+)/12; rank: NN < NT at (\d+)/12; flat: NN < NT at (\d+)/12; mixture: "
-              r"NN < NT at (\d+)/12; mixture-lowrank: NN < NT at (\d+)/12.*?predicts the order at (\d+)/60", 0,
+    DocNumber("docs/networks.md", r"NN < NT at (\d+)/12 points for the authors', rank-5 and\s+"
+              r"rank-5-mixture targets, at (\d+)/12 for the flat `B` and the full-rank mixture; the "
+              r"condition of the\s+`orders` preset below predicts it at (\d+)/60", "networks-small",
+              r"authors: NN < NT at (\d+)/12; rank: NN < NT at (\d+)/12; flat: NN < NT at (\d+)/12; "
+              r"mixture: NN < NT at (\d+)/12; mixture-lowrank: NN < NT at (\d+)/12.*?predicts the order at "
+              r"(\d+)/60", 0,
               measured="2026-12-06", order=(0, 2, 5)),
     DocNumber("docs/networks.md", rf"\(max {_F}·R0; RF ≥\s+{_F}·R0\)", "networks-small",
               rf"NT/NN risk over \d+ points with N ≥ d: {_F}·R0 .*?min RF: {_F}·R0", 0.0006,
               measured="2026-12-06"),
     DocNumber("docs/networks.md", rf"the worst fit is NT at `N = d = 40`, {_F}·R0", "networks-small",
-              rf"max \|trained − exact\| over 12 NN/NT fits \(seeds \[0\]\): {_F}·R0 \(NT at N = 40", 0.0006,
-              measured="2026-12-06"),
-    DocNumber("docs/networks.md", rf"NN exact 0 \(≤ {_F}·R0; trained ≤ {_F}·R0 by plain SGD in 1500\s+steps\) "
-              rf"while NT ≥ {_F}·R0, at least {_F} of", "networks-small",
+              rf"max \|trained − exact\| over 12 NN/NT fits \(seeds \[0\]\): {_F}·R0 \(NT at N = 40",
+              0.0006, measured="2026-12-06"),
+    DocNumber("docs/networks.md", rf"NN exact 0 \(≤ {_F}·R0; trained ≤ {_F}·R0 by plain SGD in "
+              rf"1500\s+steps\) while NT ≥ {_F}·R0, at least {_F} of", "networks-small",
               rf"exact NN ≤ {_F}·R0 and NT ≥ {_F}·R0, at least {_F}·.*?trained NN: max {_F}·R0", 0.0006,
               measured="2026-12-06", order=(0, 3, 1, 2)),
     DocNumber("docs/networks.md", rf"`N = 1\.5d`: NT \({_F}\) and NN \({_F}\) classify far\s+better than RF "
