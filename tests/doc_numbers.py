@@ -217,6 +217,23 @@ NUMBERS: list[DocNumber] = [
                 rf"\[{target}\]\n[^\n]*\n[^\n]*\n +10 +{_F} +{_F} +{_F}", 0.01)
       for row, target in (("authors' `B`", "authors"), ("rank-5 `B`", "rank"), ("flat-spectrum `B`", "flat"),
                           ("mixture, full-rank `Δ`", "mixture"), ("mixture, rank-5 `Δ`", "mixture-lowrank"))],
+    # ... and the claims of the orders preset (exact optima: counts exact, numbers to their digits)
+    DocNumber("docs/networks.md", r"RF > NT at all (\d+) points with `N < d`", "networks-orders",
+              r"For N < d random features.*? at (\d+) points with N < d", 0),
+    DocNumber("docs/networks.md",
+              r"mixture: NN < NT at (\d+)/40 points each\).*?predicts the order at (\d+)/200", "networks-orders",
+              r"authors: NN < NT at (\d+)/40.*?predicts the order at (\d+)/200", 0),
+    DocNumber("docs/networks.md",
+              rf"\(authors' target; (\d+) points, max {_F}·R0\), RF does not \(≥ {_F}·R0\)", "networks-orders",
+              rf"NT/NN risk over (\d+) points with N ≥ d: {_F}·R0 .*?min RF: {_F}·R0", 1e-3),
+    DocNumber("docs/networks.md", rf"NT keeps at least {_F} of `\(1 − N/d\)²·R_0` \(≥ {_F}·R0\)",
+              "networks-orders", rf"exact NN ≤ \S+·R0 and NT ≥ {_F}·R0, at least {_F}·", 6e-3, order=(1, 0)),
+    DocNumber("docs/networks.md",
+              rf"\({_F} against {_F} of the null risk at `N = 10`, the `orders` preset below\)\.\s+With a "
+              rf"rank-5 covariance difference the order flips \(NN exact {_F} from `N = 5`, NT {_F}\)",
+              "networks-orders", r"\[mixture\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F +
+              r".*?\[mixture-lowrank\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F, 6e-3,
+              order=(1, 0, 3, 2)),
     DocNumber("README.md", r"equal `\|λ_j\|`: NT " + _F + " against NN " + _F, "networks-orders",
               r"\[flat\]\n[^\n]*\n[^\n]*\n +10 +\S+ +" + _F + " +" + _F, 0.01),
     # README and docs/lazy.md: the exact lazy error of single rank-one order-3 targets (the script of
