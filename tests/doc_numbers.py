@@ -197,6 +197,7 @@ NUMBERS: list[DocNumber] = [
     # README: quick start, Python and command line
     DocNumber("README.md", r"result\.relative_error +# " + _F + ":", "quickstart",
               r"relative_error " + _F, FLOOR),
+    DocNumber("README.md", r"# Hungarian matching: recovered=(\d+) of rank=10", "quickstart", r"recovered (\d+)", 0),
     DocNumber("README.md", r"paper\.relative_error, paper\.steps +# \(" + _F + ",", "quickstart",
               r"paper " + _F, FLOOR),
     DocNumber("README.md", r"paper\.steps +# \([^,]*, (\d+)\)", "quickstart", r"paper \S+ (\d+)", 0.05,
