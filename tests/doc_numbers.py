@@ -122,6 +122,8 @@ for d, widths in ((8, [4, 8, 12, 14, 15, 16]), (12, [6, 12, 24, 30, 31, 32])):
     "fit-lazy-8": Command("overtensor fit --regime lazy --order 3 --dim 8 --rank 1 --width 15 --json\n"
                           "overtensor fit --regime lazy --order 3 --dim 8 --rank 1 --width 15 --tol 0 "
                           "--json\n"),
+    "min-norm-small": Command("overtensor experiment run min-norm-generalization --preset small --inprocess "
+                              "--no-progress\n", long=True),
     "networks-small": Command("overtensor experiment run lazy-vs-full-networks --preset small --inprocess "
                               "--no-progress\n", long=True),
     "networks-orders": Command(
@@ -182,6 +184,9 @@ FLOOR = 3e-8
 #: ... with the trained columns: NN trained, gap, seconds, step of W, then the same for NT.
 _D60_TRAINED = r"\|\s+{} \| (?:[^|\n]*\|){{5}}" + rf" +{_F} +\|" * 8 + r"[^\n]*\n.*?"
 _D60_ALL = "".join(_D60_TRAINED.format(n) for n in (6, 15, 30, 45, 60, 120))
+#: "mean ± sd" as a table cell (bold or not), and a row of min-norm-generalization's summary table
+_PM = rf"\**{_F} ± {_F}\**"
+_MN_ROW = r"^ *{} +{} +5" + rf" +{_F} ± {_F}" * 5 + r" +(\d)/5" * 4
 #: bench_memory.py's row: relative error, recovered, steps
 _MEMORY_ROW = rf"\|\s+3 \| 1000 \|\s+20 \|\s+100 \|\s+{_F} \|\s+(\d+) \|\s+(\d+) \|"
 #: One width's row of bench_networks_d60.py's table: N, then RF, NT, NN (risk / null risk).
@@ -355,6 +360,17 @@ NUMBERS: list[DocNumber] = [
               rf"\({_F}\); Bayes {_F}", "networks-small",
               rf"test error at ρ = 1\.5 .*?: RF {_F}, NT {_F}, NN {_F}, Bayes {_F}", 0.0006,
               measured="2026-12-06", order=(1, 2, 0, 3)),
+    # README and docs/adaptive.md: test risks of the small preset (exact risks, mean ± sd over 5 seeds, to
+    # 0.002 for their 3 printed decimals) and the win counts (exact)
+    *[DocNumber("docs/adaptive.md", rf"\| {problem} \| {point} \| " + r" \| ".join([_PM] * 5) + " \\| "
+                + r" *\| ".join([r"(\d)/5[^|\n]*"] * 4), "min-norm-small", _MN_ROW.format(problem.replace(" ", "-"), point), 0.002,
+                measured="2026-12-06")
+      for problem, point in (("nuisance", "s = 1"), ("nuisance", "s = 3"), ("nuisance", "s = 10"),
+                             ("random features", "n = 50"), ("random features", "n = 100"),
+                             ("random features", "n = 150"))],
+    *[DocNumber("README.md", rf"\| {s} \| " + r" \| ".join([_PM] * 5) + r" \|", "min-norm-small",
+                _MN_ROW.format("nuisance", f"s = {s}"), 0.002, measured="2026-12-06", order=tuple(range(10)))
+      for s in (1, 3, 10)],
     # README and docs/adaptive.md: the RMSProp/Adam wins on held-out designs (long)
     *[DocNumber(doc, r"RMSProp wins (\d)/8 at\s+`s = 3`, (\d)/8 at `s = 10` and (\d)/8 at `s = 30`, Adam "
                 r"(\d)/8, (\d)/8 and (\d)/8" if doc == "README.md" else
