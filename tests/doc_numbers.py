@@ -202,7 +202,8 @@ NUMBERS: list[DocNumber] = [
     # README: quick start, Python and command line
     DocNumber("README.md", r"result\.relative_error +# " + _F + ":", "quickstart",
               r"relative_error " + _F, FLOOR),
-    DocNumber("README.md", r"# Hungarian matching: recovered=(\d+) of rank=10", "quickstart", r"recovered (\d+)", 0),
+    DocNumber("README.md", r"# Hungarian matching: recovered=(\d+) of rank=10", "quickstart",
+              r"recovered (\d+)", 0),
     DocNumber("README.md", r"paper\.relative_error, paper\.steps +# \(" + _F + ",", "quickstart",
               r"paper " + _F, FLOOR),
     DocNumber("README.md", r"paper\.steps +# \([^,]*, (\d+)\)", "quickstart", r"paper \S+ (\d+)", 0.05,
@@ -363,7 +364,8 @@ NUMBERS: list[DocNumber] = [
     # README and docs/adaptive.md: test risks of the small preset (exact risks, mean ± sd over 5 seeds, to
     # 0.002 for their 3 printed decimals) and the win counts (exact)
     *[DocNumber("docs/adaptive.md", rf"\| {problem} \| {point} \| " + r" \| ".join([_PM] * 5) + " \\| "
-                + r" *\| ".join([r"(\d)/5[^|\n]*"] * 4), "min-norm-small", _MN_ROW.format(problem.replace(" ", "-"), point), 0.002,
+                + r" *\| ".join([r"(\d)/5[^|\n]*"] * 4), "min-norm-small",
+                _MN_ROW.format(problem.replace(" ", "-"), point), 0.002,
                 measured="2026-12-06")
       for problem, point in (("nuisance", "s = 1"), ("nuisance", "s = 3"), ("nuisance", "s = 10"),
                              ("random features", "n = 50"), ("random features", "n = 100"),
