@@ -66,6 +66,8 @@ class DocNumber:
         The output's numbers in the text's order (indices into the output's groups), when they differ.
     scale : float
         The text's unit in the output's (``100``: the text says per cent).
+    text_order : tuple of int
+        The text's numbers this entry compares (indices into the text's groups; default all).
     """
 
     doc: str
@@ -77,6 +79,7 @@ class DocNumber:
     measured: str = ""
     order: tuple[int, ...] = ()
     scale: float = 1.0
+    text_order: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:
@@ -147,6 +150,9 @@ t50 = crossing_steps(result.history, 0.5)
 print("t50", *[int(t) for t in t50])
 print("ratios", *[f"{r:.2f}" for r in time_ratios(t50)])
 ''')),
+    # the text's command uses two local workers; the numbers do not depend on the scheduler
+    "deflation-orth4": Command("overtensor experiment run deflation --preset orth4 --inprocess "
+                               "--no-progress\n"),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -187,6 +193,10 @@ _D60_ALL = "".join(_D60_TRAINED.format(n) for n in (6, 15, 30, 45, 60, 120))
 #: "mean ± sd" as a table cell (bold or not), and a row of min-norm-generalization's summary table
 _PM = rf"\**{_F} ± {_F}\**"
 _MN_ROW = r"^ *{} +{} +5" + rf" +{_F} ± {_F}" * 5 + r" +(\d)/5" * 4
+#: A row of the deflation experiment's summary: ordered, all recovered, unfitted %, five t50, four ratios
+_ORTH4_ROW = (r"orth4-geo +{} {} +10 +(\d+)/10 +(\d+)/10 +(\d+)% +(\d+) (\d+) (\d+) (\d+) (\d+) +\| +"
+              + r" ".join([rf"{_F}\(2\.00\)"] * 4))
+_ORTH4_BOTH = _ORTH4_ROW.format(20, "deflation") + ".*?" + _ORTH4_ROW.format(50, "deflation")
 #: bench_memory.py's row: relative error, recovered, steps
 _MEMORY_ROW = rf"\|\s+3 \| 1000 \|\s+20 \|\s+100 \|\s+{_F} \|\s+(\d+) \|\s+(\d+) \|"
 #: One width's row of bench_networks_d60.py's table: N, then RF, NT, NN (risk / null risk).
@@ -388,6 +398,24 @@ NUMBERS: list[DocNumber] = [
     DocNumber("docs/deflation.md",
               r"\[0, 1, 2, 3, 4\], \[" + _F + ", " + _F + ", " + _F + ", " + _F + r"\]",
               "deflation-staircase", r"ratios " + _F + " " + _F + " " + _F + " " + _F, 0.05, rel=True),
+    # docs/deflation.md and README: the orth4 preset (issue 4's check): counts exact, fit times (steps,
+    # evaluated every 5) to 5 %, ratios to their two printed decimals
+    *[DocNumber("docs/deflation.md", _ORTH4_ROW.format(d, variant), "deflation-orth4",
+                _ORTH4_ROW.format(d, variant), tol, rel=rel, order=pick, text_order=pick)
+      for d in (20, 50) for variant in ("deflation", "no-reinit")
+      for pick, tol, rel in (((0, 1, 2), 0, False), ((3, 4, 5, 6, 7), 0.05, True),
+                             ((8, 9, 10, 11), 0.006, False))],
+    DocNumber("README.md", r"decreasing order of weight in \*\*(\d+)/10\*\* \(`d = 20`\) and "
+              r"\*\*(\d+)/10\*\* \(`d = 50`\) seeds", "deflation-orth4", _ORTH4_BOTH, 0, order=(0, 12)),
+    DocNumber("README.md",
+              rf"mass\): {_F}, {_F}, {_F}, {_F} \(`d = 20`\) and {_F}, {_F},\s+{_F}, {_F} \(`d = 50`\)",
+              "deflation-orth4", _ORTH4_BOTH, 0.006, order=(8, 9, 10, 11, 20, 21, 22, 23)),
+    DocNumber("docs/deflation.md",
+              rf"The\s+claim line: (\d+)/20 `deflation` runs, median ratios {_F}, {_F}, {_F}, {_F} "
+              r"over both `d`",
+              "deflation-orth4",
+              rf"-- (\d+)/20 runs \(variant deflation.*?t50_\(j\+1\)/t50_j: {_F}, {_F}, {_F}, {_F} against",
+              0.006),
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
@@ -456,6 +484,7 @@ def fresh(number: DocNumber) -> list[str]:
 def compare(number: DocNumber) -> list[tuple[str, str, bool]]:
     """``(text, fresh, within tolerance)`` per number."""
     doc, _ = in_text(number)
+    doc = [doc[i] for i in number.text_order] if number.text_order else doc
     new = fresh(number)
     if len(doc) != len(new):
         raise AssertionError(f"{number.id}: {len(doc)} numbers in the text, {len(new)} in the output")
