@@ -1,8 +1,8 @@
 """Inventory of the numbers in README.md and docs/**/*.md, and which of them the numbers check covers.
 
-``python -m tests.doc_inventory`` lists every number of the prose, the tables and the comments of
-code blocks (``# rel. error 0.931``), leaving out what is not a result: a code block's own code
-(its literal arguments), inline code spans (`` `d = 50` ``, option values), links, HTML comments
+``python -m tests.doc_inventory`` lists every number of the prose, the tables, the comments of
+code blocks (``# rel. error 0.931``) and the blocks of printed output (no language), leaving out what is not a result: a code block's own code
+(its literal arguments) and of other languages (YAML specs), inline code spans (`` `d = 50` ``, option values), links, HTML comments
 (docs-check markers), headings (section numbers), dates and clock times, years and citations,
 references to issues and sections (``issue 21``, ``§11``, ``steps 9–11``). Each remaining number
 is put in one class:
@@ -120,10 +120,10 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
         pos = start
         for line in text[start:m.end()].splitlines(keepends=True):
             hash_at = line.find("# ") if lang in ("python", "bash", "sh") else -1
-            if hash_at >= 0 and not line.lstrip().startswith(("#!", "# {", "#  \"")):
-                spans.append((pos, pos + hash_at))
-            elif hash_at >= 0 and line.lstrip().startswith(("# {", "#  \"")):
-                spans.append((pos, pos + hash_at))  # a JSON comment is printed output: keep it
+            if lang == "" and not line.startswith("```"):
+                pass  # a block without a language is printed output: its numbers are results
+            elif hash_at >= 0 and not line.lstrip().startswith("#!"):
+                spans.append((pos, pos + hash_at))  # the comment (often the printed result) stays
             else:
                 spans.append((pos, pos + len(line)))
             pos += len(line)
