@@ -1,11 +1,11 @@
 """Inventory of the numbers in README.md and docs/**/*.md, and which of them the numbers check covers.
 
-``python -m tests.doc_inventory`` lists every number of the prose, the tables, the comments of
-code blocks (``# rel. error 0.931``) and the blocks of printed output (no language), leaving out what is not a result: a code block's own code
-(its literal arguments) and of other languages (YAML specs), inline code spans (`` `d = 50` ``, option values), links, HTML comments
-(docs-check markers), headings (section numbers), dates and clock times, years and citations,
-references to issues and sections (``issue 21``, ``§11``, ``steps 9–11``). Each remaining number
-is put in one class:
+``python -m tests.doc_inventory`` lists every number of the prose, the tables, the comments of code
+blocks (``# rel. error 0.931``) and the blocks of printed output (no language), leaving out what
+is not a result: a code block's own code (its literal arguments) and other languages (YAML
+specs), inline code spans (`` `d = 50` ``, option values), links, HTML comments (docs-check
+markers), headings (section numbers), dates and clock times, years and citations, references to
+issues and sections (``issue 21``, ``§11``, ``steps 9–11``). Each remaining number is put in one class:
 
 ``covered``
     inside a group of a :data:`tests.doc_numbers.NUMBERS` sentence: a check regenerates it;

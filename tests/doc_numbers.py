@@ -235,6 +235,10 @@ NUMBERS: list[DocNumber] = [
     DocNumber("README.md", r"The small preset .*? gives lazy " + _F + " and beyond-lazy " + _F,
               "width-vs-dimension-small", r"lazy " + _F + r" \(d = [^)]*\), beyond-lazy " + _F, 0.02,
               measured="2026-12-06"),
+    DocNumber("docs/lazy.md", rf"gives slopes\s+{_F} \(beyond-lazy\) and {_F} \(lazy\)",
+              "width-vs-dimension-small",
+              r"lazy " + _F + r" \(d = [^)]*\), beyond-lazy " + _F, 0.02, measured="2026-12-06",
+              order=(1, 0)),
     # docs/networks.md and README: the order of RF, NT and NN at N = 10, d = 40 (median of 10 seeds)
     *[DocNumber("docs/networks.md", rf"\| {row} \| {_F} \| {_F} \| {_F} \|", "networks-orders",
                 rf"\[{target}\]\n[^\n]*\n[^\n]*\n +10 +{_F} +{_F} +{_F}", 0.01)
