@@ -153,6 +153,8 @@ print("ratios", *[f"{r:.2f}" for r in time_ratios(t50)])
     # the text's command uses two local workers; the numbers do not depend on the scheduler
     "deflation-orth4": Command("overtensor experiment run deflation --preset orth4 --inprocess "
                                "--no-progress\n"),
+    "moments-hsu-kakade": Command('python "$CHECKOUT/benchmarks/bench_moments.py" --hsu-kakade\n'),
+    "moments-real": Command('python "$CHECKOUT/benchmarks/bench_moments.py" --real\n'),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -197,6 +199,8 @@ _MN_ROW = r"^ *{} +{} +5" + rf" +{_F} ± {_F}" * 5 + r" +(\d)/5" * 4
 _ORTH4_ROW = (r"orth4-geo +{} {} +10 +(\d+)/10 +(\d+)/10 +(\d+)% +(\d+) (\d+) (\d+) (\d+) (\d+) +\| +"
               + r" ".join([rf"{_F}\(2\.00\)"] * 4))
 _ORTH4_BOTH = _ORTH4_ROW.format(20, "deflation") + ".*?" + _ORTH4_ROW.format(50, "deflation")
+#: bench_moments.py --real: the four methods of one dataset and feature scaling (acc ± sd, ARI ± sd)
+_REAL_BLOCK = ".*?".join([r"\|\s+{0} \|\s+{1} \|[^|]*\|\s+5 \| " + rf"{_F} ± {_F} \| {_F} ± {_F} \|"] * 4)
 #: bench_memory.py's row: relative error, recovered, steps
 _MEMORY_ROW = rf"\|\s+3 \| 1000 \|\s+20 \|\s+100 \|\s+{_F} \|\s+(\d+) \|\s+(\d+) \|"
 #: One width's row of bench_networks_d60.py's table: N, then RF, NT, NN (risk / null risk).
@@ -420,6 +424,32 @@ NUMBERS: list[DocNumber] = [
               "deflation-orth4",
               rf"-- (\d+)/20 runs \(variant deflation.*?t50_\(j\+1\)/t50_j: {_F}, {_F}, {_F}, {_F} against",
               0.006),
+    # docs/moments.md and README: the mixture on Hsu & Kakade's configuration (5 seeds) and on the
+    # bundled datasets (deterministic given the seeds: to their printed digits)
+    *[DocNumber("docs/moments.md", rf"\| {row} \| {_F} \| [^|]* \| {_F} \|", "moments-hsu-kakade",
+                rf"# {method}: worst mean error {_F}, worst weight error {_F}", 0.001)
+      for row, method in (('`GaussianMixture\\(\\)` \\(`"spherical"`, per-component\\)', "spherical"),
+                          (r'`GaussianMixture\(covariance_type="tied-spherical"\)`', "tied-spherical"),
+                          (r"scikit-learn EM, spherical, `n_init=1`", "EM n_init=1"))],
+    *[DocNumber("docs/moments.md", rf"\| {row} \| [^|]* \| [^|]* \| [^|]* \| {_F} {_F} {_F} \|",
+                "moments-hsu-kakade", rf"\|\s+0 \|\s+{method} \|[^|]*\|[^|]*\| {_F} {_F} {_F} \|", 0.001)
+      for row, method in ((r'`GaussianMixture\(\)` \(`"spherical"`, per-component\)', "spherical"),
+                          (r"scikit-learn EM, spherical, `n_init=1`", "EM n_init=1"))],
+    DocNumber("README.md", rf"has its worst mean {_F} off against\s+EM's {_F} and weights within {_F};",
+              "moments-hsu-kakade", rf"# spherical: worst mean error {_F}, worst weight error {_F}.*?"
+              rf"# EM n_init=1: worst mean error {_F}", 0.001, order=(0, 2, 1)),
+    DocNumber("README.md", rf"\(`covariance_type=\"tied-spherical\"`\)\s+is off by {_F} and warns",
+              "moments-hsu-kakade", rf"# tied-spherical: worst mean error {_F}", 0.005),
+    *[DocNumber("docs/moments.md",
+                rf"\| {ds} \| {feat} \| " + r" \| ".join([rf"\**{_F} / {_F}\**"] * 4) + r" \|",
+                "moments-real", _REAL_BLOCK.format(ds, feat), 0.001, order=(0, 2, 4, 6, 8, 10, 12, 14))
+      for ds in ("iris", "wine", "digits") for feat in ("raw", "centred")],
+    *[DocNumber("README.md", rf"\| {row} \| " + r" \| ".join([f"{_F} / {_F}"] * 3) + r" \|", "moments-real",
+                ".*?".join(_REAL_BLOCK.format(ds, "raw") for ds in ("iris", "wine", "digits")), 0.001,
+                order=tuple(16 * i + 4 * m + c for i in range(3) for c in (0, 2)))
+      for m, row in enumerate((r"overtensor `GaussianMixture` \(per-component σ², default\)",
+                               r'overtensor `GaussianMixture\(covariance_type="tied-spherical"\)`',
+                               r"EM `n_init=1` \(scikit-learn, spherical\)", r"EM `n_init=10`"))],
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
