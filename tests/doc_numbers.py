@@ -155,6 +155,15 @@ print("ratios", *[f"{r:.2f}" for r in time_ratios(t50)])
                                "--no-progress\n"),
     "moments-hsu-kakade": Command('python "$CHECKOUT/benchmarks/bench_moments.py" --hsu-kakade\n'),
     "moments-real": Command('python "$CHECKOUT/benchmarks/bench_moments.py" --real\n'),
+    "readme-mixture": Command(_PY.format('''
+import torch
+from overtensor.moments import GaussianMixture, SphericalMixtureStream
+
+means = 2 * torch.eye(4, 20, dtype=torch.float64)
+X = torch.cat(list(SphericalMixtureStream(means, torch.full((4,), 0.25), 0.5, 20_000).chunks()))
+gm = GaussianMixture(4, random_state=0).fit(X)
+print(gm.weights_.round(3), gm.covariances_.round(2))
+''')),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -450,6 +459,10 @@ NUMBERS: list[DocNumber] = [
       for m, row in enumerate((r"overtensor `GaussianMixture` \(per-component σ², default\)",
                                r'overtensor `GaussianMixture\(covariance_type="tied-spherical"\)`',
                                r"EM `n_init=1` \(scikit-learn, spherical\)", r"EM `n_init=10`"))],
+    # README: the mixture example ("≈": the weights of 20 000 samples, to 0.005 of the printed 0.25)
+    DocNumber("README.md", r"gm\.covariances_\.round\(2\)\) +# ≈ \[" + " ".join([_F] * 4) + r"\] \["
+              + " ".join([_F] * 4) + r"\]", "readme-mixture",
+              r"^\[" + " +".join([_F] * 4) + r"\] \[" + " +".join([_F] * 4) + r"\]", 0.005),
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
