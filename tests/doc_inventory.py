@@ -135,8 +135,10 @@ def _masked(text: str) -> str:
     chars = list(text)
     for a, b in _code_spans(text):
         chars[a:b] = " " * (b - a)
-    for m in re.finditer(r"^#+ .*$", text, flags=re.M):  # headings
-        chars[m.start():m.end()] = " " * (m.end() - m.start())
+    blocks = [m.span() for m in re.finditer(r"^```[^\n]*\n.*?^```", text, flags=re.S | re.M)]
+    for m in re.finditer(r"^#+ .*$", text, flags=re.M):  # headings (not a comment inside a code block)
+        if not any(a <= m.start() < b for a, b in blocks):
+            chars[m.start():m.end()] = " " * (m.end() - m.start())
     masked = "".join(chars)
     for m in SKIP_RE.finditer(masked):
         masked = masked[:m.start()] + " " * (m.end() - m.start()) + masked[m.end():]

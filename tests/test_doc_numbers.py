@@ -37,3 +37,19 @@ def test_the_check_catches_a_drifted_number(monkeypatch):
     # at the float64 floor, 0.0 and 2e-8 are the same fit; 5e-8 is not
     monkeypatch.setattr(dn, "fresh", lambda n: ["5e-8", "0.0"])
     assert [ok for _, _, ok in compare(shifted)] == [False, True]
+
+
+def test_the_inventory_classes_every_number_and_counts_the_checked_ones_as_covered():
+    # tests/doc_inventory.py (issue 25): every number the check regenerates is "covered" there, and
+    # a result next to its command is not mistaken for code (a JSON comment, a printed-output block)
+    from tests.doc_inventory import covered_spans, inventory
+
+    numbers = inventory()
+    assert {n.cls for n in numbers} <= {"covered", "measured", "input", "other"}
+    covered = {(n.doc, n.pos, n.pos + len(n.text)) for n in numbers if n.cls == "covered"}
+    for doc, doc_spans in covered_spans().items():
+        for a, b in doc_spans:  # the text's group overlaps a covered number (which may hold its "−")
+            assert any(d == doc and p < b and a < q for d, p, q in covered), (doc, a, b)
+    readme = [n for n in numbers if n.doc == "README.md"]
+    assert any(n.text == "0.931" and n.cls == "covered" for n in readme)  # a bash comment's result
+    assert not any(n.text in ("2026", "2020") for n in readme)  # dates and citations left out
