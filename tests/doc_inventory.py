@@ -40,7 +40,7 @@ NUMBER = re.compile(r"(?<![\w.])[-−]?\d+(?:[  ]\d{3}(?!\d))*(?:\.\d+)?(?:e[-�
 #: Spans that hold no result: inline code, links' targets, URLs, HTML comments, dates, clock times,
 #: years with a venue or in a citation, issue / section / step references, version numbers.
 SKIP = [
-    r"`[^`\n]*`", r"\]\([^)]*\)", r"https?://\S+", r"<!--.*?-->",
+    r"`[^`\n]*`", r"\]\([^)]*\)", r"https?://\S+", r"<!--.*?-->", r"arXiv:\s*[\d.]+",
     r"\b20\d\d-\d\d-\d\d\b", r"\b\d\d:\d\d(?:[–-]\d\d:\d\d)?\b", r"\bUTC\b",
     r"(?:NeurIPS|ICML|ICLR|CVPR|COLT|JMLR|AISTATS|arXiv|et al\.|Kakade|Hsu|Sanghavi|Shah|Mayo|Pereira"
     r"|Belkin|Telgarsky)[ ,]*\(?\s*(?:19|20)\d\d\)?",

@@ -166,6 +166,8 @@ print(gm.weights_.round(3), gm.covariances_.round(2))
 ''')),
     "moments-real-experiment": Command("overtensor experiment run method-of-moments --preset real "
                                        "--inprocess --no-progress\n"),
+    "opt-energy-small": Command("overtensor experiment run opt-energy --preset small --inprocess "
+                                "--no-progress\n"),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -488,6 +490,14 @@ NUMBERS: list[DocNumber] = [
                             ("em-1", "EM `n_init=1`"), ("em-10", "EM `n_init=10`"),
                             ("em-from-overtensor", r"EM from overtensor \(time includes ours\)"))
       for pick, tol, scale in (((0, 1, 3, 4, 6, 7), 0.0011, 1.0), ((2, 5, 8), 0.05, -1.0))],
+    # docs/opt.md: the energy under orthogonal training (at the float64 floor: below 1e-15) and under
+    # full training, the final risks (to 5 %)
+    *[DocNumber("docs/opt.md", rf"\| {model} \| {regime} \| {_F} \| {_F} \| {_F} \|", "opt-energy-small",
+                rf"(?:^{model} +|^{model} .*?^ +){regime} +3 +{_F} +{_F} +{_F}", tol, rel=rel, order=pick,
+                text_order=pick)
+      for model in ("network", "tensor") for regime in ("full", "orthogonal", "random-features")
+      for pick, tol, rel in (((0,), 0.05, True),
+                             ((1, 2), 0.05, True) if regime == "full" else ((1, 2), 1e-15, False))],
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
