@@ -168,6 +168,8 @@ print(gm.weights_.round(3), gm.covariances_.round(2))
                                        "--inprocess --no-progress\n"),
     "opt-energy-small": Command("overtensor experiment run opt-energy --preset small --inprocess "
                                 "--no-progress\n"),
+    "opt-expressivity-small": Command("overtensor experiment run opt-expressivity --preset small "
+                                      "--inprocess --no-progress\n"),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -498,6 +500,12 @@ NUMBERS: list[DocNumber] = [
       for model in ("network", "tensor") for regime in ("full", "orthogonal", "random-features")
       for pick, tol, rel in (((0,), 0.05, True),
                              ((1, 2), 0.05, True) if regime == "full" else ((1, 2), 1e-15, False))],
+    # docs/opt.md: the smallest widths reaching ε (exact: they are grid points)
+    DocNumber("docs/opt.md", r"\| 2 \| (\d+) \| (\d+) \| \*\*(\d+)\*\* \| (\d+) \|\n\| 3 \| (\d+) \| (\d+) \| "
+              r"> (\d+) \(not reached in 1500 steps\) \| (\d+) \|", "opt-expressivity-small",
+              r"2 +full +(\d+) +(\d+)\.0 .*?2 +orthogonal +\d+ +(\d+)\.0 .*?2 +random-features +\d+ "
+              r"+(\d+)\.0 .*?3 +full +(\d+) +(\d+)\.0 .*?3 +orthogonal +\d+ +NaN +(\d+) .*?"
+              r"3 +random-features +\d+ +(\d+)\.0", 0),
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
