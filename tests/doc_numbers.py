@@ -502,7 +502,8 @@ NUMBERS: list[DocNumber] = [
                              ((1, 2), 0.05, True) if regime == "full" else ((1, 2), 1e-15, False))],
     # docs/opt.md: the smallest widths reaching ε (exact: they are grid points)
     DocNumber("docs/opt.md", r"\| 2 \| (\d+) \| (\d+) \| \*\*(\d+)\*\* \| (\d+) \|\n"
-              r"\| 3 \| (\d+) \| (\d+) \| > (\d+) \(not reached in 1500 steps\) \| (\d+) \|", "opt-expressivity-small",
+              r"\| 3 \| (\d+) \| (\d+) \| > (\d+) \(not reached in 1500 steps\) \| (\d+) \|",
+              "opt-expressivity-small",
               r"2 +full +(\d+) +(\d+)\.0 .*?2 +orthogonal +\d+ +(\d+)\.0 .*?2 +random-features +\d+ "
               r"+(\d+)\.0 .*?3 +full +(\d+) +(\d+)\.0 .*?3 +orthogonal +\d+ +NaN +(\d+) .*?"
               r"3 +random-features +\d+ +(\d+)\.0", 0),
