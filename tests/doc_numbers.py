@@ -68,6 +68,9 @@ class DocNumber:
         The text's unit in the output's (``100``: the text says per cent).
     text_order : tuple of int
         The text's numbers this entry compares (indices into the text's groups; default all).
+    floor : float
+        A precision floor: a text number and a fresh one both at most ``floor`` in size state the
+        same thing (rounding), whatever the tolerance.
     """
 
     doc: str
@@ -80,6 +83,7 @@ class DocNumber:
     order: tuple[int, ...] = ()
     scale: float = 1.0
     text_order: tuple[int, ...] = ()
+    floor: float = 0.0
 
     @property
     def id(self) -> str:
@@ -170,6 +174,8 @@ print(gm.weights_.round(3), gm.covariances_.round(2))
                                 "--no-progress\n"),
     "opt-expressivity-small": Command("overtensor experiment run opt-expressivity --preset small "
                                       "--inprocess --no-progress\n"),
+    "adaptive-regression-small": Command("overtensor experiment run adaptive-regression --preset small "
+                                         "--inprocess --no-progress\n"),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -507,6 +513,26 @@ NUMBERS: list[DocNumber] = [
               r"2 +full +(\d+) +(\d+)\.0 .*?2 +orthogonal +\d+ +(\d+)\.0 .*?2 +random-features +\d+ "
               r"+(\d+)\.0 .*?3 +full +(\d+) +(\d+)\.0 .*?3 +orthogonal +\d+ +NaN +(\d+) .*?"
               r"3 +random-features +\d+ +(\d+)\.0", 0),
+    # docs/adaptive.md: adaptive-regression's small preset, to the two digits the text prints (values at
+    # the float64 floor, below 1e-13, are rounding whatever their digits)
+    *[DocNumber("docs/adaptive.md", rf"\| {text} \| {cls} \| \**{_F}\** \| "
+                + (rf"≤ {_F} \| — \| " if cls == "span-preserving" else rf"{_F} – {_F} \| {_F} \| ")
+                + rf"{_F} ± {_F} \| {_F} \|", "adaptive-regression-small",
+                rf"^ *{problem} +{optimizer} +5 +{cls}" + rf" +{_F}" * 8, 0.06, rel=True, floor=1e-13,
+                order=(0, 3, 5, 6, 7) if cls == "span-preserving" else (0, 2, 3, 4, 5, 6, 7))
+      for text, problem, optimizer, cls in (
+          (r"Gaussian \| GD", "gaussian", "gd", "span-preserving"),
+          (r"Gaussian \| span-preserving `diag\(\\\|r_k\\\|\)/n`", "gaussian", "span-preserving",
+           "span-preserving"),
+          (r"Gaussian \| AdaGrad \(0\.05\)", "gaussian", "adagrad", "rotating"),
+          (r"Gaussian \| RMSProp \(1e-3\)", "gaussian", "rmsprop", "rotating"),
+          (r"Gaussian \| Adam \(1e-3\)", "gaussian", "adam", "rotating"),
+          (r"random features \| GD", "random-features", "gd", "span-preserving"),
+          (r"random features \| span-preserving \(normalized\)", "random-features", "span-preserving",
+           "span-preserving"),
+          (r"random features \| AdaGrad", "random-features", "adagrad", "rotating"),
+          (r"random features \| RMSProp", "random-features", "rmsprop", "rotating"),
+          (r"random features \| Adam", "random-features", "adam", "rotating"))],
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
@@ -583,7 +609,7 @@ def compare(number: DocNumber) -> list[tuple[str, str, bool]]:
     for a, b in zip(doc, new, strict=True):
         x, y = float(a.replace(" ", "")), float(b) * number.scale  # "1 600": a thousands space
         limit = number.tol * abs(y) if number.rel else number.tol
-        ok = math.isfinite(y) and abs(x - y) <= limit + 1e-300
+        ok = math.isfinite(y) and (abs(x - y) <= limit + 1e-300 or max(abs(x), abs(y)) <= number.floor)
         out.append((a, b if number.scale == 1 else f"{y:g}", ok))
     return out
 

@@ -53,3 +53,16 @@ def test_the_inventory_classes_every_number_and_counts_the_checked_ones_as_cover
     readme = [n for n in numbers if n.doc == "README.md"]
     assert any(n.text == "0.931" and n.cls == "covered" for n in readme)  # a bash comment's result
     assert not any(n.text in ("2026", "2020") for n in readme)  # dates and citations left out
+
+
+def test_values_at_a_precision_floor_are_the_same_statement(monkeypatch):
+    # adaptive-regression's GD row: 1.2e-15 in the text; any value below the floor 1e-13 is rounding,
+    # one above it is a different result
+    import tests.doc_numbers as dn
+
+    gd = next(n for n in NUMBERS if n.command == "adaptive-regression-small")
+    assert in_text(gd)[0][:2] == ["1.2e-15", "3.2e-15"] and gd.floor == 1e-13
+    monkeypatch.setattr(dn, "fresh", lambda n: ["7e-14", "1e-16", "0.727", "0.125", "0.727"])
+    assert all(ok for _, _, ok in compare(gd))
+    monkeypatch.setattr(dn, "fresh", lambda n: ["2e-12", "1e-16", "0.727", "0.125", "0.80"])
+    assert [ok for _, _, ok in compare(gd)] == [False, True, True, True, False]
