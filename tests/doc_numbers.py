@@ -176,6 +176,8 @@ print(gm.weights_.round(3), gm.covariances_.round(2))
                                       "--inprocess --no-progress\n"),
     "adaptive-regression-small": Command("overtensor experiment run adaptive-regression --preset small "
                                          "--inprocess --no-progress\n"),
+    "adaptive-networks-small": Command("overtensor experiment run adaptive-networks --preset small "
+                                       "--inprocess --no-progress\n"),
     "lazy-init-scale": Command(_PY.format('''
 import overtensor as ot
 
@@ -533,6 +535,16 @@ NUMBERS: list[DocNumber] = [
           (r"random features \| AdaGrad", "random-features", "adagrad", "rotating"),
           (r"random features \| RMSProp", "random-features", "rmsprop", "rotating"),
           (r"random features \| Adam", "random-features", "adam", "rotating"))],
+    # docs/adaptive.md: adaptive-networks' small preset: learning rate and norms to 1 %, accuracies,
+    # their standard deviations and ranges to their printed decimals
+    *[DocNumber("docs/adaptive.md",
+                rf"\| {model} \| {label} \| {_F} \| {_F} ± {_F} \| {_F} \| {_F} \| {_F} \|",
+                "adaptive-networks-small", rf"^ *{model} +{optimizer} +{_F} +5" + rf" +{_F}" * 6, tol,
+                rel=rel, text_order=text, order=out)
+      for model in ("two-layer", "mlp")
+      for label, optimizer in (("SGD", "sgd"), ("momentum 0.9", "momentum"), ("AdaGrad", "adagrad"),
+                               ("RMSProp", "rmsprop"), ("Adam", "adam"))
+      for text, out, tol, rel in (((0, 3, 4), (0, 4, 5), 0.01, True), ((1, 2, 5), (1, 2, 6), 6e-4, False))],
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
