@@ -131,6 +131,7 @@ for d, widths in ((8, [4, 8, 12, 14, 15, 16]), (12, [6, 12, 24, 30, 31, 32])):
                           "--json\n"),
     "min-norm-small": Command("overtensor experiment run min-norm-generalization --preset small --inprocess "
                               "--no-progress\n", long=True),
+    "trusted-answers": Command('python "$CHECKOUT/benchmarks/bench_trusted_answers.py"\n', long=True),
     "networks-small": Command("overtensor experiment run lazy-vs-full-networks --preset small --inprocess "
                               "--no-progress\n", long=True),
     "networks-orders": Command(
@@ -545,6 +546,21 @@ NUMBERS: list[DocNumber] = [
       for label, optimizer in (("SGD", "sgd"), ("momentum 0.9", "momentum"), ("AdaGrad", "adagrad"),
                                ("RMSProp", "rmsprop"), ("Adam", "adam"))
       for text, out, tol, rel in (((0, 3, 4), (0, 4, 5), 0.01, True), ((1, 2, 5), (1, 2, 6), 6e-4, False))],
+    # docs/method.md: signs, odd-order mirror, rank = dimension, rank under noise (long; counts exact; a
+    # count the text states for every target or run matches only when the output has it everywhere)
+    DocNumber("docs/method.md", r"`exact-rank`: (\d)/8 recovered \(5/8 with alternating signs",
+              "trusted-answers", r"all components recovered: (\d)/8", 0, measured="2026-12-06"),
+    DocNumber("docs/method.md", r"`s = 0…23`: (\d+)/24 recovered, 11/24 before", "trusted-answers",
+              r"s = 0-23: (\d+)/24 recovered", 0, measured="2026-12-06"),
+    DocNumber("docs/method.md", r"widths 16 and 32 now both recover (\d)/8 on all five", "trusted-answers",
+              r"\{'width': 16\}: (\d)/8(?: 8t [^|]*\| 8/8){4} .*?"
+              r"\{'width': 32\}: 8/8(?: 8t [^|]*\| 8/8){4}", 0, measured="2026-12-06"),
+    DocNumber("docs/method.md",
+              r"every run returns\s+(\d) terms, (\d)/3 recovered, at noise 0, 1e-3, 1e-2 and 5e-2",
+              "trusted-answers", r"noise 0: (\d)t (\d)/3" + r"[^\n]*(?:\| 3t 3/3[^\n|]*){2}\n"
+              + "".join(rf"  noise {e}: 3t 3/3[^\n|]*(?:\| 3t 3/3[^\n|]*){{2}}\n"
+                        for e in ("0.001", "0.01", "0.05")),
+              0, measured="2026-12-06"),
     # docs/lazy.md: linearized weights in the real model; the linearized error is where CG stopped,
     # below the default tol 1e-4 (its digits are rounding), the others are measured values
     *[DocNumber("docs/lazy.md", rf"init_scale={s} scale={_F} laziness={_F} linearized error=\S+ "
