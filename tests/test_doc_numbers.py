@@ -37,3 +37,32 @@ def test_the_check_catches_a_drifted_number(monkeypatch):
     # at the float64 floor, 0.0 and 2e-8 are the same fit; 5e-8 is not
     monkeypatch.setattr(dn, "fresh", lambda n: ["5e-8", "0.0"])
     assert [ok for _, _, ok in compare(shifted)] == [False, True]
+
+
+def test_the_inventory_classes_every_number_and_counts_the_checked_ones_as_covered():
+    # tests/doc_inventory.py (issue 25): every number the check regenerates is "covered" there, and
+    # a result next to its command is not mistaken for code (a JSON comment, a printed-output block)
+    from tests.doc_inventory import covered_spans, inventory
+
+    numbers = inventory()
+    assert {n.cls for n in numbers} <= {"covered", "measured", "input", "other"}
+    covered = {(n.doc, n.pos, n.pos + len(n.text)) for n in numbers if n.cls == "covered"}
+    for doc, doc_spans in covered_spans().items():
+        for a, b in doc_spans:  # the text's group overlaps a covered number (which may hold its "−")
+            assert any(d == doc and p < b and a < q for d, p, q in covered), (doc, a, b)
+    readme = [n for n in numbers if n.doc == "README.md"]
+    assert any(n.text == "0.931" and n.cls == "covered" for n in readme)  # a bash comment's result
+    assert not any(n.text in ("2026", "2020") for n in readme)  # dates and citations left out
+
+
+def test_values_at_a_precision_floor_are_the_same_statement(monkeypatch):
+    # adaptive-regression's GD row: 1.2e-15 in the text; any value below the floor 1e-13 is rounding,
+    # one above it is a different result
+    import tests.doc_numbers as dn
+
+    gd = next(n for n in NUMBERS if n.command == "adaptive-regression-small")
+    assert in_text(gd)[0][:2] == ["1.2e-15", "3.2e-15"] and gd.floor == 1e-13
+    monkeypatch.setattr(dn, "fresh", lambda n: ["7e-14", "1e-16", "0.727", "0.125", "0.727"])
+    assert all(ok for _, _, ok in compare(gd))
+    monkeypatch.setattr(dn, "fresh", lambda n: ["2e-12", "1e-16", "0.727", "0.125", "0.80"])
+    assert [ok for _, _, ok in compare(gd)] == [False, True, True, True, False]

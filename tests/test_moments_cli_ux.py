@@ -182,13 +182,22 @@ def test_lda_table_shows_alpha_next_to_the_weight(data, capsys):
     assert "alpha" in out and "weight (alpha/alpha0)" in out and "2" in out
 
 
-@pytest.mark.parametrize(("kind", "option"), [("gmm", "--n-components"), ("topics", "--topics"),
+@pytest.mark.parametrize(("kind", "option"), [("gmm", "--n-components"), ("gmm", "-k"),
+                                              ("topics", "--topics"), ("topics", "-k"),
                                               ("lda", "--n-components"), ("lda", "-k")])
 def test_components_and_topics_are_both_accepted(data, capsys, kind, option):
     src = data["x"] if kind == "gmm" else data["counts"]
     rc, out, err = run(capsys, ["moments", kind, src, option, "1", "--json"])
     assert rc == 0, err
     assert '"weights": [1.0]' in out
+
+
+def test_topics_counts_topics_only_gmm_refuses_it(data, capsys):
+    # a flag means one thing in every subcommand: --topics is the topic models' (issue 25)
+    rc, out, err = run(capsys, ["moments", "gmm", data["x"], "-k", "2", "--topics", "2", "--json"])
+    assert rc == 2 and out == "" and "unrecognized arguments: --topics" in err and err.count("\n") == 1
+    rc, out, err = run(capsys, ["moments", "gmm", data["x"], "--topics", "2"])
+    assert rc == 2 and out == "" and "-k/--n-components" in err
 
 
 def test_lda_at_alpha0_zero_is_the_single_topic_model_with_zero_alpha():
@@ -215,11 +224,14 @@ def test_gmm_npz_holds_the_spherical_variance_as_the_json_does(capsys, data, tmp
     import json
 
     saved, ref = np.load(npz), json.loads(js.read_text())
-    assert sorted(saved.files) == ["covariance", "labels", "means", "variances", "weights"]
-    assert float(saved["covariance"]) == pytest.approx(ref["covariance"], rel=1e-6)
+    assert sorted(saved.files) == ["labels", "means", "pooled_variance", "variances", "weights"]
+    assert "covariance" not in ref  # the scalar is named for what it is
+    assert float(saved["pooled_variance"]) == pytest.approx(ref["pooled_variance"], rel=1e-6)
     np.testing.assert_allclose(saved["variances"], ref["variances"], rtol=1e-6)
     assert saved["labels"].shape == (200,)
-    assert float(saved["covariance"]) > 0
+    # the pooled variance is the weight-averaged per-component variance Σ w_i σ_i²
+    pooled = float(np.dot(ref["weights"], ref["variances"]))
+    assert pooled > 0 and ref["pooled_variance"] == pytest.approx(pooled, rel=1e-9)
 
 
 def test_gmm_writes_labels_and_per_component_variances(data, capsys, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -79,3 +81,25 @@ def test_opt_expressivity_min_width_and_claim():
     out = run_opt_expressivity({"order": 2, "dim": 3, "rank": 1, "width": 8,
                                 "regime": "random-features", "seed": 0, "max_steps": 10})
     assert out["reached"] and out["sym_dim"] == 6  # m = 8 >= C(4, 2) = 6: exact
+
+
+def test_summaries_hold_the_tables_and_no_verdict():
+    # `experiment run` prints the summary, then one line per claim: a summary that also printed the
+    # claims showed each verdict twice in the terminal (issue 25)
+    from overtensor.experiments.opt_energy import summary as energy_summary
+    from overtensor.experiments.opt_expressivity import summary as expressivity_summary
+    from overtensor.experiments.opt_generalization import summary as generalization_summary
+
+    rows = [{"order": 2, "regime": regime, "width": w, "seed": 0, "reached": w >= 6, "error": 0.0,
+             "sym_dim": 10} for regime in ("full", "orthogonal", "random-features") for w in (2, 6, 10)]
+    energy = pd.DataFrame([{"model": "tensor", "regime": r, "final_risk": 0.1, "initial_risk": 1.0,
+                            "energy_s1_max_change": 1e-12 if r == "orthogonal" else 1e-3,
+                            "energy_s0_max_change": 0.0, "seed": 0}
+                           for r in ("full", "random-features", "orthogonal")])
+    for summary, claims, df in ((generalization_summary, generalization_claims, _gen_df(0.98, 0.95)),
+                                (expressivity_summary, expressivity_claims, pd.DataFrame(rows)),
+                                (energy_summary, energy_claims, energy)):
+        text = summary(df)
+        statements = [c.statement for c in claims(df)]
+        assert statements and not [s for s in statements if s in text], text
+        assert not re.search(r"\b(supported|inconclusive)\b", text), text

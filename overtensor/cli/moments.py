@@ -30,9 +30,11 @@ def add_parser(sub) -> None:
         q.add_argument("data", help="CSV (comma-separated; an optional header line), .txt, .npy "
                                     "or .npz file" + ("; counts may also be a scipy.sparse "
                                                       "save_npz file" if name == "topics" else ""))
-        q.add_argument("-k", "--n-components", "--topics", dest="components", type=int,
-                       required=True, help="number of components (topics): the estimator's "
-                                           "n_components")
+        # --topics counts topics, so only the topic models take it (a flag means one thing)
+        q.add_argument("-k", "--n-components", *(("--topics",) if name == "topics" else ()),
+                       dest="components", type=int, required=True,
+                       help="number of topics: the estimator's n_components" if name == "topics" else
+                       "number of mixture components: the estimator's n_components")
         q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         q.add_argument("--json", action="store_true", help="print one JSON object")
         q.add_argument("-o", "--output", default=None,
@@ -243,11 +245,11 @@ def _fit_and_report(args, X, path, labels_path) -> int:
         out = {"model": f"{args.covariance_type}-gmm", "n_samples": X.shape[0],
                "n_features": X.shape[1], "weights": model.weights_.tolist(),
                "means": model.means_.tolist(), "variances": model.covariances_.tolist(),
-               "covariance": model.covariance_, "loglik": model.score(X),
+               "pooled_variance": model.covariance_, "loglik": model.score(X),
                "bic": model.bic(X), "sizes": np.bincount(labels, minlength=args.components).tolist(),
                "whitened_error": model.whitened_error_}
         arrays = {"weights": model.weights_, "means": model.means_,
-                  "variances": model.covariances_, "covariance": np.asarray(model.covariance_),
+                  "variances": model.covariances_, "pooled_variance": np.asarray(model.covariance_),
                   "labels": labels}
     else:
         vocabulary = load_vocabulary(args.vocab, X.shape[1]) if args.vocab else None

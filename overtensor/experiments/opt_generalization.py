@@ -205,7 +205,7 @@ def summary(df: pd.DataFrame) -> str:
         lines.append(f"  {v:<18} {mean_sd(r['test_acc_mean'], r['test_acc_sd'], '.4f')}  (n={r['seeds']})  "
                      f"train {r['train_acc_mean']:.4f}  E_1 {r['energy_s1']:.6g}  "
                      f"ΔE/E {r['energy_rel_change']:.1e}  ‖RᵀR−I‖ {orth}  {r['s_per_epoch']:.3f} s/epoch")
-    lines += [f"  {c.verdict}: {c.statement} — {c.reason}" for c in claims(df)]
+    # no verdicts here: `experiment run` prints one line per claim after the summary
     return "\n".join(lines)
 
 
