@@ -15,7 +15,7 @@ Methods (one thread):
 * ``fit``: ``overtensor.fit(target, 4r, random_state=seed)``, the default ``engine="auto"`` route
   (compress, subspace power method when the flattening's rank allows, shortcuts, lift); the route
   taken is counted in ``routes``;
-* ``fit-paper`` (``--paper``): the same with ``engine="paper"``, the paper's schedule;
+* ``fit-paper`` (``--paper``): the same with ``Runtime(engine="paper")``, the paper's schedule;
 * ``spm``: ``overtensor.fit(target, r, "spm")`` (Kileel & Pereira; library implementation, which
   compresses implicit targets first); ``not run`` beyond its rank bound (``r > d`` at order 3);
 * ``spm-dense``: the reference SPM forms the ``d^l`` array: reported as a memory stop where that
