@@ -4,7 +4,8 @@ Targets: ``r`` unit components whose pairwise cosines are drawn uniformly in ``[
 random Gram matrix with those off-diagonal entries, redrawn until positive definite, embedded by a
 random rotation in ``R^d``), equal weights, orders 3 and 4. Methods:
 
-* ``overtensor``: ``fit(target, width=4r, runtime=Runtime(engine="paper"))`` (beyond-lazy with the paper's schedule,
+* ``overtensor``: ``fit(target, width=4r, runtime=Runtime(engine="paper"))`` (beyond-lazy with the
+  paper's schedule,
   defaults: extraction, polish and rank reduction; the numbers in docs/performance.md were measured
   on it, and ``bench_speed.py`` measures the default route), given the implicit CP target;
 * ``parafac``: TensorLy's ALS at the *true* rank (``init="random"``, up to ``--als-iter``
