@@ -254,7 +254,7 @@ def test_options_a_method_uses_or_leaves_at_their_default_are_accepted():
                     extraction=ot.Extraction(), runtime=ot.Runtime(progress=False))
     assert result.method == "power-method"
     # max_steps counts gradient steps, which the power method does not take: refused, not ignored.
-    with pytest.raises(ValueError, match=r"does not use max_steps=5000"):
+    with pytest.raises(ValueError, match=r"does not use GradientSchedule\(max_steps=5000\)"):
         ot.fit(target, method="power-method", schedule=ot.GradientSchedule(max_steps=5000))
 
 

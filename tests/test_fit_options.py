@@ -129,3 +129,55 @@ def test_cli_help_groups_mirror_the_config_objects(capsys):
     for title in ("schedule (overtensor.GradientSchedule)", "extraction (overtensor.Extraction)",
                   "runtime (overtensor.Runtime)"):
         assert title in text
+
+
+def test_the_refusal_names_the_group_the_option_belongs_to(target):
+    with pytest.raises(ValueError, match=r"does not use GradientSchedule\(lr=0.1\), "
+                                         r"Extraction\(merge_cos=0.9\)"):
+        ot.fit(target, method="spm", schedule=ot.GradientSchedule(lr=0.1),
+               extraction=ot.Extraction(merge_cos=0.9))
+
+
+def test_a_progress_bar_does_not_change_the_default_route(target):
+    # Before, Runtime(progress=True) (the CLI without --json) sent every fit to the paper route.
+    plain = ot.fit(target, 8, random_state=0)
+    shown = ot.fit(target, 8, random_state=0, runtime=ot.Runtime(progress=True))
+    assert shown.info["route"]["engine"] == plain.info["route"]["engine"] == "spm"
+    assert shown.relative_error == plain.relative_error
+
+
+def test_schedule_options_on_the_default_route_run_the_gradient_method_that_uses_them(target):
+    # An option of the gradient schedule is never left unused by the SPM shortcut.
+    res = ot.fit(target, 8, random_state=0, schedule=ot.GradientSchedule(lr=0.05))
+    assert res.info["route"]["engine"] != "spm"
+    assert "lr=0.05" in res.info["route"]["spm"]["skipped"]
+    assert res.history and res.relative_error <= 1e-4
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ("--lr -1", "--lr must be > 0, got -1.0"),
+    ("--method power-method --steps 10", "--steps: not used by --method power-method"),
+    ("--method spm --lr 0.1 --engine paper", "--lr, --engine: not used by --method spm"),
+    ("--regime lazy --engine paper", "--engine: not used by --regime lazy"),
+    ("--regime lazy --max-rank 2", "--max-rank: not used by --regime lazy"),
+])
+def test_cli_names_the_flag_a_method_or_regime_would_ignore(capsys, argv, message):
+    from overtensor.cli.main import main
+
+    code = main(["fit", "--order", "3", "--dim", "6", "--rank", "2", "--width", "6",
+                 *argv.split()])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"overtensor: error: {message}" + err.split(message, 1)[1]
+    assert len(err.splitlines()) == 1
+
+
+def test_cli_laziness_on_the_default_route_says_why_it_is_missing(capsys):
+    import json
+
+    from overtensor.cli.main import main
+
+    assert main(["fit", "--order", "3", "--dim", "6", "--rank", "2", "--width", "6",
+                 "--laziness", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "kernel_change" not in summary
+    assert any("--laziness" in w and "--engine paper" in w for w in summary["warnings"])

@@ -166,8 +166,22 @@ def _check_fit_args(args) -> None:
         value = getattr(args, name)
         if value is not None and not value >= 0:
             raise ValueError(f"--{name} must be >= 0, got {value}")
+    if args.lr is not None and not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.rotation is not None and args.regime != "orthogonal":
         raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
+    # Flags the method or regime would ignore, named as typed (fit refuses the same options by
+    # their Python names; the CLI user never typed those).
+    direct = args.method in ("power-method", "spm")
+    unused = {"--steps": args.steps != 20000 and direct, "--lr": args.lr is not None and direct,
+              "--engine": args.engine != "auto" and (direct or args.regime != "full"),
+              "--max-rank": args.max_rank is not None and (direct or args.regime != "full")}
+    flags = [flag for flag, bad in unused.items() if bad]
+    if flags:
+        why = (f"--method {args.method} (it takes no gradient steps)" if direct
+               else f"--regime {args.regime} (one phase, no extraction)")
+        raise ValueError(f"{', '.join(flags)}: not used by {why}; remove "
+                         f"{'it' if len(flags) == 1 else 'them'}")
     if args.moment is not None and not args.samples:
         raise ValueError(f"--moment {args.moment} needs --samples")
     if args.tensor or args.cp or args.samples:
@@ -208,12 +222,11 @@ def _cmd_fit(args) -> int:
     elif width is None:
         raise ValueError(f"--width is required with {'--tensor' if args.tensor else '--samples'} "
                          "(the number of rank-one terms m)")
-    gradient = args.method not in ("power-method", "spm")
     # The flags by name, grouped into fit's config objects (schedule, extraction, runtime).
     flat = dict(max_steps=args.steps, lr=args.lr, progress=not args.json, threads=args.threads)
     if cap is not None:
         flat["rank"] = cap
-    if gradient and args.regime == "full":
+    if args.engine != "auto":
         flat["engine"] = args.engine
     result = ot.fit(target, width=width, method=args.method, tol=args.tol, random_state=args.seed,
                     regime=args.regime, **alpha_option(args.regime, args.alpha),
@@ -225,6 +238,10 @@ def _cmd_fit(args) -> int:
         from overtensor.tensors.recorders import final_laziness
 
         summary["kernel_change"] = final_laziness(result, args.regime)["kernel_change"]
+    elif args.laziness:  # said, not dropped: the answer came without gradient steps
+        summary.setdefault("warnings", []).append(
+            f"--laziness: no trained model to measure (the {result.info['route']['engine']} "
+            f"route answered without gradient steps); pass --engine paper")
     summary.setdefault("regime", args.regime)
     summary.setdefault("width", width)
     if args.output is not None:

@@ -99,4 +99,5 @@ def rank_support_advice(diag: dict[str, Any]) -> str:
     """The one-line warning for an unsupported rank, with what to try."""
     return (f"found rank {diag['found']} is not supported: {diag['found'] - diag['supported']} "
             f"term(s) have weights <= {SUPPORT:g}x the residual ({diag['residual']:.2e}), as when "
-            f"noise is fitted; pass rank=K to get the best CP with at most K terms")
+            f"noise is fitted; pass extraction=Extraction(rank=K) (CLI: --max-rank K) to get the "
+            f"best CP with at most K terms")

@@ -23,6 +23,7 @@ from overtensor._checks import (
     resolve_dtype,
 )
 from overtensor.tensors.config import (
+    GROUPS,
     Extraction,
     GradientSchedule,
     Runtime,
@@ -202,7 +203,8 @@ def _refuse_unused(method, regime, alpha, schedule, extraction, runtime, power, 
         given["alpha"] = alpha
     bad = unused_options(method, regime, given)
     if bad:
-        shown = ", ".join(f"{k}={given[k]!r}" for k in bad)
+        shown = ", ".join(f"{GROUPS[k].__name__}({k}={given[k]!r})" if k in GROUPS
+                          else f"{k}={given[k]!r}" for k in bad)
         raise ValueError(f"method={method!r} with regime={regime!r} does not use {shown}; "
                          f"remove {'it' if len(bad) == 1 else 'them'}")
 
@@ -233,9 +235,9 @@ class _Call:
         if engine == "auto":
             from overtensor.tensors.route import DEFAULT_SHORTCUTS, fast_route, route_blocker
 
+            # The progress bar changes nothing the route computes: it shows the paper fallback's.
             given = {**options, "device": self.runtime.device, "dtype": self.runtime.dtype,
-                     "callback": self.callback, "recorders": self.recorders,
-                     "progress": self.runtime.progress}
+                     "callback": self.callback, "recorders": self.recorders}
             passed = {k: v for k, v in given.items() if not is_default(v, ROUTE_DEFAULTS[k])}
             blocker = route_blocker(self.method, passed, self.width, ROUTE_DEFAULTS)
             shortcuts = self.runtime.shortcuts
@@ -312,5 +314,5 @@ class _Call:
 #: :data:`overtensor.tensors.route.SHORTCUT_OPTIONS` sends the fit to the paper route).
 ROUTE_DEFAULTS: dict[str, Any] = {
     **as_dict(GradientSchedule()), **as_dict(Extraction()), "tol": 1e-4, "device": None,
-    "dtype": None, "callback": None, "recorders": (), "progress": False,
+    "dtype": None, "callback": None, "recorders": (),
 }

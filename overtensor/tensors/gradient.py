@@ -411,7 +411,7 @@ def _not_converged_advice(rel: float, tol: float, schedule: EpochSchedule, width
     return (f"not converged: relative error {rel:.3e} > tol {tol:g} after {schedule.step} steps; "
             f"{why}. The CP is not an exact decomposition: a noisy target cannot be fitted below "
             f"its noise level; otherwise try a larger budget, another random_state, or "
-            f"width={width} with rank=K (the rank-capped polish)")
+            f"width={width} with extraction=Extraction(rank=K) (the rank-capped polish)")
 
 
 def _guarded_merges(cp: SymmetricCP, rel: float, a: torch.Tensor, V: torch.Tensor,
@@ -491,8 +491,8 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
                 f"rank {noise['supported']} chosen under noise: the residual (relative error "
                 f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
                 f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a "
-                f"term is kept only if removing it more than doubles the error); pass rank=K "
-                f"to choose")
+                f"term is kept only if removing it more than doubles the error); pass "
+                f"extraction=Extraction(rank=K) (CLI: --max-rank K) to choose")
         info["warnings"] = warnings
         return
     support = rank_support(cp.weights, rel * norm)

@@ -24,6 +24,7 @@ import torch
 
 from overtensor._checks import check_int
 from overtensor.tensors.compression import Compression, _core, range_basis
+from overtensor.tensors.config import GROUPS
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.shortcuts import Shortcuts
@@ -178,6 +179,12 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
         return None, {"skipped": f"order {l} < 3"}
     if "rank" in fit_options:
         return None, {"skipped": "rank cap given"}
+    # Options of the gradient schedule or of the extraction (the polish budget aside, which SPM's
+    # rank reduction uses) mean the gradient method: SPM would leave them unused.
+    gradient = [k for k in fit_options if k in GROUPS and k != "polish_iter"]
+    if gradient:
+        return None, {"skipped": "gradient options given: " + ", ".join(
+            f"{k}={fit_options[k]!r}" for k in gradient)}
     opts = SPMOptions(compress=False)
     if spm_memory(work, spm_rank_bound(l, k), k) > opts.memory_budget:
         return None, {"skipped": "the flattening's basis exceeds the memory budget"}
