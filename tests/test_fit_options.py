@@ -152,6 +152,9 @@ def test_schedule_options_on_the_default_route_run_the_gradient_method_that_uses
     assert res.info["route"]["engine"] != "spm"
     assert "lr=0.05" in res.info["route"]["spm"]["skipped"]
     assert res.history and res.relative_error <= 1e-4
+    # A budget is a cap, not a request for gradient steps: SPM still answers within it.
+    capped = ot.fit(target, 8, random_state=0, schedule=ot.GradientSchedule(max_steps=300))
+    assert capped.info["route"]["engine"] == "spm"
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -8,8 +8,8 @@ import torch
 
 import overtensor as ot
 from overtensor.tensors.lazy import dense_target, tangent_relative_error, tangent_to_cp, tangent_to_dense
-from overtensor.tensors.models import init_params
-from overtensor.tensors.regime_gradients import ShiftedTarget, tangent_map
+from overtensor.tensors.models import get_model, init_params
+from overtensor.tensors.regime_gradients import ShiftedTarget
 from overtensor.tensors.regimes import closed_form_problem, linearize, make_regime, regime_fit
 
 F64 = torch.float64
@@ -66,7 +66,7 @@ def test_closed_form_loss_and_gradient_equal_autograd_of_the_regime_definition(m
 @pytest.mark.parametrize("model", MODELS)
 def test_closed_form_tangent_map_is_the_torch_func_linearization_and_its_adjoint(model):
     reg, theta, *_ = _setup(model, "lazy", order=4)
-    forward, adjoint = tangent_map(model, reg.params0, reg.signs, 4)
+    forward, adjoint = get_model(model).tangent_map(reg.params0, reg.signs, 4)
     V, U = linearize(model, reg.params0, reg.signs, 4)(theta)
     _close(reg.a0.unsqueeze(-1) * reg.V0 + forward(theta), U)
     torch.testing.assert_close(V, reg.V0)
@@ -155,3 +155,31 @@ def test_closed_form_and_autograd_fits_follow_the_same_trajectory(regime):
     assert len(e0) == len(e1) > 3 and e0[0] - e0[-1] > 1e-3  # it moved
     for x, y in zip(e0, e1, strict=True):
         assert abs(x - y) < 1e-9
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_tensor_model_pullback_is_the_autograd_gradient_of_its_model_function(model):
+    # The closed form of a TensorModel (its vector-Jacobian product) against autograd through
+    # its model function cp(): for given ∂L/∂a = g and ∂L/∂v = l·a·r the parameters' gradient.
+    import torch
+
+    from overtensor.tensors.models import TENSOR_MODELS
+
+    gen = torch.Generator().manual_seed(5)
+    kind = get_model(model)
+    assert TENSOR_MODELS[model] is kind and get_model(kind) is kind
+    params = kind.init(4, 3, 0.7, gen, torch.float64, torch.device("cpu"))
+    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    signs = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
+    g = torch.randn(4, generator=gen, dtype=torch.float64)
+    r = torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    order = 3
+    a, V = kind.cp(params, signs)
+    # ∂L/∂v_i = l a_i r_i with r_i fixed; the model's pullback assumes g_i = v_i·r_i.
+    g = torch.linalg.vecdot(V, r).detach()
+    loss = (g * a).sum() + (order * a.detach().unsqueeze(-1) * r * V).sum()
+    auto = torch.autograd.grad(loss, list(params.values()))
+    closed = kind.pullback({k: v.detach() for k, v in params.items()}, a.detach(), V.detach(),
+                           r.clone(), g, signs, order, torch.tensor(0.0, dtype=torch.float64))
+    for (name, _), ref in zip(params.items(), auto, strict=True):
+        torch.testing.assert_close(closed[name], ref, rtol=1e-10, atol=1e-12)

@@ -48,7 +48,7 @@ from overtensor.tensors.diagnostics import (
 from overtensor.tensors.extraction import merge_components, polish
 from overtensor.tensors.loss import half_sq_distance, relative_error
 from overtensor.tensors.metrics import cp_relative_error
-from overtensor.tensors.models import balanced_signs, init_params, model_cp
+from overtensor.tensors.models import balanced_signs, get_model, init_params, model_cp
 from overtensor.tensors.reduction import reduce_rank
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import DenseTarget, Target
@@ -534,7 +534,7 @@ def _flip_small_rows(params, signs, model: str, target: Target, scale,
     ``orient_signs`` by flipping its sign ``s_i`` (:func:`signs_follow_residual`). Returns the
     number of rows changed."""
     even = target.order % 2 == 0
-    if ((even and not orient_signs) or (not even and not mirror) or model == "coefficients"
+    if ((even and not orient_signs) or (not even and not mirror) or not get_model(model).signed
             or (rows is not None and not rows.any())):
         return 0
     W = params["W"]
@@ -580,8 +580,9 @@ def _redundant_rows(W: torch.Tensor, norms: torch.Tensor, signs: torch.Tensor | 
     freed = torch.zeros(m, dtype=torch.bool, device=W.device)
     if not aligned_all.any():
         return freed
-    merge = model != "coefficients"
-    power = 2 if model == "homogeneous" else order
+    kind = get_model(model)
+    merge = kind.signed  # free coefficients are never merged
+    power = kind.weight_power(order) if kind.signed else order
     s = signs if signs is not None else torch.ones(m, dtype=W.dtype, device=W.device)
     c = s * norms**power
     candidates = set(torch.nonzero(aligned_all.any(dim=1)).flatten().tolist())

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from overtensor.tensors.models import model_cp
+from overtensor.tensors.models import get_model, model_cp
 from overtensor.tensors.targets import Target
 
 
@@ -91,19 +91,5 @@ def loss_and_grad(
         loss = (0.5 * (a * (g - t)).sum(-1) + 0.5 * sigma**2 * sq
                 + 0.5 * mu * torch.linalg.vecdot(W, W).sum(-1))
     mu_rows = mu.unsqueeze(-1) if mu.ndim else mu
-    grads: dict[str, torch.Tensor] = {}
-    if model == "plain":
-        grads["W"] = torch.addcmul(mu_rows.unsqueeze(-1) * W, (l * a).unsqueeze(-1), r)
-    elif model == "homogeneous":
-        s = signs if signs is not None else torch.ones_like(a)
-        n = (a * s).sqrt()  # a = s‖w‖²: the row norms without another pass over W
-        coef_w = s * (2 - l) * g + mu_rows
-        grads["W"] = torch.addcmul(coef_w.unsqueeze(-1) * W, (l * s * n).unsqueeze(-1), r)
-    elif model == "coefficients":
-        n = W.norm(dim=-1).clamp_min(torch.finfo(W.dtype).tiny ** 0.5)
-        coef = (l * a / n).unsqueeze(-1)
-        grads["W"] = torch.addcmul(mu_rows.unsqueeze(-1) * W, coef, r.addcmul_(g.unsqueeze(-1), V, value=-1))
-        grads["c"] = g
-    else:
-        raise ValueError(f"model must be 'plain', 'homogeneous' or 'coefficients', got {model!r}")
+    grads = get_model(model).pullback(params, a, V, r, g, signs, l, mu_rows)
     return loss, grads

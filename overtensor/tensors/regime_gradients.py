@@ -44,62 +44,10 @@ import torch
 
 from overtensor.tensors.gradients import loss_and_grad
 from overtensor.tensors.lazy import _gram_powers, tangent_kernel_matvec
+from overtensor.tensors.models import get_model
 from overtensor.tensors.targets import Target
 
 Params = dict[str, torch.Tensor]
-
-
-def _rows(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Unit rows and norms, with the clamp of :func:`overtensor.tensors.models.model_cp`."""
-    n = W.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(W.dtype).tiny ** 0.5)
-    return W / n, n
-
-
-def _signs(signs: torch.Tensor | None, W: torch.Tensor) -> torch.Tensor:
-    return (signs if signs is not None else W.new_ones(W.shape[:-1])).unsqueeze(-1)
-
-
-def tangent_map(model: str, params0: Params, signs: torch.Tensor | None, order: int):
-    """The per-row linear maps ``Δ ↦ MΔ`` and ``g ↦ Mᵀg`` of the lazy model (module docstring).
-
-    ``MΔ = U(Δ) − U(0)`` for the tangent of :func:`overtensor.tensors.regimes.linearize`. Returns the pair
-    ``(forward, adjoint)``: ``forward(delta: Params) -> (m, d)``, ``adjoint(g: (m, d)) -> Params``.
-    """
-    W0 = params0["W"]
-    l = order
-    if model == "plain":
-        ls = l * _signs(signs, W0)
-
-        def forward(delta: Params) -> torch.Tensor:
-            return ls * delta["W"]
-
-        def adjoint(g: torch.Tensor) -> Params:
-            return {"W": ls * g}
-
-        return forward, adjoint
-    Wbar, n = _rows(W0)
-    if model == "homogeneous":
-        sn = _signs(signs, W0) * n
-
-        def sym(x: torch.Tensor) -> torch.Tensor:
-            radial = torch.linalg.vecdot(Wbar, x).unsqueeze(-1)
-            return sn * (l * x + (2 - l) * radial * Wbar)
-
-        return (lambda delta: sym(delta["W"])), (lambda g: {"W": sym(g)})
-    if model == "coefficients":
-        lc = l * params0["c"].unsqueeze(-1) / n
-
-        def forward(delta: Params) -> torch.Tensor:
-            x = delta["W"]
-            tang = x - torch.linalg.vecdot(Wbar, x).unsqueeze(-1) * Wbar
-            return delta["c"].unsqueeze(-1) * Wbar + lc * tang
-
-        def adjoint(g: torch.Tensor) -> Params:
-            radial = torch.linalg.vecdot(Wbar, g)
-            return {"W": lc * (g - radial.unsqueeze(-1) * Wbar), "c": radial}
-
-        return forward, adjoint
-    raise ValueError(f"model must be 'plain', 'homogeneous' or 'coefficients', got {model!r}")
 
 
 class LazyQuadratic:
@@ -121,7 +69,7 @@ class LazyQuadratic:
         self.order = order
         self.V = V0
         self.powers = _gram_powers(V0, order)  # V is frozen: G^{∘(l−1)}, G^{∘(l−2)} once
-        self.forward, self.adjoint = tangent_map(model, params0, signs, order)
+        self.forward, self.adjoint = get_model(model).tangent_map(params0, signs, order)
         self.U0 = a0.unsqueeze(-1) * V0
         self.b = scale * target.contract(V0)
         self.const = 0.5 * scale**2 * target_sq_norm

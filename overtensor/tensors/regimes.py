@@ -53,7 +53,7 @@ from overtensor.tensors.lazy import (
 )
 from overtensor.tensors.loss import half_sq_distance, relative_error
 from overtensor.tensors.metrics import cp_relative_error
-from overtensor.tensors.models import model_cp
+from overtensor.tensors.models import get_model, model_cp
 from overtensor.tensors.regime_gradients import (
     ConjugateGradients,
     GradientDescent,
@@ -61,7 +61,6 @@ from overtensor.tensors.regime_gradients import (
     NonlinearRegime,
     RandomFeaturesQuadratic,
 )
-from overtensor.tensors.regime_gradients import tangent_map as tangent_displacement
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.targets import Target
 from overtensor.training.loop import Divergence, Evaluation, Progress, gd_steps, train_loop
@@ -158,7 +157,8 @@ class Regime:
             # The same affine map in closed form (checked against the torch.func one in the
             # tests), for evaluations: no functorch transform (whose first call in a process
             # costs seconds) and no graph.
-            self._forward = tangent_displacement(self.model, self.params0, self.signs, self.order)[0]
+            self._forward = get_model(self.model).tangent_map(self.params0, self.signs,
+                                                              self.order)[0]
         elif self.name == "random-features":
             self._fn, self._theta0 = regime_layer.random_features(
                 _coefficient_view, {"c": self.a0, "V": self.V0}, trained=("c",))
@@ -184,7 +184,7 @@ class Regime:
 
     def tangent_rows(self, theta: Params) -> tuple[torch.Tensor, torch.Tensor]:
         """``lazy`` only: ``(V, U)`` with ``T_regime(θ) = X_V(U)`` (:mod:`overtensor.tensors.lazy`), from
-        the closed-form map of :func:`overtensor.tensors.regime_gradients.tangent_map`."""
+        the closed-form map :meth:`overtensor.tensors.models.TensorModel.tangent_map`."""
         return self.V0, self.a0.unsqueeze(-1) * self.V0 + self._forward(theta)
 
     def loss(self, theta: Params, target: Target, scale, target_sq_norm) -> torch.Tensor:

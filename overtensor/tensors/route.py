@@ -179,9 +179,10 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
         return None, {"skipped": f"order {l} < 3"}
     if "rank" in fit_options:
         return None, {"skipped": "rank cap given"}
-    # Options of the gradient schedule or of the extraction (the polish budget aside, which SPM's
-    # rank reduction uses) mean the gradient method: SPM would leave them unused.
-    gradient = [k for k in fit_options if k in GROUPS and k != "polish_iter"]
+    # Options that shape the gradient method's trajectory or its extraction mean the gradient
+    # method: SPM would leave them unused. Budgets and cadence (BUDGET_OPTIONS) are caps that an
+    # answer without gradient steps honours, and SPM's rank reduction uses polish_iter.
+    gradient = [k for k in fit_options if k in GROUPS and k not in BUDGET_OPTIONS]
     if gradient:
         return None, {"skipped": "gradient options given: " + ", ".join(
             f"{k}={fit_options[k]!r}" for k in gradient)}
@@ -227,6 +228,10 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
     res.seconds = time.perf_counter() - t0
     return res, record
 
+
+#: Fields of fit's groups that bound or pace the gradient method without shaping it: given, they
+#: keep the subspace-power-method step of the route (it takes no gradient steps).
+BUDGET_OPTIONS = ("max_steps", "final_steps", "patience", "eval_every", "polish_iter")
 
 #: Options of :func:`overtensor.fit` that the shortcut path accepts; any other one (a callback,
 #: an optimizer, a rank cap, a regime, ...) runs the paper's schedule instead.
