@@ -151,9 +151,10 @@ def fit(
     ------
     ValueError
         Before any work, naming the argument and its value: an unknown method or regime, a bad
-        width or tol, a group of options the method or regime does not use (``schedule`` with
-        ``method="spm"``, ``extraction`` with ``regime="lazy"``, ``alpha`` without
-        ``alpha-scaled``), a target that does not fit in memory.
+        width or tol, a field set away from its default that the method or regime does not use
+        (``GradientSchedule(lr=0.1)`` with ``method="spm"``, ``Extraction(merge_cos=0.9)`` with
+        ``regime="lazy"``, ``alpha`` without ``alpha-scaled``), a target that does not fit in
+        memory.
     TypeError
         A group of the wrong type (``schedule={"lr": 0.1}``), a callback that is not callable.
     """
