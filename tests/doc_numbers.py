@@ -104,6 +104,15 @@ paper = ot.fit(target, width=50, method="beyond-lazy", random_state=0,
                runtime=ot.Runtime(engine="paper"))
 print("paper", paper.relative_error, paper.steps)
 ''')),
+    "grouped-options": Command(_PY.format('''
+import overtensor as ot
+
+target = ot.random_target(order=3, dim=20, rank=3, random_state=0)
+result = ot.fit(target, 12, tol=1e-6, random_state=0,
+                schedule=ot.GradientSchedule(lr=0.05, max_steps=5000),
+                extraction=ot.Extraction(rank=3), runtime=ot.Runtime(engine="paper"))
+print("rank", result.cp.rank, "met", int(result.relative_error <= 1e-6))
+''')),
     "fit-json": Command("overtensor fit --order 3 --dim 100 --rank 10 --width 50 --components random "
                         "--seed 0 --json\n"),
     "fit-lazy-50": Command("overtensor fit --order 3 --dim 50 --rank 5 --width 50 --regime lazy --json\n"),
@@ -257,6 +266,9 @@ NUMBERS: list[DocNumber] = [
               r"paper " + _F, FLOOR),
     DocNumber("README.md", r"paper\.steps +# \([^,]*, (\d+)\)", "quickstart", r"paper \S+ (\d+)", 0.05,
               rel=True),
+    # README: fit's grouped options (the rank the capped fit returns; True = 1: it met tol)
+    DocNumber("README.md", r"result\.cp\.rank, result\.relative_error <= 1e-6 +# \((\d+), True\)",
+              "grouped-options", r"rank (\d+) met 1", 0),
     DocNumber("README.md", r'"relative_error": ' + _F + r', "steps"', "fit-json",
               r'"relative_error": ' + _F, FLOOR),
     DocNumber("README.md", r'"steps": (\d+), "seconds"', "fit-json", r'"steps": (\d+)', 0.05, rel=True),
