@@ -111,3 +111,14 @@ def test_export_writes_every_run_with_config_and_metric_columns(tmp_path, fmt):
 def test_export_rejects_an_unknown_format(tmp_path):
     with ResultStore(tmp_path / "s.sqlite") as db, pytest.raises(ValueError, match="format"):
         db.export(tmp_path / "x.xlsx")
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("x.csv", "parquet"), ("x.parquet", "csv")])
+def test_export_refuses_a_format_that_contradicts_the_suffix_and_writes_nothing(tmp_path, name, fmt):
+    # Before, runs.csv --format parquet wrote Parquet bytes into a file named .csv, without a word.
+    with (ResultStore(tmp_path / "s.sqlite") as db,
+          pytest.raises(ValueError, match=r"is named \.(csv|parquet) but the format is")):
+        db.export(tmp_path / name, fmt)
+    assert not (tmp_path / name).exists()
+    with ResultStore(tmp_path / "s.sqlite") as db:  # a suffix that names no format is the user's
+        assert db.export(tmp_path / "runs.txt", "csv").exists()

@@ -351,12 +351,18 @@ class ResultStore:
         Raises
         ------
         ValueError
-            Unknown format, or ``experiment`` is not in the store.
+            Unknown format, a format that contradicts the file's suffix (``runs.csv`` with
+            ``fmt="parquet"``), or ``experiment`` is not in the store.
         """
         path = Path(path)
-        fmt = fmt or path.suffix.lstrip(".")
+        suffix = path.suffix.lstrip(".")
+        fmt = fmt or suffix
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}")
+        if suffix in ("csv", "parquet") and suffix != fmt:
+            # A file named .csv holding Parquet (or the reverse) would mislead whoever opens it.
+            raise ValueError(f"output {str(path)!r} is named .{suffix} but the format is {fmt!r}: "
+                             f"name it {path.with_suffix('.' + fmt).name!r} or drop the format")
         if experiment is not None and experiment not in self.experiments():
             raise ValueError(f"experiment {experiment!r} is not in store {str(self.path)!r} "
                              f"(it holds: {', '.join(map(repr, self.experiments())) or 'nothing'})")
