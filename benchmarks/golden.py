@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib
 import json
 import math
 import sys
@@ -155,7 +154,7 @@ _register_fit_calls()
 
 @call("fit/beyond-lazy/orthogonal")
 def _fit_orthogonal() -> Record:
-    orthogonal_fit = importlib.import_module("overtensor.tensors.orthogonal_fit")
+    import overtensor.tensors.orthogonal_fit as orthogonal_fit
     tgt = _target(40, dim=8, rank=2)
     res = ot.fit(tgt, 8, "beyond-lazy", regime="orthogonal", random_state=240,
                  orthogonal=orthogonal_fit.OrthogonalOptions(rotation="cayley"),
@@ -248,14 +247,14 @@ def _network_numbers(res: Any) -> Record:
 
 
 def _register_network_calls() -> None:
-    regime_layer = importlib.import_module("overtensor.regimes.layer")
+    import overtensor.regimes.layer as regime_layer
     regime_layer.load_plugins()
     regimes = sorted(regime_layer.REGIME_TRANSFORMS)
     for i, regime in enumerate(regimes):
         def run(regime: str = regime, seed: int = 300 + i) -> Record:
-            train = importlib.import_module("overtensor.networks.train")
-            data_mod = importlib.import_module("overtensor.networks.data")
-            networks = importlib.import_module("overtensor.networks.model")
+            import overtensor.networks.data as data_mod
+            import overtensor.networks.model as networks
+            import overtensor.networks.train as train
             d = 6
             data = data_mod.gaussian_quadratic(d, _gen(seed), rank=2)
             spec = networks.NetworkSpec(width=12, dim=d)
@@ -271,9 +270,9 @@ _register_network_calls()
 
 @call("network/full/relu-mixture-adam")
 def _network_mixture() -> Record:
-    train = importlib.import_module("overtensor.networks.train")
-    data_mod = importlib.import_module("overtensor.networks.data")
-    networks = importlib.import_module("overtensor.networks.model")
+    import overtensor.networks.data as data_mod
+    import overtensor.networks.model as networks
+    import overtensor.networks.train as train
     d = 6
     data = data_mod.gaussian_mixture(d, _gen(320), eps=0.5)
     spec = networks.NetworkSpec(width=12, dim=d, activation="relu", scaling="ntk")
@@ -286,10 +285,10 @@ def _network_mixture() -> Record:
 
 
 def _register_regression_calls() -> None:
-    optimizers = importlib.import_module("overtensor.optim.registry")
+    import overtensor.optim.registry as optimizers
     for i, name in enumerate(optimizers.OPTIMIZERS):
         def run(name: str = name, seed: int = 400 + i) -> Record:
-            regression = importlib.import_module("overtensor.regression.core")
+            import overtensor.regression.core as regression
             prob = regression.gaussian_design(12, 30, noise=0.1, random_state=seed)
             opts = {"diag": 1.0 / prob.covariance} if name == "diagonal" else None
             w0 = torch.randn(30, generator=_gen(seed + 1), dtype=torch.float64) * 0.1
@@ -324,7 +323,7 @@ _register_regression_calls()
 
 @call("moments/GaussianMixture")
 def _moments_mixture() -> Record:
-    moments = importlib.import_module("overtensor.moments")
+    import overtensor.moments as moments
     rng = np.random.default_rng(500)
     k, d, n = 3, 8, 3000
     means = 3.0 * rng.standard_normal((k, d))
@@ -349,7 +348,7 @@ def _topic_word(rng: np.random.Generator, k: int, V: int) -> np.ndarray:
 
 @call("moments/SingleTopicModel")
 def _moments_topics() -> Record:
-    moments = importlib.import_module("overtensor.moments")
+    import overtensor.moments as moments
     rng = np.random.default_rng(510)
     k, V, n, length = 3, 20, 1500, 20
     topic_word = _topic_word(rng, k, V)
@@ -367,7 +366,7 @@ def _moments_topics() -> Record:
 
 @call("moments/SpectralLDA")
 def _moments_lda() -> Record:
-    moments = importlib.import_module("overtensor.moments")
+    import overtensor.moments as moments
     rng = np.random.default_rng(520)
     k, V, n, length = 3, 20, 1500, 30
     topic_word = _topic_word(rng, k, V)
@@ -388,9 +387,9 @@ def _moments_lda() -> Record:
 
 def _experiment_numbers(name: str, grid: dict[str, Any], fixed: dict[str, Any], seeds: int = 1,
                         drop: tuple[str, ...] = ()) -> Record:
-    catalog = importlib.import_module("overtensor.experiments.catalog")
-    spec_mod = importlib.import_module("overtensor.experiments.spec")
-    runs = importlib.import_module("overtensor.experiments.runs")
+    import overtensor.experiments.catalog as catalog
+    import overtensor.experiments.runs as runs
+    import overtensor.experiments.spec as spec_mod
     spec = copy.deepcopy(catalog.get_experiment(name).presets["small"])
     spec["grid"] = grid
     spec["seeds"] = seeds

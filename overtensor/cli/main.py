@@ -170,18 +170,22 @@ def _check_fit_args(args) -> None:
         raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.rotation is not None and args.regime != "orthogonal":
         raise ValueError(f"--rotation {args.rotation} needs --regime orthogonal")
-    # Flags the method or regime would ignore, named as typed (fit refuses the same options by
-    # their Python names; the CLI user never typed those).
-    direct = args.method in ("power-method", "spm")
-    unused = {"--steps": args.steps != 20000 and direct, "--lr": args.lr is not None and direct,
-              "--engine": args.engine != "auto" and (direct or args.regime != "full"),
-              "--max-rank": args.max_rank is not None and (direct or args.regime != "full")}
-    flags = [flag for flag, bad in unused.items() if bad]
-    if flags:
-        why = (f"--method {args.method} (it takes no gradient steps)" if direct
+    # Flags the method or regime would ignore, named as typed: fit's own rule (option_rules, free
+    # of torch) applied to the options the flags set, before any numerical import.
+    from overtensor.tensors.option_rules import DIRECT_METHODS, unused_options
+
+    flags = {"max_steps": ("--steps", "schedule", args.steps != 20000),
+             "lr": ("--lr", "schedule", args.lr is not None),
+             "rank": ("--max-rank", "extraction", args.max_rank is not None),
+             "engine": ("--engine", "runtime", args.engine != "auto")}
+    bad = unused_options(args.method, args.regime,
+                         {name: group for name, (_, group, given) in flags.items() if given})
+    if bad:
+        why = (f"--method {args.method} (it takes no gradient steps)"
+               if args.method in DIRECT_METHODS
                else f"--regime {args.regime} (one phase, no extraction)")
-        raise ValueError(f"{', '.join(flags)}: not used by {why}; remove "
-                         f"{'it' if len(flags) == 1 else 'them'}")
+        raise ValueError(f"{', '.join(flags[name][0] for name in bad)}: not used by {why}; remove "
+                         f"{'it' if len(bad) == 1 else 'them'}")
     if args.moment is not None and not args.samples:
         raise ValueError(f"--moment {args.moment} needs --samples")
     if args.tensor or args.cp or args.samples:

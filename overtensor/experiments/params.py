@@ -129,12 +129,12 @@ class FitParams(TargetParams):
         # The options overtensor.fit refuses for this method and regime (it would ignore them),
         # refused here too with fit's own rule: before any run, naming the key, instead of every
         # run failing. A value equal to fit's default is fine.
-        from overtensor.tensors.config import GROUPS, is_default
-        from overtensor.tensors.methods import unused_options
+        from overtensor.tensors.config import FIELD_DEFAULTS, GROUP_OF, is_default
+        from overtensor.tensors.option_rules import unused_options
 
-        defaults = {**{k: getattr(cls(), k) for k, cls in GROUPS.items()}, "alpha": 1.0}
+        defaults = {**FIELD_DEFAULTS, "alpha": 1.0}
         target_keys = set(TargetParams.model_fields)  # "rank" here is the target's, not a cap
-        given = {k: getattr(self, k) for k in self.model_fields_set - target_keys
+        given = {k: GROUP_OF.get(k) for k in self.model_fields_set - target_keys
                  if k in defaults and not is_default(getattr(self, k), defaults[k])}
         given.pop("max_steps", None)  # a sweep's step budget: the gradient methods' (runs.py)
         for key in unused_options(self.method, self.regime, given):

@@ -116,9 +116,6 @@ class GradientSchedule:
     patience: int = 5
     eval_every: int = 50
 
-    #: Fields that only the ``full`` regime's phases use (one-phase regimes refuse them).
-    PHASE_FIELDS = ("epoch_growth", "main_epochs", "final_steps")
-
     def __post_init__(self) -> None:
         if self.model is not None:
             check_choice("model", self.model, MODELS)
@@ -272,6 +269,11 @@ GROUPS: dict[str, type] = {
     **{f.name: Runtime for f in fields(Runtime)},
 }
 _ARGUMENT = {GradientSchedule: "schedule", Extraction: "extraction", Runtime: "runtime"}
+#: Which argument of :func:`overtensor.fit` each flat option name belongs to
+#: (for :func:`overtensor.tensors.option_rules.unused_options`).
+GROUP_OF: dict[str, str] = {name: _ARGUMENT[cls] for name, cls in GROUPS.items()}
+#: The default of every field of the three groups, by name (read once, no instance built).
+FIELD_DEFAULTS: dict[str, Any] = {f.name: f.default for cls in _ARGUMENT for f in fields(cls)}
 
 
 def split_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -297,5 +299,5 @@ def split_options(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["ENGINES", "Extraction", "GradientSchedule", "Runtime", "as_dict", "changed",
-           "check_group", "is_default", "split_options"]
+__all__ = ["ENGINES", "FIELD_DEFAULTS", "GROUP_OF", "Extraction", "GradientSchedule", "Runtime",
+           "as_dict", "changed", "check_group", "is_default", "split_options"]

@@ -23,6 +23,7 @@ from overtensor._checks import (
     resolve_dtype,
 )
 from overtensor.tensors.config import (
+    GROUP_OF,
     GROUPS,
     Extraction,
     GradientSchedule,
@@ -35,11 +36,12 @@ from overtensor.tensors.config import (
 from overtensor.tensors.memory import check_fit_memory
 from overtensor.tensors.methods import (
     DIRECT_METHODS,
+    GRADIENT_DEFAULTS,
     METHODS,
     _target_rank,
     gradient_options,
-    unused_options,
 )
+from overtensor.tensors.option_rules import unused_options
 from overtensor.tensors.orthogonal_fit import OrthogonalOptions
 from overtensor.tensors.power import PowerOptions
 from overtensor.tensors.regimes import fit_regimes
@@ -193,7 +195,7 @@ def fit(
 def _refuse_unused(method, regime, alpha, schedule, extraction, runtime, power, orthogonal,
                    callback, recorders) -> None:
     """``ValueError`` naming every option that ``method`` in ``regime`` would ignore
-    (:func:`overtensor.tensors.methods.unused_options`) and its value."""
+    (:func:`overtensor.tensors.option_rules.unused_options`) and its value."""
     given = {**changed(schedule), **changed(extraction), **changed(runtime)}
     for key, value in (("power", power), ("orthogonal", orthogonal), ("callback", callback)):
         if value is not None:
@@ -202,7 +204,7 @@ def _refuse_unused(method, regime, alpha, schedule, extraction, runtime, power, 
         given["recorders"] = recorders
     if alpha != 1.0:
         given["alpha"] = alpha
-    bad = unused_options(method, regime, given)
+    bad = unused_options(method, regime, {k: GROUP_OF.get(k) for k in given})
     if bad:
         shown = ", ".join(f"{GROUPS[k].__name__}({k}={given[k]!r})" if k in GROUPS
                           else f"{k}={given[k]!r}" for k in bad)
@@ -314,6 +316,5 @@ class _Call:
 #: Defaults of the options the fast route looks at (a non-default one outside
 #: :data:`overtensor.tensors.route.SHORTCUT_OPTIONS` sends the fit to the paper route).
 ROUTE_DEFAULTS: dict[str, Any] = {
-    **as_dict(GradientSchedule()), **as_dict(Extraction()), "tol": 1e-4, "device": None,
-    "dtype": None, "callback": None, "recorders": (),
+    **GRADIENT_DEFAULTS, "device": None, "dtype": None, "callback": None, "recorders": (),
 }

@@ -11,8 +11,9 @@ from typing import Any
 
 from overtensor._checks import check_choice, check_float, check_int, check_stopping
 from overtensor.optim.steps import tensor_step
-from overtensor.tensors.config import GROUPS, Extraction, GradientSchedule, as_dict
+from overtensor.tensors.config import FIELD_DEFAULTS, GROUP_OF
 from overtensor.tensors.models import MODELS
+from overtensor.tensors.option_rules import DIRECT_METHODS
 from overtensor.tensors.targets import Target
 
 #: Defaults per method. ``None`` for ``reinit_threshold`` disables re-initialization;
@@ -32,7 +33,6 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 #: The methods without a gradient model: the tensor power method and the subspace power method
 #: (Kileel & Pereira; :mod:`overtensor.tensors.spm`); both take the number of components as
 #: ``width`` (default the target's rank).
-DIRECT_METHODS = ("power-method", "spm")
 METHODS = (*METHOD_DEFAULTS, *DIRECT_METHODS)
 
 #: Defaults of the flat options of the gradient methods: the fields of
@@ -40,42 +40,8 @@ METHODS = (*METHOD_DEFAULTS, *DIRECT_METHODS)
 #: :class:`~overtensor.tensors.config.Extraction` and ``tol`` (the keywords of
 #: :func:`overtensor.tensors.batched.fit_batched` and of :func:`gradient_options`).
 GRADIENT_DEFAULTS: dict[str, Any] = {
-    **as_dict(GradientSchedule()), "tol": 1e-4, **as_dict(Extraction()),
+    **{k: v for k, v in FIELD_DEFAULTS.items() if GROUP_OF[k] != "runtime"}, "tol": 1e-4,
 }
-
-
-def unused_options(method: str, regime: str, given: dict[str, Any]) -> list[str]:
-    """The names in ``given`` that ``method`` in ``regime`` does not use (``fit`` refuses them,
-    so that no option is ever ignored silently).
-
-    ``given`` maps the options a caller set to values: the flat fields of the config objects
-    (:data:`overtensor.tensors.config.GROUPS`) that differ from their defaults, and ``power``,
-    ``orthogonal``, ``alpha``, ``callback``, ``recorders`` when given. The direct methods use no
-    schedule, extraction, engine or callback; the one-phase regimes no extraction, no phase
-    field (:attr:`GradientSchedule.PHASE_FIELDS`) and no engine; the orthogonal regime takes its
-    step rule from :class:`~overtensor.tensors.orthogonal_fit.OrthogonalOptions`, not
-    ``optimizer``.
-    """
-    engine = ("engine", "shortcuts")
-    out = []
-    for key in given:
-        group = GROUPS.get(key)
-        if method in DIRECT_METHODS:
-            unused = group in (GradientSchedule, Extraction) or key in (
-                *engine, "callback", "recorders")
-        elif regime != "full":
-            unused = group is Extraction or key in (*GradientSchedule.PHASE_FIELDS, *engine)
-            # OPT steps R by its rotation rule (OrthogonalOptions: rotation, momentum).
-            unused = unused or (regime == "orthogonal" and key == "optimizer")
-        else:
-            unused = False
-        if ((key == "power" and method != "power-method")
-                or (key == "orthogonal" and regime != "orthogonal")
-                or (key == "alpha" and regime != "alpha-scaled")):
-            unused = True
-        if unused:
-            out.append(key)
-    return out
 
 
 def gradient_options(

@@ -285,8 +285,6 @@ def power_method(
     device: torch.device,
     tol: float = 0.0,
     progress: bool = False,
-    n_restarts: int | None = None,
-    n_iter: int | None = None,
     conv_tol: float | None = None,
     options: PowerOptions | None = None,
 ) -> FitResult:
@@ -307,16 +305,12 @@ def power_method(
         Stop once the relative error ``‖Σ_k λ_k u_k^{⊗l} − T‖ / ‖T‖`` (float64) is ``≤ tol``.
     progress : bool
         Show a progress bar over components.
-    n_restarts : int, optional
-        ``L``, random starts per component, iterated together as one ``L × d`` matrix
-        (default ``options.n_restarts``, 10).
-    n_iter : int, optional
-        ``N``, the maximal number of power iterations per restart and for the refinement of the
-        chosen start (default ``options.n_iter``, 100).
     conv_tol : float, optional
         Early-stopping threshold on the step ``‖v_new − ±v_old‖``; default ``100 · eps(dtype)``.
     options : PowerOptions, optional
-        Variant (``shifted``: SS-HOPM refinement, the default; ``plain``) and shift rule.
+        Variant (``shifted``: SS-HOPM refinement, the default; ``plain``), shift rule, ``L``
+        random starts per component (iterated together as one ``L × d`` matrix) and ``N``, the
+        maximal number of power iterations per restart and for the refinement of the chosen start.
 
     Returns
     -------
@@ -333,8 +327,7 @@ def power_method(
     options = PowerOptions() if options is None else options
     if not isinstance(options, PowerOptions):
         raise TypeError(f"options must be a PowerOptions, got {type(options).__name__}")
-    n_restarts = check_int("n_restarts", options.n_restarts if n_restarts is None else n_restarts, 1)
-    n_iter = check_int("n_iter", options.n_iter if n_iter is None else n_iter, 1)
+    n_restarts, n_iter = options.n_restarts, options.n_iter  # checked by PowerOptions
     t0 = time.perf_counter()
     given = target
     work, exponent = target.normalized()  # T/2^k: nothing overflows (scaled back at the end)
