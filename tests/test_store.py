@@ -122,3 +122,9 @@ def test_export_refuses_a_format_that_contradicts_the_suffix_and_writes_nothing(
     assert not (tmp_path / name).exists()
     with ResultStore(tmp_path / "s.sqlite") as db:  # a suffix that names no format is the user's
         assert db.export(tmp_path / "runs.txt", "csv").exists()
+
+
+def test_export_without_a_format_names_the_output_whose_suffix_tells_none(tmp_path):
+    # The format is read from the suffix: an unknown one is named as the user typed the file.
+    with ResultStore(tmp_path / "s.sqlite") as db, pytest.raises(ValueError, match=r"x\.txt"):
+        db.export(tmp_path / "x.txt")

@@ -356,6 +356,9 @@ class ResultStore:
         """
         path = Path(path)
         suffix = path.suffix.lstrip(".")
+        if fmt is None and suffix not in ("csv", "parquet"):
+            raise ValueError(f"cannot tell the format from the output's name {str(path)!r}: name it "
+                             f".csv or .parquet, or give the format ('csv' or 'parquet')")
         fmt = fmt or suffix
         if fmt not in ("csv", "parquet"):
             raise ValueError(f"format must be 'csv' or 'parquet', got {fmt!r}")
