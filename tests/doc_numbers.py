@@ -271,6 +271,9 @@ NUMBERS: list[DocNumber] = [
               "grouped-options", r"rank (\d+) met 1", 0),
     DocNumber("README.md", r'"relative_error": ' + _F + r', "steps"', "fit-json",
               r'"relative_error": ' + _F, FLOOR),
+    # The quick start's fit is the same call (seed 0 for the target and the fit).
+    DocNumber("README.md", r"result\.relative_error +# " + _F + ":", "fit-json",
+              r'"relative_error": ' + _F, FLOOR),
     DocNumber("README.md", r'"steps": (\d+), "seconds"', "fit-json", r'"steps": (\d+)', 0.05, rel=True),
     DocNumber("README.md", r'"rank": (\d+), "recovered": (\d+)', "fit-json",
               r'"rank": (\d+), "recovered": (\d+)', 0),

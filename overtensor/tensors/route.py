@@ -1,10 +1,10 @@
 """The default route of :func:`overtensor.fit` (``engine="auto"``): the fastest way to the same
 decomposition (issue 21).
 
-:func:`fast_route` compresses the target to the span of its components
-(:mod:`overtensor.tensors.compression`), tries the subspace power method
-(:mod:`overtensor.tensors.spm`) when the flattening's rank is at most the width, else runs
-``beyond-lazy`` with :class:`~overtensor.tensors.shortcuts.Shortcuts` on the small core
+:func:`fast_route` tries the subspace power method (:mod:`overtensor.tensors.spm`) when the
+flattening's rank is at most the width; else it compresses the target to the span of its
+components (:mod:`overtensor.tensors.compression`) and runs ``beyond-lazy`` with
+:class:`~overtensor.tensors.shortcuts.Shortcuts` on the small core
 (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule on the core when the
 shortcuts cannot apply; the CP is lifted back and measured against the user's target.
 ``fit(..., runtime=Runtime(engine="paper"))`` keeps the paper's exact schedule
@@ -16,6 +16,7 @@ falls back to is passed in as a function, so that the import graph stays acyclic
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ import torch
 from overtensor._checks import check_int
 from overtensor.tensors.compression import Compression, _core, range_basis
 from overtensor.tensors.config import GROUPS
+from overtensor.tensors.loss import cp_inner
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.shortcuts import Shortcuts
@@ -64,80 +66,80 @@ def fast_route(
 ) -> FitResult:
     """The default route of :func:`overtensor.fit` (``engine="auto"``) for ``beyond-lazy``.
 
-    1. **Compress** (:func:`compress`): the span of the components, found through ``contract``
-       (sketch of ``width + 10`` test vectors), when its dimension ``k ≤ max_ratio·d``.
-    2. **Subspace power method** (:mod:`overtensor.tensors.spm`) on the (compressed) target of order
-       ``≥ 3`` when the flattening's numerical rank ``q`` is at most ``width`` and its basis fits
-       the memory budget; accepted when the lifted CP meets ``tol`` against the target and is
-       not degenerate (:func:`overtensor.tensors.diagnostics.degeneracy`), then
-       reduced like every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the
-       flattening's spectrum proves ``q`` terms minimal. Its random starts come from a copy of
-       the generator, so a refused attempt leaves the next steps' draws as they were.
-    3. Else ``beyond-lazy`` with :class:`Shortcuts` on the small (compressed) target
+    1. **Subspace power method** (:func:`overtensor.tensors.spm.spm`, which first compresses the
+       target to the span of its components) for order ``≥ 3`` when the flattening's numerical
+       rank ``q`` is at most ``width`` and its basis fits the memory budget; its power iterations
+       stop at ``SPM_CONV_FACTOR·tol``. Accepted when the CP meets ``tol`` against the target and
+       is not degenerate (:func:`overtensor.tensors.diagnostics.degeneracy`), then reduced like
+       every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the flattening's
+       spectrum proves ``q`` terms minimal. Its random draws come from a copy of the generator,
+       so a refused attempt leaves the next steps' draws as they were.
+    2. Else **compress** (:func:`_span`): the span of the components, found through
+       ``contract``, when its dimension ``k ≤ max_ratio·d``;
+    3. and ``beyond-lazy`` with :class:`Shortcuts` on the small (compressed) target
        (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule when it is not
        small; the CP is lifted back to ``R^d`` and its error measured against ``target``.
 
     ``result.info["route"]`` records ``engine`` (``"spm"``, ``"shortcuts"`` or ``"paper"``), ``why``,
     ``compressed_dim`` (``k`` or None), ``spm`` (the attempt: flattening rank, error, or why it
-    was skipped) and seconds; ``info["compression"]`` as before. ``result.params`` stay in core
-    coordinates (rows in ``R^k``). ``defaults`` are :func:`overtensor.fit`'s keyword defaults and
-    ``paper_fit(target, width, generator, fit_options)`` its paper's schedule.
+    was skipped) and seconds; ``info["compression"]`` as before. ``result.params`` of a gradient
+    fit stay in core coordinates (rows in ``R^k``). ``defaults`` are :func:`overtensor.fit`'s
+    keyword defaults and ``paper_fit(target, width, generator, fit_options)`` its paper's schedule.
     """
     gen = generator
     # The paper's schedule from the generator as the caller handed it: the fallback below then
     # returns exactly what engine="paper" returns, so the route is never worse than it.
     paper_gen = torch.Generator(device=gen.device).set_state(gen.get_state())
     tol = fit_options.get("tol", 1e-4)
-    start = time.perf_counter()
-    span = _span(target, width, gen, max_ratio)
-    # The gradient fit compresses only when k <= max_ratio·d (module compression); SPM works in
-    # the span whenever k < d (its flattening shrinks from d^l to k^l entries).
-    comp = span if span is not None and span.dim <= max_ratio * target.dim else None
-    seconds = time.perf_counter() - start
-    work = target if comp is None else comp.core
-    route: dict[str, Any] = {"compressed_dim": None if comp is None else comp.dim,
-                             "seconds_compress": seconds}
+    route: dict[str, Any] = {"compressed_dim": None}
     result, route["spm"] = (
-        _try_spm(target if span is None else span.core, span, target, width, gen, tol,
-                 fit_options)
+        _try_spm(target, width, gen, tol, fit_options)
         if shortcuts.spm else (None, {"skipped": "Shortcuts(spm=False)"}))
-    lift = comp  # the basis the result's CP lives in (None: R^d already)
     if result is not None:
-        lift = span  # SPM ran in the span, also where k > max_ratio·d
-        route.update(engine="spm", why=(
+        k = result.info["spm"]["dim"]  # SPM compressed the target itself (module spm)
+        comp_dim = k if k < target.dim else None
+        route.update(engine="spm", compressed_dim=comp_dim, why=(
             f"the flattening has rank {route['spm']['rank']} <= width={width} and the subspace "
             f"power method met tol={tol:g}"))
-    else:
-        result, skipped = _fit_with_shortcuts(work, width, gen, shortcuts, fit_options, defaults)
-        if result is None:
-            if shortcuts is not DEFAULT_SHORTCUTS:
-                raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
-                                 f"pass runtime=Runtime(engine='paper')")
-            result = paper_fit(work, width, gen, fit_options)
-            result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
-            route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
-        elif not result.converged and shortcuts is DEFAULT_SHORTCUTS:
-            # The shortcuts trade the paper's long phases for speed; where they stop short of
-            # tol (e.g. the monomial xyz at symmetric rank 4 > d), the paper's schedule decides.
-            missed = (f"the shortcuts stopped at {result.relative_error:.2e} > tol={tol:g} "
-                      f"({result.stop_reason})")
-            paper = paper_fit(target, width, paper_gen, fit_options)
-            paper.seconds += result.seconds
-            if paper.relative_error <= result.relative_error:  # the better of the two answers
-                result, lift = paper, None
-                route.update(engine="paper", why=f"{missed}: the paper's schedule on the target",
-                             compressed_dim=None)
-            else:
-                result.seconds = paper.seconds
-                route.update(engine="shortcuts", why=f"{missed}; the paper's schedule did no "
-                             f"better ({paper.relative_error:.2e})")
+        result.info["compression"] = {"dim": comp_dim, "seconds": None}
+        result.info["route"] = route
+        return result
+    start = time.perf_counter()
+    comp = _span(target, gen, max_ratio)
+    seconds = time.perf_counter() - start
+    work = target if comp is None else comp.core
+    route.update(compressed_dim=None if comp is None else comp.dim, seconds_compress=seconds)
+    lift = comp  # the basis the result's CP lives in (None: R^d already)
+    result, skipped = _fit_with_shortcuts(work, width, gen, shortcuts, fit_options, defaults)
+    if result is None:
+        if shortcuts is not DEFAULT_SHORTCUTS:
+            raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
+                             f"pass runtime=Runtime(engine='paper')")
+        result = paper_fit(work, width, gen, fit_options)
+        result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
+        route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
+    elif not result.converged and shortcuts is DEFAULT_SHORTCUTS:
+        # The shortcuts trade the paper's long phases for speed; where they stop short of
+        # tol (e.g. the monomial xyz at symmetric rank 4 > d), the paper's schedule decides.
+        missed = (f"the shortcuts stopped at {result.relative_error:.2e} > tol={tol:g} "
+                  f"({result.stop_reason})")
+        paper = paper_fit(target, width, paper_gen, fit_options)
+        paper.seconds += result.seconds
+        if paper.relative_error <= result.relative_error:  # the better of the two answers
+            result, lift = paper, None
+            route.update(engine="paper", why=f"{missed}: the paper's schedule on the target",
+                         compressed_dim=None)
         else:
-            route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
-                         + ("compressed core" if comp is not None else "target (not compressed: "
-                            "unfolding rank above max_ratio·d)"))
+            result.seconds = paper.seconds
+            route.update(engine="shortcuts", why=f"{missed}; the paper's schedule did no "
+                         f"better ({paper.relative_error:.2e})")
+    else:
+        route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
+                     + ("compressed core" if comp is not None else "target (not compressed: "
+                        "unfolding rank above max_ratio·d)"))
     if lift is not None or result.cp.weights.dtype != target.dtype:
         cp = result.cp if lift is None else lift.lift(result.cp)
-        cp = cp.to(dtype=target.dtype)  # SPM and the shortcuts work in float64
+        cp = cp.to(dtype=target.dtype)  # the shortcuts work in float64
         rel = cp_relative_error(cp, target)
         result.cp, result.relative_error, result.converged = cp, rel, rel <= tol
         result.target = target
@@ -147,34 +149,29 @@ def fast_route(
     return result
 
 
-def _span(target: Target, width: int, gen: torch.Generator,
-          max_ratio: float) -> Compression | None:
-    """The target in an orthonormal basis of its components' span when that span is smaller
-    than ``d`` and at most ``max(max_ratio·d, width)`` (beyond, neither the gradient fit nor SPM
-    would use it); ``None`` otherwise. The sketch starts at ``min(d, 20)`` test vectors
-    (:func:`~overtensor.tensors.compression.range_basis`; same draws as :func:`compress`) and
-    grows only up to that cap, so a full-rank target costs at most ``cap + 1`` contractions."""
+def _span(target: Target, gen: torch.Generator, max_ratio: float) -> Compression | None:
+    """The target in an orthonormal basis of its components' span when that span has at most
+    ``max_ratio·d`` dimensions (:func:`~overtensor.tensors.compression.range_basis`; same draws
+    as :func:`~overtensor.tensors.compression.compress`); ``None`` otherwise. The sketch grows
+    only up to that cap, so a full-rank target costs at most ``cap + 1`` contractions."""
     if not isinstance(target, CPTarget | MomentTarget | DenseTarget):
         return None
-    d = target.dim
-    cap = max(int(max_ratio * d), min(width, d - 1))
-    Q64, sv = range_basis(target, random_state=gen, max_rank=cap)
+    Q64, sv = range_basis(target, random_state=gen, max_rank=int(max_ratio * target.dim))
     if Q64 is None or Q64.shape[1] == 0:
         return None
     Q = Q64.to(dtype=target.dtype, device=target.device)
     return Compression(Q, _core(target, Q), sv)
 
 
-def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
-             gen: torch.Generator, tol: float,
+def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
              fit_options: dict[str, Any]) -> tuple[FitResult | None, dict[str, Any]]:
-    """Step 2 of :func:`fast_route`: the SPM result in ``work``'s coordinates when it meets
-    ``tol`` against ``target`` (after lifting), else ``None``; and the attempt's record."""
+    """Step 1 of :func:`fast_route`: the SPM result (in ``R^d``, float64) when it meets ``tol``
+    against ``target``, else ``None``; and the attempt's record."""
     from overtensor.tensors.diagnostics import degeneracy
     from overtensor.tensors.reduction import reduce_rank
-    from overtensor.tensors.spm import SPMOptions, spm, spm_memory, spm_rank_bound
+    from overtensor.tensors.spm import SPMOptions, spm
 
-    l, k = work.order, work.dim
+    l = target.order
     if l < 3:
         return None, {"skipped": f"order {l} < 3"}
     if "rank" in fit_options:
@@ -186,48 +183,62 @@ def _try_spm(work: Target, comp: Compression | None, target: Target, width: int,
     if gradient:
         return None, {"skipped": "gradient options given: " + ", ".join(
             f"{k}={fit_options[k]!r}" for k in gradient)}
-    opts = SPMOptions(compress=False)
-    if spm_memory(work, spm_rank_bound(l, k), k) > opts.memory_budget:
-        return None, {"skipped": "the flattening's basis exceeds the memory budget"}
+    if not isinstance(target, CPTarget | MomentTarget | DenseTarget):
+        return None, {"skipped": f"SPM does not read a {type(target).__name__}"}
+    # The power iterations stop at SPM_CONV_FACTOR·tol (the reference's 1e-13 at most): the
+    # components' error then sits orders of magnitude below tol, which is checked below.
+    opts = SPMOptions(conv_tol=max(SPMOptions.conv_tol, SPM_CONV_FACTOR * tol))
     t0 = time.perf_counter()
     copy = torch.Generator(device=gen.device).set_state(gen.get_state())
     try:
         # A decomposition with more terms than asked is not the answer: refused before the
-        # power iterations when the flattening's rank exceeds the width.
-        res = spm(work, None, generator=copy, tol=tol, options=opts, max_rank=width)
+        # power iterations when the flattening's rank exceeds the width; the memory budget is
+        # checked before the flattening is formed.
+        res = spm(target, None, generator=copy, tol=tol, options=opts, max_rank=width)
     except ValueError as exc:
-        msg = str(exc)
-        return None, {"skipped": msg.replace("max_rank=", "width="),
+        return None, {"skipped": str(exc).replace("max_rank=", "width="),
                       "seconds": time.perf_counter() - t0}
     q = res.cp.rank
     sv = torch.tensor(res.info["spm"]["singular_values"], dtype=torch.float64)
-    record: dict[str, Any] = {"rank": q, "seconds": time.perf_counter() - t0}
-    # The core's error is the lifted CP's (compression is exact, module compression); the
-    # returned CP is measured against the user's target once, in fast_route.
-    rel = res.relative_error
-    record["relative_error"] = rel
+    rel = res.relative_error  # against the user's target (module spm)
+    record: dict[str, Any] = {"rank": q, "relative_error": rel}
     if not rel <= tol:
+        record["seconds"] = time.perf_counter() - t0
         return None, record
     # A CP degeneracy (rank above border rank, e.g. Sym(a^3 b) at order 4) can meet tol with two
     # nearly parallel, cancelling terms: not the answer; the gradient route diagnoses it.
-    diag = degeneracy(res.cp.weights, res.cp.components, l, work.norm())
+    # ‖T̂‖ stands in for ‖T‖ (they differ by at most tol·‖T‖ here): the check's threshold is
+    # coarse, and a dense target's norm would cost a pass over its d^l entries.
+    # (Weights divided by the largest first: no square overflows for targets near 1e300.)
+    A, top = res.cp.components, float(res.cp.weights.abs().max())
+    a = res.cp.weights / top
+    diag = degeneracy(res.cp.weights, A, l, top * math.sqrt(max(float(cp_inner(a, A, a, A, l)), 0)))
     if diag is not None:
         record["skipped"] = (f"CP degeneracy (|cos| = {diag['max_cos']:.4f}, weights up to "
                              f"{diag['max_weight']:.1f}x ||T||)")
+        record["seconds"] = time.perf_counter() - t0
         return None, record
     tail = sv[q - 1:].square().sum().sqrt()  # error floor of q − 1 terms (Eckart–Young)
     if float(tail) > tol:
         res.info["rank_reduction"] = {"tried": [], "stop": (
             f"rank {q} is minimal: the flattening's singular values exclude {q - 1} terms")}
     else:
-        red = reduce_rank(res.cp, work, tol=tol,
+        red = reduce_rank(res.cp, target.float64(), tol=tol,
                           polish_iter=fit_options.get("polish_iter", 100))
         res.info["rank_reduction"] = {"tried": red.tried, "stop": red.stop}
         res.cp = red.cp
+        res.relative_error = red.relative_error
+    if res.cp.weights.dtype != target.dtype:  # SPM works in float64; the CP in the target's
+        res.cp = res.cp.to(dtype=target.dtype)
+        res.relative_error = cp_relative_error(res.cp, target)
+    res.converged = res.relative_error <= tol
     res.width = width
-    res.seconds = time.perf_counter() - t0
+    record["seconds"] = res.seconds = time.perf_counter() - t0
     return res, record
 
+
+#: The subspace power method's iterations on the route stop at this fraction of ``tol``.
+SPM_CONV_FACTOR = 1e-3
 
 #: Fields of fit's groups that bound or pace the gradient method without shaping it: given, they
 #: keep the subspace-power-method step of the route (it takes no gradient steps).

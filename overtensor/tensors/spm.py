@@ -62,6 +62,9 @@ from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Targ
 
 #: Relative threshold below which a singular value of the flattening counts as zero.
 FLATTENING_RTOL = 1e-10
+#: First sketch size of the compression when the rank is not given (doubled until the sketch is
+#: rank-deficient): a rank-``r`` span costs between ``r + 1`` and ``2r + 2`` contractions.
+SKETCH_START = 8
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,8 @@ def spm(
     options : SPMOptions, optional
     max_rank : int, optional
         With ``rank=None``: refuse (``ValueError``, before the power iterations) when the
-        flattening's numerical rank exceeds it.
+        flattening's numerical rank exceeds it; the compression's sketch then stops once the
+        components' span has more than ``max_rank`` dimensions.
 
     Returns
     -------
@@ -195,8 +199,14 @@ def spm(
     full = work  # the uncompressed T / 2^e, for the final weights
     Q = None
     if options.compress:
-        Q, _ = range_basis(work, sketch_size=None if rank is None else min(d, rank + 10),
-                           random_state=gen)
+        # With rank=None the sketch starts small and doubles (the span's dimension is unknown);
+        # with max_rank it stops once the span exceeds it: the flattening's rank is at least the
+        # span's dimension (the a_i^{⊗n} of a basis among the a_i are linearly independent).
+        Q, _ = range_basis(work, sketch_size=min(d, rank + 10 if rank is not None else SKETCH_START),
+                           random_state=gen, max_rank=max_rank if rank is None else None)
+        if Q is None and max_rank is not None and rank is None and d > max_rank:
+            raise ValueError(f"flattening rank > max_rank={max_rank}: the components span more "
+                             f"than {max_rank} dimensions")
         if Q is not None and Q.shape[1] < d:
             Q = Q.to(work.device)
             work = _core(work, Q)
