@@ -2,6 +2,7 @@
 route (``engine="auto"``: compress, SPM when the flattening's rank allows, shortcuts, lift)."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -176,3 +177,56 @@ def test_default_route_on_moments_in_high_dimension_works_in_the_span():
     assert result.info["route"]["compressed_dim"] == 4
     assert result.converged and result.cp.dim == 3000
     assert ot.recovery(result.cp, truth.truth, 0.999).recovered == 4
+
+
+@pytest.mark.parametrize("order,dim,rank,corr,seed", [
+    (3, 40, 6, 0.0, 11), (3, 25, 8, 2.0, 12), (4, 12, 5, 0.0, 13), (5, 7, 3, 2.0, 14)])
+def test_one_slice_of_a_dense_target_gives_the_span_of_its_components(order, dim, rank, corr,
+                                                                       seed):
+    from overtensor.tensors.compression import slice_range_basis
+
+    cp_target = _cp(order, dim, rank, seed, corr)
+    dense = ot.DenseTarget(cp_target.truth.to_dense())
+    Q, sv = slice_range_basis(dense, random_state=seed)
+    assert Q.shape == (dim, rank) and torch.allclose(Q.T @ Q, torch.eye(rank, dtype=Q.dtype),
+                                                     atol=1e-12)
+    U = cp_target.factors
+    assert float((U - U @ Q @ Q.T).norm()) <= 1e-8 * rank  # every component lies in span(Q)
+    sv = sv / sv[0]
+    assert float(sv[rank - 1]) > 1e-8 and float(sv[rank:].max()) < 1e-10
+    # A cap below the span's dimension, and a full-rank array, give no basis.
+    assert slice_range_basis(dense, random_state=seed, max_rank=rank - 1)[0] is None
+    base = torch.randn((dim,) * order, generator=torch.Generator().manual_seed(seed),
+                       dtype=torch.float64)
+    noisy = sum(base.permute(p) for p in itertools.permutations(range(order)))
+    assert slice_range_basis(ot.DenseTarget(noisy), random_state=seed)[0] is None
+
+
+@pytest.mark.parametrize("kind", ["dense", "cp"])
+def test_spm_error_computed_in_the_core_is_the_error_against_the_target(kind):
+    # Asked for 3 of 5 terms: the error is large, so the core's formula is really exercised.
+    cp_target = _cp(3, 30, 5, 21)
+    target = (ot.DenseTarget(cp_target.truth.to_dense()) if kind == "dense" else cp_target)
+    flattening = spm(target, None, generator=0).info["spm"]["singular_values"]
+    result = spm(target, 3, generator=0)
+    assert result.info["spm"]["dim"] == 5  # compressed
+    direct = ot.cp_relative_error(result.cp, target)
+    assert 0.05 < direct < 0.9
+    assert result.relative_error == pytest.approx(direct, rel=1e-9)
+    # Eckart–Young: no 3 terms do better than the flattening's two smallest singular values.
+    assert direct >= math.sqrt(sum(s * s for s in flattening[3:])) * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("order,dim,rank,corr", [(3, 20, 6, 0.0), (3, 30, 10, 2.0), (4, 10, 12, 0.0)])
+def test_default_route_stops_the_power_iterations_at_what_tol_needs(order, dim, rank, corr):
+    target = _cp(order, dim, rank, 30 + dim, corr)
+    routed = ot.fit(target, 3 * rank, random_state=1)
+    reference = ot.fit(target, rank, "spm", random_state=1)  # the reference's 1e-13 rule
+    assert routed.info["route"]["engine"] == "spm"
+    assert routed.steps < reference.steps  # fewer power iterations ...
+    # ... and still an answer orders of magnitude inside tol = 1e-4 with every component.
+    assert routed.relative_error <= 1e-6 and routed.recovery(0.999).recovered == rank
+    # A smaller tol iterates further (to route.SPM_CONV_FACTOR·1e-6), still by SPM.
+    tight = ot.fit(target, 3 * rank, random_state=1, tol=1e-6)
+    assert tight.info["route"]["engine"] == "spm"
+    assert routed.steps < tight.steps <= reference.steps

@@ -16,8 +16,8 @@ test vectors are Khatri–Rao powers ``g^{⊗(l−1)}`` of Gaussian vectors ``g`
 unfolding is ``T(g, …, g, ·)``, the target's own ``contract``, so no unfolding and no ``d^l`` array
 is formed for implicit targets.
 
-**Rule for** ``k`` (documented in ``docs/method.md``): sketch ``s = min(d, k_0 + 10)`` rows
-(``k_0`` the width when given, else 10), take the singular values ``σ`` of the sketch in float64
+**Rule for** ``k`` (documented in ``docs/method.md``): sketch ``s = min(d, 20)`` rows (or the
+``sketch_size`` asked), take the singular values ``σ`` of the sketch in float64
 and its numerical rank ``k = #{σ_i > rtol·σ_1}`` (``rtol = 1e-10``). If ``k < s`` the sketch is
 rank-deficient, which for Gaussian test vectors happens only when the unfolding's rank is ``k``
 (with probability one): the range is captured exactly and ``Q`` is the top ``k`` right singular
@@ -35,6 +35,7 @@ step size, NumPy steps) on the core, and lift. ``engine="paper"`` runs the paper
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,8 @@ from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Targ
 
 #: Relative singular-value threshold of the float64 sketch that defines the numerical rank.
 RANGE_RTOL = 1e-10
+#: First number of Gaussian columns of :func:`slice_range_basis`'s sketch (doubled as needed).
+SLICE_SKETCH = 8
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def range_basis(
         Relative singular-value threshold defining the numerical rank (default ``1e-10``).
     random_state : int, torch.Generator or None
     max_rank : int, optional
-        Give up (``None``) once the sketch shows a rank above it: the sketch never grows beyond
+        Give up (``None``) when the sketch shows a rank above it: the sketch never grows beyond
         ``max_rank + 1`` rows (for a caller that would refuse a larger basis anyway).
 
     Returns
@@ -113,11 +116,22 @@ def range_basis(
     rtol = check_float("rtol", rtol, minimum=0.0, maximum=1.0, strict=True)
     gen = make_generator(random_state)
     t64 = tgt.float64()
+
+    def draw(n: int) -> torch.Tensor:  # n rows T(g, …, g, ·) of the unfolding's sketch
+        G = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        return t64.contract(G.to(t64.device)).detach().to("cpu")
+
+    return _grow_range(draw, d, s, rtol, max_rank)
+
+
+def _grow_range(draw: Callable[[int], torch.Tensor], d: int, s: int, rtol: float,
+                max_rank: int | None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The range finder's loop (Halko et al. 2011): sketch rows ``draw(n)`` (``n × d``) until the
+    sketch of ``s`` rows is rank-deficient, doubling ``s`` up to ``d`` (or ``max_rank + 1``)."""
     rows: list[torch.Tensor] = []
     drawn = 0
     while True:
-        G = torch.randn(s - drawn, d, generator=gen, dtype=torch.float64)
-        rows.append(t64.contract(G.to(t64.device)).detach().to("cpu"))
+        rows.append(draw(s - drawn))
         drawn = s
         Y = torch.cat(rows)
         # Scale-free: divide by the largest entry before the SVD (targets may be tiny or huge).
@@ -125,10 +139,52 @@ def range_basis(
         _, sv, Vh = torch.linalg.svd(Y, full_matrices=False)
         k = int((sv > rtol * sv[0]).sum()) if sv[0] > 0 else 0
         if k < s:
-            return Vh[:k].T.contiguous(), sv
+            return (None if max_rank is not None and k > max_rank
+                    else Vh[:k].T.contiguous()), sv
         if s == d or (max_rank is not None and s > max_rank):
             return None, sv
         s = min(d, 2 * s) if max_rank is None else min(d, 2 * s, max_rank + 1)
+
+
+def slice_range_basis(
+    target: DenseTarget,
+    *,
+    rtol: float = RANGE_RTOL,
+    random_state: Any = None,
+    max_rank: int | None = None,
+    slices: int = 4,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """:func:`range_basis` of a dense target from a few slices, in one pass over its array.
+
+    Each slice ``M_g = T(g, …, g, ·, ·) = Σ_j λ_j (gᵀu_j)^{l−2} u_j u_jᵀ`` (``d × d``, Gaussian
+    ``g``, ``l − 2`` modes contracted) has its columns in ``span{u_j}``, and all of it when its
+    coefficients are non-zero (probability one). ``slices`` of them are stacked (``d × slices·d``,
+    a component is then lost only if it is weak in every slice), and the range of that small
+    matrix found as in :func:`range_basis`: ``s`` Gaussian combinations of its columns (from
+    ``SLICE_SKETCH``, doubled until the sketch is rank-deficient), numerical rank
+    ``k = #{σ_i > rtol·σ_1}``, ``Q`` the top ``k`` left singular vectors.
+    The Khatri–Rao sketch of :func:`range_basis` reads the ``d^l`` array once per round of
+    doubling and multiplies it by every test vector (``2 s d^l`` operations for ``s`` vectors);
+    the slices read it once, with ``2·slices·d^l`` operations, then ``O(slices·d²·s)``.
+
+    Returns
+    -------
+    basis : Tensor ``(d, k)`` float64 on the CPU, or None when ``k = d`` or ``k > max_rank``.
+    singular_values : Tensor ``(s,)``, float64, of the last sketch.
+    """
+    rtol = check_float("rtol", rtol, minimum=0.0, maximum=1.0, strict=True)
+    slices = check_int("slices", slices, 1)
+    gen = make_generator(random_state)
+    t64 = target.float64()
+    d = t64.dim
+    G = torch.randn(slices, d, generator=gen, dtype=torch.float64)
+    M = t64._contract_k(G.to(t64.device), t64.order - 2).detach().to("cpu")  # (slices, d, d)
+    M = M.transpose(0, 1).reshape(d, slices * d)
+    # The range of the stacked slices by the range finder on this small matrix (its SVD would
+    # cost O(slices·d³)): sketch rows are Gaussian combinations of its columns.
+    return _grow_range(
+        lambda n: (M @ torch.randn(slices * d, n, generator=gen, dtype=torch.float64)).T,
+        d, min(d, SLICE_SKETCH), rtol, max_rank)
 
 
 def compress(

@@ -27,11 +27,15 @@ ranks where the method applies (:func:`spm_rank_bound`); beyond them it raises `
 
 After the ``R`` components are found, the weights are refitted by least squares against the
 target (normal equations ``(AAᵀ)^{∘l} λ = T(a_j, …, a_j)``; exact targets: no change beyond
-rounding; noisy ones: the best weights for the found components).
+rounding; noisy ones: the best weights for the found components). After compression both sides
+are computed in the core (``T(Qu, …, Qu) = T_Q(u, …, u)``), and so is the relative error's
+cross term: ``‖T − T̂‖² = ‖T_Q − Ĉ‖² + ‖T‖² − ‖T_Q‖²``, so the full target is read once more, for
+``‖T‖²``.
 
 **Implicit targets and memory.** SPM needs the basis ``V`` (``k^n × R`` entries) whatever the
 target, so it first compresses the target to the span of its components
-(:func:`overtensor.tensors.compression.range_basis`, through ``contract`` only): it then works in
+(:func:`overtensor.tensors.compression.range_basis`, through ``contract`` only; for a dense
+array :func:`~overtensor.tensors.compression.slice_range_basis`, one pass): it then works in
 dimension ``k`` (the unfolding's rank) and the components are lifted back. The flattening of the
 ``k``-dimensional target comes from the factors of a CP target
 (``F^{⊙n} diag(λ) (F^{⊙n'})ᵀ``, ``O(R_T k^n)`` memory), the samples of a moment target (the same
@@ -53,8 +57,9 @@ import numpy as np
 import torch
 
 from overtensor._checks import check_float, check_int, make_generator
-from overtensor.tensors.compression import _core, range_basis
+from overtensor.tensors.compression import _core, range_basis, slice_range_basis
 from overtensor.tensors.cp import SymmetricCP
+from overtensor.tensors.loss import half_sq_distance
 from overtensor.tensors.metrics import cp_relative_error
 from overtensor.tensors.result import FitResult
 from overtensor.tensors.scaling import ldexp
@@ -202,8 +207,12 @@ def spm(
         # With rank=None the sketch starts small and doubles (the span's dimension is unknown);
         # with max_rank it stops once the span exceeds it: the flattening's rank is at least the
         # span's dimension (the a_i^{⊗n} of a basis among the a_i are linearly independent).
-        Q, _ = range_basis(work, sketch_size=min(d, rank + 10 if rank is not None else SKETCH_START),
-                           random_state=gen, max_rank=max_rank if rank is None else None)
+        cap = max_rank if rank is None else None
+        if isinstance(work, DenseTarget):  # one pass over the array, whatever the rank
+            Q, _ = slice_range_basis(work, random_state=gen, max_rank=cap)
+        else:
+            Q, _ = range_basis(work, sketch_size=min(d, SKETCH_START if rank is None else rank + 10),
+                               random_state=gen, max_rank=cap)
         if Q is None and max_rank is not None and rank is None and d > max_rank:
             raise ValueError(f"flattening rank > max_rank={max_rank}: the components span more "
                              f"than {max_rank} dimensions")
@@ -227,19 +236,27 @@ def spm(
     if max_rank is not None and rank > max_rank:
         raise ValueError(f"flattening rank {rank} > max_rank={max_rank}")
     A, lam, fs, iters = _decompose(V, S, U, k, l, rank, gen, options)
+    # Found in the span: T(Qu, …, Qu) = T_Q(u, …, u) exactly, so the weights' normal equations
+    # and the error's cross term are computed in the core, and only ‖T‖² reads the full target:
+    # ‖T − T̂‖² = ‖T_Q − Ĉ‖² + ‖T‖² − ‖T_Q‖² (T̂ lies in span^{⊗l}; Pythagoras).
+    lam = _least_squares_weights(A, lam, work)
+    full_sq = float(full.sq_norm())
+    err_sq = 2 * float(half_sq_distance(lam, A, work))
     if Q is not None:
+        err_sq += full_sq - float(work.sq_norm())
         A = A @ Q.T.to(A)
-    lam = _least_squares_weights(A, lam, full)
     cp = SymmetricCP(ldexp(lam, exponent), A, l).canonical()
     cp = cp.to(dtype=dtype, device=dev)
-    rel = cp_relative_error(cp, tgt)
+    # The error of what is returned: of the rounded CP when a lower precision was asked.
+    rel = (math.sqrt(max(err_sq, 0.0) / full_sq) if cp.weights.dtype == torch.float64
+           else cp_relative_error(cp, tgt))
     return FitResult(
         cp=cp, relative_error=rel, model_relative_error=rel, history=[], steps=sum(iters),
         seconds=time.perf_counter() - t0, converged=rel <= tol,
         stop_reason="tol" if rel <= tol else "rank", method="spm", width=rank, target=tgt,
         params={}, params0={}, signs=None, model="cp",
         info={"spm": {"dim": k, "f": fs, "iterations": iters, "memory_bytes": need,
-                                 "singular_values": (sv / full.norm()).tolist()}})
+                                 "singular_values": (sv / math.sqrt(full_sq)).tolist()}})
 
 
 def _bound_message(rank: int, order: int, dim: int, k: int) -> str:

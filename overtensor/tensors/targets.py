@@ -321,7 +321,9 @@ class DenseTarget(Target):
         return self.array.device
 
     def sq_norm(self):
-        return (self.array**2).sum()
+        # One BLAS dot over the entries: no d^l temporary (array**2 would allocate one).
+        flat = self.array.reshape(-1)
+        return flat @ flat
 
     def _contract_k(self, V: torch.Tensor, k: int) -> torch.Tensor:
         # Contract the first k modes with v_i for every row of V (batched over rows).
@@ -347,7 +349,8 @@ class DenseTarget(Target):
         return DenseTarget(self.array.to(dtype=dtype, device=device), truth, self.symmetry_tol)
 
     def log2_magnitude(self):
-        return exponent_of(float(self.array.detach().abs().max()))
+        lo, hi = torch.aminmax(self.array.detach())  # max |entry| with no d^l temporary
+        return exponent_of(max(float(hi), -float(lo)))
 
     def _rescaled(self, exponent):
         # A power-of-two scaling of a checked array is exactly as symmetric and finite: build
