@@ -25,7 +25,8 @@ Methods (one thread):
   dense array (memory stop beyond the budget);
 * ``power-method``: ``overtensor.fit(target, r, "power-method")`` (SS-HOPM with deflation); its
   adaptive shift solves a ``d × d`` eigenproblem per iteration, so it stops beyond
-  ``--power-max-dim``.
+  ``--power-max-dim``, and it is not run where ``d^l`` exceeds ``--power-max-entries`` (its
+  iterations over such a target take minutes per seed).
 
 A run succeeds when its relative error ``‖T − T̂‖/‖T‖ ≤ 1e-4`` (float64) **and** every true
 component is recovered at ``|cos| ≥ 0.99``. Per cell: success rate, median wall and CPU seconds
@@ -203,11 +204,14 @@ def methods_for(case: Case, args) -> tuple[list[str], dict[str, str]]:
     else:
         stops["parafac-restarts"] = (f"needs the {dense_gib:.3g} GiB array"
                                      if dense_gib > args.memory_budget else f"d > {args.als_max_dim}")
-    if case.dim <= args.power_max_dim:
-        names.append("power-method")
-    else:
+    if case.dim > args.power_max_dim:
         stops["power-method"] = (f"d > {args.power_max_dim}: its adaptive shift solves a d x d "
                                  f"eigenproblem ({8 * case.dim**2 / 2**30:.2g} GiB) per iteration")
+    elif case.dim**case.order > args.power_max_entries:
+        stops["power-method"] = (f"not run: d^l = {case.dim**case.order:.2g} > "
+                                 f"--power-max-entries (minutes per seed)")
+    else:
+        names.append("power-method")
     return names, stops
 
 
@@ -273,6 +277,8 @@ def main(argv=None) -> None:
                     help="GiB: methods that need the dense array stop beyond it")
     ap.add_argument("--power-max-dim", type=int, default=None,
                     help="largest d of the power method (default 1000; --quick 300)")
+    ap.add_argument("--power-max-entries", type=float, default=1e7,
+                    help="the power method runs only where d^l is at most this")
     ap.add_argument("--paper", action="store_true", help="also time engine='paper'")
     ap.add_argument("--no-implicit", action="store_true")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
