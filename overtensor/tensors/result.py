@@ -178,14 +178,15 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
 
 #: Entries of ``info`` that :func:`summarize_info` shortens.
 _STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings", "route",
-               "spm")
+               "spm", "compression")
 
 
 def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
     """``info`` for :meth:`FitResult.summary`: entries as they are, except the extraction records
     of :func:`~overtensor.tensors.gradient.finish_fit`, given in short form (``ranks_tried``,
     ``rank_stop``, ``merges_refused``, ``degeneracy_max_cos``, ``degeneracy_max_weight``,
-    ``warnings``, ``route``: the engine of ``info["route"]``); the full records stay in ``info``."""
+    ``warnings``, ``route``: the engine of ``info["route"]``, ``compression``: the compressed
+    dimension or None); the full records stay in ``info``."""
     out = {k: v for k, v in info.items() if k not in _STRUCTURED}
     degenerate = info.get("degeneracy")
     if degenerate is not None:
@@ -201,4 +202,6 @@ def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
         out["warnings"] = list(info["warnings"])
     if "route" in info:  # the engine; why it was taken stays in info["route"]
         out["route"] = info["route"]["engine"]
+    if "compression" in info:
+        out["compression"] = info["compression"]["dim"]
     return out

@@ -248,15 +248,19 @@ def spm(
     cp = SymmetricCP(ldexp(lam, exponent), A, l).canonical()
     cp = cp.to(dtype=dtype, device=dev)
     # The error of what is returned: of the rounded CP when a lower precision was asked.
-    rel = (math.sqrt(max(err_sq, 0.0) / full_sq) if cp.weights.dtype == torch.float64
-           else cp_relative_error(cp, tgt))
+    # (‖T‖² can round to 0 when near-collinear terms cancel: no relative error, not converged.)
+    full_norm = math.sqrt(max(full_sq, 0.0))
+    if cp.weights.dtype != torch.float64:
+        rel = cp_relative_error(cp, tgt)
+    else:
+        rel = math.sqrt(max(err_sq, 0.0)) / full_norm if full_norm > 0 else math.nan
     return FitResult(
         cp=cp, relative_error=rel, model_relative_error=rel, history=[], steps=sum(iters),
         seconds=time.perf_counter() - t0, converged=rel <= tol,
         stop_reason="tol" if rel <= tol else "rank", method="spm", width=rank, target=tgt,
         params={}, params0={}, signs=None, model="cp",
         info={"spm": {"dim": k, "f": fs, "iterations": iters, "memory_bytes": need,
-                                 "singular_values": (sv / math.sqrt(full_sq)).tolist()}})
+                                 "singular_values": (sv / full_norm).tolist()}})
 
 
 def _bound_message(rank: int, order: int, dim: int, k: int) -> str:
