@@ -282,7 +282,18 @@ def main(argv=None) -> None:
     ap.add_argument("--paper", action="store_true", help="also time engine='paper'")
     ap.add_argument("--no-implicit", action="store_true")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--from-csv", default=None, metavar="CSV",
+                    help="print the per-cell table and the verdict of a saved run, run nothing")
     args = ap.parse_args(argv)
+    if args.from_csv is not None:
+        import csv
+
+        with open(args.from_csv, newline="") as fh:
+            saved = list(csv.DictReader(fh))
+        for r in saved:
+            r["median_cpu_s"] = float(r["median_cpu_s"] or "nan")
+        print_table(wide_table(saved))
+        return _verdict(saved)
     if args.power_max_dim is None:
         args.power_max_dim = 300 if args.quick else 1000
     if args.one is not None:
@@ -325,6 +336,8 @@ def main(argv=None) -> None:
             rows += [_stop_row(head, n, why, True) for n, why in stops.items()]
             print(f"# {case} done (load {os.getloadavg()[0]:.2f})", flush=True)
     print_table([r for r in rows if "peak_MiB" not in r])
+    print("\n# per cell: success and median CPU seconds of each method")
+    print_table(wide_table(rows))
     print("\n# implicit targets (one process per run; peak_MiB: its peak resident memory)")
     print_table([r for r in rows if r["dim"] >= 1000])
     _verdict(rows)
@@ -332,6 +345,34 @@ def main(argv=None) -> None:
     print(f"# load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     info["load_average"] = f"{load0[0]:.2f}->{load1[0]:.2f}"
     write_csv("bench_speed" + ("_quick" if args.quick else ""), rows, info)
+
+
+def wide_table(rows: list[dict]) -> list[dict]:
+    """One row per cell: each method's success and median CPU seconds, the route ``fit`` took,
+    and the ratio of ``fit``'s median CPU time to SPM's."""
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["kind"], int(r["order"]), int(r["dim"]), int(r["rank"]), r["components"])
+        cells.setdefault(key, {})[r["method"]] = r
+    out = []
+    for (kind, order, dim, rank, comps), sel in cells.items():
+        row = {"kind": kind, "l": order, "d": dim, "r": rank, "components": comps}
+        for name, short in (("fit", "fit"), ("spm", "spm"), ("parafac-restarts", "ALS"),
+                            ("power-method", "power")):
+            m = sel.get(name)
+            if m is None or not str(m["success"])[0].isdigit():
+                row[short] = "-" if m is None else "stops"
+                continue
+            t = float(m["median_cpu_s"])
+            row[short] = m["success"] + ("" if math.isnan(t) else f", {t:.3g} s")
+        f, p = sel.get("fit"), sel.get("spm")
+        row["route"] = f["routes"] if f is not None else "-"
+        ratio = (float(f["median_cpu_s"]) / float(p["median_cpu_s"])
+                 if f is not None and p is not None and str(p["success"])[0].isdigit()
+                 and float(p["median_cpu_s"]) > 0 else math.nan)
+        row["fit/spm"] = "-" if math.isnan(ratio) else f"{ratio:.2f}"
+        out.append(row)
+    return out
 
 
 def _verdict(rows: list[dict]) -> None:

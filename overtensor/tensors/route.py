@@ -82,7 +82,8 @@ def fast_route(
 
     ``result.info["route"]`` records ``engine`` (``"spm"``, ``"shortcuts"`` or ``"paper"``), ``why``,
     ``compressed_dim`` (``k`` or None), ``spm`` (the attempt: flattening rank, error, or why it
-    was skipped) and seconds; ``info["compression"]`` as before. ``result.params`` of a gradient
+    was skipped) and seconds; ``info["compression"]``: ``dim`` (``k`` or None) and ``seconds``
+    (None when SPM answered: it compresses within its own time). ``result.params`` of a gradient
     fit stay in core coordinates (rows in ``R^k``). ``defaults`` are :func:`overtensor.fit`'s
     keyword defaults and ``paper_fit(target, width, generator, fit_options)`` its paper's schedule.
     """
