@@ -31,14 +31,20 @@ import overtensor as ot
 
 
 def correlated_target(order: int, dim: int, rank: int, seed: int) -> ot.CPTarget:
-    """Equal weights, unit components with pairwise cosines uniform in [0.3, 0.7]."""
+    """Equal weights, unit components with pairwise cosines uniform in [0.3, 0.7].
+
+    The Gram matrix is drawn by rejection (smallest eigenvalue above 0.05); at ``rank = 20`` such
+    matrices are too rare to draw, and ``ValueError`` says so after 100 000 tries."""
     gen = torch.Generator().manual_seed(seed)
-    while True:
+    for _ in range(100_000):
         off = 0.3 + 0.4 * torch.rand(rank, rank, generator=gen, dtype=torch.float64)
         gram = torch.triu(off, 1)
         gram = gram + gram.T + torch.eye(rank, dtype=torch.float64)
         if float(torch.linalg.eigvalsh(gram).min()) > 0.05:
             break
+    else:
+        raise ValueError(f"no Gram matrix with pairwise cosines in [0.3, 0.7] found for "
+                         f"rank={rank} in 100000 tries")
     L = torch.linalg.cholesky(gram)
     Q, _ = torch.linalg.qr(torch.randn(dim, rank, generator=gen, dtype=torch.float64))
     return ot.CPTarget(torch.ones(rank, dtype=torch.float64), (Q @ L.T).T.contiguous(), order)
