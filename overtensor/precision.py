@@ -43,3 +43,15 @@ GRAM_FLOOR = gram_floor(torch.float64)
 
 #: The bound tests use for "exact to working precision" (``FLOOR_MARGIN · GRAM_FLOOR ≈ 1.5e-7``).
 EXACT = FLOOR_MARGIN * GRAM_FLOOR
+
+
+def rank_rtol(dtype: torch.dtype = torch.float64) -> float:
+    """Relative singular-value threshold of a numerical rank of data stored in ``dtype``.
+
+    ``max(1e-10, 10·eps(dtype))``: ``1e-10`` for float64 (the threshold of
+    :mod:`overtensor.tensors.compression` and :mod:`overtensor.tensors.spm`), ``1.2e-6`` for
+    float32 — the rounding of a float32 array to its dtype leaves singular values near
+    ``1e-8``, which a float64 threshold would count as rank (a low-rank float32 tensor then looks
+    full-rank). A direction below it is a change of the data smaller than its own rounding.
+    """
+    return max(1e-10, 10.0 * torch.finfo(dtype).eps)

@@ -230,3 +230,25 @@ def test_default_route_stops_the_power_iterations_at_what_tol_needs(order, dim, 
     tight = ot.fit(target, 3 * rank, random_state=1, tol=1e-6)
     assert tight.info["route"]["engine"] == "spm"
     assert routed.steps < tight.steps <= reference.steps
+
+
+@pytest.mark.parametrize("order,dim,rank", [(3, 20, 3), (4, 12, 5)])
+def test_default_route_reads_a_float32_dense_target_at_its_own_precision(order, dim, rank):
+    # The float32 rounding of the array is not rank: the span and the flattening are found at
+    # the data's precision (overtensor.precision.rank_rtol), so SPM answers in the span.
+    truth = ot.random_target(order, dim, rank, random_state=dim).truth
+    target = ot.DenseTarget(truth.to_dense().float())
+    result = ot.fit(target, 4 * rank, random_state=0)
+    route = result.info["route"]
+    assert route["engine"] == "spm" and route["compressed_dim"] == rank
+    assert result.cp.weights.dtype == torch.float32 and result.converged
+    assert ot.recovery(result.cp, truth, 0.999).recovered == rank
+
+
+def test_a_fallback_says_why_the_subspace_power_method_did_not_answer():
+    target = _cp(3, 6, 9, 5)  # overcomplete: 9 terms in dimension 6
+    result = ot.fit(target, 27, random_state=0, schedule=ot.GradientSchedule(max_steps=300))
+    route = result.info["route"]
+    assert route["engine"] != "spm" and route["spm"]["rank"] == 6
+    assert route["spm"]["skipped"].endswith("> tol=0.0001")
+    assert route["why"].startswith(f"SPM did not answer ({route['spm']['skipped']}); ")

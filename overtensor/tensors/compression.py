@@ -18,7 +18,8 @@ is formed for implicit targets.
 
 **Rule for** ``k`` (documented in ``docs/method.md``): sketch ``s = min(d, 20)`` rows (or the
 ``sketch_size`` asked), take the singular values ``σ`` of the sketch in float64
-and its numerical rank ``k = #{σ_i > rtol·σ_1}`` (``rtol = 1e-10``). If ``k < s`` the sketch is
+and its numerical rank ``k = #{σ_i > rtol·σ_1}`` (``rtol = 1e-10`` for float64 data, ``10·eps`` of a
+lower precision: :func:`overtensor.precision.rank_rtol`). If ``k < s`` the sketch is
 rank-deficient, which for Gaussian test vectors happens only when the unfolding's rank is ``k``
 (with probability one): the range is captured exactly and ``Q`` is the top ``k`` right singular
 vectors. Otherwise ``s`` doubles until it reaches ``d``. Compression is used only when
@@ -42,11 +43,13 @@ from typing import Any
 import torch
 
 from overtensor._checks import check_float, check_int, make_generator
+from overtensor.precision import rank_rtol
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
-#: Relative singular-value threshold of the float64 sketch that defines the numerical rank.
-RANGE_RTOL = 1e-10
+#: Relative singular-value threshold of the float64 sketch that defines the numerical rank of a
+#: float64 target (a lower-precision one: :func:`overtensor.precision.rank_rtol` of its dtype).
+RANGE_RTOL = rank_rtol(torch.float64)
 #: First number of Gaussian columns of :func:`slice_range_basis`'s sketch (doubled as needed).
 SLICE_SKETCH = 8
 
@@ -84,7 +87,7 @@ def range_basis(
     target: Target,
     *,
     sketch_size: int | None = None,
-    rtol: float = RANGE_RTOL,
+    rtol: float | None = None,
     random_state: Any = None,
     max_rank: int | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -97,8 +100,9 @@ def range_basis(
     sketch_size : int, optional
         First number of Gaussian test vectors (default ``min(d, 20)``); doubled until the sketch
         is rank-deficient or reaches ``d``.
-    rtol : float
-        Relative singular-value threshold defining the numerical rank (default ``1e-10``).
+    rtol : float, optional
+        Relative singular-value threshold defining the numerical rank (default
+        :func:`overtensor.precision.rank_rtol` of the target's dtype: ``1e-10`` for float64).
     random_state : int, torch.Generator or None
     max_rank : int, optional
         Give up (``None``) when the sketch shows a rank above it: the sketch never grows beyond
@@ -113,7 +117,7 @@ def range_basis(
     tgt = as_target(target)
     d = tgt.dim
     s = min(d, check_int("sketch_size", sketch_size, 1) if sketch_size is not None else 20)
-    rtol = check_float("rtol", rtol, minimum=0.0, maximum=1.0, strict=True)
+    rtol = _rtol(rtol, tgt.dtype)
     gen = make_generator(random_state)
     t64 = tgt.float64()
 
@@ -122,6 +126,12 @@ def range_basis(
         return t64.contract(G.to(t64.device)).detach().to("cpu")
 
     return _grow_range(draw, d, s, rtol, max_rank)
+
+
+def _rtol(rtol: float | None, dtype: torch.dtype) -> float:
+    if rtol is None:
+        return rank_rtol(dtype)
+    return check_float("rtol", rtol, minimum=0.0, maximum=1.0, strict=True)
 
 
 def _grow_range(draw: Callable[[int], torch.Tensor], d: int, s: int, rtol: float,
@@ -149,7 +159,7 @@ def _grow_range(draw: Callable[[int], torch.Tensor], d: int, s: int, rtol: float
 def slice_range_basis(
     target: DenseTarget,
     *,
-    rtol: float = RANGE_RTOL,
+    rtol: float | None = None,
     random_state: Any = None,
     max_rank: int | None = None,
     slices: int = 4,
@@ -172,7 +182,7 @@ def slice_range_basis(
     basis : Tensor ``(d, k)`` float64 on the CPU, or None when ``k = d`` or ``k > max_rank``.
     singular_values : Tensor ``(s,)``, float64, of the last sketch.
     """
-    rtol = check_float("rtol", rtol, minimum=0.0, maximum=1.0, strict=True)
+    rtol = _rtol(rtol, target.dtype)
     slices = check_int("slices", slices, 1)
     gen = make_generator(random_state)
     t64 = target.float64()
@@ -193,7 +203,7 @@ def compress(
     order: int | None = None,
     max_ratio: float = 0.5,
     sketch_size: int | None = None,
-    rtol: float = RANGE_RTOL,
+    rtol: float | None = None,
     random_state: Any = None,
 ) -> Compression | None:
     """Compress ``target`` to the span of its components when that space is small.

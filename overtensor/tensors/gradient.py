@@ -488,8 +488,9 @@ def _diagnose(info: dict[str, Any], cp: SymmetricCP, a: torch.Tensor, V: torch.T
         info["rank_support"] = {**noise, "residual": rel * norm}
         if noise["supported"] < noise["found"]:  # (else the not-converged warning speaks)
             warnings.append(
-                f"rank {noise['supported']} chosen under noise: the residual (relative error "
-                f"{rel:.3e}) is above tol {tol:g}, so every term was tested against it; "
+                f"rank {noise['supported']} chosen under noise: the extracted CP's residual "
+                f"(relative error {noise['start_relative_error']:.3e}) was above tol {tol:g}, so "
+                f"every term was tested against it; "
                 f"{noise['found'] - noise['supported']} of {noise['found']} term(s) removed (a "
                 f"term is kept only if removing it more than doubles the error); pass "
                 f"extraction=Extraction(rank=K) (CLI: --max-rank K) to choose")

@@ -287,6 +287,9 @@ def _walk(out: Reduction, target: Target, *, tol: float, polish_iter: int, below
                  "relative_error": out.relative_error, "start_relative_error": start_err,
                  "rule": (f"a term is kept when removing it raises the polished error by more "
                           f"than {SIGNIFICANT:g}x")}
-    out.stop = (f"rank {out.cp.rank} chosen under noise: no CP on the removal path meets tol; "
-                f"removing one more term raises the error by more than {SIGNIFICANT:g}x")
+    # (Without accept_tol a CP on the path may meet tol: only the noise rule decided then.)
+    why = ("no CP on the removal path meets tol" if accept_tol
+           else "CPs within tol are not accepted (not polished first)")
+    out.stop = (f"rank {out.cp.rank} chosen under noise: {why}; removing one more term raises "
+                f"the error by more than {SIGNIFICANT:g}x")
     return chosen > 0

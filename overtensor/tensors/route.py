@@ -112,13 +112,15 @@ def fast_route(
     route.update(compressed_dim=None if comp is None else comp.dim, seconds_compress=seconds)
     lift = comp  # the basis the result's CP lives in (None: R^d already)
     result, skipped = _fit_with_shortcuts(work, width, gen, shortcuts, fit_options, defaults)
+    # Why the subspace power method did not answer, at the head of every fallback's "why".
+    no_spm = f"SPM did not answer ({route['spm'].get('skipped', '?')}); "
     if result is None:
         if shortcuts is not DEFAULT_SHORTCUTS:
             raise ValueError(f"an explicit shortcuts=Shortcuts(...) cannot apply: {skipped}; "
                              f"pass runtime=Runtime(engine='paper')")
         result = paper_fit(work, width, gen, fit_options)
         result.info["shortcuts"], result.info["shortcuts_skipped"] = None, skipped
-        route.update(engine="paper", why=f"shortcuts skipped: {skipped}")
+        route.update(engine="paper", why=f"{no_spm}shortcuts skipped: {skipped}")
     elif not result.converged and shortcuts is DEFAULT_SHORTCUTS:
         # The shortcuts trade the paper's long phases for speed; where they stop short of
         # tol (e.g. the monomial xyz at symmetric rank 4 > d), the paper's schedule decides.
@@ -128,16 +130,16 @@ def fast_route(
         paper.seconds += result.seconds
         if paper.relative_error <= result.relative_error:  # the better of the two answers
             result, lift = paper, None
-            route.update(engine="paper", why=f"{missed}: the paper's schedule on the target",
+            route.update(engine="paper", why=f"{no_spm}{missed}: the paper's schedule on the target",
                          compressed_dim=None)
         else:
             result.seconds = paper.seconds
-            route.update(engine="shortcuts", why=f"{missed}; the paper's schedule did no "
+            route.update(engine="shortcuts", why=f"{no_spm}{missed}; the paper's schedule did no "
                          f"better ({paper.relative_error:.2e})")
     else:
-        route.update(engine="shortcuts", why="beyond-lazy with Shortcuts() on the "
-                     + ("compressed core" if comp is not None else "target (not compressed: "
-                        "unfolding rank above max_ratio·d)"))
+        route.update(engine="shortcuts", why=f"{no_spm}beyond-lazy with Shortcuts() on the "
+                     + ("compressed core" if comp is not None else "target (not compressed: the "
+                        "components span more than half the dimensions, or noise)"))
     if lift is not None or result.cp.weights.dtype != target.dtype:
         cp = result.cp if lift is None else lift.lift(result.cp)
         cp = cp.to(dtype=target.dtype)  # the shortcuts work in float64
@@ -204,6 +206,7 @@ def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
     rel = res.relative_error  # against the user's target (module spm)
     record: dict[str, Any] = {"rank": q, "relative_error": rel}
     if not rel <= tol:
+        record["skipped"] = f"relative error {rel:.2e} > tol={tol:g}"
         record["seconds"] = time.perf_counter() - t0
         return None, record
     # A CP degeneracy (rank above border rank, e.g. Sym(a^3 b) at order 4) can meet tol with two

@@ -2,7 +2,7 @@
 
 Users reach this through ``overtensor.fit(target, width)`` (``engine="auto"``, the default; options
 ``fit(..., shortcuts=Shortcuts(...))``), whose fast route
-(:func:`overtensor.tensors.compression.fast_route`) calls :func:`fit_small`, the internal loop.
+(:func:`overtensor.tensors.route.fast_route`) calls :func:`fit_small`, the internal loop.
 
 The paper's schedule (docs/theory/tensors.md §5, :func:`overtensor.fit`) keeps training with weight decay
 until the
@@ -87,7 +87,7 @@ class Shortcuts:
     ``Shortcuts()`` (the default of ``fit``'s ``engine="auto"``) turns them on;
     ``engine="paper"`` runs the paper's schedule. What each switch does, and why it keeps the
     answer, is described in the docstring of the module :mod:`overtensor.tensors.shortcuts`; when
-    they apply in :func:`overtensor.tensors.compression.fast_route`.
+    they apply in :func:`overtensor.tensors.route.fast_route`.
 
     Attributes
     ----------
@@ -117,7 +117,7 @@ class Shortcuts:
         Levenberg–Marquardt iterations per switch attempt (default 30).
     spm : bool
         Let :func:`overtensor.fit`'s fast route try the subspace power method first (default
-        True; :func:`overtensor.tensors.compression.fast_route`, step 2).
+        True; :func:`overtensor.tensors.route.fast_route`, step 1).
     """
 
     early_switch: bool = True

@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from overtensor._checks import check_float, check_int, make_generator
+from overtensor.precision import rank_rtol
 from overtensor.tensors.compression import _core, range_basis, slice_range_basis
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.loss import half_sq_distance
@@ -65,8 +66,9 @@ from overtensor.tensors.result import FitResult
 from overtensor.tensors.scaling import ldexp
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
-#: Relative threshold below which a singular value of the flattening counts as zero.
-FLATTENING_RTOL = 1e-10
+#: Relative threshold below which a singular value of the flattening of a float64 target counts
+#: as zero (a lower-precision target: :func:`overtensor.precision.rank_rtol` of its dtype).
+FLATTENING_RTOL = rank_rtol(torch.float64)
 #: First sketch size of the compression when the rank is not given (doubled until the sketch is
 #: rank-deficient): a rank-``r`` span costs between ``r + 1`` and ``2r + 2`` contractions.
 SKETCH_START = 8
@@ -151,7 +153,7 @@ def spm(
     rank : int or None
         ``R``, at most :func:`spm_rank_bound` of the (compressed) dimension and at most the
         flattening's numerical rank; ``None``: that numerical rank (singular values above
-        ``1e-10`` times the largest).
+        ``1e-10`` times the largest for float64 data; :func:`overtensor.precision.rank_rtol`).
     generator : torch.Generator, int or None
         The random starts (drawn on the CPU in float64).
     dtype, device
@@ -207,15 +209,17 @@ def spm(
         # With rank=None the sketch starts small and doubles (the span's dimension is unknown);
         # with max_rank it stops once the span exceeds it: the flattening's rank is at least the
         # span's dimension (the a_i^{⊗n} of a basis among the a_i are linearly independent).
-        cap = max_rank if rank is None else None
+        # (work is float64; the rank threshold is the one of the data as the user stored it.)
+        common = dict(rtol=rank_rtol(tgt.dtype), random_state=gen,
+                      max_rank=max_rank if rank is None else None)
         if isinstance(work, DenseTarget):  # one pass over the array, whatever the rank
-            Q, _ = slice_range_basis(work, random_state=gen, max_rank=cap)
+            Q, _ = slice_range_basis(work, **common)
         else:
             Q, _ = range_basis(work, sketch_size=min(d, SKETCH_START if rank is None else rank + 10),
-                               random_state=gen, max_rank=cap)
+                               **common)
         if Q is None and max_rank is not None and rank is None and d > max_rank:
-            raise ValueError(f"flattening rank > max_rank={max_rank}: the components span more "
-                             f"than {max_rank} dimensions")
+            raise ValueError(f"flattening rank > max_rank={max_rank}: the unfolding has rank "
+                             f"above {max_rank} (components spanning more dimensions, or noise)")
         if Q is not None and Q.shape[1] < d:
             Q = Q.to(work.device)
             work = _core(work, Q)
@@ -231,7 +235,7 @@ def spm(
             f"{type(tgt).__name__} of order {l} in dimension {k}, above the "
             f"budget of {options.memory_budget / 2**30:.1f} GiB; use the default method "
             f"(never forms the flattening) or a larger SPMOptions(memory_budget=...)")
-    V, S, U, sv = _flattening_svd(work, rank)
+    V, S, U, sv = _flattening_svd(work, rank, rank_rtol(tgt.dtype))
     rank = V.shape[1]
     if max_rank is not None and rank > max_rank:
         raise ValueError(f"flattening rank {rank} > max_rank={max_rank}")
@@ -279,7 +283,7 @@ def _kron_rows(X: torch.Tensor, p: int) -> torch.Tensor:
     return out
 
 
-def _flattening_svd(work: Target, rank: int | None):
+def _flattening_svd(work: Target, rank: int | None, rtol: float = FLATTENING_RTOL):
     """Top ``rank`` singular triplets of the ``k^n × k^{n'}`` flattening: ``V, S (rank×rank
     diagonal), U`` and all singular values; ``ValueError`` when the flattening's numerical rank
     is below ``rank`` (``None``: that numerical rank)."""
@@ -308,7 +312,7 @@ def _flattening_svd(work: Target, rank: int | None):
             M = P.T @ (weights.unsqueeze(1) * _kron_rows(factors, low))
         left, sv, Zh = torch.linalg.svd(M, full_matrices=False)
         right = Zh.T
-    q = int((sv > FLATTENING_RTOL * sv[0]).sum()) if sv.numel() and sv[0] > 0 else 0
+    q = int((sv > rtol * sv[0]).sum()) if sv.numel() and sv[0] > 0 else 0
     if q == 0:
         raise ValueError("method='spm': the target is zero")
     if rank is None:
