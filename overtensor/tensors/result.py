@@ -178,7 +178,7 @@ def rescale_result(result: FitResult, target: Target, exponent: int) -> FitResul
 
 #: Entries of ``info`` that :func:`summarize_info` shortens.
 _STRUCTURED = ("merges", "rank_reduction", "degeneracy", "rank_support", "warnings", "route",
-               "spm", "compression")
+               "spm", "compression", "shortcuts", "switch")
 
 
 def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +186,8 @@ def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
     of :func:`~overtensor.tensors.gradient.finish_fit`, given in short form (``ranks_tried``,
     ``rank_stop``, ``merges_refused``, ``degeneracy_max_cos``, ``degeneracy_max_weight``,
     ``warnings``, ``route``: the engine of ``info["route"]``, ``compression``: the compressed
-    dimension or None); the full records stay in ``info``."""
+    dimension or None, ``shortcuts``: the step of the early switch to the polish or None,
+    ``switch``: how many merge thresholds the switch tried); the full records stay in ``info``."""
     out = {k: v for k, v in info.items() if k not in _STRUCTURED}
     degenerate = info.get("degeneracy")
     if degenerate is not None:
@@ -204,4 +205,8 @@ def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
         out["route"] = info["route"]["engine"]
     if "compression" in info:
         out["compression"] = info["compression"]["dim"]
+    if "shortcuts" in info:
+        out["shortcuts"] = (info["shortcuts"] or {}).get("switched_at")
+    if "switch" in info:
+        out["switch"] = len(info["switch"])
     return out
