@@ -146,3 +146,12 @@ def test_library_warnings_reach_the_terminal_on_one_line(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines and all(line.startswith("overtensor: warning: ") for line in lines), out.stderr
+
+
+@pytest.mark.parametrize("name", ["folder", "folder.npy"])
+def test_a_directory_is_a_file_system_error_exit_code_4(files, capsys, name):
+    d, _ = files
+    (d / name).mkdir()
+    code, out, err = run(capsys, "--tensor", str(d / name), "--width", 8)
+    assert code == 4 and out == ""
+    assert err.count("\n") == 1 and "--tensor: is a directory" in err and name in err, err

@@ -33,6 +33,8 @@ def read_array(path: str | Path, option: str) -> np.ndarray:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if path.is_dir():  # a file-system failure (exit code 4), whatever its name
+        raise IsADirectoryError(errno.EISDIR, f"{option}: is a directory", str(path))
     try:
         if suffix == ".npy":
             with open(path, "rb") as fh:
