@@ -34,8 +34,9 @@ component is recovered at ``|cos| ≥ 0.99``. Per cell: success rate, median wal
 (``time.process_time``) over the successful runs; a run under 0.1 s is timed 3 times (same seed,
 same result) and its smallest times kept. Every run gets the target without the quantities a
 target caches after a first call (its float64 twin, its normalized form, a moment target's dense
-array), so no method profits from one that ran before it on the same target. The load average
-is printed: the machine may be shared.
+array), so no method profits from one that ran before it on the same target, and the methods
+run in reverse order on every other seed. The load average is printed: the machine may be
+shared.
 
     python benchmarks/bench_speed.py --quick   # ≤ 3 min: a sample of cells, 3 seeds
     python benchmarks/bench_speed.py           # the grid, 10 seeds per cell (long)
@@ -317,7 +318,9 @@ def main(argv=None) -> None:
         runs: dict[str, list[dict]] = {n: [] for n in names}
         for seed in range(case.seeds):
             target, truth = make_target(case, seed)
-            for name in names:
+            # Every other seed in reverse order: no method always runs first (cold caches) or
+            # right after another on the same target.
+            for name in names if seed % 2 == 0 else names[::-1]:
                 runs[name].append(run_method(name, target, truth, seed, args))
         rows += [summarize(head, n, r) for n, r in runs.items()]
         rows += [_stop_row(head, n, why, False) for n, why in stops.items()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from overtensor._checks import check_int
@@ -170,7 +171,7 @@ def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
              fit_options: dict[str, Any]) -> tuple[FitResult | None, dict[str, Any]]:
     """Step 1 of :func:`fast_route`: the SPM result (in ``R^d``, float64) when it meets ``tol``
     against ``target``, else ``None``; and the attempt's record."""
-    from overtensor.tensors.diagnostics import degeneracy
+    from overtensor.tensors.diagnostics import DEGENERATE_COS, degeneracy
     from overtensor.tensors.reduction import reduce_rank
     from overtensor.tensors.spm import SPMOptions, spm
 
@@ -202,7 +203,6 @@ def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
         return None, {"skipped": str(exc).replace("max_rank=", "width="),
                       "seconds": time.perf_counter() - t0}
     q = res.cp.rank
-    sv = torch.tensor(res.info["spm"]["singular_values"], dtype=torch.float64)
     rel = res.relative_error  # against the user's target (module spm)
     record: dict[str, Any] = {"rank": q, "relative_error": rel}
     if not rel <= tol:
@@ -210,20 +210,28 @@ def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
         record["seconds"] = time.perf_counter() - t0
         return None, record
     # A CP degeneracy (rank above border rank, e.g. Sym(a^3 b) at order 4) can meet tol with two
-    # nearly parallel, cancelling terms: not the answer; the gradient route diagnoses it.
-    # ‖T̂‖ stands in for ‖T‖ (they differ by at most tol·‖T‖ here): the check's threshold is
-    # coarse, and a dense target's norm would cost a pass over its d^l entries.
-    # (Weights divided by the largest first: no square overflows for targets near 1e300.)
-    A, top = res.cp.components, float(res.cp.weights.abs().max())
-    a = res.cp.weights / top
-    diag = degeneracy(res.cp.weights, A, l, top * math.sqrt(max(float(cp_inner(a, A, a, A, l)), 0)))
-    if diag is not None:
-        record["skipped"] = (f"CP degeneracy (|cos| = {diag['max_cos']:.4f}, weights up to "
-                             f"{diag['max_weight']:.1f}x ||T||)")
-        record["seconds"] = time.perf_counter() - t0
-        return None, record
-    tail = sv[q - 1:].square().sum().sqrt()  # error floor of q − 1 terms (Eckart–Young)
-    if float(tail) > tol:
+    # nearly parallel, cancelling terms: not the answer; the gradient route diagnoses it. It needs
+    # a pair at |cos| >= DEGENERATE_COS, checked first in NumPy (the full test costs ~20 torch ops).
+    A = res.cp.components.detach().cpu().numpy()
+    n = np.linalg.norm(A, axis=1)
+    G = np.abs(A @ A.T) / (n[:, None] * n)
+    np.fill_diagonal(G, 0.0)
+    if G.size and G.max() >= DEGENERATE_COS:
+        # ‖T̂‖ stands in for ‖T‖ (they differ by at most tol·‖T‖ here): the check's threshold is
+        # coarse, and a dense target's norm would cost a pass over its d^l entries. (Weights
+        # divided by the largest first: no square overflows for targets near 1e300.)
+        W, top = res.cp.components, float(res.cp.weights.abs().max())
+        a = res.cp.weights / top
+        norm = top * math.sqrt(max(float(cp_inner(a, W, a, W, l)), 0.0))
+        diag = degeneracy(res.cp.weights, W, l, norm)
+        if diag is not None:
+            record["skipped"] = (f"CP degeneracy (|cos| = {diag['max_cos']:.4f}, weights up to "
+                                 f"{diag['max_weight']:.1f}x ||T||)")
+            record["seconds"] = time.perf_counter() - t0
+            return None, record
+    svs = res.info["spm"]["singular_values"]
+    tail = math.sqrt(sum(x * x for x in svs[q - 1:]))  # error floor of q − 1 terms (Eckart–Young)
+    if tail > tol:
         res.info["rank_reduction"] = {"tried": [], "stop": (
             f"rank {q} is minimal: the flattening's singular values exclude {q - 1} terms")}
     else:
