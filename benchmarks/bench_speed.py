@@ -260,11 +260,22 @@ def _one(spec: str, args) -> None:
     small, small_truth = make_target(Case(case.kind, case.order, 12, case.rank, "random", 1), 99)
     run_method(name, small, small_truth, 0, args)
     target, truth = make_target(case, 0)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _peak_mib()
     rec = run_method(name, target, truth, 0, args)
-    rec["peak_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rec["base_MiB"] = base / 1024
+    rec["peak_MiB"], rec["base_MiB"] = _peak_mib(), base
     print(json.dumps(rec))
+
+
+def _peak_mib() -> float:
+    """This process's peak resident memory: ``VmHWM`` of ``/proc/self/status`` (Linux), which,
+    unlike ``ru_maxrss``, does not start from the parent's resident size at the fork."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv=None) -> None:
@@ -283,6 +294,8 @@ def main(argv=None) -> None:
                     help="the power method runs only where d^l is at most this")
     ap.add_argument("--paper", action="store_true", help="also time engine='paper'")
     ap.add_argument("--no-implicit", action="store_true")
+    ap.add_argument("--implicit-only", action="store_true",
+                    help="only the implicit cells (CSV bench_speed_implicit.csv)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--from-csv", default=None, metavar="CSV",
                     help="print the per-cell table and the verdict of a saved run, run nothing")
@@ -311,7 +324,7 @@ def main(argv=None) -> None:
         run_method(name, warm, wt, 0, args)
 
     rows = []
-    for case in dense_grid(args.quick, seeds, args.memory_budget):
+    for case in [] if args.implicit_only else dense_grid(args.quick, seeds, args.memory_budget):
         head = {"kind": case.kind, "order": case.order, "dim": case.dim, "rank": case.rank,
                 "components": case.components}
         names, stops = methods_for(case, args)
@@ -348,7 +361,8 @@ def main(argv=None) -> None:
     load1 = os.getloadavg()
     print(f"# load average at end: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f}")
     info["load_average"] = f"{load0[0]:.2f}->{load1[0]:.2f}"
-    write_csv("bench_speed" + ("_quick" if args.quick else ""), rows, info)
+    write_csv("bench_speed" + ("_quick" if args.quick else "")
+              + ("_implicit" if args.implicit_only else ""), rows, info)
 
 
 def wide_table(rows: list[dict]) -> list[dict]:
