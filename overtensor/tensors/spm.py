@@ -203,7 +203,7 @@ def spm(
     dev = torch.device(device) if device is not None else tgt.device
     work, exponent = tgt.normalized()  # scale-free: T / 2^e, weights scaled back at the end
     work = work.float64()
-    full = work  # the uncompressed T / 2^e, for the final weights
+    full = work  # the uncompressed T / 2^e, for ‖T‖²
     Q = None
     if options.compress:
         # With rank=None the sketch starts small and doubles (the span's dimension is unknown);
