@@ -33,15 +33,24 @@ def test_deflation_scenario_and_its_target_keys_conflict(tmp_path, fixed, key):
         load_spec(path)
 
 
-@pytest.mark.parametrize("text, key", [
-    ("fixed: {method: power-method, lr: 0.1}", "fixed.lr"),
-    ("fixed: {method: power-method}\ngrid: {weight_decay: [0.0, 0.1]}", "grid.weight_decay[0]"),
-    ("fixed: {regime: lazy, polish_iter: 5}", "fixed.polish_iter"),
-    ("fixed: {alpha: 2.0}", "fixed.alpha"),
+_TOPICS = "method-of-moments-topics"
+
+
+@pytest.mark.parametrize("run, text, key, why", [
+    ("fit", "fixed: {method: power-method, lr: 0.1}", "fixed.lr", "does not use"),
+    ("fit", "fixed: {method: power-method}\ngrid: {weight_decay: [0.0, 0.1]}",
+     "grid.weight_decay[0]", "does not use"),
+    ("fit", "fixed: {regime: lazy, polish_iter: 5}", "fixed.polish_iter", "does not use"),
+    ("fit", "fixed: {alpha: 2.0}", "fixed.alpha", "does not use"),
+    # alpha0 was recorded and ignored by single-topic, sklearn-lda and the unigram baseline.
+    (_TOPICS, "fixed: {method: single-topic, alpha0: 5.0}", "fixed.alpha0", "is used only with"),
+    (_TOPICS, "fixed: {method: unigram, topics: 5}", "fixed.topics", "is used only with"),
+    (_TOPICS, "fixed: {alpha0: 0.5, topics: 4}\ngrid: {method: [unigram, sklearn-lda]}",
+     "fixed.alpha0", "is used only with"),
 ])
-def test_fit_options_the_method_would_ignore_are_refused_before_any_run(tmp_path, text, key):
-    path = write(tmp_path, f"name: f\nrun: fit\n{text}\n")
-    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*does not use"):
+def test_options_the_run_would_ignore_are_refused_before_any_run(tmp_path, run, text, key, why):
+    path = write(tmp_path, f"name: f\nrun: {run}\n{text}\n")
+    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + f".*{why}"):
         load_spec(path)
 
 
@@ -168,18 +177,6 @@ def test_the_cli_refuses_a_grid_conflict_with_exit_2_and_one_line(tmp_path, caps
     assert main(["experiment", "run", str(path), "--inprocess", "--store", str(store)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "grid.rank[1]" in err[0] and not store.exists()
-
-
-@pytest.mark.parametrize("text, key", [
-    ("fixed: {method: single-topic, alpha0: 5.0}", "fixed.alpha0"),
-    ("fixed: {method: unigram, topics: 5}", "fixed.topics"),
-    ("fixed: {alpha0: 0.5, topics: 4}\ngrid: {method: [unigram, sklearn-lda]}", "fixed.alpha0"),
-])
-def test_topic_options_no_run_uses_are_refused(tmp_path, text, key):
-    # alpha0 was recorded and ignored by single-topic, sklearn-lda and the unigram baseline.
-    path = write(tmp_path, f"name: t\nrun: method-of-moments-topics\n{text}\n")
-    with pytest.raises(SpecError, match=re.escape(f"key '{key}'") + ".*is used only with"):
-        load_spec(path)
 
 
 @pytest.mark.parametrize("text, key", [
