@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from overtensor._checks import check_int
-from overtensor.tensors.compression import Compression, _core, range_basis
+from overtensor.tensors.compression import compress
 from overtensor.tensors.config import GROUPS
 from overtensor.tensors.loss import cp_inner
 from overtensor.tensors.metrics import cp_relative_error
@@ -75,8 +75,8 @@ def fast_route(
        every fit (:func:`~overtensor.tensors.reduction.reduce_rank`) unless the flattening's
        spectrum proves ``q`` terms minimal. Its random draws come from a copy of the generator,
        so a refused attempt leaves the next steps' draws as they were.
-    2. Else **compress** (:func:`_span`): the span of the components, found through
-       ``contract``, when its dimension ``k ≤ max_ratio·d``;
+    2. Else **compress** (:func:`~overtensor.tensors.compression.compress`): the span of the
+       components, found through ``contract``, when its dimension ``k ≤ max_ratio·d``;
     3. and ``beyond-lazy`` with :class:`Shortcuts` on the small (compressed) target
        (:func:`overtensor.tensors.shortcuts.fit_small`), or the paper's schedule when it is not
        small; the CP is lifted back to ``R^d`` and its error measured against ``target``.
@@ -107,7 +107,7 @@ def fast_route(
         result.info["route"] = route
         return result
     start = time.perf_counter()
-    comp = _span(target, gen, max_ratio)
+    comp = compress(target, max_ratio=max_ratio, random_state=gen)
     seconds = time.perf_counter() - start
     work = target if comp is None else comp.core
     route.update(compressed_dim=None if comp is None else comp.dim, seconds_compress=seconds)
@@ -151,20 +151,6 @@ def fast_route(
     result.info["compression"] = {"dim": None if comp is None else comp.dim, "seconds": seconds}
     result.info["route"] = route
     return result
-
-
-def _span(target: Target, gen: torch.Generator, max_ratio: float) -> Compression | None:
-    """The target in an orthonormal basis of its components' span when that span has at most
-    ``max_ratio·d`` dimensions (:func:`~overtensor.tensors.compression.range_basis`; same draws
-    as :func:`~overtensor.tensors.compression.compress`); ``None`` otherwise. The sketch grows
-    only up to that cap, so a full-rank target costs at most ``cap + 1`` contractions."""
-    if not isinstance(target, CPTarget | MomentTarget | DenseTarget):
-        return None
-    Q64, sv = range_basis(target, random_state=gen, max_rank=int(max_ratio * target.dim))
-    if Q64 is None or Q64.shape[1] == 0:
-        return None
-    Q = Q64.to(dtype=target.dtype, device=target.device)
-    return Compression(Q, _core(target, Q), sv)
 
 
 def _try_spm(target: Target, width: int, gen: torch.Generator, tol: float,
