@@ -47,9 +47,6 @@ from overtensor.precision import rank_rtol
 from overtensor.tensors.cp import SymmetricCP
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
-#: Relative singular-value threshold of the float64 sketch that defines the numerical rank of a
-#: float64 target (a lower-precision one: :func:`overtensor.precision.rank_rtol` of its dtype).
-RANGE_RTOL = rank_rtol(torch.float64)
 #: First number of Gaussian columns of :func:`slice_range_basis`'s sketch (doubled as needed).
 SLICE_SKETCH = 8
 

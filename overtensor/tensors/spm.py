@@ -66,9 +66,6 @@ from overtensor.tensors.result import FitResult
 from overtensor.tensors.scaling import ldexp
 from overtensor.tensors.targets import CPTarget, DenseTarget, MomentTarget, Target, as_target
 
-#: Relative threshold below which a singular value of the flattening of a float64 target counts
-#: as zero (a lower-precision target: :func:`overtensor.precision.rank_rtol` of its dtype).
-FLATTENING_RTOL = rank_rtol(torch.float64)
 #: First sketch size of the compression when the rank is not given (doubled until the sketch is
 #: rank-deficient): a rank-``r`` span costs between ``r + 1`` and ``2r + 2`` contractions.
 SKETCH_START = 8
@@ -283,10 +280,11 @@ def _kron_rows(X: torch.Tensor, p: int) -> torch.Tensor:
     return out
 
 
-def _flattening_svd(work: Target, rank: int | None, rtol: float = FLATTENING_RTOL):
+def _flattening_svd(work: Target, rank: int | None, rtol: float):
     """Top ``rank`` singular triplets of the ``k^n × k^{n'}`` flattening: ``V, S (rank×rank
     diagonal), U`` and all singular values; ``ValueError`` when the flattening's numerical rank
-    is below ``rank`` (``None``: that numerical rank)."""
+    is below ``rank`` (``None``: that numerical rank); zero: singular values below ``rtol``
+    times the largest."""
     l, k = work.order, work.dim
     high, low = (l + 1) // 2, l // 2
     factors = weights = None
