@@ -186,7 +186,8 @@ def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
     of :func:`~overtensor.tensors.gradient.finish_fit`, given in short form (``ranks_tried``,
     ``rank_stop``, ``merges_refused``, ``degeneracy_max_cos``, ``degeneracy_max_weight``,
     ``warnings``, ``route``: the engine of ``info["route"]``, ``compression``: the compressed
-    dimension or None, ``shortcuts``: the step of the early switch to the polish or None,
+    dimension or None, ``shortcuts``: ``"switched at step N"`` (the early switch to the polish),
+    ``"no switch (K attempts)"``, or None when the shortcuts did not run,
     ``switch``: how many merge thresholds the switch tried); the full records stay in ``info``."""
     out = {k: v for k, v in info.items() if k not in _STRUCTURED}
     degenerate = info.get("degeneracy")
@@ -206,7 +207,10 @@ def summarize_info(info: dict[str, Any]) -> dict[str, Any]:
     if "compression" in info:
         out["compression"] = info["compression"]["dim"]
     if "shortcuts" in info:
-        out["shortcuts"] = (info["shortcuts"] or {}).get("switched_at")
+        rec = info["shortcuts"]
+        out["shortcuts"] = (None if rec is None else f"switched at step {rec['switched_at']}"
+                            if rec["switched_at"] is not None
+                            else f"no switch ({rec['attempts']} attempts)")
     if "switch" in info:
         out["switch"] = len(info["switch"])
     return out
